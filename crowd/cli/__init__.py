@@ -18,9 +18,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from crowd.cli import aggregate
+    from crowd.cli import admin, aggregate, serve
 
-    for module in (aggregate,):
+    for module in (serve, admin, aggregate):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,38 @@
+"""The HTTP API: ``create_app`` and one blueprint per resource under ``/api/v1``."""
+
+from __future__ import annotations
+
+from flask import Flask
+from redis import Redis
+
+from crowd.config import Settings
+from crowd.store.db import Database
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Application factory (gunicorn: ``crowd.api:create_app()``).
+
+    Reads :class:`~crowd.config.Settings` from the environment unless given. Both URLs must be
+    set by then: ``crowd serve`` starts embedded servers and sets them when they are not.
+    """
+    settings = settings or Settings.from_env()
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError(
+            "CROWD_DATABASE_URL and CROWD_REDIS_URL must be set; `crowd serve` sets them "
+            "(starting embedded servers) when they are not"
+        )
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["crowd.settings"] = settings
+    app.extensions["crowd.db"] = Database(settings.database_url, max_connections=settings.pool_size)
+    app.extensions["crowd.redis"] = Redis.from_url(
+        settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+    )
+
+    from crowd.api import assignments, errors, health, projects, results, tasks, workers
+
+    errors.init_app(app)
+    for module in (health, projects, tasks, assignments, results, workers):
+        app.register_blueprint(module.bp)
+    return app

@@ -1,0 +1,357 @@
+"""The OpenAPI 3.1 document for ``GET /openapi.json``.
+
+Request schemas come from the pydantic models that validate them, so the two cannot drift;
+``tests/api/test_openapi.py`` checks that every route is documented and vice versa.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pydantic import BaseModel
+
+from crowd import __version__
+from crowd.api.schemas import AnswerIn, ProjectIn, TasksIn, WorkerIn
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description}
+    if schema is not None:
+        out.update(_json(schema))
+    return out
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed request (not JSON, bad cursor or limit)",
+        401: "Missing or unknown token",
+        403: "Token of the wrong role, or not the holder",
+        404: "No such resource among the caller's",
+        409: "Conflicts with the current state",
+        413: "Body too large",
+        422: "Well-formed but invalid values",
+        503: "A backing service is unavailable; retry after Retry-After seconds",
+    }
+    return {str(c): _ok(text[c], _ref("Error")) for c in codes}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, **_json(_ref(model.__name__))}
+
+
+_PAGE = [
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "next_cursor of the previous page; omit for the first page",
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+]
+
+
+def _id(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+
+
+def _page_of(key: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [key, "next_cursor"],
+        "properties": {
+            key: {"type": "array", "items": item},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    "Project": {
+        "type": "object",
+        "required": ["id", "name", "labels", "overlap", "lease_seconds", "owner_id", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "overlap": {"type": "integer"},
+            "lease_seconds": {"type": "integer"},
+            "owner_id": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "counts": {
+                "type": "object",
+                "properties": {
+                    k: {"type": "integer"}
+                    for k in ("tasks", "answers", "tasks_complete", "reservations")
+                },
+            },
+        },
+    },
+    "Assignment": {
+        "type": "object",
+        "required": ["assignment_id", "task", "expires_at"],
+        "properties": {
+            "assignment_id": {"type": "integer"},
+            "task": {
+                "type": "object",
+                "required": ["id", "external_id", "data"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "external_id": {"type": "string"},
+                    "data": {"type": "object"},
+                },
+            },
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "AnswerAck": {
+        "type": "object",
+        "required": ["assignment_id", "status"],
+        "properties": {
+            "assignment_id": {"type": "integer"},
+            "label": {"type": "string"},
+            "status": {"type": "string", "enum": ["created", "repeated", "skipped"]},
+        },
+    },
+    "Result": {
+        "type": "object",
+        "required": ["task_id", "external_id", "label", "confidence", "answers", "status"],
+        "properties": {
+            "task_id": {"type": "integer"},
+            "external_id": {"type": "string"},
+            "label": {"type": ["string", "null"]},
+            "confidence": {"type": ["number", "null"]},
+            "answers": {"type": "integer"},
+            "status": {"type": "string", "enum": ["pending", "complete"]},
+        },
+    },
+    "Answer": {
+        "type": "object",
+        "required": ["id", "task_id", "external_id", "worker_id", "label", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "task_id": {"type": "integer"},
+            "external_id": {"type": "string"},
+            "worker_id": {"type": "integer"},
+            "label": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Worker": {
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "token": {"type": "string"},
+        },
+    },
+}
+
+
+def _paths() -> dict[str, Any]:
+    requester: list[dict[str, list[str]]] = [{"bearer": []}]
+    pid = _id("project_id")
+    aid = _id("assignment_id")
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness of the API, PostgreSQL and Redis",
+                "security": [],
+                "responses": {"200": _ok("All up"), "503": _ok("A dependency is down")},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": _ok("OpenAPI 3.1 document")},
+            }
+        },
+        "/api/v1/workers": {
+            "post": {
+                "summary": "Create a worker identity and its token (requester)",
+                "security": requester,
+                "requestBody": _body(WorkerIn),
+                "responses": {
+                    "201": _ok("Created; the token is shown only now", _ref("Worker")),
+                    **_errors(400, 401, 403, 413, 422, 503),
+                },
+            },
+            "get": {
+                "summary": "List the caller's workers",
+                "security": requester,
+                "parameters": _PAGE,
+                "responses": {
+                    "200": _ok("A page of workers", _page_of("workers", _ref("Worker"))),
+                    **_errors(400, 401, 403, 503),
+                },
+            },
+        },
+        "/api/v1/projects": {
+            "post": {
+                "summary": "Create a project",
+                "security": requester,
+                "requestBody": _body(ProjectIn),
+                "responses": {
+                    "201": _ok("Created", _ref("Project")),
+                    **_errors(400, 401, 403, 413, 422, 503),
+                },
+            },
+            "get": {
+                "summary": "List the caller's projects (all, for an admin)",
+                "security": requester,
+                "parameters": _PAGE,
+                "responses": {
+                    "200": _ok("A page of projects", _page_of("projects", _ref("Project"))),
+                    **_errors(400, 401, 403, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}": {
+            "get": {
+                "summary": "A project with its progress counts",
+                "security": requester,
+                "parameters": [pid],
+                "responses": {
+                    "200": _ok("The project", _ref("Project")),
+                    **_errors(401, 403, 404, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/tasks": {
+            "post": {
+                "summary": "Post a batch of up to 10,000 tasks; idempotent on external_id",
+                "security": requester,
+                "parameters": [pid],
+                "requestBody": _body(TasksIn),
+                "responses": {
+                    "201": _ok(
+                        "Counts of created and already existing tasks",
+                        {
+                            "type": "object",
+                            "required": ["created", "existing"],
+                            "properties": {
+                                "created": {"type": "integer"},
+                                "existing": {"type": "integer"},
+                            },
+                        },
+                    ),
+                    **_errors(400, 401, 403, 404, 413, 422, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/assignments": {
+            "post": {
+                "summary": "Reserve the next task for the calling worker",
+                "security": requester,
+                "parameters": [pid],
+                "responses": {
+                    "201": _ok("Reserved until expires_at", _ref("Assignment")),
+                    "204": _ok("No task is available for this worker now"),
+                    **_errors(401, 403, 404, 503),
+                },
+            },
+        },
+        "/api/v1/assignments/{assignment_id}/answer": {
+            "post": {
+                "summary": "Answer a reserved task (worker holding it)",
+                "security": requester,
+                "parameters": [aid],
+                "requestBody": _body(AnswerIn),
+                "responses": {
+                    "201": _ok("Stored", _ref("AnswerAck")),
+                    "200": _ok("The same answer was already stored (a retry)", _ref("AnswerAck")),
+                    **_errors(400, 401, 403, 404, 409, 413, 422, 503),
+                },
+            },
+        },
+        "/api/v1/assignments/{assignment_id}/skip": {
+            "post": {
+                "summary": "Give a reserved task back to others",
+                "security": requester,
+                "parameters": [aid],
+                "responses": {
+                    "200": _ok("Skipped", _ref("AnswerAck")),
+                    **_errors(401, 403, 404, 409, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/results": {
+            "get": {
+                "summary": "Aggregated label per task, by task id",
+                "security": requester,
+                "parameters": [pid, *_PAGE],
+                "responses": {
+                    "200": _ok("A page of results", _page_of("results", _ref("Result"))),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/answers": {
+            "get": {
+                "summary": "Raw answers in the order they were stored",
+                "security": requester,
+                "parameters": [pid, *_PAGE],
+                "responses": {
+                    "200": _ok("A page of answers", _page_of("answers", _ref("Answer"))),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            },
+        },
+    }
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    schemas = dict(_SCHEMAS)
+    for model in (ProjectIn, TasksIn, AnswerIn, WorkerIn):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[model.__name__] = schema
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "crowd",
+            "version": __version__,
+            "description": "Crowdsourcing with redundant assignment and label aggregation.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

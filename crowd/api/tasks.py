@@ -1,0 +1,48 @@
+"""Posting task batches."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from crowd.api import auth, body, deps
+from crowd.api.projects import MANAGERS
+from crowd.api.schemas import TasksIn
+from crowd.errors import Invalid
+from crowd.store import tasks
+from crowd.store.tasks import NewTask
+
+bp = Blueprint("tasks", __name__, url_prefix="/api/v1/projects")
+
+
+@bp.post("/<int:project_id>/tasks")
+@auth.require(*MANAGERS)
+def post_batch(project_id: int) -> ResponseReturnValue:
+    project = auth.project_for_requester(project_id)
+    spec = body.json_body(TasksIn)
+    limit = deps.settings().max_batch_tasks
+    if len(spec.tasks) > limit:
+        raise Invalid(
+            f"tasks: at most {limit} tasks per request, got {len(spec.tasks)}; split the batch"
+        )
+    seen: set[str] = set()
+    batch = []
+    for i, task in enumerate(spec.tasks):
+        if task.external_id in seen:
+            raise Invalid(
+                f"tasks.{i}.external_id: {task.external_id!r} appears twice in this batch; "
+                "send each task once"
+            )
+        seen.add(task.external_id)
+        gold = None
+        if task.gold is not None:
+            gold = project.label_index(task.gold)
+            if gold is None:
+                raise Invalid(
+                    f"tasks.{i}.gold: {task.gold!r} is not one of the project's labels "
+                    f"{project.labels[:20]}"
+                )
+        batch.append(NewTask(task.external_id, task.data, gold))
+    with deps.db().transaction() as cur:
+        created = tasks.insert_batch(cur, project.id, project.overlap, batch)
+    return jsonify({"created": created, "existing": len(batch) - created}), 201

@@ -1,0 +1,52 @@
+"""Settings, read once from the environment.
+
+Every setting has an environment variable; `crowd serve --help` and the README's configuration
+table list the same names. Unset URLs mean "start embedded servers under CROWD_DATA_DIR".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"crowd: error: {name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration of the API, the workers and the CLI."""
+
+    database_url: str | None
+    redis_url: str | None
+    data_dir: Path
+    pool_size: int
+    max_body_bytes: int
+    max_batch_tasks: int
+    page_limit_default: int
+    page_limit_max: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("CROWD_DATABASE_URL") or None,
+            redis_url=os.environ.get("CROWD_REDIS_URL") or None,
+            data_dir=Path(os.environ.get("CROWD_DATA_DIR") or ".crowd"),
+            pool_size=_int("CROWD_DB_POOL_SIZE", 8),
+            max_body_bytes=_int("CROWD_MAX_BODY_BYTES", 32 * 1024 * 1024),
+            max_batch_tasks=_int("CROWD_MAX_BATCH_TASKS", 10_000),
+            page_limit_default=100,
+            page_limit_max=1000,
+        )
+
+
+# RQ queues the workers listen on, in priority order.
+QUEUES = ("crowd",)

@@ -1,0 +1,1 @@
+"""The store: all SQL and transactions. Functions take a cursor; callers own the transaction."""

@@ -1,0 +1,188 @@
+"""Reservations and answers: the concurrency core.
+
+Invariants, enforced here and by the schema:
+
+* ``tasks.taken`` counts a task's answers plus its live reservations and never exceeds
+  ``tasks.target``, so no task gets more than ``target`` distinct workers.
+* ``UNIQUE (task_id, worker_id)``: a worker sees a task at most once (answered, skipped, held
+  or expired), so no worker answers a task twice.
+* An answer is a state change of its assignment row, inside one transaction with the task's
+  counter: an acknowledged answer is stored exactly once, and a retry finds it already there.
+
+Fetching locks one candidate task row with ``FOR UPDATE SKIP LOCKED``: concurrent workers
+take different tasks instead of queueing behind one row lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from crowd.store.db import Cursor
+
+
+@dataclass(frozen=True)
+class Reservation:
+    assignment_id: int
+    task_id: int
+    external_id: str
+    data: dict[str, Any]
+    expires_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "assignment_id": self.assignment_id,
+            "task": {"id": self.task_id, "external_id": self.external_id, "data": self.data},
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+
+def release_expired(cur: Cursor, project_id: int) -> int:
+    """Mark the project's expired reservations ``expired`` and give their slots back.
+
+    Rows another transaction holds are skipped (it is answering or releasing them itself),
+    so concurrent sweeps never wait on each other.
+    """
+    cur.execute(
+        """
+        WITH stale AS (
+            SELECT id FROM assignments
+            WHERE project_id = %s AND status = 'reserved' AND expires_at < now()
+            FOR UPDATE SKIP LOCKED
+        ), gone AS (
+            UPDATE assignments a SET status = 'expired' FROM stale
+            WHERE a.id = stale.id RETURNING a.task_id
+        ), per_task AS (
+            SELECT task_id, count(*) AS n FROM gone GROUP BY task_id
+        )
+        UPDATE tasks t SET taken = t.taken - per_task.n FROM per_task WHERE t.id = per_task.task_id
+        """,
+        (project_id,),
+    )
+    return int(cur.rowcount)
+
+
+def reserve(cur: Cursor, project_id: int, worker_id: int, lease_seconds: int) -> Reservation | None:
+    """Reserve the next task for ``worker_id``, or return None when none is available.
+
+    Order: tasks that already have answers first (so results finish rather than scatter), then
+    creation order. Tasks the worker has seen in any way are excluded.
+    """
+    cur.execute(
+        """
+        WITH pick AS (
+            SELECT t.id FROM tasks t
+            WHERE t.project_id = %(project)s AND t.taken < t.target
+              AND NOT EXISTS (
+                  SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = %(worker)s)
+            ORDER BY t.answers DESC, t.id
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        ), bump AS (
+            UPDATE tasks t SET taken = t.taken + 1 FROM pick WHERE t.id = pick.id
+            RETURNING t.id, t.external_id, t.data
+        ), ins AS (
+            INSERT INTO assignments (project_id, task_id, worker_id, status, expires_at)
+            SELECT %(project)s, bump.id, %(worker)s, 'reserved',
+                   now() + make_interval(secs => %(lease)s)
+            FROM bump
+            RETURNING id, task_id, expires_at
+        )
+        SELECT ins.id, bump.id, bump.external_id, bump.data, ins.expires_at
+        FROM ins JOIN bump ON bump.id = ins.task_id
+        """,
+        {"project": project_id, "worker": worker_id, "lease": lease_seconds},
+    )
+    row = cur.fetchone()
+    return Reservation(*row) if row else None
+
+
+class Outcome(StrEnum):
+    """What happened to an answer or skip request; the API maps each to a status code."""
+
+    CREATED = "created"  # the answer is stored now
+    REPEATED = "repeated"  # the same answer was already stored: a retry, not a second answer
+    SKIPPED = "skipped"
+    NOT_FOUND = "not_found"
+    NOT_YOURS = "not_yours"
+    DIFFERENT_ANSWER = "different_answer"
+    ALREADY_SKIPPED = "already_skipped"
+    ALREADY_ANSWERED = "already_answered"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Held:
+    """An assignment row locked for update, with what the caller needs to decide."""
+
+    id: int
+    project_id: int
+    task_id: int
+    worker_id: int
+    status: str
+    label: int | None
+    expires_at: datetime
+    expired: bool
+
+
+def lock(cur: Cursor, assignment_id: int) -> Held | None:
+    cur.execute(
+        "SELECT id, project_id, task_id, worker_id, status, label, expires_at,"
+        " expires_at <= now() FROM assignments WHERE id = %s FOR UPDATE",
+        (assignment_id,),
+    )
+    row = cur.fetchone()
+    return Held(*row) if row else None
+
+
+def _expire(cur: Cursor, held: Held) -> None:
+    cur.execute("UPDATE assignments SET status = 'expired' WHERE id = %s", (held.id,))
+    cur.execute("UPDATE tasks SET taken = taken - 1 WHERE id = %s", (held.task_id,))
+
+
+def _check_open(cur: Cursor, held: Held | None, worker_id: int) -> Outcome | None:
+    if held is None:
+        return Outcome.NOT_FOUND
+    if held.worker_id != worker_id:
+        return Outcome.NOT_YOURS
+    if held.status == "skipped":
+        return Outcome.ALREADY_SKIPPED
+    if held.status == "expired":
+        return Outcome.EXPIRED
+    if held.status == "reserved" and held.expired:
+        _expire(cur, held)  # committed with the 409, so the slot goes back at once
+        return Outcome.EXPIRED
+    return None
+
+
+def answer(cur: Cursor, held: Held | None, worker_id: int, label: int) -> Outcome:
+    """Store ``label`` as the answer of a locked assignment (see :func:`lock`)."""
+    early = _check_open(cur, held, worker_id)
+    if early is not None:
+        return early
+    assert held is not None
+    if held.status == "answered":
+        return Outcome.REPEATED if held.label == label else Outcome.DIFFERENT_ANSWER
+    cur.execute(
+        "UPDATE assignments SET status = 'answered', label = %s, answered_at = now() WHERE id = %s",
+        (label, held.id),
+    )
+    cur.execute("UPDATE tasks SET answers = answers + 1 WHERE id = %s", (held.task_id,))
+    return Outcome.CREATED
+
+
+def skip(cur: Cursor, held: Held | None, worker_id: int) -> Outcome:
+    """Give a locked reservation back so that other workers get the task."""
+    if held is not None and held.worker_id == worker_id and held.status == "skipped":
+        return Outcome.SKIPPED  # a retried skip
+    early = _check_open(cur, held, worker_id)
+    if early is not None:
+        return early
+    assert held is not None
+    if held.status == "answered":
+        return Outcome.ALREADY_ANSWERED
+    cur.execute("UPDATE assignments SET status = 'skipped' WHERE id = %s", (held.id,))
+    cur.execute("UPDATE tasks SET taken = taken - 1 WHERE id = %s", (held.task_id,))
+    return Outcome.SKIPPED

@@ -1,0 +1,93 @@
+"""Connections and transactions.
+
+One :class:`Database` per process holds a thread-safe psycopg2 pool. Store functions take a
+cursor and never commit: the caller decides the transaction with :meth:`Database.transaction`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.pool
+
+from crowd.errors import Unavailable
+
+Cursor = psycopg2.extensions.cursor
+
+# Errors that mean "the server is unreachable right now", as opposed to a bug in our SQL.
+_CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+class Database:
+    """A lazily opened, fork-safe connection pool for one PostgreSQL URL."""
+
+    def __init__(self, url: str, *, max_connections: int = 8) -> None:
+        self.url = url
+        self.max_connections = max_connections
+        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
+        # gunicorn forks after create_app(): a pool inherited from the parent must not be shared.
+        if self._pool is None or self._pid != os.getpid():
+            with self._lock:
+                if self._pool is None or self._pid != os.getpid():
+                    self._pool = psycopg2.pool.ThreadedConnectionPool(
+                        0, self.max_connections, self.url
+                    )
+                    self._pid = os.getpid()
+        return self._pool
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """Yield a cursor inside one transaction: commit on success, roll back on any error.
+
+        A lost connection raises :class:`~crowd.errors.Unavailable` (HTTP 503) and the broken
+        connection is dropped from the pool, so the next request reconnects by itself.
+        """
+        try:
+            pool = self._get_pool()
+            conn = pool.getconn()
+        except (*_CONNECTION_ERRORS, psycopg2.pool.PoolError) as exc:
+            raise Unavailable(f"database unavailable: {_first_line(exc)}") from exc
+        broken = False
+        try:
+            with conn.cursor() as cur:
+                yield cur
+            conn.commit()
+        except _CONNECTION_ERRORS as exc:
+            broken = True
+            raise Unavailable(f"database unavailable: {_first_line(exc)}") from exc
+        except BaseException:
+            try:
+                conn.rollback()
+            except _CONNECTION_ERRORS:
+                broken = True
+            raise
+        finally:
+            pool.putconn(conn, close=broken or bool(conn.closed))
+
+    def close(self) -> None:
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.closeall()
+        self._pool = None
+
+
+def one(cur: Cursor) -> tuple[Any, ...]:
+    """The single row a statement must return (INSERT ... RETURNING, aggregate SELECT)."""
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("statement returned no row")
+    return tuple(row)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

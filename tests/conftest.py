@@ -1,0 +1,171 @@
+"""Shared fixtures: real PostgreSQL and Redis, never mocks.
+
+Servers come from CROWD_TEST_DATABASE_URL / CROWD_TEST_REDIS_URL when set (CI sets them to the
+machine's servers, and a missing server then fails the run); otherwise embedded ones are
+started for the session. Each session gets its own freshly migrated database, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from psycopg2.extensions import make_dsn, parse_dsn
+from redis import Redis
+from werkzeug.serving import make_server
+
+from crowd.api import create_app
+from crowd.config import Settings
+from crowd.embedded import EmbeddedServers
+from crowd.store import accounts, migrate
+from crowd.store.accounts import Role
+from crowd.store.db import Database
+
+TABLES = "assignments, tasks, projects, accounts"
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """``(server_dsn, redis_url)`` of running servers."""
+    dsn = os.environ.get("CROWD_TEST_DATABASE_URL")
+    redis_url = os.environ.get("CROWD_TEST_REDIS_URL")
+    embedded = None
+    if not dsn or not redis_url:
+        embedded = EmbeddedServers(Path(tmp_path_factory.mktemp("embedded")))
+        started = embedded.start(postgres=not dsn, redis=not redis_url)
+        dsn = dsn or started[0]
+        redis_url = redis_url or started[1]
+    assert dsn and redis_url
+    yield dsn, redis_url
+    if embedded is not None:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(servers: tuple[str, str]) -> Iterator[str]:
+    """A new, migrated database for this test session."""
+    server_dsn = servers[0]
+    name = f"crowd_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(server_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = make_dsn(**{**parse_dsn(server_dsn), "dbname": name})
+    migrate.upgrade(Database(url))
+    yield url
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, servers: tuple[str, str]) -> Settings:
+    return replace(
+        Settings.from_env(), database_url=database_url, redis_url=servers[1], pool_size=40
+    )
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings) -> Iterator[Database]:
+    assert settings.database_url
+    db = Database(settings.database_url, max_connections=4)
+    yield db
+    db.close()
+
+
+@pytest.fixture()
+def clean(database: Database, settings: Settings) -> None:
+    """Empty every table and the Redis database, so each test starts from nothing."""
+    with database.transaction() as cur:
+        cur.execute(f"TRUNCATE {TABLES} CASCADE")
+    assert settings.redis_url
+    Redis.from_url(settings.redis_url).flushdb()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture()
+def client(app: Flask, clean: None) -> FlaskClient:
+    return app.test_client()
+
+
+def _token(database: Database, role: Role, name: str) -> str:
+    with database.transaction() as cur:
+        return accounts.create(cur, role, name)[1]
+
+
+@pytest.fixture()
+def requester(database: Database, clean: None) -> str:
+    """A requester's bearer token."""
+    return _token(database, Role.REQUESTER, "req")
+
+
+@pytest.fixture()
+def other_requester(database: Database, clean: None) -> str:
+    return _token(database, Role.REQUESTER, "other")
+
+
+@pytest.fixture()
+def admin(database: Database, clean: None) -> str:
+    return _token(database, Role.ADMIN, "root")
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture()
+def make_worker(client: FlaskClient) -> Callable[[str], str]:
+    """Create a worker through the API on behalf of a requester; return the worker's token."""
+
+    def make(requester_token: str, name: str = "w") -> str:
+        response = client.post(
+            "/api/v1/workers", json={"name": name}, headers=auth(requester_token)
+        )
+        assert response.status_code == 201, response.json
+        token: str = response.json["token"]  # type: ignore[index]
+        return token
+
+    return make
+
+
+@pytest.fixture()
+def make_project(client: FlaskClient) -> Callable[..., dict[str, Any]]:
+    def make(token: str, **fields: Any) -> dict[str, Any]:
+        spec = {"name": "p", "labels": ["a", "b", "c"], "overlap": 3, **fields}
+        response = client.post("/api/v1/projects", json=spec, headers=auth(token))
+        assert response.status_code == 201, response.json
+        project: dict[str, Any] = response.json  # type: ignore[assignment]
+        return project
+
+    return make
+
+
+@pytest.fixture()
+def live_url(app: Flask, clean: None) -> Iterator[str]:
+    """The app served over real HTTP by a threaded server, for concurrency tests."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture()
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session

@@ -1,0 +1,1 @@
+"""Background worker bootstrap (RQ)."""
