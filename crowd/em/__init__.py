@@ -1,0 +1,38 @@
+"""Label aggregation: pure numpy/scipy estimators, no I/O.
+
+Every estimator has ``fit(tasks, workers, labels, *, n_tasks=None, n_workers=None,
+n_classes=None, gold=None, init=None) -> self`` on integer index arrays (see :func:`encode`),
+plus ``fit_predict`` and ``fit_predict_proba``. ``METHODS`` maps the CLI/API method names to
+the classes; add a method by importing its class here and adding one entry.
+"""
+
+from __future__ import annotations
+
+from crowd.em._base import Aggregator, ConvergenceWarning
+from crowd.em._em import DSParams
+from crowd.em.dawid_skene import DawidSkene
+from crowd.em.encode import Encoded, class_order, encode
+from crowd.em.majority_vote import MajorityVote
+from crowd.em.one_coin import OneCoinDawidSkene
+
+METHODS: dict[str, type[Aggregator]] = {
+    "mv": MajorityVote,
+    "ds": DawidSkene,
+    "onecoin": OneCoinDawidSkene,
+}
+
+DEFAULT_METHOD = "ds"
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "Aggregator",
+    "ConvergenceWarning",
+    "DSParams",
+    "DawidSkene",
+    "Encoded",
+    "MajorityVote",
+    "OneCoinDawidSkene",
+    "class_order",
+    "encode",
+]
