@@ -26,7 +26,7 @@ def test_posting_the_same_batch_twice_creates_nothing_twice(
     batch = [{"external_id": f"t{i}", "data": {"text": f"item {i}"}} for i in range(50)]
     assert _post(client, requester, pid, batch) == (201, {"created": 50, "existing": 0})
     assert _post(client, requester, pid, batch) == (201, {"created": 0, "existing": 50})
-    more = batch[40:] + [{"external_id": "new"}]
+    more = [*batch[40:], {"external_id": "new"}]
     assert _post(client, requester, pid, more) == (201, {"created": 1, "existing": 10})
     assert _task_count(client, requester, pid) == 51
 
