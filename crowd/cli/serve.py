@@ -76,6 +76,7 @@ def serve(host: str, port: int, web_workers: int | None, threads: int) -> None:
             "--threads", str(threads),
             "--worker-class", "gthread",
             "--graceful-timeout", "10",
+            "--no-control-socket",  # several instances (tests, benchmarks) may run side by side
             "--access-logfile", "-" if os.environ.get("CROWD_ACCESS_LOG") else "/dev/null",
             "crowd.api:create_app()",
         ]  # fmt: skip
