@@ -9,6 +9,7 @@ changes by less than ``tol``, and finish on an E-step so ``labels_`` agree with 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -79,10 +80,18 @@ class ConfusionEM(Aggregator):
     converged_: bool
     objective_history_: list[float]
 
-    def __init__(self, *, max_iter: int = 100, tol: float = 1e-5, smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        smoothing: float = 0.0,
+        callback: Callable[[int, float], None] | None = None,
+    ) -> None:
         self.max_iter = max_iter
         self.tol = tol
         self.smoothing = smoothing
+        self.callback = callback
 
     def _m_step(self, counts: FloatArray, matrix: AnswerMatrix) -> FloatArray:
         """Expected counts ``(n_workers, K, K)`` -> confusion ``(n_workers, K, K)``, rows sum to 1."""
@@ -178,6 +187,8 @@ class ConfusionEM(Aggregator):
             confusion, priors = m_step(posteriors)
             posteriors, objective = e_step(confusion, priors)
             history.append(objective)
+            if self.callback is not None:
+                self.callback(len(history), objective)
             change = objective - previous
             if abs(change) < self.tol:
                 converged = True

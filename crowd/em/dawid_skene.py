@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from crowd.em._base import FloatArray
@@ -56,14 +58,21 @@ class DawidSkene(ConfusionEM):
     Parameters:
         max_iter: maximum number of EM iterations (>= 1).
         tol: stop when the per-answer objective changes by less than this in one iteration.
+        callback: called as ``callback(iteration, objective)`` after every iteration (progress
+            reporting); ``None`` for none.
         smoothing: Dirichlet pseudo-count added to every confusion cell and every prior class;
             ``0`` is plain maximum likelihood. The default was chosen on the shared datasets.
     """
 
     def __init__(
-        self, *, max_iter: int = 100, tol: float = 1e-5, smoothing: float = DEFAULT_SMOOTHING
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        smoothing: float = DEFAULT_SMOOTHING,
+        callback: Callable[[int, float], None] | None = None,
     ) -> None:
-        super().__init__(max_iter=max_iter, tol=tol, smoothing=smoothing)
+        super().__init__(max_iter=max_iter, tol=tol, smoothing=smoothing, callback=callback)
 
     def _m_step(self, counts: FloatArray, matrix: AnswerMatrix) -> FloatArray:
         """Expected counts ``(n_workers, K, K)`` -> row-normalised confusion, same shape."""
