@@ -10,7 +10,12 @@ from crowd.em._base import FloatArray
 from crowd.em._em import EPS, ConfusionEM
 from crowd.em._incidence import AnswerMatrix
 
-#: Default Dirichlet pseudo-count; see :class:`DawidSkene` for how it was chosen.
+#: Default Dirichlet pseudo-count. Chosen on the twelve shared datasets (accuracy on gold, no
+#: gold in the fit, tol=1e-5): mean 0.8261 at 0, 0.8252 at 0.01, 0.8248 at 0.1, 0.8260 at 0.3,
+#: 0.8151 at 1, 0.8008 at 3 (music_genre, 10 classes, collapses from 0.77 to 0.47 as the
+#: pseudo-counts swamp its workers' ~70 answers). Thinned to 3 answers per task (5 seeds) the
+#: order is the same: 0.7636 at 0, 0.7598 at 0.1, 0.7334 at 1. So plain maximum likelihood,
+#: which is also what Crowd-Kit computes.
 DEFAULT_SMOOTHING = 0.0
 
 
@@ -61,7 +66,8 @@ class DawidSkene(ConfusionEM):
         callback: called as ``callback(iteration, objective)`` after every iteration (progress
             reporting); ``None`` for none.
         smoothing: Dirichlet pseudo-count added to every confusion cell and every prior class;
-            ``0`` is plain maximum likelihood. The default was chosen on the shared datasets.
+            ``0`` (the default, chosen on the shared datasets; see ``DEFAULT_SMOOTHING``) is
+            plain maximum likelihood.
     """
 
     def __init__(
