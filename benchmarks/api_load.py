@@ -1,0 +1,960 @@
+"""API load: closed-loop fetch -> answer workers against `crowd serve`, and the floor beside it.
+
+    python benchmarks/api_load.py [--tasks 100000 --concurrency 64 --seconds 30]
+                                  [--web-workers N --threads T --client-procs 2]
+                                  [--profile]
+
+What happens, in one run and against the machine's PostgreSQL and Redis:
+
+1. A fresh database ``crowd_bench_<hex>`` is created (and dropped at the end; ``--keep-db``
+   keeps it). ``crowd token create --role requester`` makes the requester token (it migrates
+   the database first), then ``crowd serve --workers N --threads T`` starts gunicorn.
+2. Over HTTP: one project (3 labels, overlap 3), ``--tasks`` tasks in batches of
+   ``--batch``, and ``--concurrency`` workers (POST /api/v1/workers, one token each).
+3. ``--concurrency`` simulated workers run closed loops (fetch, then answer at once) for
+   ``--warmup`` seconds unrecorded, then ``--seconds`` recorded. A cycle or request counts in
+   the window when it completes inside it.
+4. The floor: ``benchmarks/_floor_app.py`` (Flask + psycopg2, one INSERT and one UPDATE of a
+   random counter row in one transaction) under the same gunicorn command line, same worker
+   and thread counts and pool size, driven by the same client at the same concurrency.
+5. Invariants are checked in PostgreSQL and printed; a violation makes the exit status 1.
+
+The client is kept cheap so that it does not starve a 2-core server: ``--client-procs``
+processes (default 2), each an asyncio loop holding one keep-alive connection per simulated
+worker and speaking just enough HTTP/1.1 (prebuilt request bytes, Content-Length framing).
+Its CPU per request is measured and printed beside the server's (gunicorn process tree and
+the benchmark database's PostgreSQL backends, from /proc via psutil). ``--profile`` adds a
+py-spy profile of the gunicorn workers and a cProfile of one client process; profiled runs
+are slower, so their figures are for finding where time goes, not for RESULTS.md.
+
+Goals (issue 2): at 64 concurrent workers, crowd answers/s >= 0.6 x floor requests/s; and
+each crowd request type's p99 <= 3 x its median (no lock convoys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import cProfile
+import io
+import json
+import multiprocessing as mp
+import os
+import pstats
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import psycopg2
+import requests
+from psycopg2.extensions import make_dsn, parse_dsn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _floor_app
+
+HERE = Path(__file__).resolve().parent
+GOAL_THROUGHPUT_RATIO = 0.6
+GOAL_TAIL_RATIO = 3.0
+LABELS = ("cat", "dog", "bird")
+OVERLAP = 3
+
+
+# --------------------------------------------------------------------------------------------
+# The client: asyncio, one keep-alive connection per simulated worker, minimal HTTP/1.1.
+
+
+class HttpError(Exception):
+    pass
+
+
+class KeepAlive:
+    """One persistent HTTP/1.1 connection that POSTs prebuilt requests.
+
+    Only what gunicorn + Flask send back is understood: Content-Length framed bodies and 204s.
+    A keep-alive connection the server closed while idle is reopened and the request resent
+    (counted in ``reconnects``; the server had not read it, so nothing ran twice).
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host = host
+        self.port = port
+        self.head = (
+            f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.reconnects = 0
+
+    def request(self, path: str, body: bytes) -> bytes:
+        return (
+            b"POST " + path.encode() + b" HTTP/1.1\r\n" + self.head
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )  # fmt: skip
+
+    async def send(self, message: bytes) -> tuple[int, bytes]:
+        for attempt in range(2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None
+            try:
+                self.writer.write(message)
+                head = await self.reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                partial = isinstance(exc, asyncio.IncompleteReadError) and exc.partial
+                self.close()
+                if partial or attempt:
+                    raise HttpError(f"connection lost mid-response: {exc!r}") from None
+                self.reconnects += 1
+                continue
+            status = int(head[9:12])
+            lower = head.lower()
+            at = lower.find(b"\r\ncontent-length:")
+            if at >= 0:
+                end = lower.index(b"\r\n", at + 2)
+                body = await self.reader.readexactly(int(lower[at + 17 : end]))
+            elif status == 204 or status == 304:
+                body = b""
+            else:
+                raise HttpError(f"response without Content-Length: {head[:200]!r}")
+            if b"\r\nconnection: close" in lower:
+                self.close()
+            return status, body
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one client process does; picklable."""
+
+    mode: str  # "crowd": fetch then answer; "floor": POST /answer
+    host: str
+    port: int
+    project_id: int
+    tokens: tuple[str, ...]
+    start: float  # time.monotonic() values, shared by every process on this machine
+    measure_start: float
+    measure_end: float
+    profile: bool = False
+
+
+@dataclass
+class Samples:
+    """What one client process saw. Latencies in seconds, for events completing in the window."""
+
+    cycle: list[float] = field(default_factory=list)
+    fetch: list[float] = field(default_factory=list)
+    answer: list[float] = field(default_factory=list)
+    created_total: int = 0  # answers acknowledged 201, whole run (warm-up included)
+    repeated_total: int = 0  # answers acknowledged 200 "repeated" (a resent request)
+    empty_fetches: int = 0  # 204: no task available
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    reconnects: int = 0
+    profile: str = ""
+
+    def merge(self, other: Samples) -> None:
+        self.cycle += other.cycle
+        self.fetch += other.fetch
+        self.answer += other.answer
+        self.created_total += other.created_total
+        self.repeated_total += other.repeated_total
+        self.empty_fetches += other.empty_fetches
+        self.errors.update(other.errors)
+        self.reconnects += other.reconnects
+        self.profile = self.profile or other.profile
+
+
+async def _crowd_worker(plan: Plan, token: str, out: Samples) -> None:
+    http = KeepAlive(plan.host, plan.port, token)
+    fetch = http.request(f"/api/v1/projects/{plan.project_id}/assignments", b"")
+    bodies = [json.dumps({"label": label}).encode() for label in LABELS]
+    rng = random.Random(token)
+    clock = time.monotonic
+    lo, hi = plan.measure_start, plan.measure_end
+    try:
+        while clock() < hi:
+            t0 = clock()
+            status, body = await http.send(fetch)
+            t1 = clock()
+            if status == 204:
+                out.empty_fetches += 1
+                await asyncio.sleep(0.05)
+                continue
+            if status != 201:
+                out.errors[f"fetch {status}"] += 1
+                continue
+            assignment_id = json.loads(body)["assignment_id"]
+            answer = http.request(f"/api/v1/assignments/{assignment_id}/answer", rng.choice(bodies))
+            status, body = await http.send(answer)
+            t2 = clock()
+            if status == 201:
+                out.created_total += 1
+            elif status == 200 and b'"repeated"' in body:
+                out.repeated_total += 1
+            else:
+                out.errors[f"answer {status}"] += 1
+                continue
+            if lo <= t1 < hi:
+                out.fetch.append(t1 - t0)
+            if lo <= t2 < hi:
+                out.answer.append(t2 - t1)
+                out.cycle.append(t2 - t0)
+    finally:
+        out.reconnects += http.reconnects
+        http.close()
+
+
+async def _floor_worker(plan: Plan, token: str, out: Samples) -> None:
+    http = KeepAlive(plan.host, plan.port, token)
+    rng = random.Random(token)
+    messages = [http.request("/answer", json.dumps({"label": label}).encode()) for label in LABELS]
+    clock = time.monotonic
+    lo, hi = plan.measure_start, plan.measure_end
+    try:
+        while clock() < hi:
+            t0 = clock()
+            status, _ = await http.send(rng.choice(messages))
+            t1 = clock()
+            if status != 201:
+                out.errors[f"floor {status}"] += 1
+                continue
+            out.created_total += 1
+            if lo <= t1 < hi:
+                out.answer.append(t1 - t0)
+                out.cycle.append(t1 - t0)
+    finally:
+        out.reconnects += http.reconnects
+        http.close()
+
+
+async def _client(plan: Plan) -> Samples:
+    out = Samples()
+    await asyncio.sleep(max(0.0, plan.start - time.monotonic()))
+    run = _crowd_worker if plan.mode == "crowd" else _floor_worker
+    results = await asyncio.gather(
+        *(run(plan, t, out) for t in plan.tokens), return_exceptions=True
+    )
+    for r in results:
+        if isinstance(r, BaseException):
+            out.errors[f"client {type(r).__name__}: {str(r)[:80]}"] += 1
+    return out
+
+
+def _client_main(plan: Plan, pipe: Connection) -> None:
+    profiler = cProfile.Profile() if plan.profile else None
+    if profiler is not None:
+        profiler.enable()
+    samples = asyncio.run(_client(plan))
+    if profiler is not None:
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
+        samples.profile = text.getvalue()
+    pipe.send(samples)
+    pipe.close()
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting from /proc.
+
+
+def _cpu(pids: Sequence[int]) -> dict[int, float]:
+    seconds = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            seconds[pid] = t.user + t.system
+    return seconds
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        root = psutil.Process(pid)
+        return [root.pid, *(c.pid for c in root.children(recursive=True))]
+    except psutil.Error:
+        return []
+
+
+def _postmaster(url: str) -> int:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            return psutil.Process(int(cur.fetchone()[0])).ppid()  # type: ignore[index]
+    finally:
+        conn.close()
+
+
+def _pg_cpu(postmaster: int) -> float:
+    """CPU seconds of the whole PostgreSQL server so far, exited backends included.
+
+    Whole server: short-lived backends (a connection per transaction) cannot be told apart by
+    database once gone, so other databases' work on this server counts too.
+    """
+    try:
+        root = psutil.Process(postmaster)
+        t = root.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        return total + sum(_cpu([c.pid for c in root.children()]).values())
+    except psutil.Error:
+        return 0.0
+
+
+def _used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(after[p] - before.get(p, 0.0) for p in after)
+
+
+@dataclass
+class Load:
+    """A load phase's samples and the CPU seconds each side used during the recorded window."""
+
+    mode: str
+    seconds: float
+    samples: Samples
+    server_cpu: float
+    postgres_cpu: float
+    client_cpu: float
+    machine_cpu: float  # every process on the machine, ours included
+    connections_per_worker: list[int]
+    pyspy: str = ""
+
+    def rate(self) -> float:
+        return len(self.samples.cycle) / self.seconds
+
+    def requests(self) -> int:
+        extra = len(self.samples.fetch) if self.mode == "crowd" else 0
+        return len(self.samples.answer) + extra
+
+    def other_cpu(self) -> float:
+        return max(0.0, self.machine_cpu - self.server_cpu - self.postgres_cpu - self.client_cpu)
+
+    def merge(self, other: Load) -> None:
+        self.seconds += other.seconds
+        self.samples.merge(other.samples)
+        self.server_cpu += other.server_cpu
+        self.postgres_cpu += other.postgres_cpu
+        self.client_cpu += other.client_cpu
+        self.machine_cpu += other.machine_cpu
+        self.pyspy = self.pyspy or other.pyspy
+
+
+def _connections(server_pid: int, port: int) -> list[int]:
+    """Established client connections held by each gunicorn worker (load balance check)."""
+    counts = []
+    for pid in _tree(server_pid):
+        with contextlib.suppress(psutil.Error):
+            p = psutil.Process(pid)
+            n = sum(
+                1
+                for c in p.net_connections(kind="tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+            )
+            if n:
+                counts.append(n)
+    return sorted(counts, reverse=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a load phase goes and how the client is shaped."""
+
+    mode: str
+    host: str
+    port: int
+    project_id: int
+    server_pid: int
+    postmaster: int
+    tokens: tuple[str, ...]
+    client_procs: int
+
+
+def run_load(target: Target, warmup: float, seconds: float, profile: bool) -> Load:
+    start = time.monotonic() + 1.0
+    measure_start = start + warmup
+    measure_end = measure_start + seconds
+    ctx = mp.get_context("fork")
+    procs = []
+    pipes = []
+    tokens = target.tokens
+    groups = [tokens[i :: target.client_procs] for i in range(target.client_procs)]
+    for i, group in enumerate(g for g in groups if g):
+        plan = Plan(
+            target.mode, target.host, target.port, target.project_id, group,
+            start, measure_start, measure_end, profile=profile and i == 0,
+        )  # fmt: skip
+        receiver, sender = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_client_main, args=(plan, sender), daemon=True)
+        proc.start()
+        sender.close()
+        procs.append(proc)
+        pipes.append(receiver)
+    client_pids = [p.pid for p in procs if p.pid is not None]
+
+    time.sleep(max(0.0, measure_start - time.monotonic()))
+    server = _tree(target.server_pid)
+    before = (_cpu(server), _pg_cpu(target.postmaster), _cpu(client_pids), _machine_cpu())
+    spy = _start_pyspy(target.server_pid, seconds) if profile else None
+    time.sleep(max(0.0, measure_start + seconds / 2 - time.monotonic()))
+    connections = _connections(target.server_pid, target.port)
+    time.sleep(max(0.0, measure_end - time.monotonic()))
+    after = (_cpu(server), _pg_cpu(target.postmaster), _cpu(client_pids), _machine_cpu())
+
+    total = Samples()
+    for proc, pipe in zip(procs, pipes, strict=True):
+        if not pipe.poll(120):
+            raise SystemExit(f"error: client process {proc.pid} sent no results within 120 s")
+        total.merge(pipe.recv())
+        proc.join(10)
+    return Load(
+        mode=target.mode,
+        seconds=seconds,
+        samples=total,
+        server_cpu=_used(before[0], after[0]),
+        postgres_cpu=after[1] - before[1],
+        client_cpu=_used(before[2], after[2]),
+        machine_cpu=after[3] - before[3],
+        connections_per_worker=connections,
+        pyspy=_finish_pyspy(spy),
+    )
+
+
+def _machine_cpu() -> float:
+    t = psutil.cpu_times()
+    idle = t.idle + sum(getattr(t, k, 0.0) for k in ("iowait", "steal", "guest", "guest_nice"))
+    return float(sum(t) - idle)
+
+
+# --------------------------------------------------------------------------------------------
+# py-spy: where the gunicorn workers spend CPU (--profile).
+
+
+def _start_pyspy(server_pid: int, seconds: float) -> tuple[subprocess.Popen[bytes], Path] | None:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).exists():
+        print("note: py-spy not found (pip install py-spy); no server profile", file=sys.stderr)
+        return None
+    out = Path(tempfile.mkdtemp(prefix="crowd_pyspy_")) / "profile.txt"
+    cmd = [
+        exe, "record", "--pid", str(server_pid), "--subprocesses", "--nonblocking",
+        "--rate", "200", "--duration", str(max(1, int(seconds) - 1)), "--format", "raw",
+        "--output", str(out),
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+
+
+def _finish_pyspy(spy: tuple[subprocess.Popen[bytes], Path] | None) -> str:
+    if spy is None:
+        return ""
+    proc, out = spy
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait(10)
+    if not out.exists():
+        return "py-spy produced no profile (is ptrace allowed?)"
+    return summarise_stacks(out.read_text())
+
+
+def _frame_name(frame: str) -> str:
+    # "function (path/to/file.py:123)" -> "function (file.py)"
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0]
+    parts = Path(path).parts
+    short = "/".join(parts[-2:]) if parts else path
+    return f"{name} ({short})"
+
+
+def summarise_stacks(raw: str, top: int = 22) -> str:
+    """Self and inclusive sample shares from py-spy's collapsed-stack ("raw") output."""
+    self_counts: collections.Counter[str] = collections.Counter()
+    incl_counts: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        n = int(count_text)
+        frames = [_frame_name(f) for f in stack.split(";") if "(" in f]
+        if not frames:
+            continue
+        total += n
+        self_counts[frames[-1]] += n
+        for name in set(frames):
+            incl_counts[name] += n
+    if not total:
+        return "py-spy: no samples"
+    lines = [f"py-spy, gunicorn workers, {total} active samples", "  self time:"]
+    lines += [f"    {100 * n / total:5.1f}%  {name}" for name, n in self_counts.most_common(top)]
+    lines.append("  inclusive (crowd, flask, werkzeug, psycopg2, pydantic, json frames):")
+    keep = ("crowd/", "flask/", "werkzeug/", "psycopg2/", "pydantic", "json/", "_floor_app")
+    picked = [(k, n) for k, n in incl_counts.most_common() if any(s in k for s in keep)]
+    lines += [f"    {100 * n / total:5.1f}%  {name}" for name, n in picked[:top]]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Servers.
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    base: str
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"error: server exited with {self.proc.returncode}\n{self.tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise SystemExit(f"error: server not healthy after {timeout:.0f} s\n{self.tail()}")
+
+    def tail(self) -> str:
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return "\n".join(lines[-30:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def _start(command: list[str], env: dict[str, str], log: Path, base: str) -> Server:
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    handle.close()
+    server = Server(proc, log, base)
+    server.wait_healthy()
+    return server
+
+
+def _crowd_bin(given: str | None) -> str:
+    if given:
+        return given
+    beside = Path(sys.executable).parent / "crowd"
+    found = str(beside) if beside.exists() else shutil.which("crowd")
+    if not found:
+        raise SystemExit("error: no `crowd` command; install the project: pip install -e '.[dev]'")
+    return found
+
+
+def _python_beside(crowd: str) -> str:
+    python = Path(crowd).parent / "python"
+    return str(python) if python.exists() else sys.executable
+
+
+@contextlib.contextmanager
+def bench_database(server_url: str, keep: bool) -> Iterator[str]:
+    """A new empty database on ``server_url``, dropped afterwards unless ``keep``."""
+    name = f"crowd_bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_dsn(**{**parse_dsn(server_url), "dbname": name})
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Setup over HTTP, invariants in SQL.
+
+
+def setup_project(
+    base: str, requester: str, n_tasks: int, batch: int, n_workers: int
+) -> tuple[int, list[str], float]:
+    """Create the project, its tasks and the workers; return (project id, worker tokens, tasks/s)."""
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {requester}"
+    r = s.post(
+        f"{base}/api/v1/projects",
+        json={"name": "bench", "labels": list(LABELS), "overlap": OVERLAP},
+    )
+    r.raise_for_status()
+    project_id = int(r.json()["id"])
+    t0 = time.perf_counter()
+    for lo in range(0, n_tasks, batch):
+        tasks = [
+            {"external_id": f"t{i}", "data": {"text": f"picture {i}", "n": i}}
+            for i in range(lo, min(lo + batch, n_tasks))
+        ]
+        r = s.post(f"{base}/api/v1/projects/{project_id}/tasks", json={"tasks": tasks})
+        r.raise_for_status()
+        assert r.json()["created"] == len(tasks), r.text
+    tasks_per_second = n_tasks / (time.perf_counter() - t0)
+    tokens = []
+    for i in range(n_workers):
+        r = s.post(f"{base}/api/v1/workers", json={"name": f"bench worker {i}"})
+        r.raise_for_status()
+        tokens.append(str(r.json()["token"]))
+    return project_id, tokens, tasks_per_second
+
+
+def _scalar(cur: Any, sql: str, *params: object) -> int:
+    cur.execute(sql, params)
+    return int(cur.fetchone()[0])
+
+
+def crowd_invariants(url: str, project_id: int, load: Load) -> list[tuple[str, str, bool]]:
+    """(check, observed, ok) rows."""
+    acked = load.samples.created_total
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            over = _scalar(
+                cur,
+                "SELECT count(*) FROM tasks WHERE project_id = %s"
+                " AND (answers > target OR taken > target)",
+                project_id,
+            )
+            twice = _scalar(
+                cur,
+                "SELECT count(*) FROM (SELECT 1 FROM assignments GROUP BY task_id, worker_id"
+                " HAVING count(*) > 1) d",
+            )
+            stored = _scalar(
+                cur,
+                "SELECT count(*) FROM assignments WHERE project_id = %s AND status = 'answered'",
+                project_id,
+            )
+            counted = _scalar(
+                cur, "SELECT coalesce(sum(answers), 0) FROM tasks WHERE project_id = %s", project_id
+            )
+            drift = _scalar(
+                cur,
+                """
+                SELECT count(*) FROM tasks t LEFT JOIN (
+                    SELECT task_id,
+                           count(*) FILTER (WHERE status = 'answered') AS answered,
+                           count(*) FILTER (WHERE status IN ('answered', 'reserved')) AS held
+                    FROM assignments GROUP BY task_id
+                ) a ON a.task_id = t.id
+                WHERE t.project_id = %s
+                  AND (t.answers <> coalesce(a.answered, 0) OR t.taken <> coalesce(a.held, 0))
+                """,
+                project_id,
+            )
+    finally:
+        conn.close()
+    retried = load.samples.repeated_total
+    return [
+        ("tasks over their target (answers or taken > target)", str(over), over == 0),
+        ("(task, worker) pairs assigned twice", str(twice), twice == 0),
+        (
+            "answered assignment rows = acknowledged 201s",
+            f"{stored} rows, {acked} x 201" + (f" (+{retried} x 200 repeated)" if retried else ""),
+            stored == acked + retried,
+        ),
+        ("sum(tasks.answers) = answered rows", f"{counted} vs {stored}", counted == stored),
+        ("tasks whose answers/taken counters disagree with rows", str(drift), drift == 0),
+    ]
+
+
+def floor_invariants(url: str, load: Load) -> list[tuple[str, str, bool]]:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            rows = _scalar(cur, "SELECT count(*) FROM floor_answers")
+            summed = _scalar(cur, "SELECT coalesce(sum(n), 0) FROM floor_counters")
+    finally:
+        conn.close()
+    acked = load.samples.created_total
+    return [
+        ("floor: rows = acknowledged 201s", f"{rows} rows, {acked} x 201", rows == acked),
+        ("floor: sum(counters) = rows", f"{summed} vs {rows}", summed == rows),
+    ]
+
+
+def explain_fetch(url: str, project_id: int, worker_token_hash_source: str) -> str:
+    """EXPLAIN ANALYZE of the reservation query, as one worker would run it now (rolled back)."""
+    from crowd.store import accounts
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT id FROM accounts WHERE token_hash = %s",
+                (accounts.hash_token(worker_token_hash_source),),
+            )
+            worker_id = int(cur.fetchone()[0])  # type: ignore[index]
+            cur.execute(
+                """
+                EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+                WITH pick AS (
+                    SELECT t.id FROM tasks t
+                    WHERE t.project_id = %(project)s AND t.taken < t.target
+                      AND NOT EXISTS (
+                          SELECT 1 FROM assignments a
+                          WHERE a.task_id = t.id AND a.worker_id = %(worker)s)
+                    ORDER BY t.answers DESC, t.id
+                    LIMIT 1
+                    FOR UPDATE SKIP LOCKED
+                )
+                SELECT * FROM pick
+                """,
+                {"project": project_id, "worker": worker_id},
+            )
+            plan = "\n".join(r[0] for r in cur.fetchall())
+        conn.rollback()
+    finally:
+        conn.close()
+    return plan
+
+
+# --------------------------------------------------------------------------------------------
+# Report.
+
+
+def _ms(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) * 1000 if values else float("nan")
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def report(crowd: Load, floor: Load, concurrency: int) -> tuple[str, bool]:
+    c, f = crowd.samples, floor.samples
+    ratio = crowd.rate() / floor.rate() if floor.rate() else float("nan")
+    met = ratio >= GOAL_THROUGHPUT_RATIO
+    rows = [
+        ["metric", "crowd", "floor", "ratio", "goal", "met?"],
+        ["---"] * 6,
+        [
+            f"answers/s (floor: requests/s), {concurrency} workers",
+            f"{crowd.rate():.0f}",
+            f"{floor.rate():.0f}",
+            f"{ratio:.2f}",
+            f">= {GOAL_THROUGHPUT_RATIO}",
+            "yes" if met else "NO",
+        ],
+        [
+            "HTTP requests/s",
+            f"{crowd.requests() / crowd.seconds:.0f}",
+            f"{floor.requests() / floor.seconds:.0f}",
+            f"{crowd.requests() / crowd.seconds / (floor.requests() / floor.seconds):.2f}",
+            "",
+            "",
+        ],
+    ]
+    for q in (50, 99):
+        cq, fq = _ms(c.cycle, q), _ms(f.cycle, q)
+        rows.append(
+            [f"fetch+answer cycle p{q} ms (floor: request)", f"{cq:.1f}", f"{fq:.1f}",
+             f"{cq / fq:.2f}", "", ""]
+        )  # fmt: skip
+    for name, values in (("fetch", c.fetch), ("answer", c.answer)):
+        p50, p99 = _ms(values, 50), _ms(values, 99)
+        ok = p99 / p50 <= GOAL_TAIL_RATIO
+        met = met and ok
+        rows.append([f"{name} p50 ms", f"{p50:.1f}", "", "", "", ""])
+        rows.append(
+            [f"{name} p99 ms (ratio: p99/p50)", f"{p99:.1f}", "", f"{p99 / p50:.2f}",
+             f"<= {GOAL_TAIL_RATIO:.0f}", "yes" if ok else "NO"]
+        )  # fmt: skip
+    rows.append(
+        ["floor request p99/p50", "", f"{_ms(f.cycle, 99) / _ms(f.cycle, 50):.2f}", "", "", ""]
+    )
+    for label, cv, fv in (
+        ("gunicorn", crowd.server_cpu, floor.server_cpu),
+        ("PostgreSQL server", crowd.postgres_cpu, floor.postgres_cpu),
+        ("client", crowd.client_cpu, floor.client_cpu),
+        ("other processes (noise)", crowd.other_cpu(), floor.other_cpu()),
+    ):
+        cms = 1000 * cv / max(len(c.cycle), 1)
+        fms = 1000 * fv / max(len(f.cycle), 1)
+        rows.append(
+            [f"{label} CPU ms per answer (floor: per request)", f"{cms:.2f}", f"{fms:.2f}",
+             f"{cms / fms:.2f}" if fms else "", "", ""]
+        )  # fmt: skip
+    cores = os.cpu_count() or 1
+    rows.append(
+        [f"machine CPU busy ({cores} cores)",
+         f"{100 * crowd.machine_cpu / crowd.seconds / cores:.0f}%",
+         f"{100 * floor.machine_cpu / floor.seconds / cores:.0f}%", "", "", ""]
+    )  # fmt: skip
+    return "\n".join(_row(r) for r in rows), met
+
+
+def _details(load: Load) -> str:
+    s = load.samples
+    lines = [
+        f"{load.mode}: {len(s.cycle)} completed in {load.seconds:.0f} s;"
+        f" client CPU {load.client_cpu:.1f} s ({100 * load.client_cpu / load.seconds:.0f}% of a"
+        f" core, {1e6 * load.client_cpu / max(load.requests(), 1):.0f} us per request);"
+        f" other processes {load.other_cpu() / load.seconds:.2f} cores;"
+        f" keep-alive connections per gunicorn worker {load.connections_per_worker}",
+    ]
+    if s.empty_fetches:
+        lines.append(f"  {s.empty_fetches} fetches found no task (204): raise --tasks")
+    if s.reconnects:
+        lines.append(f"  {s.reconnects} idle keep-alive connections reopened")
+    for what, n in sorted(s.errors.items()):
+        lines.append(f"  error: {what}: {n}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--tasks", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=10_000, help="tasks per POST")
+    p.add_argument("--concurrency", type=int, default=64, help="simulated workers")
+    p.add_argument("--seconds", type=float, default=30.0, help="recorded seconds per app")
+    p.add_argument(
+        "--rounds", type=int, default=3,
+        help="alternate crowd and floor this many times, --seconds/rounds each, so that load "
+        "from other processes on the machine falls on both alike",
+    )  # fmt: skip
+    p.add_argument("--warmup", type=float, default=3.0, help="unrecorded seconds per phase")
+    p.add_argument("--port", type=int, default=8765, help="crowd's port; the floor uses port+1")
+    p.add_argument(
+        "--web-workers", type=int, default=None,
+        help="gunicorn workers for both apps [default: crowd serve's, min(2 x cores + 1, 9)]",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    p.add_argument("--client-procs", type=int, default=2, help="client processes")
+    p.add_argument("--profile", action="store_true", help="py-spy the server, cProfile the client")
+    p.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the fetch at the end")
+    p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    p.add_argument("--crowd", default=None, help="the crowd command [default: beside python]")
+    p.add_argument("--keep-db", action="store_true")
+    args = p.parse_args(argv)
+
+    crowd_cmd = _crowd_bin(args.crowd)
+    web_workers = args.web_workers or min(2 * (os.cpu_count() or 1) + 1, 9)
+    host = "127.0.0.1"
+    logs = Path(tempfile.mkdtemp(prefix="crowd_api_load_"))
+    window = args.seconds / args.rounds
+    print(
+        f"api_load: {args.tasks} tasks, {args.concurrency} workers, {args.rounds} x"
+        f" {window:.0f} s per app (+{args.warmup:.0f} s warm-up each); gunicorn gthread"
+        f" {web_workers} workers x {args.threads} threads; {args.client_procs} client"
+        f" processes; {os.cpu_count()} cores"
+    )
+    with bench_database(args.postgres, args.keep_db) as url, contextlib.ExitStack() as up:
+        env = {
+            **os.environ,
+            "CROWD_DATABASE_URL": url,
+            "CROWD_REDIS_URL": args.redis,
+            "CROWD_DATA_DIR": str(logs / "data"),
+        }
+        made = subprocess.run(
+            [crowd_cmd, "token", "create", "--role", "requester", "--name", "bench"],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if made.returncode != 0:
+            raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
+        requester = made.stdout.strip().splitlines()[-1]
+        serve = [
+            crowd_cmd, "serve", "--host", host, "--port", str(args.port),
+            "--workers", str(web_workers), "--threads", str(args.threads),
+        ]  # fmt: skip
+        crowd_server = _start(serve, env, logs / "crowd.log", f"http://{host}:{args.port}")
+        up.callback(crowd_server.stop)
+        project_id, tokens, tasks_rate = setup_project(
+            crowd_server.base, requester, args.tasks, args.batch, args.concurrency
+        )
+        print(f"setup: {args.tasks} tasks posted at {tasks_rate:.0f} tasks/s")
+
+        _floor_app.setup(url)
+        floor_env = {
+            **os.environ,
+            "FLOOR_DATABASE_URL": url,
+            "FLOOR_POOL_SIZE": str(args.threads + 1),  # what crowd serve gives crowd
+            "FLOOR_COUNTER_ROWS": str(_floor_app.COUNTER_ROWS),
+        }
+        floor_cmd = [
+            _python_beside(crowd_cmd), "-m", "gunicorn", "--bind", f"{host}:{args.port + 1}",
+            "--workers", str(web_workers), "--threads", str(args.threads),
+            "--worker-class", "gthread", "--graceful-timeout", "10",
+            "--access-logfile", "/dev/null", "--chdir", str(HERE), "_floor_app:create_app()",
+        ]  # fmt: skip
+        floor_server = _start(
+            floor_cmd, floor_env, logs / "floor.log", f"http://{host}:{args.port + 1}"
+        )
+        up.callback(floor_server.stop)
+
+        postmaster = _postmaster(url)
+        targets = [
+            Target("crowd", host, args.port, project_id, crowd_server.proc.pid, postmaster,
+                   tuple(tokens), args.client_procs),
+            Target("floor", host, args.port + 1, 0, floor_server.proc.pid, postmaster,
+                   tuple(tokens), args.client_procs),
+        ]  # fmt: skip
+        loads: dict[str, Load] = {}
+        for r in range(args.rounds):
+            for target in targets:
+                print(f"round {r + 1}/{args.rounds}: {target.mode}", flush=True)
+                load = run_load(target, args.warmup, window, args.profile and r == 0)
+                if target.mode in loads:
+                    loads[target.mode].merge(load)
+                else:
+                    loads[target.mode] = load
+        up.close()
+        crowd, floor = loads["crowd"], loads["floor"]
+        checks = crowd_invariants(url, project_id, crowd) + floor_invariants(url, floor)
+        plan = explain_fetch(url, project_id, tokens[0]) if args.explain else ""
+
+    table, goals_met = report(crowd, floor, args.concurrency)
+    print()
+    print(table)
+    print()
+    print(_details(crowd))
+    print(_details(floor))
+    print()
+    print("invariants (PostgreSQL, after the run):")
+    for name, observed, ok in checks:
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}: {observed}")
+    for load in (crowd, floor):
+        if load.pyspy:
+            print(f"\n{load.mode} server profile (round 1)\n{load.pyspy}")
+        if load.samples.profile:
+            print(f"\n{load.mode} client profile (round 1, one client process, cProfile)")
+            print(load.samples.profile)
+    if plan:
+        print(f"\nfetch query plan now:\n{plan}")
+    print(f"\ngoals {'met' if goals_met else 'NOT met'}; server logs in {logs}")
+    return 0 if all(ok for _, _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
