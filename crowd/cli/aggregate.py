@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
+import os
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, BinaryIO, NoReturn
+from dataclasses import dataclass
+from typing import Any, BinaryIO, NoReturn, TextIO
 
 import click
 import numpy as np
@@ -39,11 +42,40 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _rows(path: str) -> Iterator[tuple[int, list[str]]]:
+@dataclass(frozen=True)
+class CsvInput:
+    """A CSV file to read: its name for messages and a path, or the bytes of a pipe or stdin."""
+
+    name: str
+    source: str | bytes
+
+    @classmethod
+    def from_path(cls, path: str) -> CsvInput:
+        """``path`` as given; ``-`` is stdin. Pipes are read into memory (they cannot seek)."""
+        if path == "-":
+            return cls("<stdin>", sys.stdin.buffer.read())
+        name = click.format_filename(path)
+        try:
+            with open(path, "rb") as file:
+                return cls(name, path if file.seekable() else file.read())
+        except OSError as exc:
+            raise InputError(f"{name}: {exc.strerror or exc}") from None
+
+    def text(self) -> TextIO:
+        if isinstance(self.source, bytes):
+            binary: BinaryIO = io.BytesIO(self.source)
+        else:
+            binary = open(self.source, "rb")  # noqa: SIM115 (closed by the wrapper)
+        return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+    def arrow(self) -> str | pa.BufferReader:
+        return self.source if isinstance(self.source, str) else pa.BufferReader(self.source)
+
+
+def _rows(inp: CsvInput) -> Iterator[tuple[int, list[str]]]:
     """``(first line number, fields)`` of every non-blank CSV record, header included."""
-    name = click.format_filename(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as file:
+        with inp.text() as file:
             reader = csv.reader(file, strict=True)
             line = 1
             while True:
@@ -52,69 +84,68 @@ def _rows(path: str) -> Iterator[tuple[int, list[str]]]:
                 except StopIteration:
                     return
                 except csv.Error as exc:
-                    raise InputError(f"{name}:{reader.line_num}: {exc}") from None
+                    raise InputError(f"{inp.name}:{reader.line_num}: {exc}") from None
                 if row:
                     yield line, row
                 line = reader.line_num + 1
     except OSError as exc:
-        raise InputError(f"{name}: {exc.strerror or exc}") from None
+        raise InputError(f"{inp.name}: {exc.strerror or exc}") from None
 
 
-def _header(path: str, columns: Sequence[str]) -> list[str]:
+def _header(inp: CsvInput, columns: Sequence[str]) -> list[str]:
     """The header fields, checked to name every column in ``columns``."""
-    name = click.format_filename(path)
-    first = next(_rows(path), None)
+    first = next(_rows(inp), None)
     if first is None:
-        raise InputError(f"{name}: empty file; expected a header line {','.join(columns)}")
+        raise InputError(f"{inp.name}: empty file; expected a header line {','.join(columns)}")
     header = first[1]
     for column in columns:
         if column not in header:
             raise InputError(
-                f"{name}:1: missing column {column!r}; the header must name "
+                f"{inp.name}:1: missing column {column!r}; the header must name "
                 f"{','.join(columns)} (got {','.join(header)!r})"
             )
     return header
 
 
-def _scan(path: str, columns: Sequence[str]) -> pa.Table:
+def _scan(inp: CsvInput, columns: Sequence[str]) -> pa.Table:
     """Exact, slow reader: raise :class:`InputError` at the first bad line, else parse."""
-    name = click.format_filename(path)
-    header = _header(path, columns)
+    header = _header(inp, columns)
     positions = [header.index(column) for column in columns]
     values: list[list[str]] = [[] for _ in columns]
-    rows = _rows(path)
+    rows = _rows(inp)
     next(rows)
     for line, row in rows:
         if len(row) != len(header):
             raise InputError(
-                f"{name}:{line}: expected {len(header)} fields ({','.join(header)}), got {len(row)}"
+                f"{inp.name}:{line}: expected {len(header)} fields ({','.join(header)}), "
+                f"got {len(row)}"
             )
         for column, position, out in zip(columns, positions, values, strict=True):
             value = row[position]
             if not value:
-                raise InputError(f"{name}:{line}: empty {column}")
+                raise InputError(f"{inp.name}:{line}: empty {column}")
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise InputError(f"{name}:{line}: {column} is not valid UTF-8") from None
+                raise InputError(f"{inp.name}:{line}: {column} is not valid UTF-8") from None
             out.append(value)
     return pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})
 
 
-def _line_of_row(path: str, row: int) -> int:
+def _line_of_row(inp: CsvInput, row: int) -> int:
     """Line number where data row ``row`` (0-based, header excluded) starts."""
-    for index, (line, _) in enumerate(_rows(path)):
+    for index, (line, _) in enumerate(_rows(inp)):
         if index == row + 1:
             return line
     raise IndexError(row)
 
 
-def read_columns(path: str, columns: Sequence[str]) -> pa.Table:
+def read_columns(inp: CsvInput, columns: Sequence[str]) -> pa.Table:
     """Read the string columns ``columns`` of a CSV with a header (other columns are ignored)."""
-    _header(path, columns)
+    _header(inp, columns)
     try:
         table = pa_csv.read_csv(
-            path,
+            inp.arrow(),
             read_options=pa_csv.ReadOptions(block_size=1 << 22),
             convert_options=pa_csv.ConvertOptions(
                 column_types={c: pa.string() for c in columns},
@@ -124,11 +155,13 @@ def read_columns(path: str, columns: Sequence[str]) -> pa.Table:
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
-        return _scan(path, columns)
+        return _scan(inp, columns)
+    except OSError as exc:
+        raise InputError(f"{inp.name}: {exc}") from None
     for column in columns:
         lengths = pc.binary_length(table.column(column))
         if len(lengths) and pc.min(lengths).as_py() == 0:
-            return _scan(path, columns)
+            return _scan(inp, columns)
     return table
 
 
@@ -149,15 +182,12 @@ def _first_duplicate(codes: np.ndarray) -> tuple[int, int] | None:
     return int(np.flatnonzero(codes == codes[repeat])[0]), repeat
 
 
-def _unique_tasks(path: str, table: pa.Table) -> None:
+def _unique_tasks(inp: CsvInput, table: pa.Table) -> None:
     duplicate = _first_duplicate(_encode(table.column("task"))[0])
     if duplicate is not None:
-        first, repeat = (_line_of_row(path, row) for row in duplicate)
+        first, repeat = (_line_of_row(inp, row) for row in duplicate)
         task = table.column("task")[duplicate[1]].as_py()
-        raise InputError(
-            f"{click.format_filename(path)}:{repeat}: task {task!r} listed again "
-            f"(first at line {first})"
-        )
+        raise InputError(f"{inp.name}:{repeat}: task {task!r} listed again (first at line {first})")
 
 
 def _write_csv(sink: BinaryIO, header: Sequence[str], table: pa.Table) -> None:
@@ -177,6 +207,13 @@ class _TextSink:
 
     def write(self, text: str) -> int:
         return self.sink.write(text.encode("utf-8", errors="surrogateescape"))
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """The reader of stdout went away (``crowd aggregate ... | head``): stop without noise."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
 
 
 def _open_out(path: str | None) -> BinaryIO:
@@ -208,7 +245,9 @@ def _estimator(method: str, options: dict[str, Any], progress: Callable[[str], N
     type=click.Choice(sorted(METHODS)),
     default=DEFAULT_METHOD,
     show_default=True,
-    help="Aggregation method: mv = majority vote, ds = Dawid-Skene, onecoin = one-coin DS.",
+    help="Aggregation method: "
+    + ", ".join(f"{name} = {cls.__name__}" for name, cls in sorted(METHODS.items()))
+    + " (crowd.em).",
 )
 @click.option(
     "--gold",
@@ -248,7 +287,7 @@ def aggregate_command(
     smoothing: float | None,
     progress: bool | None,
 ) -> None:
-    """Aggregate crowd ANSWERS (CSV: task,worker,label) into one label per task.
+    """Aggregate crowd ANSWERS (CSV: task,worker,label; - for stdin) into one label per task.
 
     Writes RESULTS as CSV task,label,confidence (plus p_<label> columns with --proba), one row
     per task in order of first appearance in ANSWERS; confidence is the posterior probability
@@ -266,7 +305,8 @@ def aggregate_command(
     try:
         if show:
             report(f"reading {click.format_filename(answers)}")
-        table = read_columns(answers, ANSWER_COLUMNS)
+        answers_in = CsvInput.from_path(answers)
+        table = read_columns(answers_in, ANSWER_COLUMNS)
         tasks, task_ids = _encode(table.column("task"))
         workers, worker_ids = _encode(table.column("worker"))
         raw_labels, label_values = _encode(table.column("label"))
@@ -275,7 +315,9 @@ def aggregate_command(
         remap = pc.index_in(label_values, value_set=classes_arr).to_numpy(zero_copy_only=False)
         labels = remap[raw_labels] if raw_labels.size else raw_labels
         del table
-        gold_arg = None if gold is None else _read_gold(gold, answers, task_ids, classes_arr)
+        gold_arg = None
+        if gold is not None:
+            gold_arg = _read_gold(CsvInput.from_path(gold), answers_in.name, task_ids, classes_arr)
     except InputError as exc:
         _fail(str(exc))
     if show:
@@ -328,6 +370,8 @@ def aggregate_command(
                         }
                     ),
                 )
+    except BrokenPipeError:
+        _quiet_broken_pipe()
     except OSError as exc:
         _fail(f"{exc.filename or 'output'}: {exc.strerror or exc}")
     if show:
@@ -335,7 +379,7 @@ def aggregate_command(
 
 
 def _read_gold(
-    gold: str, answers: str, task_ids: pa.Array, classes: pa.Array
+    gold: CsvInput, answers: str, task_ids: pa.Array, classes: pa.Array
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gold rows as ``(task indices, class indices)`` for tasks present in the answers."""
     table = read_columns(gold, GOLD_COLUMNS)
@@ -345,9 +389,9 @@ def _read_gold(
         row = int(np.flatnonzero(label_index.is_null().to_numpy(zero_copy_only=False))[0])
         known = ", ".join(classes.to_pylist()[:20])
         raise InputError(
-            f"{click.format_filename(gold)}:{_line_of_row(gold, row)}: label "
-            f"{table.column('label')[row].as_py()!r} does not occur in "
-            f"{click.format_filename(answers)} (labels: {known})"
+            f"{gold.name}:{_line_of_row(gold, row)}: label "
+            f"{table.column('label')[row].as_py()!r} does not occur in {answers} "
+            f"(labels: {known})"
         )
     task_index = pc.index_in(table.column("task"), value_set=task_ids)
     keep = task_index.is_valid().to_numpy(zero_copy_only=False)
@@ -361,20 +405,21 @@ def _read_gold(
 @click.argument("results", type=click.Path(dir_okay=False))
 @click.argument("gold", type=click.Path(dir_okay=False))
 def evaluate_command(results: str, gold: str) -> None:
-    """Print the accuracy of RESULTS (CSV with task,label) on GOLD (CSV task,label).
+    """Print the accuracy of RESULTS (CSV with task,label) on GOLD (CSV task,label; - for stdin).
 
     Accuracy is over every row of GOLD: a gold task missing from RESULTS counts as wrong (and
     is reported on stderr). Labels are compared as strings.
     """
     try:
-        predicted = read_columns(results, RESULT_COLUMNS)
-        truth = read_columns(gold, GOLD_COLUMNS)
-        _unique_tasks(results, predicted)
-        _unique_tasks(gold, truth)
+        results_in, gold_in = CsvInput.from_path(results), CsvInput.from_path(gold)
+        predicted = read_columns(results_in, RESULT_COLUMNS)
+        truth = read_columns(gold_in, GOLD_COLUMNS)
+        _unique_tasks(results_in, predicted)
+        _unique_tasks(gold_in, truth)
     except InputError as exc:
         _fail(str(exc))
     if truth.num_rows == 0:
-        _fail(f"{click.format_filename(gold)}: no gold rows to evaluate against")
+        _fail(f"{gold_in.name}: no gold rows to evaluate against")
     position = pc.index_in(truth.column("task"), value_set=predicted.column("task"))
     guess = predicted.column("label").take(position)
     correct = int(pc.sum(pc.equal(guess, truth.column("label"))).as_py() or 0)
@@ -383,7 +428,7 @@ def evaluate_command(results: str, gold: str) -> None:
     if position.null_count:
         click.echo(
             f"crowd: note: {position.null_count} gold tasks are missing from "
-            f"{click.format_filename(results)} and count as wrong",
+            f"{results_in.name} and count as wrong",
             err=True,
         )
 

@@ -214,3 +214,24 @@ def test_console_script_help() -> None:
             [str(crowd), command, "--help"], capture_output=True, text=True, check=True
         )
         assert "Usage: crowd " + command in done.stdout
+
+
+def test_answers_from_stdin_and_results_from_a_pipe(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["aggregate", "-", "--method", "mv"], input=ANSWERS)
+    assert result.exit_code == 0 and len(rows(result.stdout)) == 4
+    gold = write(tmp_path, "g.csv", "task,label\nt1,cat\nt2,cat\n")
+    crowd = str(Path(sys.executable).with_name("crowd"))
+    done = subprocess.run(
+        f"{crowd} aggregate - --method mv | {crowd} evaluate /dev/stdin {gold}",
+        shell=True,
+        input=ANSWERS,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "accuracy 0.5000 (1/2 gold tasks)\n"
+
+
+def test_stdin_errors_name_stdin() -> None:
+    result = CliRunner().invoke(main, ["aggregate", "-"], input="task,worker,label\nt,w\n")
+    assert_input_error(result, "<stdin>:2: expected 3 fields")
