@@ -6,7 +6,7 @@ at random (so no single hot row), commits and returns a small JSON 201. No auth,
 validation beyond the JSON parse: any web app storing an answer pays at least this much.
 
 Served by the same gunicorn command line as ``crowd serve`` (gthread workers, same
-``--workers``/``--threads``, a pool of ``threads + 1`` connections per process)::
+``--workers``/``--threads``); each thread keeps one connection::
 
     FLOOR_DATABASE_URL=postgresql://... gunicorn --chdir benchmarks '_floor_app:create_app()'
 
@@ -21,7 +21,7 @@ import random
 import threading
 
 import psycopg2
-import psycopg2.pool
+import psycopg2.extensions
 from flask import Flask, Response, jsonify, request
 
 COUNTER_ROWS = 100_000
@@ -52,42 +52,28 @@ def setup(url: str, counter_rows: int = COUNTER_ROWS) -> None:
         conn.close()
 
 
-class _Pool:
-    """A per-process connection pool, opened after gunicorn forks (like crowd's Database)."""
+class _Connections(threading.local):
+    """One connection per gunicorn thread, opened on its first request and kept.
 
-    def __init__(self, url: str, size: int) -> None:
-        self.url = url
-        self.size = size
-        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
+    The least a threaded app can do: no pool bookkeeping, no reconnects.
+    """
 
-    def get(self) -> psycopg2.pool.ThreadedConnectionPool:
-        if self._pool is None or self._pid != os.getpid():
-            with self._lock:
-                if self._pool is None or self._pid != os.getpid():
-                    # minconn = maxconn: psycopg2 closes a returned connection whenever the
-                    # pool already holds minconn idle ones, so minconn=0 means a new
-                    # PostgreSQL connection (a backend fork) for every transaction.
-                    self._pool = psycopg2.pool.ThreadedConnectionPool(
-                        self.size, self.size, self.url
-                    )
-                    self._pid = os.getpid()
-        return self._pool
+    conn: psycopg2.extensions.connection | None = None
 
 
 def create_app() -> Flask:
     url = os.environ["FLOOR_DATABASE_URL"]
-    pool = _Pool(url, int(os.environ.get("FLOOR_POOL_SIZE", "8")))
     counters = int(os.environ.get("FLOOR_COUNTER_ROWS", str(COUNTER_ROWS)))
+    local = _Connections()
     app = Flask(__name__)
 
     @app.post("/answer")
     def answer() -> tuple[Response, int]:
         label = str(json.loads(request.get_data(cache=False))["label"])
         counter_id = random.randint(1, counters)
-        p = pool.get()
-        conn = p.getconn()
+        if local.conn is None or local.conn.closed:
+            local.conn = psycopg2.connect(url)
+        conn = local.conn
         try:
             with conn.cursor() as cur:
                 cur.execute(
@@ -100,8 +86,6 @@ def create_app() -> Flask:
         except BaseException:
             conn.rollback()
             raise
-        finally:
-            p.putconn(conn)
         assert row is not None
         return jsonify({"id": row[0], "label": label, "status": "created"}), 201
 

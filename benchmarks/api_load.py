@@ -558,6 +558,28 @@ def _start(command: list[str], env: dict[str, str], log: Path, base: str) -> Ser
     return server
 
 
+def _check_connections(url: str, web_workers: int, threads: int) -> None:
+    """Both apps stay up through the run: their connections must fit under max_connections."""
+    need = web_workers * (threads + 1) + web_workers * threads  # crowd's pools + floor's threads
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT current_setting('max_connections')::int"
+                " - current_setting('superuser_reserved_connections')::int"
+                " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+            )
+            free = int(cur.fetchone()[0])  # type: ignore[index]
+    finally:
+        conn.close()
+    if need > free:
+        raise SystemExit(
+            f"error: {web_workers} workers x {threads} threads need up to {need} PostgreSQL"
+            f" connections (crowd: threads + 1 per worker, floor: threads), {free} are free;"
+            " use fewer --web-workers or --threads, or raise max_connections"
+        )
+
+
 def _crowd_bin(given: str | None) -> str:
     if given:
         return given
@@ -745,13 +767,17 @@ def _ms(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) * 1000 if values else float("nan")
 
 
+def _div(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
 def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
 def report(crowd: Load, floor: Load, concurrency: int) -> tuple[str, bool]:
     c, f = crowd.samples, floor.samples
-    ratio = crowd.rate() / floor.rate() if floor.rate() else float("nan")
+    ratio = _div(crowd.rate(), floor.rate())
     met = ratio >= GOAL_THROUGHPUT_RATIO
     rows = [
         ["metric", "crowd", "floor", "ratio", "goal", "met?"],
@@ -768,7 +794,7 @@ def report(crowd: Load, floor: Load, concurrency: int) -> tuple[str, bool]:
             "HTTP requests/s",
             f"{crowd.requests() / crowd.seconds:.0f}",
             f"{floor.requests() / floor.seconds:.0f}",
-            f"{crowd.requests() / crowd.seconds / (floor.requests() / floor.seconds):.2f}",
+            f"{_div(crowd.requests() / crowd.seconds, floor.requests() / floor.seconds):.2f}",
             "",
             "",
         ],
@@ -777,19 +803,19 @@ def report(crowd: Load, floor: Load, concurrency: int) -> tuple[str, bool]:
         cq, fq = _ms(c.cycle, q), _ms(f.cycle, q)
         rows.append(
             [f"fetch+answer cycle p{q} ms (floor: request)", f"{cq:.1f}", f"{fq:.1f}",
-             f"{cq / fq:.2f}", "", ""]
+             f"{_div(cq, fq):.2f}", "", ""]
         )  # fmt: skip
     for name, values in (("fetch", c.fetch), ("answer", c.answer)):
         p50, p99 = _ms(values, 50), _ms(values, 99)
-        ok = p99 / p50 <= GOAL_TAIL_RATIO
+        ok = _div(p99, p50) <= GOAL_TAIL_RATIO
         met = met and ok
         rows.append([f"{name} p50 ms", f"{p50:.1f}", "", "", "", ""])
         rows.append(
-            [f"{name} p99 ms (ratio: p99/p50)", f"{p99:.1f}", "", f"{p99 / p50:.2f}",
+            [f"{name} p99 ms (ratio: p99/p50)", f"{p99:.1f}", "", f"{_div(p99, p50):.2f}",
              f"<= {GOAL_TAIL_RATIO:.0f}", "yes" if ok else "NO"]
         )  # fmt: skip
     rows.append(
-        ["floor request p99/p50", "", f"{_ms(f.cycle, 99) / _ms(f.cycle, 50):.2f}", "", "", ""]
+        ["floor request p99/p50", "", f"{_div(_ms(f.cycle, 99), _ms(f.cycle, 50)):.2f}", "", "", ""]
     )
     for label, cv, fv in (
         ("gunicorn", crowd.server_cpu, floor.server_cpu),
@@ -801,7 +827,7 @@ def report(crowd: Load, floor: Load, concurrency: int) -> tuple[str, bool]:
         fms = 1000 * fv / max(len(f.cycle), 1)
         rows.append(
             [f"{label} CPU ms per answer (floor: per request)", f"{cms:.2f}", f"{fms:.2f}",
-             f"{cms / fms:.2f}" if fms else "", "", ""]
+             f"{_div(cms, fms):.2f}", "", ""]
         )  # fmt: skip
     cores = os.cpu_count() or 1
     rows.append(
@@ -871,6 +897,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" processes; {os.cpu_count()} cores"
     )
     with bench_database(args.postgres, args.keep_db) as url, contextlib.ExitStack() as up:
+        _check_connections(url, web_workers, args.threads)
         env = {
             **os.environ,
             "CROWD_DATABASE_URL": url,
@@ -899,7 +926,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         floor_env = {
             **os.environ,
             "FLOOR_DATABASE_URL": url,
-            "FLOOR_POOL_SIZE": str(args.threads + 1),  # what crowd serve gives crowd
             "FLOOR_COUNTER_ROWS": str(_floor_app.COUNTER_ROWS),
         }
         floor_cmd = [
