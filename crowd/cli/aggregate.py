@@ -193,12 +193,17 @@ def _unique_tasks(inp: CsvInput, table: pa.Table) -> None:
 def _write_csv(sink: BinaryIO, header: Sequence[str], table: pa.Table) -> None:
     """Header plus rows, quoting only where a value needs it."""
     sink.write((",".join(header) + "\n").encode())
-    options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
-    try:
-        pa_csv.write_csv(table, sink, write_options=options)
-    except pa.ArrowInvalid:  # an id holds a comma, quote or newline: quote it properly
+    needs_quotes = any(
+        pc.any(pc.match_substring_regex(table.column(c), r'[",\r\n]')).as_py()
+        for c in header
+        if pa.types.is_string(table.schema.field(c).type)
+    )
+    if needs_quotes:  # an id holds a comma, quote or newline: let the csv module quote it
         text = csv.writer(_TextSink(sink), lineterminator="\n")
         text.writerows(zip(*(table.column(c).to_pylist() for c in header), strict=True))
+    else:
+        options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
+        pa_csv.write_csv(table, sink, write_options=options)
 
 
 class _TextSink:
@@ -331,15 +336,18 @@ def aggregate_command(
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        estimator.fit(
-            tasks,
-            workers,
-            labels,
-            n_tasks=len(task_ids),
-            n_workers=len(worker_ids),
-            n_classes=max(len(classes), 1),
-            gold=gold_arg,
-        )
+        try:
+            estimator.fit(
+                tasks,
+                workers,
+                labels,
+                n_tasks=len(task_ids),
+                n_workers=len(worker_ids),
+                n_classes=max(len(classes), 1),
+                gold=gold_arg,
+            )
+        except ValueError as exc:  # a method's own check on its inputs or hyperparameters
+            _fail(f"{method}: {exc}")
     for warning in caught:
         click.echo(f"crowd: warning: {warning.message}", err=True)
 
