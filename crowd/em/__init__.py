@@ -12,6 +12,7 @@ from crowd.em._base import Aggregator, ConvergenceWarning
 from crowd.em._em import DSParams
 from crowd.em.dawid_skene import DawidSkene
 from crowd.em.encode import Encoded, class_order, encode
+from crowd.em.hierarchical_ds import HierarchicalDawidSkene
 from crowd.em.majority_vote import MajorityVote
 from crowd.em.one_coin import OneCoinDawidSkene
 
@@ -19,6 +20,7 @@ METHODS: dict[str, type[Aggregator]] = {
     "mv": MajorityVote,
     "ds": DawidSkene,
     "onecoin": OneCoinDawidSkene,
+    "hds": HierarchicalDawidSkene,
 }
 
 DEFAULT_METHOD = "ds"
@@ -31,6 +33,7 @@ __all__ = [
     "DSParams",
     "DawidSkene",
     "Encoded",
+    "HierarchicalDawidSkene",
     "MajorityVote",
     "OneCoinDawidSkene",
     "class_order",
