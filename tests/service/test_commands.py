@@ -1,0 +1,189 @@
+"""The long-running and set-up commands, run as real processes: gunicorn, embedded servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import requests
+from click.testing import CliRunner
+
+from crowd.cli import main
+from crowd.config import Settings
+from crowd.store.db import Database
+
+CROWD = shutil.which("crowd", path=str(Path(sys.executable).parent)) or "crowd"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROWD_")}
+    env.update(extra)
+    return env
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"crowd serve exited early with {proc.returncode}"
+        try:
+            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("crowd serve did not become healthy")
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    return out
+
+
+def test_token_create_prints_only_a_working_token(settings: Settings, clean: None) -> None:
+    env = {
+        "CROWD_DATABASE_URL": settings.database_url or "",
+        "CROWD_REDIS_URL": settings.redis_url or "",
+    }
+    result = CliRunner().invoke(
+        main, ["token", "create", "--role", "requester", "--name", "ci"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert re.fullmatch(r"crowd_[A-Za-z0-9_-]{43}", token)
+    result = CliRunner().invoke(main, ["token", "create", "--role", "superuser"], env=env)
+    assert result.exit_code == 2 and "superuser" in result.output
+
+
+def test_db_upgrade_is_idempotent(settings: Settings) -> None:
+    env = {
+        "CROWD_DATABASE_URL": settings.database_url or "",
+        "CROWD_REDIS_URL": settings.redis_url or "",
+    }
+    result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
+    assert result.exit_code == 0 and "up to date" in result.stdout
+
+
+def test_every_command_has_help() -> None:
+    for args in (
+        ["--help"],
+        ["serve", "--help"],
+        ["worker", "--help"],
+        ["db", "upgrade", "--help"],
+        ["token", "create", "--help"],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and "Usage:" in result.output, args
+
+
+def test_serve_runs_gunicorn_and_greets_an_empty_database(
+    settings: Settings, database: Database, clean: None
+) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [CROWD, "serve", "--port", str(port), "--workers", "2"],
+        env=_env(
+            CROWD_DATABASE_URL=settings.database_url or "", CROWD_REDIS_URL=settings.redis_url or ""
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_healthy(url, proc)
+        with database.transaction() as cur:
+            cur.execute("SELECT count(*) FROM accounts WHERE role = 'requester'")
+            assert cur.fetchone() == (1,)
+        project = requests.get(f"{url}/api/v1/projects", timeout=5)
+        assert project.status_code == 401
+    finally:
+        out = _stop(proc)
+    token = re.search(r"crowd_[A-Za-z0-9_-]{43}", out)
+    assert token, out
+    assert "Next steps" in out
+    assert proc.returncode == 0
+
+
+def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
+    tmp_path: Path,
+) -> None:
+    env = _env(CROWD_DATA_DIR=str(tmp_path / "data"))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    proc = subprocess.Popen(
+        [CROWD, "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_healthy(url, proc, seconds=120)
+        # the token is printed before gunicorn starts; read it from the database via the API
+    finally:
+        out = _stop(proc)
+    match = re.search(r"crowd_[A-Za-z0-9_-]{43}", out)
+    assert match, out
+    token = match.group(0)
+    assert "embedded PostgreSQL and Redis" in out
+
+    proc = subprocess.Popen(
+        [CROWD, "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_healthy(url, proc, seconds=120)
+        headers = {"Authorization": f"Bearer {token}"}
+        created = requests.post(
+            f"{url}/api/v1/projects",
+            json={"name": "kept", "labels": ["a", "b"]},
+            headers=headers,
+            timeout=10,
+        )
+        assert created.status_code == 201
+    finally:
+        second = _stop(proc)
+    assert "new database" not in second  # the first start's data was still there
+
+    proc = subprocess.Popen(
+        [CROWD, "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_healthy(url, proc, seconds=120)
+        listed = requests.get(
+            f"{url}/api/v1/projects", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert [p["name"] for p in listed.json()["projects"]] == ["kept"]
+    finally:
+        _stop(proc)
+    # the embedded servers stopped with crowd serve
+    time.sleep(1)
+    leftovers = [
+        p.info["pid"]
+        for p in psutil.process_iter(attrs=["pid", "cmdline"])
+        if any(str(tmp_path / "data") in part for part in (p.info["cmdline"] or []))
+    ]
+    assert leftovers == []
