@@ -607,12 +607,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cleanup is not None:
             cleanup.cleanup()
 
+    if args.big:
+        shape, repeat = "10,000,000 tasks x 10 answers, 2 classes", min(args.repeat, 1)
+    else:
+        shape = f"{args.tasks:,} tasks x {args.answers_per_task} answers, {args.classes} classes"
+        repeat = args.repeat
     print()
     print(
-        f"Dawid-Skene, {'10,000,000 tasks x 10 answers, 2 classes' if args.big else f'{args.tasks:,} tasks x {args.answers_per_task} answers, {args.classes} classes'}, "
-        f"{args.workers:,} workers, {args.spammers:.0%} spammers, seed {args.seed}, "
-        f"{args.iters} iterations, median over {args.repeat} fits; {os.cpu_count()} CPUs, "
-        f"1-min load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after"
+        f"Dawid-Skene, {shape}, {args.workers:,} workers, {args.spammers:.0%} spammers, "
+        f"seed {args.seed}, {args.iters} iterations, median over {repeat} fits; "
+        f"{os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before / "
+        f"{os.getloadavg()[0]:.1f} after"
     )
     print(_table(rows))
     return 0
