@@ -36,23 +36,24 @@ class AnswerMatrix:
         self.n_classes = k
         self.n_answers = answers.n_answers
         n_cols = answers.n_workers * k
-        index_dtype = np.int32 if max(n_cols, self.n_answers) < 2**31 else np.int64
+        index_dtype = np.int32 if max(n_cols, self.n_tasks, self.n_answers) < 2**31 else np.int64
 
-        tasks = answers.tasks
         cells = answers.workers * k + answers.labels
-        per_task = np.bincount(tasks, minlength=self.n_tasks)
-        indptr = np.zeros(self.n_tasks + 1, dtype=index_dtype)
-        np.cumsum(per_task, out=indptr[1:])
-        if tasks.size and not bool(np.all(tasks[1:] >= tasks[:-1])):
-            # Answers arrive in any order; sort once by task. Within-task order does not matter,
-            # so the (deterministic) introsort is fine and ~3x faster than a stable sort.
-            cells = cells[np.argsort(tasks, kind="quicksort")]
-        self.csr = sp.csr_matrix(
-            (np.ones(self.n_answers), cells.astype(index_dtype), indptr),
+        coo = sp.coo_matrix(
+            (
+                np.ones(self.n_answers),
+                (answers.tasks.astype(index_dtype), cells.astype(index_dtype)),
+            ),
             shape=(self.n_tasks, n_cols),
         )
+        # tocsr() groups answers by task with an O(n) counting sort. Declaring the COO canonical
+        # skips sum_duplicates (sorting each task's entries and merging repeats), which the two
+        # products do not need: repeated entries simply add up. This is 3x faster than argsort.
+        coo.has_canonical_format = True
+        self.csr = coo.tocsr()
+        del coo
         self._csc_t = self.csr.T  # (n_cols, n_tasks) CSC view sharing the same arrays
-        self.answered = per_task > 0
+        self.answered = np.diff(self.csr.indptr) > 0
         used = np.bincount(cells, minlength=n_cols).reshape(self.n_workers, k) > 0
         used[~used.any(axis=1)] = True
         #: ``(n_workers, K)`` bool: worker ``w`` gave label ``l`` at least once (all True for a
