@@ -1,8 +1,8 @@
 """API load: closed-loop fetch -> answer workers against `crowd serve`, and the floor beside it.
 
     python benchmarks/api_load.py [--tasks 100000 --concurrency 64 --seconds 30]
-                                  [--web-workers N --threads T --client-procs 2]
-                                  [--profile]
+                                  [--rounds 3 --web-workers N --threads T --client-procs 2]
+                                  [--profile] [--explain]
 
 What happens, in one run and against the machine's PostgreSQL and Redis:
 
@@ -12,11 +12,12 @@ What happens, in one run and against the machine's PostgreSQL and Redis:
 2. Over HTTP: one project (3 labels, overlap 3), ``--tasks`` tasks in batches of
    ``--batch``, and ``--concurrency`` workers (POST /api/v1/workers, one token each).
 3. ``--concurrency`` simulated workers run closed loops (fetch, then answer at once) for
-   ``--warmup`` seconds unrecorded, then ``--seconds`` recorded. A cycle or request counts in
-   the window when it completes inside it.
+   ``--warmup`` seconds unrecorded, then ``--seconds / --rounds`` recorded; crowd and the floor
+   alternate ``--rounds`` times, so that load from other processes falls on both alike. A
+   cycle or request counts in the window when it completes inside it.
 4. The floor: ``benchmarks/_floor_app.py`` (Flask + psycopg2, one INSERT and one UPDATE of a
-   random counter row in one transaction) under the same gunicorn command line, same worker
-   and thread counts and pool size, driven by the same client at the same concurrency.
+   random counter row in one transaction) under the same gunicorn command line and worker and
+   thread counts, driven by the same client at the same concurrency.
 5. Invariants are checked in PostgreSQL and printed; a violation makes the exit status 1.
 
 The client is kept cheap so that it does not starve a 2-core server: ``--client-procs``
