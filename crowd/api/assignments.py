@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
-from psycopg2 import errors as pg_errors
 
 from crowd.api import auth, body, deps
 from crowd.api.schemas import AnswerIn
 from crowd.errors import Conflict, Forbidden, Invalid, NotFound
-from crowd.store import assignments, projects
+from crowd.store import assignments
 from crowd.store.accounts import Role
 from crowd.store.assignments import Outcome, Reservation
+from crowd.store.db import Cursor
 from crowd.store.projects import Project
 
 bp = Blueprint("assignments", __name__, url_prefix="/api/v1")
@@ -36,35 +37,30 @@ def _sweep_due(project_id: int) -> bool:
 
 
 def _project_for_worker(project_id: int) -> Project:
-    with deps.db().transaction() as cur:
-        project = projects.get(cur, project_id)
+    project = auth.cached_project(project_id)
     if project is None or not auth.can_work_on(auth.current(), project):
         raise NotFound(f"no project {project_id} open to this worker; ask the requester for its id")
     return project
 
 
-def _reserve(project: Project, worker_id: int, sweep: bool) -> Reservation | None:
-    for attempt in range(3):
-        try:
-            with deps.db().transaction() as cur:
-                if sweep:
-                    assignments.release_expired(cur, project.id)
-                return assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
-        except pg_errors.UniqueViolation:
-            # The same worker fetched twice at once and both picked one task; try the next one.
-            if attempt == 2:
-                raise
-    return None
+def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | None:
+    """The next reservation for this worker, sweeping expired ones when due or when none is free."""
+    if _sweep_due(project.id):
+        assignments.release_expired(cur, project.id)
+    for _ in range(2):  # a None can also mean this worker raced itself for one task: try again
+        reservation = assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
+        if reservation is not None:
+            return reservation
+    assignments.release_expired(cur, project.id)
+    return assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
 
 
 @bp.post("/projects/<int:project_id>/assignments")
 @auth.require(Role.WORKER)
 def fetch(project_id: int) -> ResponseReturnValue:
     project = _project_for_worker(project_id)
-    worker = auth.current()
-    reservation = _reserve(project, worker.id, sweep=_sweep_due(project.id))
-    if reservation is None:
-        reservation = _reserve(project, worker.id, sweep=True)
+    with deps.db().transaction() as cur:
+        reservation = _reserve(cur, project, auth.current().id)
     if reservation is None:
         return Response(status=204)
     return jsonify(reservation.to_json()), 201
@@ -101,27 +97,41 @@ def _raise_for(outcome: Outcome, assignment_id: int) -> None:
 @bp.post("/assignments/<int:assignment_id>/answer")
 @auth.require(Role.WORKER)
 def answer(assignment_id: int) -> ResponseReturnValue:
+    """Store the answer; with ``"next": true`` also reserve the worker's next task.
+
+    Answer and next reservation share one transaction, so a worker's loop costs one request
+    per answer. ``next`` is null when no task is left for this worker.
+    """
     spec = body.json_body(AnswerIn)
     worker = auth.current()
+    following: Reservation | None = None
     with deps.db().transaction() as cur:
         held = assignments.lock(cur, assignment_id)
+        label = -1
+        project = None
         if held is not None and held.worker_id == worker.id:
-            project = projects.get(cur, held.project_id)
+            project = auth.cached_project(held.project_id)
             assert project is not None
-            label = project.label_index(spec.label)
-            if label is None:
+            found = project.label_index(spec.label)
+            if found is None:
                 raise Invalid(
                     f"label: {spec.label!r} is not one of this project's labels {project.labels[:20]}",
                     code="unknown_label",
                 )
-        else:
-            label = -1
+            label = found
         outcome = assignments.answer(cur, held, worker.id, label)
+        if spec.next and project is not None and outcome in (Outcome.CREATED, Outcome.REPEATED):
+            following = _reserve(cur, project, worker.id)
     _raise_for(outcome, assignment_id)
     status = 201 if outcome == Outcome.CREATED else 200
-    return jsonify(
-        {"assignment_id": assignment_id, "label": spec.label, "status": outcome.value}
-    ), status
+    out: dict[str, Any] = {
+        "assignment_id": assignment_id,
+        "label": spec.label,
+        "status": outcome.value,
+    }
+    if spec.next:
+        out["next"] = following.to_json() if following is not None else None
+    return jsonify(out), status
 
 
 @bp.post("/assignments/<int:assignment_id>/skip")

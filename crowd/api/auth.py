@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import threading
-import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from flask import g, request
 
 from crowd.api import deps
+from crowd.api.cache import TTLCache
 from crowd.errors import Forbidden, NotFound, Unauthorized
 from crowd.store import accounts, projects
 from crowd.store.accounts import Account, Role
@@ -20,26 +19,27 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Accounts never change role or owner, so a short in-process cache saves a query per request.
-_CACHE_SECONDS = 30.0
-_cache: dict[bytes, tuple[float, Account]] = {}
-_cache_lock = threading.Lock()
+_accounts: TTLCache[bytes, Account] = TTLCache(seconds=30.0)
+# Projects have no update endpoint yet; a short cache saves a query per worker request.
+_projects: TTLCache[int, Project] = TTLCache(seconds=5.0)
 
 
 def _account_for(token: str) -> Account | None:
-    key = accounts.hash_token(token)
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(key)
-    if hit and hit[0] > now:
-        return hit[1]
-    with deps.db().transaction() as cur:
-        account = accounts.authenticate(cur, token)
-    if account is not None:
-        with _cache_lock:
-            if len(_cache) > 10_000:
-                _cache.clear()
-            _cache[key] = (now + _CACHE_SECONDS, account)
-    return account
+    def load(_digest: bytes) -> Account | None:
+        with deps.db().transaction() as cur:
+            return accounts.authenticate(cur, token)
+
+    return _accounts.get(accounts.hash_token(token), load)
+
+
+def cached_project(project_id: int) -> Project | None:
+    """The project row, from a cache of a few seconds."""
+
+    def load(pid: int) -> Project | None:
+        with deps.db().transaction() as cur:
+            return projects.get(cur, pid)
+
+    return _projects.get(project_id, load)
 
 
 def current() -> Account:
@@ -87,8 +87,7 @@ def can_work_on(account: Account, project: Project) -> bool:
 
 def project_for_requester(project_id: int) -> Project:
     """The project, if the caller (admin or requester) may manage it; 404 otherwise."""
-    with deps.db().transaction() as cur:
-        project = projects.get(cur, project_id)
+    project = cached_project(project_id)
     if project is None or not can_manage(current(), project):
         raise NotFound(f"no project {project_id} among yours; GET /api/v1/projects lists them")
     return project

@@ -141,6 +141,10 @@ _SCHEMAS: dict[str, Any] = {
             "assignment_id": {"type": "integer"},
             "label": {"type": "string"},
             "status": {"type": "string", "enum": ["created", "repeated", "skipped"]},
+            "next": {
+                "anyOf": [{"$ref": "#/components/schemas/Assignment"}, {"type": "null"}],
+                "description": 'present when the request asked for "next": true',
+            },
         },
     },
     "Result": {

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 Label = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
@@ -63,6 +71,8 @@ class AnswerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"label": "pos"}})
 
     label: StrictStr
+    # Also reserve the worker's next task, returned as "next": one request per answer.
+    next: StrictBool = False
 
 
 class WorkerIn(BaseModel):

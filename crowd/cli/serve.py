@@ -18,7 +18,10 @@ from crowd.store.db import Database
 
 
 def _default_web_workers() -> int:
-    return min(2 * (os.cpu_count() or 1) + 1, 9)
+    # Few processes with many threads: gthread workers keep the keep-alive connections they
+    # accept, so many small processes leave a few of them queueing most clients (see
+    # benchmarks/RESULTS.md, API load). Threads mostly wait on PostgreSQL, which frees the GIL.
+    return max(2, min(os.cpu_count() or 1, 4))
 
 
 @click.command()
@@ -29,7 +32,7 @@ def _default_web_workers() -> int:
     "web_workers",
     default=None,
     type=click.IntRange(1, 64),
-    help="gunicorn worker processes [default: 2 x cores + 1, at most 9].",
+    help="gunicorn worker processes [default: one per core, 2 to 4].",
 )
 @click.option(
     "--threads",

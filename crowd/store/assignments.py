@@ -65,33 +65,36 @@ def release_expired(cur: Cursor, project_id: int) -> int:
 
 
 def reserve(cur: Cursor, project_id: int, worker_id: int, lease_seconds: int) -> Reservation | None:
-    """Reserve the next task for ``worker_id``, or return None when none is available.
+    """Reserve the next task for ``worker_id``; None when none is available right now.
 
     Order: tasks that already have answers first (so results finish rather than scatter), then
-    creation order. Tasks the worker has seen in any way are excluded.
+    creation order. Tasks the worker has seen in any way are excluded. The task row is locked
+    with SKIP LOCKED, the assignment inserted, and only then is the task's slot taken, so the
+    rare race of one worker fetching twice at once yields None instead of an error (callers
+    retry), and never a slot taken without its assignment.
     """
     cur.execute(
         """
         WITH pick AS (
-            SELECT t.id FROM tasks t
+            SELECT t.id, t.external_id, t.data FROM tasks t
             WHERE t.project_id = %(project)s AND t.taken < t.target
               AND NOT EXISTS (
                   SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = %(worker)s)
             ORDER BY t.answers DESC, t.id
             LIMIT 1
             FOR UPDATE SKIP LOCKED
-        ), bump AS (
-            UPDATE tasks t SET taken = t.taken + 1 FROM pick WHERE t.id = pick.id
-            RETURNING t.id, t.external_id, t.data
         ), ins AS (
             INSERT INTO assignments (project_id, task_id, worker_id, status, expires_at)
-            SELECT %(project)s, bump.id, %(worker)s, 'reserved',
+            SELECT %(project)s, pick.id, %(worker)s, 'reserved',
                    now() + make_interval(secs => %(lease)s)
-            FROM bump
+            FROM pick
+            ON CONFLICT (task_id, worker_id) DO NOTHING
             RETURNING id, task_id, expires_at
+        ), bump AS (
+            UPDATE tasks t SET taken = t.taken + 1 FROM ins WHERE t.id = ins.task_id
         )
-        SELECT ins.id, bump.id, bump.external_id, bump.data, ins.expires_at
-        FROM ins JOIN bump ON bump.id = ins.task_id
+        SELECT ins.id, pick.id, pick.external_id, pick.data, ins.expires_at
+        FROM ins JOIN pick ON pick.id = ins.task_id
         """,
         {"project": project_id, "worker": worker_id, "lease": lease_seconds},
     )

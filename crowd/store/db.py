@@ -39,9 +39,12 @@ class Database:
         if self._pool is None or self._pid != os.getpid():
             with self._lock:
                 if self._pool is None or self._pid != os.getpid():
-                    self._pool = psycopg2.pool.ThreadedConnectionPool(
-                        0, self.max_connections, self.url
-                    )
+                    pool = psycopg2.pool.ThreadedConnectionPool(0, self.max_connections, self.url)
+                    # psycopg2 closes a returned connection unless fewer than `minconn` are
+                    # idle. Raising minconn after construction keeps every connection for reuse
+                    # while still opening them lazily.
+                    pool.minconn = self.max_connections
+                    self._pool = pool
                     self._pid = os.getpid()
         return self._pool
 

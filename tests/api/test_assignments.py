@@ -181,3 +181,29 @@ def test_roles_are_enforced(client, requester, other_requester, make_project, ma
     assert (
         client.post("/api/v1/workers", json={"name": "x"}, headers=auth(worker)).status_code == 403
     )
+
+
+def test_answer_with_next_reserves_the_following_task_in_one_request(
+    client, requester, make_project, make_worker
+) -> None:
+    pid = _setup(client, requester, make_project, n=2)
+    worker = make_worker(requester)
+    first = _fetch(client, pid, worker).json
+    r = client.post(
+        f"/api/v1/assignments/{first['assignment_id']}/answer",
+        json={"label": "a", "next": True},
+        headers=auth(worker),
+    )
+    assert r.status_code == 201
+    following = r.json["next"]
+    assert following["task"]["external_id"] == "t1"
+    r = client.post(
+        f"/api/v1/assignments/{following['assignment_id']}/answer",
+        json={"label": "b", "next": True},
+        headers=auth(worker),
+    )
+    assert r.status_code == 201 and r.json["next"] is None
+    plain = _answer(client, first["assignment_id"], worker, "a")
+    assert plain.status_code == 200 and "next" not in plain.json
+    counts = client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json["counts"]
+    assert counts["answers"] == 2 and counts["reservations"] == 0
