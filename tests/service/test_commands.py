@@ -40,9 +40,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], seconds: float = 60) ->
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"crowd serve exited early with {proc.returncode}"
         try:
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still booting
             pass
         time.sleep(0.3)
     raise AssertionError("crowd serve did not become healthy")
