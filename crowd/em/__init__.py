@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from crowd.em._base import Aggregator, ConvergenceWarning
 from crowd.em._em import DSParams
+from crowd.em.auto_ds import AutoDawidSkene
 from crowd.em.dawid_skene import DawidSkene
 from crowd.em.encode import Encoded, class_order, encode
 from crowd.em.hierarchical_ds import HierarchicalDawidSkene
@@ -21,6 +22,7 @@ METHODS: dict[str, type[Aggregator]] = {
     "ds": DawidSkene,
     "onecoin": OneCoinDawidSkene,
     "hds": HierarchicalDawidSkene,
+    "auto": AutoDawidSkene,
 }
 
 DEFAULT_METHOD = "ds"
@@ -29,6 +31,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
     "Aggregator",
+    "AutoDawidSkene",
     "ConvergenceWarning",
     "DSParams",
     "DawidSkene",
