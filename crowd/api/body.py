@@ -41,16 +41,24 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number; send a finite number or null")
 
 
+#: Deepest nesting of arrays and objects accepted in a body (task data included).
+MAX_DEPTH = 64
+
+
 def _check_strings(payload: Any) -> None:
-    """Reject what PostgreSQL cannot store: NUL characters and unpaired surrogates."""
-    stack = [payload]
+    """Reject what PostgreSQL or our JSON encoder cannot handle well.
+
+    NUL characters and unpaired surrogates cannot be stored; nesting deeper than
+    :data:`MAX_DEPTH` would only come back to bite whoever reads the task later.
+    """
+    stack: list[tuple[Any, int]] = [(payload, 0)]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels; flatten the data")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
         elif isinstance(item, str):
             if "\x00" in item:
                 raise ValueError("strings must not contain NUL (\\u0000) characters")

@@ -67,6 +67,7 @@ def test_strings_postgres_cannot_store_are_a_client_error(client, requester, mak
         '{"tasks":[{"external_id":"a\\u0000b"}]}',
         '{"tasks":[{"external_id":"\\ud800"}]}',
         '{"tasks":[{"external_id":"a","data":{"x":NaN}}]}',
+        '{"tasks":[{"external_id":"a","data":{"x":' + "[" * 900 + "1" + "]" * 900 + "}}]}",
     ]:
         r = client.post(
             f"/api/v1/projects/{pid}/tasks",
