@@ -187,3 +187,26 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
         if any(str(tmp_path / "data") in part for part in (p.info["cmdline"] or []))
     ]
     assert leftovers == []
+
+
+def test_worker_burst_runs_queued_jobs_and_exits(settings: Settings, clean: None) -> None:
+    from redis import Redis
+    from rq import Queue
+
+    from crowd.config import QUEUES
+
+    assert settings.redis_url
+    queue = Queue(QUEUES[0], connection=Redis.from_url(settings.redis_url))
+    job = queue.enqueue("math.factorial", 10)
+    done = subprocess.run(
+        [CROWD, "worker", "--burst"],
+        env=_env(
+            CROWD_DATABASE_URL=settings.database_url or "", CROWD_REDIS_URL=settings.redis_url
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    job.refresh()
+    assert job.get_status() == "finished" and job.return_value() == 3628800
