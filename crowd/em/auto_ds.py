@@ -28,10 +28,10 @@ from crowd.em.dawid_skene import DawidSkene
 #: Share of a worker's predictive probability given to "answers uniformly at random" when
 #: scoring held-out answers. Maximum-likelihood DS gives a label the worker never used in the
 #: training folds probability ~1e-10 (-23 nats), so with ``0`` the criterion mostly counts such
-#: answers and picks one iteration everywhere. Chosen on the twelve shared datasets (accuracy on
-#: gold, no gold in the fit, one 5-fold dealing; benchmarks/RESULTS.md): mean 0.8275 at 0.001, 0.8294 at 0.01,
-#: 0.8292 at 0.03, 0.8288 at 0.1; the chosen iteration counts agree on 11 of 12 datasets
-#: between 0.01 and 0.03.
+#: answers and picks one iteration everywhere. Chosen on the twelve shared datasets (accuracy
+#: on gold, no gold in the fit, one 5-fold dealing; benchmarks/RESULTS.md): mean 0.8275 at
+#: 0.001, 0.8294 at 0.01, 0.8292 at 0.03, 0.8288 at 0.1; the chosen iteration counts agree on
+#: 11 of 12 datasets between 0.01 and 0.03.
 DEFAULT_CONTAMINATION = 0.01
 
 
