@@ -25,7 +25,7 @@ METHODS: dict[str, type[Aggregator]] = {
     "auto": AutoDawidSkene,
 }
 
-DEFAULT_METHOD = "ds"
+DEFAULT_METHOD = "auto"
 
 __all__ = [
     "DEFAULT_METHOD",

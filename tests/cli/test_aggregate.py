@@ -124,7 +124,7 @@ def test_header_only_file_gives_header_only_results(tmp_path: Path) -> None:
 
 
 def test_options_reach_the_estimator(answers: Path) -> None:
-    result = run("aggregate", str(answers), "--max-iter", "1", "--progress")
+    result = run("aggregate", str(answers), "--method", "ds", "--max-iter", "1", "--progress")
     assert result.exit_code == 0
     assert "ds iteration 1: objective" in result.stderr
     assert "crowd: warning: DawidSkene did not converge" in result.stderr
