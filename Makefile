@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: venv run demo test lint bench-em
+.PHONY: venv bench-venv run test lint bench-em bench-accuracy bench-api
 
 $(BIN)/crowd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,3 +22,18 @@ lint: venv
 
 test: lint
 	$(BIN)/pytest
+
+# Benchmarks (not part of the tests): each prints our figure beside its peer's, as a ratio.
+DATA ?= ../shared/datasets
+
+bench-venv: venv
+	$(BIN)/pip install -q -e '.[dev,bench]'
+
+bench-em: bench-venv
+	$(BIN)/python benchmarks/em_speed.py
+
+bench-accuracy: bench-venv
+	$(BIN)/python benchmarks/accuracy.py --data $(DATA)
+
+bench-api: bench-venv
+	$(BIN)/python benchmarks/api_load.py
