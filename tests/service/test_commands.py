@@ -38,7 +38,9 @@ def _env(**extra: str) -> dict[str, str]:
 def _wait_healthy(url: str, proc: subprocess.Popen[str], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"crowd serve exited early with {proc.returncode}"
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"crowd serve exited early with {proc.returncode}:\n{out}")
         try:
             if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
                 return
