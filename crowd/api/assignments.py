@@ -110,7 +110,7 @@ def answer(assignment_id: int) -> ResponseReturnValue:
         label = -1
         project = None
         if held is not None and held.worker_id == worker.id:
-            project = auth.cached_project(held.project_id)
+            project = auth.cached_project(held.project_id, cur)
             assert project is not None
             found = project.label_index(spec.label)
             if found is None:

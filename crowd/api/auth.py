@@ -13,6 +13,7 @@ from crowd.api.cache import TTLCache
 from crowd.errors import Forbidden, NotFound, Unauthorized
 from crowd.store import accounts, projects
 from crowd.store.accounts import Account, Role
+from crowd.store.db import Cursor
 from crowd.store.projects import Project
 
 P = ParamSpec("P")
@@ -32,12 +33,18 @@ def _account_for(token: str) -> Account | None:
     return _accounts.get(accounts.hash_token(token), load)
 
 
-def cached_project(project_id: int) -> Project | None:
-    """The project row, from a cache of a few seconds."""
+def cached_project(project_id: int, cur: Cursor | None = None) -> Project | None:
+    """The project row, from a cache of a few seconds.
+
+    Inside a transaction pass its cursor: a miss then reads with it instead of taking a second
+    pooled connection (a pool sized threads + 1 runs dry when every thread misses at once).
+    """
 
     def load(pid: int) -> Project | None:
-        with deps.db().transaction() as cur:
+        if cur is not None:
             return projects.get(cur, pid)
+        with deps.db().transaction() as own:
+            return projects.get(own, pid)
 
     return _projects.get(project_id, load)
 

@@ -18,8 +18,8 @@ from crowd.store.db import Database
 
 
 def _default_web_workers() -> int:
-    # Few processes with many threads: gthread workers keep the keep-alive connections they
-    # accept, so many small processes leave a few of them queueing most clients (see
+    # One process per core, at least 2: gthread workers keep the keep-alive connections they
+    # accept, and many small processes left a few of them queueing most clients (see
     # benchmarks/RESULTS.md, API load). Threads mostly wait on PostgreSQL, which frees the GIL.
     return max(2, min(os.cpu_count() or 1, 4))
 

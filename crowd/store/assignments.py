@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from crowd.store.db import Cursor
+from crowd.store.db import Cursor, execute_prepared
 
 
 @dataclass(frozen=True)
@@ -73,20 +73,22 @@ def reserve(cur: Cursor, project_id: int, worker_id: int, lease_seconds: int) ->
     rare race of one worker fetching twice at once yields None instead of an error (callers
     retry), and never a slot taken without its assignment.
     """
-    cur.execute(
+    execute_prepared(
+        cur,
+        "crowd_reserve",
         """
         WITH pick AS (
             SELECT t.id, t.external_id, t.data FROM tasks t
-            WHERE t.project_id = %(project)s AND t.taken < t.target
+            WHERE t.project_id = $1::bigint AND t.taken < t.target
               AND NOT EXISTS (
-                  SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = %(worker)s)
+                  SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2::bigint)
             ORDER BY t.answers DESC, t.id
             LIMIT 1
             FOR UPDATE SKIP LOCKED
         ), ins AS (
             INSERT INTO assignments (project_id, task_id, worker_id, status, expires_at)
-            SELECT %(project)s, pick.id, %(worker)s, 'reserved',
-                   now() + make_interval(secs => %(lease)s)
+            SELECT $1::bigint, pick.id, $2::bigint, 'reserved',
+                   now() + make_interval(secs => $3::double precision)
             FROM pick
             ON CONFLICT (task_id, worker_id) DO NOTHING
             RETURNING id, task_id, expires_at
@@ -96,7 +98,7 @@ def reserve(cur: Cursor, project_id: int, worker_id: int, lease_seconds: int) ->
         SELECT ins.id, pick.id, pick.external_id, pick.data, ins.expires_at
         FROM ins JOIN pick ON pick.id = ins.task_id
         """,
-        {"project": project_id, "worker": worker_id, "lease": lease_seconds},
+        (project_id, worker_id, lease_seconds),
     )
     row = cur.fetchone()
     return Reservation(*row) if row else None
@@ -131,9 +133,11 @@ class Held:
 
 
 def lock(cur: Cursor, assignment_id: int) -> Held | None:
-    cur.execute(
+    execute_prepared(
+        cur,
+        "crowd_lock",
         "SELECT id, project_id, task_id, worker_id, status, label, expires_at,"
-        " expires_at <= now() FROM assignments WHERE id = %s FOR UPDATE",
+        " expires_at <= now() FROM assignments WHERE id = $1::bigint FOR UPDATE",
         (assignment_id,),
     )
     row = cur.fetchone()
@@ -168,11 +172,14 @@ def answer(cur: Cursor, held: Held | None, worker_id: int, label: int) -> Outcom
     assert held is not None
     if held.status == "answered":
         return Outcome.REPEATED if held.label == label else Outcome.DIFFERENT_ANSWER
-    cur.execute(
-        "UPDATE assignments SET status = 'answered', label = %s, answered_at = now() WHERE id = %s",
-        (label, held.id),
+    execute_prepared(
+        cur,
+        "crowd_answer",
+        "WITH a AS (UPDATE assignments SET status = 'answered', label = $1::smallint,"
+        " answered_at = now() WHERE id = $2::bigint)"
+        " UPDATE tasks SET answers = answers + 1 WHERE id = $3::bigint",
+        (label, held.id, held.task_id),
     )
-    cur.execute("UPDATE tasks SET answers = answers + 1 WHERE id = %s", (held.task_id,))
     return Outcome.CREATED
 
 

@@ -47,3 +47,28 @@ def test_an_error_rolls_back_and_keeps_the_connection_usable(database_url: str) 
         assert _backend_pid(db) > 0
     finally:
         db.close()
+
+
+def test_a_request_waits_for_a_busy_pool_instead_of_failing(database_url: str) -> None:
+    import threading
+    import time
+
+    db = Database(database_url, max_connections=1)
+    held = threading.Event()
+
+    def hold() -> None:
+        with db.transaction() as cur:
+            cur.execute("SELECT 1")
+            held.set()
+            time.sleep(0.5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        held.wait(5)
+        started = time.monotonic()
+        assert _backend_pid(db) > 0  # waited for the one connection, then used it
+        assert time.monotonic() - started >= 0.3
+    finally:
+        holder.join()
+        db.close()
