@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -18,6 +20,8 @@ from click.testing import CliRunner
 
 from crowd.cli import main
 from crowd.config import Settings
+from crowd.store import accounts
+from crowd.store.accounts import Role
 from crowd.store.db import Database
 
 CROWD = shutil.which("crowd", path=str(Path(sys.executable).parent)) or "crowd"
@@ -92,33 +96,40 @@ def test_every_command_has_help() -> None:
         assert result.exit_code == 0 and "Usage:" in result.output, args
 
 
-def test_serve_runs_gunicorn_and_greets_an_empty_database(
-    settings: Settings, database: Database, clean: None
-) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+@contextmanager
+def _serving(env: dict[str, str], port: int, *args: str) -> Iterator[tuple[str, list[str]]]:
+    """Run `crowd serve` until the block ends; yields its URL and, after, its output in a list."""
     proc = subprocess.Popen(
-        [CROWD, "serve", "--port", str(port), "--workers", "2"],
-        env=_env(
-            CROWD_DATABASE_URL=settings.database_url or "", CROWD_REDIS_URL=settings.redis_url or ""
-        ),
+        [CROWD, "serve", "--port", str(port), *args],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    output: list[str] = []
     try:
-        _wait_healthy(url, proc)
-        with database.transaction() as cur:
-            cur.execute("SELECT count(*) FROM accounts WHERE role = 'requester'")
-            assert cur.fetchone() == (1,)
-        project = requests.get(f"{url}/api/v1/projects", timeout=5)
-        assert project.status_code == 401
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc, seconds=120)
+        yield url, output
     finally:
-        out = _stop(proc)
-    token = re.search(r"crowd_[A-Za-z0-9_-]{43}", out)
-    assert token, out
-    assert "Next steps" in out
-    assert proc.returncode == 0
+        output.append(_stop(proc))
+    assert proc.returncode == 0, output  # SIGINT stops it cleanly
+
+
+def test_serve_runs_gunicorn_and_greets_an_empty_database(
+    settings: Settings, database: Database, clean: None
+) -> None:
+    env = _env(
+        CROWD_DATABASE_URL=settings.database_url or "", CROWD_REDIS_URL=settings.redis_url or ""
+    )
+    with _serving(env, _free_port(), "--workers", "2") as (url, output):
+        assert requests.get(f"{url}/api/v1/projects", timeout=5).status_code == 401
+    token = re.search(r"crowd_[A-Za-z0-9_-]{43}", output[0])
+    assert token, output
+    assert "Next steps" in output[0]
+    with database.transaction() as cur:
+        account = accounts.authenticate(cur, token.group(0))
+    assert account is not None and account.role == Role.REQUESTER
 
 
 def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
@@ -126,35 +137,15 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
 ) -> None:
     env = _env(CROWD_DATA_DIR=str(tmp_path / "data"))
     port = _free_port()
-    url = f"http://127.0.0.1:{port}"
 
-    proc = subprocess.Popen(
-        [CROWD, "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_healthy(url, proc, seconds=120)
-        # the token is printed before gunicorn starts; read it from the database via the API
-    finally:
-        out = _stop(proc)
-    match = re.search(r"crowd_[A-Za-z0-9_-]{43}", out)
-    assert match, out
-    token = match.group(0)
-    assert "embedded PostgreSQL and Redis" in out
+    with _serving(env, port, "--workers", "1") as (_url, first):
+        pass
+    match = re.search(r"crowd_[A-Za-z0-9_-]{43}", first[0])
+    assert match, first
+    headers = {"Authorization": f"Bearer {match.group(0)}"}
+    assert "embedded PostgreSQL and Redis" in first[0]
 
-    proc = subprocess.Popen(
-        [CROWD, "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_healthy(url, proc, seconds=120)
-        headers = {"Authorization": f"Bearer {token}"}
+    with _serving(env, port, "--workers", "1") as (url, second):
         created = requests.post(
             f"{url}/api/v1/projects",
             json={"name": "kept", "labels": ["a", "b"]},
@@ -162,25 +153,11 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
             timeout=10,
         )
         assert created.status_code == 201
-    finally:
-        second = _stop(proc)
-    assert "new database" not in second  # the first start's data was still there
+    assert "new database" not in second[0]  # the first start's data was still there
 
-    proc = subprocess.Popen(
-        [CROWD, "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_healthy(url, proc, seconds=120)
-        listed = requests.get(
-            f"{url}/api/v1/projects", headers={"Authorization": f"Bearer {token}"}, timeout=10
-        )
+    with _serving(env, port, "--workers", "1") as (url, _third):
+        listed = requests.get(f"{url}/api/v1/projects", headers=headers, timeout=10)
         assert [p["name"] for p in listed.json()["projects"]] == ["kept"]
-    finally:
-        _stop(proc)
     # the embedded servers stopped with crowd serve
     time.sleep(1)
     leftovers = [
