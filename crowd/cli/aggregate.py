@@ -225,6 +225,17 @@ def _open_out(path: str | None) -> BinaryIO:
     return click.open_file(path or "-", "wb")  # type: ignore[return-value]
 
 
+#: Inputs at least this big report progress even when stderr is not a terminal (a log file).
+LARGE_INPUT_BYTES = 64 * 1024 * 1024
+
+
+def _is_large(path: str) -> bool:
+    try:
+        return path != "-" and os.path.getsize(path) >= LARGE_INPUT_BYTES
+    except OSError:
+        return False  # the reader reports a missing file with its own message
+
+
 def _estimator(method: str, options: dict[str, Any], progress: Callable[[str], None] | None) -> Any:
     cls = METHODS[method]
     accepted = inspect.signature(cls).parameters
@@ -278,7 +289,8 @@ def _estimator(method: str, options: dict[str, Any], progress: Callable[[str], N
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Report reading and EM progress on stderr [default: when stderr is a terminal].",
+    help="Report reading and EM progress on stderr [default: when stderr is a terminal or "
+    "ANSWERS is a file of 64 MiB or more].",
 )
 def aggregate_command(
     answers: str,
@@ -302,7 +314,7 @@ def aggregate_command(
     ignored.
     """
     started = time.perf_counter()
-    show = sys.stderr.isatty() if progress is None else progress
+    show = progress if progress is not None else (sys.stderr.isatty() or _is_large(answers))
 
     def report(message: str) -> None:
         click.echo(f"crowd: {message} ({time.perf_counter() - started:.1f} s)", err=True)

@@ -235,3 +235,17 @@ def test_answers_from_stdin_and_results_from_a_pipe(tmp_path: Path) -> None:
 def test_stdin_errors_name_stdin() -> None:
     result = CliRunner().invoke(main, ["aggregate", "-"], input="task,worker,label\nt,w\n")
     assert_input_error(result, "<stdin>:2: expected 3 fields")
+
+
+def test_large_inputs_report_progress_without_a_terminal(
+    answers: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import crowd.cli.aggregate as aggregate_cli
+
+    quiet = run("aggregate", str(answers), "--method", "ds")
+    assert quiet.exit_code == 0 and "reading" not in quiet.stderr
+    monkeypatch.setattr(aggregate_cli, "LARGE_INPUT_BYTES", answers.stat().st_size)
+    loud = run("aggregate", str(answers), "--method", "ds")
+    assert loud.exit_code == 0
+    assert "crowd: reading" in loud.stderr and "ds iteration 1" in loud.stderr
+    assert loud.stdout == quiet.stdout
