@@ -47,12 +47,13 @@ def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | Non
     """The next reservation for this worker, sweeping expired ones when due or when none is free."""
     if _sweep_due(project.id):
         assignments.release_expired(cur, project.id)
-    for _ in range(2):  # a None can also mean this worker raced itself for one task: try again
+    reservation = assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
+    if reservation is None:
+        # Nothing free, or (rarely) this worker raced itself for one task: reclaim expired
+        # reservations now and try once more.
+        assignments.release_expired(cur, project.id)
         reservation = assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
-        if reservation is not None:
-            return reservation
-    assignments.release_expired(cur, project.id)
-    return assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
+    return reservation
 
 
 @bp.post("/projects/<int:project_id>/assignments")
@@ -120,8 +121,14 @@ def answer(assignment_id: int) -> ResponseReturnValue:
                 )
             label = found
         outcome = assignments.answer(cur, held, worker.id, label)
-        if spec.next and project is not None and outcome in (Outcome.CREATED, Outcome.REPEATED):
+        if spec.next and project is not None and outcome == Outcome.CREATED:
             following = _reserve(cur, project, worker.id)
+        elif spec.next and project is not None and outcome == Outcome.REPEATED:
+            # A retry whose first response was lost: hand back the task that attempt reserved
+            # rather than reserving (and stranding) another one.
+            following = assignments.held_by(cur, project.id, worker.id) or _reserve(
+                cur, project, worker.id
+            )
     _raise_for(outcome, assignment_id)
     status = 201 if outcome == Outcome.CREATED else 200
     out: dict[str, Any] = {

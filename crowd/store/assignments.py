@@ -104,6 +104,22 @@ def reserve(cur: Cursor, project_id: int, worker_id: int, lease_seconds: int) ->
     return Reservation(*row) if row else None
 
 
+def held_by(cur: Cursor, project_id: int, worker_id: int) -> Reservation | None:
+    """The worker's newest live reservation in the project, if it holds one."""
+    cur.execute(
+        """
+        SELECT a.id, t.id, t.external_id, t.data, a.expires_at
+        FROM assignments a JOIN tasks t ON t.id = a.task_id
+        WHERE a.project_id = %s AND a.worker_id = %s AND a.status = 'reserved'
+          AND a.expires_at > now()
+        ORDER BY a.id DESC LIMIT 1
+        """,
+        (project_id, worker_id),
+    )
+    row = cur.fetchone()
+    return Reservation(*row) if row else None
+
+
 class Outcome(StrEnum):
     """What happened to an answer or skip request; the API maps each to a status code."""
 

@@ -207,3 +207,19 @@ def test_answer_with_next_reserves_the_following_task_in_one_request(
     assert plain.status_code == 200 and "next" not in plain.json
     counts = client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json["counts"]
     assert counts["answers"] == 2 and counts["reservations"] == 0
+
+
+def test_a_retried_answer_with_next_returns_the_same_next_task(
+    client, requester, make_project, make_worker
+) -> None:
+    pid = _setup(client, requester, make_project, n=3)
+    worker = make_worker(requester)
+    first = _fetch(client, pid, worker).json
+    body = {"label": "a", "next": True}
+    url = f"/api/v1/assignments/{first['assignment_id']}/answer"
+    original = client.post(url, json=body, headers=auth(worker))
+    retry = client.post(url, json=body, headers=auth(worker))  # the first response was lost
+    assert original.status_code == 201 and retry.status_code == 200
+    assert retry.json["next"] == original.json["next"]
+    counts = client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json["counts"]
+    assert counts["reservations"] == 1
