@@ -43,25 +43,40 @@ def _project_for_worker(project_id: int) -> Project:
     return project
 
 
+def _sweep(project: Project, *, force: bool = False) -> None:
+    """Reclaim the project's expired reservations, in a transaction of its own.
+
+    Never inside a request's own transaction: the sweep updates other tasks' rows, and doing
+    that while holding the row of the task just answered could deadlock with another worker
+    doing the same the other way round.
+    """
+    if force or _sweep_due(project.id):
+        with deps.db().transaction() as cur:
+            assignments.release_expired(cur, project.id)
+
+
 def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | None:
-    """The next reservation for this worker, sweeping expired ones when due or when none is free."""
-    if _sweep_due(project.id):
-        assignments.release_expired(cur, project.id)
-    reservation = assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
-    if reservation is None:
-        # Nothing free, or (rarely) this worker raced itself for one task: reclaim expired
-        # reservations now and try once more.
-        assignments.release_expired(cur, project.id)
-        reservation = assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
-    return reservation
+    return assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
+
+
+def _reserve_after_sweep(project: Project, worker_id: int) -> Reservation | None:
+    """Nothing was free (or, rarely, this worker raced itself for one task): reclaim expired
+    reservations now and try once more."""
+    _sweep(project, force=True)
+    with deps.db().transaction() as cur:
+        return _reserve(cur, project, worker_id)
 
 
 @bp.post("/projects/<int:project_id>/assignments")
 @auth.require(Role.WORKER)
 def fetch(project_id: int) -> ResponseReturnValue:
     project = _project_for_worker(project_id)
+    worker_id = auth.current().id
+    _sweep(project)
     with deps.db().transaction() as cur:
-        reservation = _reserve(cur, project, auth.current().id)
+        reservation = _reserve(cur, project, worker_id)
+    if reservation is None:
+        reservation = _reserve_after_sweep(project, worker_id)
     if reservation is None:
         return Response(status=204)
     return jsonify(reservation.to_json()), 201
@@ -130,6 +145,11 @@ def answer(assignment_id: int) -> ResponseReturnValue:
                 cur, project, worker.id
             )
     _raise_for(outcome, assignment_id)
+    if spec.next and project is not None:
+        if following is None:
+            following = _reserve_after_sweep(project, worker.id)
+        else:
+            _sweep(project)  # the periodic one, after this request's own transaction
     status = 201 if outcome == Outcome.CREATED else 200
     out: dict[str, Any] = {
         "assignment_id": assignment_id,
