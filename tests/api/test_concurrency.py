@@ -1,7 +1,8 @@
 """Many workers at once, over real HTTP and real PostgreSQL connections.
 
-32 threads act as workers on 500 tasks at overlap 3. They skip and abandon reservations at
-random (a short lease makes the abandoned ones come back) and retry answers. Afterwards the
+32 threads act as workers on 500 tasks at overlap 3, half of them answering with "next" (one
+request per answer). They skip and abandon reservations at random (a short lease makes the
+abandoned ones come back) and retry answers. Afterwards the
 database must show: no task over its overlap, no worker twice on a task, and every
 acknowledged answer stored exactly once.
 """
@@ -58,21 +59,27 @@ def test_concurrent_workers_never_break_overlap_or_lose_answers(
         return bool(counts["tasks_complete"] == N_TASKS)
 
     def work(index: int, token: str) -> None:
+        """Odd workers use answer-with-next (one request per answer), even ones fetch each time."""
         rng = random.Random(index)
+        use_next = index % 2 == 1
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
+        pending: dict | None = None  # a reservation handed back by answer-with-next
         try:
             while time.monotonic() < deadline:
-                r = session.post(f"{api}/projects/{pid}/assignments", timeout=30)
-                if r.status_code == 204:
-                    if complete():
+                if pending is None:
+                    r = session.post(f"{api}/projects/{pid}/assignments", timeout=30)
+                    if r.status_code == 204:
+                        if complete():
+                            return
+                        time.sleep(0.3)  # abandoned reservations are still running out
+                        continue
+                    if r.status_code != 201:
+                        errors.append(f"fetch {r.status_code} {r.text[:200]}")
                         return
-                    time.sleep(0.3)  # abandoned reservations are still running out
-                    continue
-                if r.status_code != 201:
-                    errors.append(f"fetch {r.status_code} {r.text[:200]}")
-                    return
-                aid = r.json()["assignment_id"]
+                    pending = r.json()
+                aid = pending["assignment_id"]
+                pending = None
                 roll = rng.random()
                 if roll < 0.04:
                     continue  # abandon: the lease runs out and the task comes back
@@ -81,21 +88,20 @@ def test_concurrent_workers_never_break_overlap_or_lose_answers(
                     if s.status_code != 200:
                         errors.append(f"skip {s.status_code} {s.text[:200]}")
                     continue
-                label = rng.choice(LABELS)
-                a = session.post(
-                    f"{api}/assignments/{aid}/answer", json={"label": label}, timeout=30
-                )
+                body = {"label": rng.choice(LABELS), "next": use_next}
+                a = session.post(f"{api}/assignments/{aid}/answer", json=body, timeout=30)
                 if a.status_code != 201:
                     errors.append(f"answer {a.status_code} {a.text[:200]}")
                     continue
                 with lock:
-                    acknowledged.append((aid, label))
+                    acknowledged.append((aid, body["label"]))
                 if roll > 0.9:  # a client retry after a lost response
-                    again = session.post(
-                        f"{api}/assignments/{aid}/answer", json={"label": label}, timeout=30
-                    )
+                    again = session.post(f"{api}/assignments/{aid}/answer", json=body, timeout=30)
                     with lock:
                         repeats.append(again.status_code)
+                    a = again
+                if use_next:
+                    pending = a.json()["next"]
         finally:
             session.close()
 
