@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from redis import Redis
+from werkzeug.routing import IntegerConverter
 
 from crowd.config import Settings
 from crowd.store.db import Database
+
+
+class _Int64Converter(IntegerConverter):
+    """``<int:...>`` path parts that fit PostgreSQL's bigint; larger ones are a plain 404."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -22,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             "(starting embedded servers) when they are not"
         )
     app = Flask(__name__)
+    app.url_map.converters["int"] = _Int64Converter
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["crowd.settings"] = settings

@@ -54,3 +54,17 @@ def test_healthz_reports_both_dependencies(client) -> None:
     r = client.get("/healthz")
     assert r.status_code == 200
     assert r.json == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_ids_beyond_bigint_are_404_not_500(client, requester, make_worker) -> None:
+    worker = make_worker(requester)
+    huge = "99999999999999999999"
+    for method, path, token in [
+        ("get", f"/api/v1/projects/{huge}", requester),
+        ("post", f"/api/v1/projects/{huge}/assignments", worker),
+        ("post", f"/api/v1/assignments/{huge}/skip", worker),
+        ("post", f"/api/v1/assignments/{huge}/answer", worker),
+    ]:
+        r = getattr(client, method)(path, headers=auth(token), json={"label": "a"})
+        assert r.status_code == 404, path
+        assert r.json["error"]["code"] == "not_found"
