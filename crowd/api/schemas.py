@@ -70,7 +70,7 @@ class TasksIn(BaseModel):
 class AnswerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"label": "pos"}})
 
-    label: StrictStr
+    label: Label
     # Also reserve the worker's next task, returned as "next": one request per answer.
     next: StrictBool = False
 
