@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,19 +59,28 @@ class EmbeddedServers:
             self._postgres = None
 
 
-def with_servers(settings: Settings) -> tuple[Settings, EmbeddedServers | None]:
-    """Fill in the URLs ``settings`` lacks by starting embedded servers; return both."""
+@contextmanager
+def servers_for(settings: Settings) -> Iterator[tuple[Settings, bool]]:
+    """Yield ``settings`` with both URLs filled in, and whether embedded servers were started.
+
+    URLs the settings lack are filled by starting (or attaching to) embedded servers under
+    ``settings.data_dir``; this process's handles on them are released when the block ends.
+    """
     if settings.database_url and settings.redis_url:
-        return settings, None
+        yield settings, False
+        return
     servers = EmbeddedServers(settings.data_dir)
-    database_url, redis_url = servers.start(
-        postgres=not settings.database_url, redis=not settings.redis_url
-    )
-    return (
-        replace(
-            settings,
-            database_url=settings.database_url or database_url,
-            redis_url=settings.redis_url or redis_url,
-        ),
-        servers,
-    )
+    try:
+        database_url, redis_url = servers.start(
+            postgres=not settings.database_url, redis=not settings.redis_url
+        )
+        yield (
+            replace(
+                settings,
+                database_url=settings.database_url or database_url,
+                redis_url=settings.redis_url or redis_url,
+            ),
+            True,
+        )
+    finally:
+        servers.stop()

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
 from crowd.config import Settings
-from crowd.embedded import with_servers
+from crowd.embedded import servers_for
 from crowd.store import accounts, migrate
 from crowd.store.accounts import Role
 from crowd.store.db import Database
 
 
-def _database() -> tuple[Database, object]:
-    settings, servers = with_servers(Settings.from_env())
-    assert settings.database_url
-    return Database(settings.database_url, max_connections=1), servers
+@contextmanager
+def _database() -> Iterator[Database]:
+    """The configured database (or the embedded one), released when the block ends."""
+    with servers_for(Settings.from_env()) as (settings, _embedded):
+        assert settings.database_url
+        database = Database(settings.database_url, max_connections=1)
+        try:
+            yield database
+        finally:
+            database.close()
 
 
 @click.group()
@@ -25,14 +34,9 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations (numbered, append-only SQL files)."""
-    database, servers = _database()
-    try:
+    with _database() as database:
         applied = migrate.upgrade(database)
-        click.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
-    finally:
-        database.close()
-        if servers is not None:
-            servers.stop()  # type: ignore[attr-defined]
+    click.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
 
 
 @click.group()
@@ -50,16 +54,11 @@ def token() -> None:
 @click.option("--name", default="", help="A name to recognise the token's owner by.")
 def token_create(role: str, name: str) -> None:
     """Create an account and print its token (only the token, on stdout)."""
-    database, servers = _database()
-    try:
+    with _database() as database:
         migrate.upgrade(database)
         with database.transaction() as cur:
             _, secret = accounts.create(cur, Role(role), name)
-        click.echo(secret)
-    finally:
-        database.close()
-        if servers is not None:
-            servers.stop()  # type: ignore[attr-defined]
+    click.echo(secret)
 
 
 COMMANDS = [db, token]

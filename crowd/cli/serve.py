@@ -11,7 +11,7 @@ from types import FrameType
 import click
 
 from crowd.config import Settings
-from crowd.embedded import with_servers
+from crowd.embedded import servers_for
 from crowd.store import accounts, migrate
 from crowd.store.accounts import Role
 from crowd.store.db import Database
@@ -49,10 +49,9 @@ def serve(host: str, port: int, web_workers: int | None, threads: int) -> None:
     stops them on exit. Applies pending migrations first. On the first start against an empty
     database it prints a requester token and the next steps.
     """
-    settings, servers = with_servers(Settings.from_env())
-    assert settings.database_url and settings.redis_url
-    try:
-        if servers is not None:
+    with servers_for(Settings.from_env()) as (settings, embedded):
+        assert settings.database_url and settings.redis_url
+        if embedded:
             click.echo(f"crowd: embedded PostgreSQL and Redis under {settings.data_dir}/", err=True)
         db = Database(settings.database_url, max_connections=1)
         applied = migrate.upgrade(db)
@@ -84,9 +83,6 @@ def serve(host: str, port: int, web_workers: int | None, threads: int) -> None:
             "crowd.api:create_app()",
         ]  # fmt: skip
         raise SystemExit(_run_child(command, env))
-    finally:
-        if servers is not None:
-            servers.stop()
 
 
 def _welcome(token: str, host: str, port: int) -> None:
@@ -134,12 +130,8 @@ def worker(burst: bool) -> None:
     """
     from workers.bootstrap import run
 
-    settings, servers = with_servers(Settings.from_env())
-    try:
+    with servers_for(Settings.from_env()) as (settings, _embedded):
         run(settings, burst=burst)
-    finally:
-        if servers is not None:
-            servers.stop()
 
 
 COMMANDS = [serve, worker]
