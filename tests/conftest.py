@@ -31,8 +31,6 @@ from crowd.store import accounts, migrate
 from crowd.store.accounts import Role
 from crowd.store.db import Database
 
-TABLES = "assignments, tasks, projects, accounts"
-
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
@@ -87,7 +85,12 @@ def database(settings: Settings) -> Iterator[Database]:
 def clean(database: Database, settings: Settings) -> None:
     """Empty every table and the Redis database, so each test starts from nothing."""
     with database.transaction() as cur:
-        cur.execute(f"TRUNCATE {TABLES} CASCADE")
+        cur.execute(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+        )
+        (tables,) = cur.fetchone()
+        cur.execute(f"TRUNCATE {tables} CASCADE")
     assert settings.redis_url
     Redis.from_url(settings.redis_url).flushdb()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any
 
 from pydantic import (
@@ -38,8 +39,7 @@ class ProjectIn(BaseModel):
     @field_validator("labels")
     @classmethod
     def _distinct(cls, labels: list[str]) -> list[str]:
-        seen: set[str] = set()
-        dupes = sorted({x for x in labels if x in seen or seen.add(x)})  # type: ignore[func-returns-value]
+        dupes = sorted(label for label, n in Counter(labels).items() if n > 1)
         if dupes:
             raise ValueError(f"labels must be distinct; repeated: {', '.join(dupes[:5])}")
         if any(not x.strip() for x in labels):
