@@ -88,7 +88,8 @@ class Database:
     def transaction(self) -> Iterator[Cursor]:
         """Yield a cursor inside one transaction: commit on success, roll back on any error.
 
-        A lost connection raises :class:`~crowd.errors.Unavailable` (HTTP 503) and the broken
+        When every pooled connection is in use it waits up to 10 s for one. A lost connection,
+        or no free one in time, raises :class:`~crowd.errors.Unavailable` (HTTP 503); a broken
         connection is dropped from the pool, so the next request reconnects by itself.
         """
         pool = self._get_pool()
