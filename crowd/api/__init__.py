@@ -42,9 +42,19 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.redis_url, socket_timeout=5, socket_connect_timeout=5
     )
 
-    from crowd.api import assignments, errors, health, projects, results, tasks, workers
+    from crowd.api import (
+        aggregations,
+        assignments,
+        errors,
+        health,
+        projects,
+        quality,
+        results,
+        tasks,
+        workers,
+    )
 
     errors.init_app(app)
-    for module in (health, projects, tasks, assignments, results, workers):
+    for module in (health, projects, tasks, assignments, results, aggregations, quality, workers):
         app.register_blueprint(module.bp)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
+from crowd import scheduling
 from crowd.api import auth, body, deps
 from crowd.api.schemas import AnswerIn
 from crowd.errors import Conflict, Forbidden, Invalid, NotFound
-from crowd.store import assignments
+from crowd.store import assignments, quality
 from crowd.store.accounts import Role
 from crowd.store.assignments import Outcome, Reservation
 from crowd.store.db import Cursor
@@ -56,7 +58,23 @@ def _sweep(project: Project, *, force: bool = False) -> None:
 
 
 def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | None:
+    """The worker's next task: a gold (control) task with probability ``gold_rate`` when the
+    project has one this worker has not seen, otherwise the next regular task."""
+    if project.gold_rate > 0 and random.random() < project.gold_rate:
+        gold = assignments.reserve(cur, project.id, worker_id, project.lease_seconds, gold=True)
+        if gold is not None:
+            return gold
     return assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
+
+
+def _refuse_if_banned(project: Project, worker_id: int) -> None:
+    with deps.db().transaction() as cur:
+        reason = quality.ban_reason(cur, project.id, worker_id)
+    if reason is not None:
+        raise Forbidden(
+            f"you are banned from project {project.id}: {reason}; the requester can lift the ban",
+            code="banned",
+        )
 
 
 def _reserve_after_sweep(project: Project, worker_id: int) -> Reservation | None:
@@ -78,6 +96,7 @@ def fetch(project_id: int) -> ResponseReturnValue:
     if reservation is None:
         reservation = _reserve_after_sweep(project, worker_id)
     if reservation is None:
+        _refuse_if_banned(project, worker_id)
         return Response(status=204)
     return jsonify(reservation.to_json()), 201
 
@@ -145,6 +164,8 @@ def answer(assignment_id: int) -> ResponseReturnValue:
                 cur, project, worker.id
             )
     _raise_for(outcome, assignment_id)
+    if outcome == Outcome.CREATED and project is not None:
+        scheduling.answers_changed(deps.db(), deps.redis(), project.id)
     if spec.next and project is not None:
         if following is None:
             following = _reserve_after_sweep(project, worker.id)

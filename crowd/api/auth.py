@@ -21,7 +21,8 @@ R = TypeVar("R")
 
 # Accounts never change role or owner, so a short in-process cache saves a query per request.
 _accounts: TTLCache[bytes, Account] = TTLCache(seconds=30.0)
-# Projects have no update endpoint yet; a short cache saves a query per worker request.
+# A short cache saves a query per worker request. A settings change (PATCH) drops this
+# process's entry at once; other processes see it within the TTL.
 _projects: TTLCache[int, Project] = TTLCache(seconds=5.0)
 
 
@@ -47,6 +48,10 @@ def cached_project(project_id: int, cur: Cursor | None = None) -> Project | None
             return projects.get(own, pid)
 
     return _projects.get(project_id, load)
+
+
+def forget_project(project_id: int) -> None:
+    _projects.forget(project_id)
 
 
 def current() -> Account:

@@ -16,9 +16,13 @@ from crowd.errors import BadRequest, Invalid
 M = TypeVar("M", bound=BaseModel)
 
 
-def json_body(model: type[M]) -> M:
-    """Parse and validate the body; 400 for bytes that are not JSON, 422 for a wrong shape."""
+def json_body(model: type[M], *, allow_empty: bool = False) -> M:
+    """Parse and validate the body; 400 for bytes that are not JSON, 422 for a wrong shape.
+
+    With ``allow_empty`` an empty body means ``{}`` (every field takes its default)."""
     raw = request.get_data(cache=False)
+    if allow_empty and not raw.strip():
+        return model.model_validate({})
     if not raw.strip():
         raise BadRequest(f"send a JSON object body; {_example(model)}")
     try:
@@ -131,3 +135,33 @@ def decode_cursor(cursor: str) -> int:
 def next_cursor(ids: list[int], limit: int) -> str | None:
     """The cursor for the page after one holding ``ids``, or None when this was the last page."""
     return encode_cursor(ids[-1]) if len(ids) == limit else None
+
+
+def int_arg(name: str) -> int | None:
+    """An optional non-negative whole-number query parameter; a bad value is a 400."""
+    raw = request.args.get(name, "")
+    if raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(f"{name} must be a whole number, got {raw[:40]!r}")
+    return int(raw)
+
+
+def choice_arg(name: str, choices: tuple[str, ...]) -> str | None:
+    """An optional query parameter with a fixed set of values; anything else is a 400."""
+    raw = request.args.get(name, "")
+    if raw == "":
+        return None
+    if raw not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}, got {raw[:40]!r}")
+    return raw
+
+
+def flag_arg(name: str) -> bool:
+    """``?name=true|false|1|0``; absent means false."""
+    raw = request.args.get(name, "").lower()
+    if raw in ("", "false", "0"):
+        return False
+    if raw in ("true", "1"):
+        return True
+    raise BadRequest(f"{name} must be true or false, got {raw[:40]!r}")

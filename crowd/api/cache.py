@@ -33,3 +33,8 @@ class TTLCache(Generic[K, V]):
                     self._entries.clear()
                 self._entries[key] = (now + self.seconds, value)
         return value
+
+    def forget(self, key: K) -> None:
+        """Drop ``key`` so the next :meth:`get` loads it afresh (after a change in this process)."""
+        with self._lock:
+            self._entries.pop(key, None)

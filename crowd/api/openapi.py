@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from crowd import __version__
-from crowd.api.schemas import AnswerIn, ProjectIn, TasksIn, WorkerIn
+from crowd.api.schemas import AnswerIn, BanIn, ProjectIn, ProjectPatch, TasksIn, WorkerIn
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -65,6 +65,11 @@ _PAGE = [
 ]
 
 
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    param = {"name": name, "in": "query", "required": False, "schema": schema}
+    return {**param, "description": description} if description else param
+
+
 def _id(name: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -106,13 +111,24 @@ _SCHEMAS: dict[str, Any] = {
             "labels": {"type": "array", "items": {"type": "string"}},
             "overlap": {"type": "integer"},
             "lease_seconds": {"type": "integer"},
+            "max_overlap": {"type": "integer"},
+            "confidence_target": {"type": ["number", "null"]},
+            "gold_rate": {"type": "number"},
+            "gold_window": {"type": "integer"},
+            "qc_min_answers": {"type": "integer"},
+            "qc_min_accuracy": {"type": ["number", "null"]},
+            "qc_min_gold_accuracy": {"type": ["number", "null"]},
+            "qc_min_gold_answers": {"type": "integer"},
+            "exclude_banned": {"type": "boolean"},
+            "method": {"type": "string"},
+            "last_run_id": {"type": ["integer", "null"]},
             "owner_id": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
             "counts": {
                 "type": "object",
                 "properties": {
                     k: {"type": "integer"}
-                    for k in ("tasks", "answers", "tasks_complete", "reservations")
+                    for k in ("tasks", "gold_tasks", "answers", "tasks_complete", "reservations")
                 },
             },
         },
@@ -155,8 +171,60 @@ _SCHEMAS: dict[str, Any] = {
             "external_id": {"type": "string"},
             "label": {"type": ["string", "null"]},
             "confidence": {"type": ["number", "null"]},
-            "answers": {"type": "integer"},
+            "run_id": {
+                "type": ["integer", "null"],
+                "description": "the run that produced this row; null: majority vote, no run yet",
+            },
+            "answers": {"type": "integer", "description": "answers stored now"},
+            "aggregated_answers": {"type": "integer", "description": "answers the run used"},
             "status": {"type": "string", "enum": ["pending", "complete"]},
+            "posteriors": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": "number"},
+                "description": "with ?posteriors=true: each label's probability",
+            },
+        },
+    },
+    "Run": {
+        "type": "object",
+        "required": ["id", "project_id", "status", "trigger", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "project_id": {"type": "integer"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "trigger": {"type": "string", "enum": ["answers", "api", "retry"]},
+            "method": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "answers": {"type": ["integer", "null"]},
+            "tasks": {"type": ["integer", "null"]},
+            "workers": {"type": ["integer", "null"]},
+            "iterations": {"type": ["integer", "null"]},
+            "converged": {"type": ["boolean", "null"]},
+            "objective": {"type": ["number", "null"]},
+            "warm_start": {"type": ["boolean", "null"]},
+            "error": {"type": ["string", "null"]},
+        },
+    },
+    "ProjectWorker": {
+        "type": "object",
+        "required": ["id", "name", "answers", "status"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "answers": {"type": "integer"},
+            "accuracy": {"type": ["number", "null"]},
+            "confusion": {
+                "type": ["array", "null"],
+                "items": {"type": "array", "items": {"type": "number"}},
+            },
+            "gold_answers": {"type": "integer"},
+            "gold_accuracy": {"type": ["number", "null"]},
+            "status": {"type": "string", "enum": ["active", "banned"]},
+            "reason": {"type": ["string", "null"]},
+            "banned_at": {"type": ["string", "null"], "format": "date-time"},
+            "run_id": {"type": ["integer", "null"]},
         },
     },
     "Answer": {
@@ -252,6 +320,16 @@ def _paths() -> dict[str, Any]:
                     **_errors(401, 403, 404, 503),
                 },
             },
+            "patch": {
+                "summary": "Change settings; fields left out keep their values, null turns a rule off",
+                "security": requester,
+                "parameters": [pid],
+                "requestBody": _body(ProjectPatch),
+                "responses": {
+                    "200": _ok("The project", _ref("Project")),
+                    **_errors(400, 401, 403, 404, 413, 422, 503),
+                },
+            },
         },
         "/api/v1/projects/{project_id}/tasks": {
             "post": {
@@ -315,11 +393,81 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "Aggregated label per task, by task id",
                 "security": requester,
-                "parameters": [pid, *_PAGE],
+                "parameters": [
+                    pid,
+                    *_PAGE,
+                    _query("since_run", {"type": "integer"}, "only results changed after run N"),
+                    _query("status", {"type": "string", "enum": ["complete", "pending"]}),
+                    _query("posteriors", {"type": "boolean"}, "add each label's probability"),
+                ],
                 "responses": {
                     "200": _ok("A page of results", _page_of("results", _ref("Result"))),
                     **_errors(400, 401, 403, 404, 503),
                 },
+            },
+        },
+        "/api/v1/projects/{project_id}/aggregations": {
+            "get": {
+                "summary": "The project's aggregation runs, newest first",
+                "security": requester,
+                "parameters": [pid, *_PAGE],
+                "responses": {
+                    "200": _ok("A page of runs", _page_of("aggregations", _ref("Run"))),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            },
+            "post": {
+                "summary": "Ask for a run over every answer stored so far",
+                "security": requester,
+                "parameters": [pid],
+                "responses": {
+                    "202": _ok(
+                        "Queued (run), or a follow-up of the queued/running run (run: null)",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "run": {"anyOf": [_ref("Run"), {"type": "null"}]},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    ),
+                    **_errors(401, 403, 404, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/workers": {
+            "get": {
+                "summary": "Workers in the project: answers, estimates, gold accuracy, status",
+                "security": requester,
+                "parameters": [
+                    pid,
+                    *_PAGE,
+                    _query("status", {"type": "string", "enum": ["active", "banned"]}),
+                ],
+                "responses": {
+                    "200": _ok("A page of workers", _page_of("workers", _ref("ProjectWorker"))),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/workers/{worker_id}/ban": {
+            "post": {
+                "summary": "Ban a worker from the project; its reservations are released",
+                "security": requester,
+                "parameters": [pid, _id("worker_id")],
+                "requestBody": {**_body(BanIn), "required": False},
+                "responses": {
+                    "200": _ok("Banned"),
+                    **_errors(400, 401, 403, 404, 413, 422, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/workers/{worker_id}/unban": {
+            "post": {
+                "summary": "Lift a ban (idempotent)",
+                "security": requester,
+                "parameters": [pid, _id("worker_id")],
+                "responses": {"200": _ok("Active"), **_errors(401, 403, 404, 503)},
             },
         },
         "/api/v1/projects/{project_id}/answers": {
@@ -339,7 +487,7 @@ def _paths() -> dict[str, Any]:
 @functools.cache
 def document() -> dict[str, Any]:
     schemas = dict(_SCHEMAS)
-    for model in (ProjectIn, TasksIn, AnswerIn, WorkerIn):
+    for model in (ProjectIn, ProjectPatch, TasksIn, AnswerIn, WorkerIn, BanIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub

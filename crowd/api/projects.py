@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from crowd.api import auth, body, deps
-from crowd.api.schemas import ProjectIn
+from crowd.api.schemas import ProjectIn, ProjectPatch
+from crowd.errors import Invalid
 from crowd.store import projects
 from crowd.store.accounts import Role
 
@@ -19,11 +20,37 @@ MANAGERS = (Role.ADMIN, Role.REQUESTER)
 @auth.require(*MANAGERS)
 def create() -> ResponseReturnValue:
     spec = body.json_body(ProjectIn)
+    settings = spec.model_dump(include=set(projects.SETTINGS))
     with deps.db().transaction() as cur:
-        project = projects.create(
-            cur, auth.current().id, spec.name, spec.labels, spec.overlap, spec.lease_seconds
-        )
+        project = projects.create(cur, auth.current().id, spec.labels, settings)
     return jsonify(project.to_json()), 201
+
+
+# Settings where null means "off"; the others cannot be null.
+_NULLABLE = {"max_overlap", "confidence_target", "qc_min_accuracy", "qc_min_gold_accuracy"}
+
+
+def update(project_id: int) -> ResponseReturnValue:
+    """Change settings. Only the fields sent change; null turns an optional rule off.
+
+    Raising ``overlap`` gives open tasks the slots they now lack; lowering it leaves tasks'
+    existing slots alone.
+    """
+    project = auth.project_for_requester(project_id)
+    spec = body.json_body(ProjectPatch)
+    changes = {name: getattr(spec, name) for name in spec.model_fields_set}
+    for name, value in changes.items():
+        if value is None and name not in _NULLABLE:
+            raise Invalid(f"{name}: cannot be null; leave it out to keep its value")
+    overlap = changes.get("overlap", project.overlap)
+    cap = changes.get("max_overlap", project.max_overlap)
+    if cap is not None and cap < overlap:
+        raise Invalid(f"max_overlap ({cap}) must be at least overlap ({overlap})")
+    with deps.db().transaction() as cur:
+        updated = projects.update(cur, project.id, changes)
+    auth.forget_project(project.id)
+    assert updated is not None
+    return jsonify(updated.to_json())
 
 
 @bp.get("")
@@ -42,10 +69,18 @@ def list_() -> ResponseReturnValue:
     )
 
 
-@bp.get("/<int:project_id>")
+# GET and PATCH share one rule: with two rules for one path, werkzeug answers an id beyond
+# bigint (which the converter rejects) with 405 instead of 404.
+@bp.route("/<int:project_id>", methods=["GET", "PATCH"])
 @auth.require(*MANAGERS)
+def one(project_id: int) -> ResponseReturnValue:
+    return update(project_id) if request.method == "PATCH" else get(project_id)
+
+
 def get(project_id: int) -> ResponseReturnValue:
-    project = auth.project_for_requester(project_id)
+    auth.project_for_requester(project_id)
     with deps.db().transaction() as cur:
+        project = projects.get(cur, project_id)  # fresh: last_run_id changes with every run
         counts = projects.counts(cur, project_id)
+    assert project is not None
     return jsonify({**project.to_json(), "counts": counts})

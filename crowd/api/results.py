@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from crowd.api import auth, body, deps
 from crowd.api.projects import MANAGERS
-from crowd.store import results
+from crowd.store import projects, results
 
 bp = Blueprint("results", __name__, url_prefix="/api/v1/projects")
 
@@ -15,24 +17,54 @@ bp = Blueprint("results", __name__, url_prefix="/api/v1/projects")
 @bp.get("/<int:project_id>/results")
 @auth.require(*MANAGERS)
 def list_results(project_id: int) -> ResponseReturnValue:
-    """Majority vote per task until aggregation runs: ``confidence`` is the winner's vote share."""
+    """Aggregated label per task, by task id.
+
+    ``run_id`` is the aggregation run that produced the row; until a run covers a task its
+    row has ``run_id: null`` and the majority vote, with the winner's vote share as
+    ``confidence``. ``?since_run=N`` returns only tasks whose result changed after run N
+    (poll with the newest ``run_id`` you have seen), ``?status=complete|pending`` filters,
+    ``?posteriors=true`` adds each label's probability.
+    """
     project = auth.project_for_requester(project_id)
     after, limit = body.page_params()
+    since_run = body.int_arg("since_run")
+    status = body.choice_arg("status", ("complete", "pending"))
+    with_posteriors = body.flag_arg("posteriors")
     with deps.db().transaction() as cur:
-        page = results.majority_page(cur, project.id, after, limit)
+        rows = results.page(cur, project.id, after, limit, since_run=since_run, status=status)
+        last_run_id = projects.last_run_id(cur, project.id)
     out = []
-    for task_id, external_id, answers, target, label, votes in page:
-        out.append(
-            {
-                "task_id": task_id,
-                "external_id": external_id,
-                "label": project.labels[label] if label is not None else None,
-                "confidence": round(votes / answers, 6) if answers else None,
-                "answers": answers,
-                "status": "complete" if answers >= target else "pending",
-            }
+    labels = project.labels
+    for (task_id, external_id, answers, complete, run_id, label, confidence, used, posteriors,
+         mv_label, mv_votes) in rows:  # fmt: skip
+        item: dict[str, Any] = {"task_id": task_id, "external_id": external_id}
+        if run_id is not None:
+            item.update(label=labels[label], confidence=round(confidence, 6), run_id=run_id)
+        else:
+            item.update(
+                label=labels[mv_label] if mv_label is not None else None,
+                confidence=round(mv_votes / answers, 6) if answers else None,
+                run_id=None,
+            )
+        item.update(
+            answers=answers,
+            aggregated_answers=used if run_id is not None else 0,
+            status="complete" if complete else "pending",
         )
-    return jsonify({"results": out, "next_cursor": body.next_cursor([r[0] for r in page], limit)})
+        if with_posteriors:
+            item["posteriors"] = (
+                {labels[k]: round(float(p), 6) for k, p in enumerate(posteriors)}
+                if posteriors is not None
+                else None
+            )
+        out.append(item)
+    return jsonify(
+        {
+            "results": out,
+            "last_run_id": last_run_id,
+            "next_cursor": body.next_cursor([r[0] for r in rows], limit),
+        }
+    )
 
 
 @bp.get("/<int:project_id>/answers")

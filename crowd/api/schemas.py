@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -13,12 +13,48 @@ from pydantic import (
     StrictInt,
     StrictStr,
     field_validator,
+    model_validator,
 )
 
 Label = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 
-class ProjectIn(BaseModel):
+Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Overlap = Annotated[StrictInt, Field(ge=1, le=100)]
+Lease = Annotated[StrictInt, Field(ge=5, le=7 * 24 * 3600)]
+Share = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=False)]
+Count = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+Method = Literal["ds", "onecoin", "mv", "hds", "auto"]
+
+
+class ProjectSettings(BaseModel):
+    """Settings shared by project creation and PATCH (every field optional in PATCH)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Dynamic overlap: `overlap` answers at least; a task whose confidence after a run is
+    # below `confidence_target` gets one more slot, up to `max_overlap`. No target: fixed.
+    max_overlap: Overlap | None = None
+    confidence_target: (
+        Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False, strict=False)] | None
+    ) = None
+    # Share of a worker's fetches that serve a gold (control) task, when the project has any.
+    gold_rate: Share = 0.1
+    # A worker's gold accuracy counts its last `gold_window` gold answers.
+    gold_window: Count = 20
+    # Quality rules: ban a worker with at least `qc_min_answers` answers whose estimated
+    # accuracy is below `qc_min_accuracy`, or whose gold accuracy (with at least
+    # `qc_min_gold_answers` gold answers) is below `qc_min_gold_accuracy`. null: rule off.
+    qc_min_answers: Count = 20
+    qc_min_accuracy: Share | None = None
+    qc_min_gold_accuracy: Share | None = None
+    qc_min_gold_answers: Count = 5
+    # Whether a banned worker's (stored) answers are left out of the aggregation.
+    exclude_banned: StrictBool = True
+    method: Method = "ds"
+
+
+class ProjectIn(ProjectSettings):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -26,15 +62,17 @@ class ProjectIn(BaseModel):
                 "name": "sentiment",
                 "labels": ["pos", "neg"],
                 "overlap": 3,
+                "max_overlap": 7,
+                "confidence_target": 0.95,
                 "lease_seconds": 600,
             }
         },
     )
 
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: Name
     labels: Annotated[list[Label], Field(min_length=2, max_length=1000)]
-    overlap: Annotated[StrictInt, Field(ge=1, le=100)] = 3
-    lease_seconds: Annotated[StrictInt, Field(ge=5, le=7 * 24 * 3600)] = 600
+    overlap: Overlap = 3
+    lease_seconds: Lease = 600
 
     @field_validator("labels")
     @classmethod
@@ -45,6 +83,39 @@ class ProjectIn(BaseModel):
         if any(not x.strip() for x in labels):
             raise ValueError("labels must be non-empty strings (not only spaces)")
         return labels
+
+    @model_validator(mode="after")
+    def _overlaps(self) -> ProjectIn:
+        if self.max_overlap is not None and self.max_overlap < self.overlap:
+            raise ValueError(
+                f"max_overlap ({self.max_overlap}) must be at least overlap ({self.overlap})"
+            )
+        return self
+
+
+class ProjectPatch(BaseModel):
+    """Changes to a project's settings; fields left out keep their values."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"confidence_target": 0.9, "qc_min_accuracy": 0.6}},
+    )
+
+    name: Name | None = None
+    overlap: Overlap | None = None
+    lease_seconds: Lease | None = None
+    max_overlap: Overlap | None = None
+    confidence_target: (
+        Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False, strict=False)] | None
+    ) = None
+    gold_rate: Share | None = None
+    gold_window: Count | None = None
+    qc_min_answers: Count | None = None
+    qc_min_accuracy: Share | None = None
+    qc_min_gold_accuracy: Share | None = None
+    qc_min_gold_answers: Count | None = None
+    exclude_banned: StrictBool | None = None
+    method: Method | None = None
 
 
 class TaskIn(BaseModel):
@@ -79,3 +150,11 @@ class WorkerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"name": "alice"}})
 
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class BanIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"reason": "copied answers"}}
+    )
+
+    reason: StrictStr = Field(default="banned by the requester", min_length=1, max_length=500)

@@ -41,12 +41,21 @@ def _default_web_workers() -> int:
     type=click.IntRange(1, 64),
     help="Threads per gunicorn worker.",
 )
-def serve(host: str, port: int, web_workers: int | None, threads: int) -> None:
+@click.option(
+    "--with-worker/--no-worker",
+    "with_worker",
+    default=None,
+    help="Also run an aggregation worker [default: only with embedded servers].",
+)
+def serve(
+    host: str, port: int, web_workers: int | None, threads: int, with_worker: bool | None
+) -> None:
     """Serve the HTTP API with gunicorn.
 
     Uses CROWD_DATABASE_URL and CROWD_REDIS_URL when set; otherwise starts embedded PostgreSQL
     and Redis under CROWD_DATA_DIR (default ./.crowd), keeps their data across restarts and
-    stops them on exit. Applies pending migrations first. On the first start against an empty
+    stops them on exit, and runs an aggregation worker too, so this one command does
+    everything. Applies pending migrations first. On the first start against an empty
     database it prints a requester token and the next steps.
     """
     with servers_for(Settings.from_env()) as (settings, embedded):
@@ -82,7 +91,10 @@ def serve(host: str, port: int, web_workers: int | None, threads: int) -> None:
             "--access-logfile", "-" if os.environ.get("CROWD_ACCESS_LOG") else "/dev/null",
             "crowd.api:create_app()",
         ]  # fmt: skip
-        raise SystemExit(_run_child(command, env))
+        commands = [command]
+        if embedded if with_worker is None else with_worker:
+            commands.append([sys.executable, "-m", "crowd.cli", "worker"])
+        raise SystemExit(_run_children(commands, env))
 
 
 def _welcome(token: str, host: str, port: int) -> None:
@@ -105,16 +117,29 @@ The README walks through the whole flow; GET /openapi.json describes every endpo
     )
 
 
-def _run_child(command: list[str], env: dict[str, str]) -> int:
-    """Run ``command`` until it exits, passing SIGINT/SIGTERM on to it."""
-    child = subprocess.Popen(command, env=env)
+def _run_children(commands: list[list[str]], env: dict[str, str]) -> int:
+    """Run ``commands`` until the first one exits, passing SIGINT/SIGTERM on to all; then
+    stop the others. Returns the first command's exit status."""
+    children = [subprocess.Popen(command, env=env) for command in commands]
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        child.send_signal(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return child.wait()
+        status = children[0].wait()
+        for child in children[1:]:
+            if child.poll() is None:
+                child.terminate()
+        for child in children[1:]:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        return status
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -80,3 +80,15 @@ def list_workers(cur: Cursor, created_by: int | None, after_id: int, limit: int)
         (created_by, created_by, after_id, limit),
     )
     return [Account(r[0], Role(r[1]), r[2], r[3]) for r in cur.fetchall()]
+
+
+def get_worker(cur: Cursor, account_id: int) -> Account | None:
+    """The worker account ``account_id`` (None for other roles or no such account)."""
+    cur.execute(
+        "SELECT a.id, a.role, a.name, a.created_by, c.role = 'admin'"
+        " FROM accounts a LEFT JOIN accounts c ON c.id = a.created_by"
+        " WHERE a.id = %s AND a.role = 'worker'",
+        (account_id,),
+    )
+    row = cur.fetchone()
+    return Account(row[0], Role(row[1]), row[2], row[3], bool(row[4])) if row else None

@@ -64,25 +64,19 @@ def release_expired(cur: Cursor, project_id: int) -> int:
     return int(cur.rowcount)
 
 
-def reserve(cur: Cursor, project_id: int, worker_id: int, lease_seconds: int) -> Reservation | None:
-    """Reserve the next task for ``worker_id``; None when none is available right now.
+_NOT_BANNED = """
+              AND NOT EXISTS (
+                  SELECT 1 FROM project_workers pw WHERE pw.project_id = $1::bigint
+                    AND pw.worker_id = $2::bigint AND pw.status = 'banned')"""
 
-    Order: tasks that already have answers first (so results finish rather than scatter), then
-    creation order. Tasks the worker has seen in any way are excluded. The task row is locked
-    with SKIP LOCKED, the assignment inserted, and only then is the task's slot taken, so the
-    rare race of one worker fetching twice at once yields None instead of an error (callers
-    retry), and never a slot taken without its assignment.
-    """
-    execute_prepared(
-        cur,
-        "crowd_reserve",
-        """
+_RESERVE = """
         WITH pick AS (
             SELECT t.id, t.external_id, t.data FROM tasks t
-            WHERE t.project_id = $1::bigint AND t.taken < t.target
+            WHERE t.project_id = $1::bigint AND {where}
               AND NOT EXISTS (
                   SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2::bigint)
-            ORDER BY t.answers DESC, t.id
+              {not_banned}
+            ORDER BY {order}
             LIMIT 1
             FOR UPDATE SKIP LOCKED
         ), ins AS (
@@ -97,7 +91,32 @@ def reserve(cur: Cursor, project_id: int, worker_id: int, lease_seconds: int) ->
         )
         SELECT ins.id, pick.id, pick.external_id, pick.data, ins.expires_at
         FROM ins JOIN pick ON pick.id = ins.task_id
-        """,
+        """
+
+
+def reserve(
+    cur: Cursor, project_id: int, worker_id: int, lease_seconds: int, *, gold: bool = False
+) -> Reservation | None:
+    """Reserve the next task for ``worker_id``; None when none is available right now (or the
+    worker is banned from the project: see :func:`crowd.store.quality.ban_reason`).
+
+    Order: tasks that already have answers first (so results finish rather than scatter), then
+    creation order. Tasks the worker has seen in any way are excluded, and so are gold tasks
+    and tasks closed by dynamic overlap. With ``gold=True`` it reserves a gold (control) task
+    instead, the least answered first. The task row is locked with SKIP LOCKED, the
+    assignment inserted, and only then is the task's slot taken, so the rare race of one
+    worker fetching twice at once yields None instead of an error (callers retry), and never a
+    slot taken without its assignment.
+    """
+    if gold:
+        name, where, order = "crowd_reserve_gold", "t.gold IS NOT NULL", "t.answers, t.id"
+    else:
+        where = "t.taken < t.target AND NOT t.done AND t.gold IS NULL"
+        name, order = "crowd_reserve", "t.answers DESC, t.id"
+    execute_prepared(
+        cur,
+        name,
+        _RESERVE.format(where=where, order=order, not_banned=_NOT_BANNED),
         (project_id, worker_id, lease_seconds),
     )
     row = cur.fetchone()

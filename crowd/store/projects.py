@@ -8,7 +8,31 @@ from typing import Any
 
 from crowd.store.db import Cursor, one
 
-_COLUMNS = "id, owner_id, name, labels, overlap, lease_seconds, created_at"
+_COLUMNS = (
+    "id, owner_id, name, labels, overlap, lease_seconds, created_at, max_overlap,"
+    " confidence_target, gold_rate, gold_window, qc_min_answers, qc_min_accuracy,"
+    " qc_min_gold_accuracy, qc_min_gold_answers, exclude_banned, method, last_run_id"
+)
+
+#: Settings a requester may set at creation and change later (PATCH), with their columns.
+SETTINGS = (
+    "name",
+    "overlap",
+    "lease_seconds",
+    "max_overlap",
+    "confidence_target",
+    "gold_rate",
+    "gold_window",
+    "qc_min_answers",
+    "qc_min_accuracy",
+    "qc_min_gold_accuracy",
+    "qc_min_gold_answers",
+    "exclude_banned",
+    "method",
+)
+
+#: Largest task target: gold tasks take any number of answers.
+UNLIMITED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -20,6 +44,27 @@ class Project:
     overlap: int
     lease_seconds: int
     created_at: datetime
+    max_overlap: int | None = None
+    confidence_target: float | None = None
+    gold_rate: float = 0.1
+    gold_window: int = 20
+    qc_min_answers: int = 20
+    qc_min_accuracy: float | None = None
+    qc_min_gold_accuracy: float | None = None
+    qc_min_gold_answers: int = 5
+    exclude_banned: bool = True
+    method: str = "ds"
+    last_run_id: int | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether dynamic overlap is on (a confidence target is set)."""
+        return self.confidence_target is not None
+
+    @property
+    def overlap_cap(self) -> int:
+        """The most answers a non-gold task can get."""
+        return max(self.overlap, self.max_overlap or self.overlap)
 
     def label_index(self, label: str) -> int | None:
         try:
@@ -34,24 +79,69 @@ class Project:
             "labels": list(self.labels),
             "overlap": self.overlap,
             "lease_seconds": self.lease_seconds,
+            "max_overlap": self.overlap_cap,
+            "confidence_target": self.confidence_target,
+            "gold_rate": self.gold_rate,
+            "gold_window": self.gold_window,
+            "qc_min_answers": self.qc_min_answers,
+            "qc_min_accuracy": self.qc_min_accuracy,
+            "qc_min_gold_accuracy": self.qc_min_gold_accuracy,
+            "qc_min_gold_answers": self.qc_min_gold_answers,
+            "exclude_banned": self.exclude_banned,
+            "method": self.method,
+            "last_run_id": self.last_run_id,
             "owner_id": self.owner_id,
             "created_at": self.created_at.isoformat(),
         }
 
 
 def _row(row: tuple[Any, ...]) -> Project:
-    return Project(row[0], row[1], row[2], list(row[3]), row[4], row[5], row[6])
+    return Project(row[0], row[1], row[2], list(row[3]), *row[4:])
 
 
-def create(
-    cur: Cursor, owner_id: int, name: str, labels: list[str], overlap: int, lease_seconds: int
-) -> Project:
+def create(cur: Cursor, owner_id: int, labels: list[str], settings: dict[str, Any]) -> Project:
+    """Insert a project; ``settings`` holds any of :data:`SETTINGS` (the rest take defaults)."""
+    unknown = set(settings) - set(SETTINGS)
+    assert not unknown, unknown
+    names = ["owner_id", "labels", *settings]
     cur.execute(
-        "INSERT INTO projects (owner_id, name, labels, overlap, lease_seconds)"
-        f" VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-        (owner_id, name, labels, overlap, lease_seconds),
+        f"INSERT INTO projects ({', '.join(names)})"
+        f" VALUES ({', '.join(['%s'] * len(names))}) RETURNING {_COLUMNS}",
+        (owner_id, labels, *settings.values()),
     )
     return _row(one(cur))
+
+
+def update(cur: Cursor, project_id: int, changes: dict[str, Any]) -> Project | None:
+    """Change settings (keys from :data:`SETTINGS`). Tasks' targets follow a new ``overlap``:
+    a task with fewer answers than the new minimum gets the slots it now lacks."""
+    unknown = set(changes) - set(SETTINGS)
+    assert not unknown, unknown
+    if not changes:
+        return get(cur, project_id)
+    sets = ", ".join(f"{name} = %s" for name in changes)
+    cur.execute(
+        f"UPDATE projects SET {sets} WHERE id = %s RETURNING {_COLUMNS}",
+        (*changes.values(), project_id),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    project = _row(row)
+    if "overlap" in changes:
+        cur.execute(
+            "UPDATE tasks SET target = greatest(%s, taken), done = false"
+            " WHERE project_id = %s AND gold IS NULL AND target < %s AND NOT done",
+            (project.overlap, project_id, project.overlap),
+        )
+    return project
+
+
+def last_run_id(cur: Cursor, project_id: int) -> int | None:
+    """The newest published aggregation run (not cached: it changes with every run)."""
+    cur.execute("SELECT last_run_id FROM projects WHERE id = %s", (project_id,))
+    row = cur.fetchone()
+    return row[0] if row else None
 
 
 def get(cur: Cursor, project_id: int) -> Project | None:
@@ -71,17 +161,31 @@ def list_for(cur: Cursor, owner_id: int | None, after_id: int, limit: int) -> li
 
 
 def counts(cur: Cursor, project_id: int) -> dict[str, int]:
-    """Progress figures: tasks, stored answers, tasks with all their answers, live reservations."""
+    """Progress figures: tasks (gold ones counted apart), stored answers, complete tasks (see
+    :data:`COMPLETE`), live reservations."""
     cur.execute(
-        "SELECT count(*), coalesce(sum(answers), 0), count(*) FILTER (WHERE answers >= target),"
-        " coalesce(sum(taken - answers), 0)"
-        " FROM tasks WHERE project_id = %s",
+        f"""
+        SELECT count(*) FILTER (WHERE t.gold IS NULL), count(*) FILTER (WHERE t.gold IS NOT NULL),
+               coalesce(sum(t.answers), 0),
+               count(*) FILTER (WHERE t.gold IS NULL AND {COMPLETE}),
+               coalesce(sum(t.taken - t.answers), 0)
+        FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.project_id = %s
+        """,
         (project_id,),
     )
-    tasks, answers, complete, reserved = one(cur)
+    tasks, gold, answers, complete, reserved = one(cur)
     return {
         "tasks": int(tasks),
+        "gold_tasks": int(gold),
         "answers": int(answers),
         "tasks_complete": int(complete),
         "reservations": int(reserved),
     }
+
+
+#: SQL for "this task needs no more answers" over ``tasks t JOIN projects p``: closed by dynamic
+#: overlap, or all its slots answered and no more to come (fixed overlap, or at max_overlap).
+COMPLETE = (
+    "(t.done OR (t.answers >= t.target AND (p.confidence_target IS NULL"
+    " OR t.target >= greatest(p.overlap, coalesce(p.max_overlap, p.overlap)))))"
+)

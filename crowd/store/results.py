@@ -6,31 +6,53 @@ from datetime import datetime
 from typing import Any
 
 from crowd.store.db import Cursor
+from crowd.store.projects import COMPLETE
 
 
-def majority_page(
-    cur: Cursor, project_id: int, after_id: int, limit: int
-) -> list[tuple[int, str, int, int, int | None, int]]:
-    """Majority vote per task: ``(task_id, external_id, answers, target, label, votes)``.
+def page(
+    cur: Cursor,
+    project_id: int,
+    after_id: int,
+    limit: int,
+    *,
+    since_run: int | None = None,
+    status: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """Results of the project's regular (non-gold) tasks, by task id.
 
-    ``label`` is the index of the most chosen label, ties going to the label listed first in
-    the project (the lowest index); it is None for a task with no answers yet.
+    Rows: ``(task_id, external_id, answers, complete, run_id, label, confidence,
+    aggregated_answers, posteriors, majority_label, majority_votes)``. The run columns come
+    from the last run that changed the task's result; a task no run has covered yet (run_id
+    None) has the majority vote instead, ties going to the label listed first in the
+    project. ``since_run`` keeps tasks whose result a later run changed; ``status`` is
+    ``complete`` or ``pending`` (see :data:`crowd.store.projects.COMPLETE`).
     """
     cur.execute(
-        """
-        SELECT t.id, t.external_id, t.answers, t.target, v.label, coalesce(v.n, 0)
-        FROM (SELECT id, external_id, answers, target FROM tasks
-              WHERE project_id = %s AND id > %s ORDER BY id LIMIT %s) t
+        f"""
+        SELECT t.id, t.external_id, t.answers, {COMPLETE}, r.run_id, r.label, r.confidence,
+               r.answers, r.posteriors, v.label, coalesce(v.n, 0)
+        FROM tasks t
+        JOIN projects p ON p.id = t.project_id
+        LEFT JOIN task_results r ON r.task_id = t.id
         LEFT JOIN LATERAL (
             SELECT a.label, count(*) AS n FROM assignments a
             WHERE a.task_id = t.id AND a.status = 'answered'
             GROUP BY a.label ORDER BY count(*) DESC, a.label LIMIT 1
-        ) v ON true
-        ORDER BY t.id
+        ) v ON r.task_id IS NULL
+        WHERE t.project_id = %(project)s AND t.gold IS NULL AND t.id > %(after)s
+          AND (%(since)s::bigint IS NULL OR r.run_id > %(since)s)
+          AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {COMPLETE})
+        ORDER BY t.id LIMIT %(limit)s
         """,
-        (project_id, after_id, limit),
+        {
+            "project": project_id,
+            "after": after_id,
+            "limit": limit,
+            "since": since_run,
+            "status": status,
+        },
     )
-    return cur.fetchall()
+    return list(cur.fetchall())
 
 
 def answers_page(

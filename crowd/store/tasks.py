@@ -9,6 +9,7 @@ from typing import Any
 from psycopg2.extras import Json, execute_values
 
 from crowd.store.db import Cursor
+from crowd.store.projects import UNLIMITED
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewT
     """Insert the tasks not yet present; return how many were created.
 
     A task whose ``external_id`` already exists in the project is left as it is, so posting the
-    same batch twice (a client retry) creates nothing the second time.
+    same batch twice (a client retry) creates nothing the second time. Tasks get ``target``
+    slots, gold tasks unlimited ones (any number of workers may answer a control task).
     """
     if not batch:
         return 0
@@ -30,7 +32,16 @@ def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewT
         cur,
         "INSERT INTO tasks (project_id, external_id, data, gold, target) VALUES %s"
         " ON CONFLICT (project_id, external_id) DO NOTHING RETURNING 1",
-        [(project_id, t.external_id, Json(t.data), t.gold, target) for t in batch],
+        [
+            (
+                project_id,
+                t.external_id,
+                Json(t.data),
+                t.gold,
+                UNLIMITED if t.gold is not None else target,
+            )
+            for t in batch
+        ],
         page_size=1000,
         fetch=True,
     )

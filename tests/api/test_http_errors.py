@@ -46,7 +46,7 @@ def test_sql_metacharacters_are_data(client, requester, make_project) -> None:
     assert (
         got["name"] == name
         and got["labels"] == ["'", '"', "%s", "\\"]
-        and got["counts"]["tasks"] == 1
+        and got["counts"]["gold_tasks"] == 1
     )
 
 

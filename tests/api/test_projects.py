@@ -36,7 +36,13 @@ def test_project_counts_track_tasks_and_answers(
     )
     client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(worker))
     counts = client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json["counts"]
-    assert counts == {"tasks": 3, "answers": 1, "tasks_complete": 1, "reservations": 1}
+    assert counts == {
+        "tasks": 3,
+        "gold_tasks": 0,
+        "answers": 1,
+        "tasks_complete": 1,
+        "reservations": 1,
+    }
 
 
 def test_labels_must_be_2_to_1000_distinct_non_empty_strings(client, requester) -> None:

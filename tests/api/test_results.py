@@ -53,7 +53,9 @@ def test_results_are_majority_vote_with_vote_share_and_lowest_label_on_ties(
         "external_id": "empty",
         "label": None,
         "confidence": None,
+        "run_id": None,
         "answers": 0,
+        "aggregated_answers": 0,
         "status": "pending",
     }
 

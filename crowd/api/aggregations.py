@@ -1,0 +1,55 @@
+"""Aggregation runs: list them, and ask for one."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
+
+from crowd import scheduling
+from crowd.api import auth, body, deps
+from crowd.api.projects import MANAGERS
+from crowd.errors import Unavailable
+from crowd.store import runs
+
+bp = Blueprint("aggregations", __name__, url_prefix="/api/v1/projects")
+
+
+@bp.get("/<int:project_id>/aggregations")
+@auth.require(*MANAGERS)
+def list_runs(project_id: int) -> ResponseReturnValue:
+    """The project's runs, newest first: status, times, iterations, objective, answers, error."""
+    project = auth.project_for_requester(project_id)
+    before, limit = body.page_params()
+    with deps.db().transaction() as cur:
+        page = runs.page(cur, project.id, before or 2**63 - 1, limit)
+    return jsonify(
+        {
+            "aggregations": [r.to_json() for r in page],
+            "next_cursor": body.next_cursor([r.id for r in page], limit),
+        }
+    )
+
+
+@bp.post("/<int:project_id>/aggregations")
+@auth.require(*MANAGERS)
+def trigger(project_id: int) -> ResponseReturnValue:
+    """Ask for a run over every answer stored so far.
+
+    202 with the queued run; when a run is already queued or running, 202 with
+    ``"run": null``: that run is followed by one more, which includes every answer up to now.
+    """
+    project = auth.project_for_requester(project_id)
+    try:
+        run = scheduling.mark_stale(deps.db(), deps.redis(), project.id, trigger="api")
+    except RedisError as exc:
+        raise Unavailable(f"the job queue (Redis) is unavailable: {exc}") from exc
+    if run is None:
+        return jsonify(
+            {
+                "run": None,
+                "message": "a run is already queued or running; one more run will follow it "
+                "and include every answer stored so far",
+            }
+        ), 202
+    return jsonify({"run": run.to_json()}), 202

@@ -1,0 +1,68 @@
+"""A project's workers: estimates, gold accuracy, and bans (automatic or by hand)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from crowd.api import auth, body, deps
+from crowd.api.projects import MANAGERS
+from crowd.api.schemas import BanIn
+from crowd.errors import NotFound
+from crowd.store import accounts, quality
+
+bp = Blueprint("quality", __name__, url_prefix="/api/v1/projects")
+
+
+@bp.get("/<int:project_id>/workers")
+@auth.require(*MANAGERS)
+def list_workers(project_id: int) -> ResponseReturnValue:
+    """Workers with answers in the project (or banned from it), by id: answers, the last
+    run's accuracy estimate and confusion matrix (rows: true label, columns: answer, in the
+    project's label order), accuracy on their recent gold tasks, and status.
+    ``?status=active|banned`` filters."""
+    project = auth.project_for_requester(project_id)
+    after, limit = body.page_params()
+    status = body.choice_arg("status", ("active", "banned"))
+    with deps.db().transaction() as cur:
+        page = quality.page(cur, project.id, after, limit, status)
+    return jsonify(
+        {
+            "labels": project.labels,
+            "workers": page,
+            "next_cursor": body.next_cursor([w["id"] for w in page], limit),
+        }
+    )
+
+
+def _worker_of(project_id: int, worker_id: int) -> None:
+    project = auth.project_for_requester(project_id)
+    with deps.db().transaction() as cur:
+        worker = accounts.get_worker(cur, worker_id)
+    if worker is None or not auth.can_work_on(worker, project):
+        raise NotFound(
+            f"no worker {worker_id} who can work on project {project_id}; "
+            f"GET /api/v1/projects/{project_id}/workers lists them"
+        )
+
+
+@bp.post("/<int:project_id>/workers/<int:worker_id>/ban")
+@auth.require(*MANAGERS)
+def ban(project_id: int, worker_id: int) -> ResponseReturnValue:
+    """Ban a worker from the project by hand; its live reservations are released."""
+    _worker_of(project_id, worker_id)
+    spec = body.json_body(BanIn, allow_empty=True)
+    with deps.db().transaction() as cur:
+        quality.ban(cur, project_id, worker_id, spec.reason)
+    return jsonify({"worker_id": worker_id, "status": "banned", "reason": spec.reason})
+
+
+@bp.post("/<int:project_id>/workers/<int:worker_id>/unban")
+@auth.require(*MANAGERS)
+def unban(project_id: int, worker_id: int) -> ResponseReturnValue:
+    """Lift a ban (idempotent). The quality rules judge the worker again only after
+    ``qc_min_answers`` more answers."""
+    _worker_of(project_id, worker_id)
+    with deps.db().transaction() as cur:
+        quality.unban(cur, project_id, worker_id)
+    return jsonify({"worker_id": worker_id, "status": "active"})

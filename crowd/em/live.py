@@ -1,0 +1,178 @@
+"""One aggregation run of a live project, on arrays of database ids: no I/O.
+
+The service's background job loads a project's answers (ids as they are in the database),
+calls :func:`fit_run`, and publishes the :class:`RunResult`. This module maps ids to dense
+indices, warm-starts the estimator from the previous run's per-worker confusion matrices, and
+computes the figures the quality rules need (each worker's recent gold accuracy).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crowd.em import METHODS, ConvergenceWarning, DSParams
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run publishes.
+
+    Per task that has answers (gold tasks included: their posterior is their gold label):
+    ``task_ids``, ``labels`` (class index), ``confidence`` (posterior of that class),
+    ``posteriors`` ``(n, K)`` and ``task_answers``. Per worker with answers: ``worker_ids``,
+    ``worker_answers``, ``accuracy`` (the model's estimate), ``confusion`` ``(m, K, K)``,
+    ``gold_answers`` and ``gold_correct`` over the worker's last ``gold_window`` gold answers.
+    """
+
+    task_ids: IntArray
+    labels: IntArray
+    confidence: FloatArray
+    posteriors: FloatArray
+    task_answers: IntArray
+    worker_ids: IntArray
+    worker_answers: IntArray
+    accuracy: FloatArray
+    confusion: FloatArray
+    gold_answers: IntArray
+    gold_correct: IntArray
+    priors: FloatArray
+    n_iter: int
+    converged: bool
+    objective: float | None
+    warm_start: bool
+
+
+def _warm_params(
+    worker_ids: IntArray,
+    warm_workers: IntArray,
+    warm_confusion: FloatArray,
+    warm_priors: FloatArray | None,
+    k: int,
+) -> DSParams | None:
+    """The previous run's estimates in this run's worker order; newcomers get their mean."""
+    if warm_priors is None or warm_workers.size == 0:
+        return None
+    confusion = np.broadcast_to(warm_confusion.mean(axis=0), (worker_ids.size, k, k)).copy()
+    position = np.searchsorted(warm_workers, worker_ids)
+    position = np.minimum(position, warm_workers.size - 1)
+    known = warm_workers[position] == worker_ids
+    confusion[known] = warm_confusion[position[known]]
+    return DSParams(confusion=confusion, priors=np.asarray(warm_priors, dtype=np.float64))
+
+
+def recent_gold(
+    answer_ids: IntArray,
+    worker_index: IntArray,
+    correct: NDArray[np.bool_],
+    n_workers: int,
+    window: int,
+) -> tuple[IntArray, IntArray]:
+    """Per worker, ``(gold answers, correct ones)`` among its last ``window`` gold answers.
+
+    Args:
+        answer_ids: ``(n,)`` ids of gold answers (later answers have larger ids).
+        worker_index: ``(n,)`` worker index of each, in ``[0, n_workers)``.
+        correct: ``(n,)`` whether each matched the gold label.
+    """
+    order = np.lexsort((-answer_ids, worker_index))  # by worker, newest first
+    workers_sorted = worker_index[order]
+    starts = np.searchsorted(workers_sorted, workers_sorted, side="left")
+    rank = np.arange(order.size) - starts
+    keep = order[rank < window]
+    answered = np.bincount(worker_index[keep], minlength=n_workers)
+    right = np.bincount(worker_index[keep], weights=correct[keep], minlength=n_workers)
+    return answered.astype(np.int64), right.astype(np.int64)
+
+
+def fit_run(
+    answer_ids: IntArray,
+    task_ids: IntArray,
+    worker_ids: IntArray,
+    labels: IntArray,
+    *,
+    n_classes: int,
+    gold_task_ids: IntArray,
+    gold_labels: IntArray,
+    method: str = "ds",
+    gold_window: int = 20,
+    warm_workers: IntArray | None = None,
+    warm_confusion: FloatArray | None = None,
+    warm_priors: FloatArray | None = None,
+) -> RunResult:
+    """Fit ``method`` on one project's answers (database ids); inputs are not modified.
+
+    Gold tasks with answers are clamped to their labels. The fit warm-starts from
+    ``warm_*`` (the previous run's estimates, worker ids sorted) when given.
+    """
+    k = n_classes
+    tasks, task_index = np.unique(task_ids, return_inverse=True)
+    workers, worker_index = np.unique(worker_ids, return_inverse=True)
+    task_index = task_index.astype(np.int64)
+    worker_index = worker_index.astype(np.int64)
+
+    gold_pos = np.searchsorted(tasks, gold_task_ids)
+    in_range = gold_pos < tasks.size
+    answered_gold = np.zeros(gold_task_ids.size, dtype=bool)
+    answered_gold[in_range] = tasks[gold_pos[in_range]] == gold_task_ids[in_range]
+    gold = (gold_pos[answered_gold], np.asarray(gold_labels)[answered_gold])
+
+    init = None
+    if warm_workers is not None and warm_confusion is not None:
+        init = _warm_params(workers, warm_workers, warm_confusion, warm_priors, k)
+    model = METHODS[method]()
+    with warnings.catch_warnings():
+        # A live run publishes what it has; the run record shows converged = false.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(
+            task_index,
+            worker_index,
+            labels,
+            n_tasks=tasks.size,
+            n_workers=workers.size,
+            n_classes=k,
+            gold=gold,
+            init=init,
+        )
+
+    posteriors = np.asarray(model.posteriors_, dtype=np.float64)
+    best = np.asarray(model.labels_, dtype=np.int64)
+    confidence = posteriors[np.arange(tasks.size), best] if tasks.size else np.zeros(0)
+
+    # Gold accuracy: answers on gold tasks, compared with the gold label.
+    gold_of_task = np.full(tasks.size, -1, dtype=np.int64)
+    gold_of_task[gold[0]] = gold[1]
+    answer_gold = gold_of_task[task_index]
+    on_gold = answer_gold >= 0
+    gold_answers, gold_correct = recent_gold(
+        answer_ids[on_gold],
+        worker_index[on_gold],
+        labels[on_gold] == answer_gold[on_gold],
+        workers.size,
+        gold_window,
+    )
+    history = list(model.objective_history_)  # type: ignore[attr-defined]
+    return RunResult(
+        task_ids=tasks.astype(np.int64),
+        labels=best,
+        confidence=confidence,
+        posteriors=posteriors,
+        task_answers=np.bincount(task_index, minlength=tasks.size).astype(np.int64),
+        worker_ids=workers.astype(np.int64),
+        worker_answers=np.bincount(worker_index, minlength=workers.size).astype(np.int64),
+        accuracy=np.asarray(model.worker_accuracy_, dtype=np.float64),  # type: ignore[attr-defined]
+        confusion=np.asarray(model.confusion_, dtype=np.float64),  # type: ignore[attr-defined]
+        gold_answers=gold_answers,
+        gold_correct=gold_correct,
+        priors=np.asarray(model.priors_, dtype=np.float64),  # type: ignore[attr-defined]
+        n_iter=int(model.n_iter_),  # type: ignore[attr-defined]
+        converged=bool(model.converged_),  # type: ignore[attr-defined]
+        objective=float(history[-1]) if history else None,
+        warm_start=init is not None,
+    )

@@ -1,0 +1,93 @@
+"""RQ job functions: plain importable functions that take ids.
+
+RQ stores a job as ``crowd.jobs.aggregate`` plus its arguments; the worker process imports
+this module and calls the function. Connections come from :func:`configure` (the worker
+bootstrap calls it) or, failing that, from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from redis import Redis
+
+from crowd import scheduling
+from crowd.config import Settings
+from crowd.em.live import fit_run
+from crowd.store import projects, runs, snapshot
+from crowd.store.db import Database
+
+log = logging.getLogger(__name__)
+
+_services: tuple[Database, Redis] | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Use these servers for the jobs this process runs."""
+    global _services
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("jobs need CROWD_DATABASE_URL and CROWD_REDIS_URL")
+    _services = (
+        Database(settings.database_url, max_connections=2),
+        Redis.from_url(settings.redis_url),
+    )
+
+
+def services() -> tuple[Database, Redis]:
+    if _services is None:
+        configure(Settings.from_env())
+    assert _services is not None
+    return _services
+
+
+def aggregate(run_id: int) -> None:
+    """Run aggregation run ``run_id`` (queued by :mod:`crowd.scheduling`).
+
+    Reads the project's answers in one short transaction, fits with no transaction open,
+    then publishes everything in one transaction (:func:`crowd.store.runs.publish`). A
+    failure is recorded on the run, with its error, and re-raised so RQ records it too.
+    """
+    db, redis = services()
+    with db.transaction() as cur:
+        run = runs.get(cur, run_id)
+    if run is None:
+        log.warning("run %s does not exist (project deleted?)", run_id)
+        return
+    project_id = run.project_id
+    with scheduling.project_lock(db.url, project_id):
+        with db.transaction() as cur:
+            started = runs.start(cur, run_id)
+            project = projects.get(cur, project_id)
+        if not started or project is None:
+            return  # reaped and retried already, or a stale duplicate of the job
+        try:
+            scheduling.begin(redis, project_id)
+            k = len(project.labels)
+            with db.transaction() as cur:
+                snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
+            result = fit_run(
+                snap.answer_ids,
+                snap.task_ids,
+                snap.worker_ids,
+                snap.labels,
+                n_classes=k,
+                gold_task_ids=snap.gold_task_ids,
+                gold_labels=snap.gold_labels,
+                method=project.method,
+                gold_window=project.gold_window,
+                warm_workers=snap.warm_workers,
+                warm_confusion=snap.warm_confusion,
+                warm_priors=snap.warm_priors,
+            )
+            with db.transaction() as cur:
+                runs.publish(cur, run_id, project, result, set(snap.gold_task_ids.tolist()))
+        except Exception as exc:
+            log.error(
+                "run %s of project %s failed:\n%s", run_id, project_id, traceback.format_exc()
+            )
+            with db.transaction() as cur:
+                runs.fail(cur, run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            scheduling.finish(db, redis, project_id)

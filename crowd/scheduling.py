@@ -1,0 +1,210 @@
+"""When aggregation runs happen: one queued run per project at a time, and no lost update.
+
+Two Redis keys per project carry the protocol:
+
+* ``stale``: set by every accepted answer (after its transaction commits).
+* ``queued``: held from the moment a run is queued until that run has finished and seen no
+  newer ``stale``. Setting it is ``SET NX``, so at most one run per project is queued or
+  running.
+
+An answer sets ``stale`` and tries to take ``queued`` in one atomic script; the one that
+takes it queues a run. A run clears ``stale`` *before* it reads the answers, so an answer
+committed after that read sets ``stale`` again. When the run ends, a second script checks
+``stale``: if set, the run keeps ``queued`` and queues exactly one follow-up; if not, it
+releases ``queued``. Answers arriving during a run therefore cause one follow-up run, never
+zero and never a pile of them.
+
+Runs are recorded in PostgreSQL (:mod:`crowd.store.runs`), not in RQ. :func:`reap` finds
+runs whose worker died (the run's PostgreSQL advisory lock is free although it is marked
+running) or whose RQ job was lost, records them as failed, and queues a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import psycopg2
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from crowd.config import QUEUES
+from crowd.store import runs
+from crowd.store.db import Database
+from crowd.store.runs import Run
+
+log = logging.getLogger(__name__)
+
+#: Safety net: a ``queued`` flag nobody releases (Redis kept it but the run vanished in a way
+#: :func:`reap` did not see) expires after this long.
+QUEUED_TTL = 3600
+#: A queued run whose RQ job is gone is requeued once it is this old.
+LOST_AFTER = timedelta(seconds=60)
+#: Namespace of the per-project advisory locks that mark a run as alive.
+LOCK_NAMESPACE = 0x43524F57  # "CROW"
+
+_MARK = """
+redis.call('SET', KEYS[1], '1')
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 1 end
+return 0
+"""
+_FINISH = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+  return 1
+end
+redis.call('DEL', KEYS[2])
+return 0
+"""
+
+
+def _keys(project_id: int) -> list[str]:
+    return [f"crowd:agg:{project_id}:stale", f"crowd:agg:{project_id}:queued"]
+
+
+def job_id(run_id: int) -> str:
+    return f"crowd-run-{run_id}"
+
+
+def enqueue(db: Database, redis: Redis, project_id: int, trigger: str) -> Run:
+    """Record a queued run and put its job on the queue. The caller holds ``queued``."""
+    from crowd.jobs import aggregate  # the job imports this module
+
+    with db.transaction() as cur:
+        run = runs.create(cur, project_id, trigger)
+    try:
+        Queue(QUEUES[0], connection=redis).enqueue(
+            aggregate,
+            run.id,
+            job_id=job_id(run.id),
+            job_timeout=3600,
+            result_ttl=600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"aggregate project {project_id} (run {run.id})",
+        )
+    except RedisError as exc:
+        with db.transaction() as cur:
+            runs.fail(cur, run.id, f"could not queue the run: {exc}")
+        redis_release(redis, project_id)
+        raise
+    return run
+
+
+def redis_release(redis: Redis, project_id: int) -> None:
+    try:
+        redis.delete(_keys(project_id)[1])
+    except RedisError:
+        log.warning("could not release the queued flag of project %s", project_id)
+
+
+def mark_stale(db: Database, redis: Redis, project_id: int, trigger: str = "answers") -> Run | None:
+    """New answers (or a request) for ``project_id``: queue a run unless one is queued or
+    running, in which case that one is followed by exactly one more. Returns the new run."""
+    if redis.eval(_MARK, 2, *_keys(project_id), QUEUED_TTL):
+        return enqueue(db, redis, project_id, trigger)
+    return None
+
+
+def answers_changed(db: Database, redis: Redis, project_id: int) -> None:
+    """:func:`mark_stale` for the answer path: Redis being down must not fail an answer that
+    is already stored, so errors are logged, and the next answer or :func:`reap` catches up."""
+    try:
+        mark_stale(db, redis, project_id)
+    except RedisError as exc:
+        log.warning("project %s: could not schedule aggregation: %s", project_id, exc)
+
+
+def begin(redis: Redis, project_id: int) -> None:
+    """A run is about to read the answers: everything committed so far is in it."""
+    redis.delete(_keys(project_id)[0])
+
+
+def finish(db: Database, redis: Redis, project_id: int) -> Run | None:
+    """A run has ended: queue the one follow-up if answers came meanwhile, else release."""
+    if redis.eval(_FINISH, 2, *_keys(project_id), QUEUED_TTL):
+        return enqueue(db, redis, project_id, "answers")
+    return None
+
+
+@contextmanager
+def project_lock(database_url: str, project_id: int) -> Iterator[None]:
+    """Hold the project's run lock on a connection of its own for the ``with`` block.
+
+    The lock lives as long as the session: if the process dies, PostgreSQL drops it, which is
+    how :func:`reap` tells a dead run from a slow one. No transaction stays open.
+    """
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, project_id))
+        yield
+    finally:
+        conn.close()
+
+
+def _lock_is_free(cur: psycopg2.extensions.cursor, project_id: int) -> bool:
+    cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, project_id))
+    row = cur.fetchone()
+    got = bool(row and row[0])
+    if got:
+        cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, project_id))
+    return got
+
+
+def _job_lost(redis: Redis, run_id: int) -> bool:
+    try:
+        job = Job.fetch(job_id(run_id), connection=redis)
+    except NoSuchJobError:
+        return True
+    return job.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+
+
+def reap(db: Database, redis: Redis) -> list[int]:
+    """Fail and retry abandoned runs; returns the ids of the runs it failed.
+
+    A run marked ``running`` whose advisory lock is free lost its worker (killed, crashed,
+    machine lost): nothing of it was published, since publishing is one transaction. A run
+    ``queued`` for over a minute whose RQ job is gone was lost with Redis.
+    """
+    with db.transaction() as cur:
+        candidates = runs.open_runs(cur)
+    if not candidates:
+        return []
+    reaped = []
+    conn = psycopg2.connect(db.url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for run_id, project_id, status, created_at in candidates:
+                if status == runs.RunStatus.RUNNING:
+                    dead = _lock_is_free(cur, project_id)
+                    reason = "the worker running it stopped before it finished"
+                else:
+                    old = datetime.now(UTC) - created_at > LOST_AFTER
+                    dead = old and _job_lost(redis, run_id)
+                    reason = "its queued job was lost"
+                if not dead:
+                    continue
+                with db.transaction() as tx:
+                    tx.execute(
+                        "SELECT status FROM aggregation_runs WHERE id = %s FOR UPDATE", (run_id,)
+                    )
+                    row = tx.fetchone()
+                    if row is None or row[0] != status:
+                        continue
+                    runs.fail(tx, run_id, f"{reason}; run retried")
+                reaped.append(run_id)
+                redis.set(_keys(project_id)[1], "1", ex=QUEUED_TTL)
+                retry = enqueue(db, redis, project_id, "retry")
+                log.warning(
+                    "run %s of project %s: %s; queued run %s", run_id, project_id, reason, retry.id
+                )
+    finally:
+        conn.close()
+    return reaped

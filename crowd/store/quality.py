@@ -1,0 +1,99 @@
+"""Workers within a project: estimates, gold accuracy and bans.
+
+Rows of ``project_workers`` are written by aggregation runs (estimates; automatic bans, see
+:func:`crowd.store.runs.apply_bans`) and by requesters (manual ban and unban).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crowd.store.db import Cursor
+from crowd.store.runs import release_reservations
+
+
+def ban_reason(cur: Cursor, project_id: int, worker_id: int) -> str | None:
+    """Why the worker is banned from the project, or None if it is not."""
+    cur.execute(
+        "SELECT reason FROM project_workers"
+        " WHERE project_id = %s AND worker_id = %s AND status = 'banned'",
+        (project_id, worker_id),
+    )
+    row = cur.fetchone()
+    return (row[0] or "banned by the requester") if row else None
+
+
+def ban(cur: Cursor, project_id: int, worker_id: int, reason: str) -> None:
+    """Ban by hand; the worker's live reservations in the project are released."""
+    cur.execute(
+        """
+        INSERT INTO project_workers (project_id, worker_id, status, reason, banned_at)
+        VALUES (%s, %s, 'banned', %s, now())
+        ON CONFLICT (project_id, worker_id) DO UPDATE
+            SET status = 'banned', reason = excluded.reason, banned_at = now()
+        """,
+        (project_id, worker_id, reason),
+    )
+    release_reservations(cur, project_id, [worker_id])
+
+
+def unban(cur: Cursor, project_id: int, worker_id: int) -> bool:
+    """Lift a ban. The rules judge the worker again only after ``qc_min_answers`` more
+    answers. False if the worker was not banned."""
+    cur.execute(
+        "UPDATE project_workers SET status = 'active', reason = NULL, banned_at = NULL,"
+        " judge_after = answers WHERE project_id = %s AND worker_id = %s AND status = 'banned'",
+        (project_id, worker_id),
+    )
+    return cur.rowcount == 1
+
+
+def page(
+    cur: Cursor, project_id: int, after_id: int, limit: int, status: str | None
+) -> list[dict[str, Any]]:
+    """Workers who answered in the project or were banned from it, by id.
+
+    ``answers`` is the stored count (live), the estimates are the last run's.
+    """
+    cur.execute(
+        """
+        SELECT w.id, w.name, coalesce(n.answers, 0), pw.accuracy, pw.confusion,
+               coalesce(pw.gold_answers, 0), coalesce(pw.gold_correct, 0),
+               coalesce(pw.status, 'active'), pw.reason, pw.banned_at, pw.run_id
+        FROM (
+            SELECT worker_id FROM assignments
+            WHERE project_id = %(project)s AND worker_id > %(after)s AND status = 'answered'
+            UNION
+            SELECT worker_id FROM project_workers
+            WHERE project_id = %(project)s AND worker_id > %(after)s
+        ) ids
+        JOIN accounts w ON w.id = ids.worker_id
+        LEFT JOIN project_workers pw ON pw.worker_id = w.id AND pw.project_id = %(project)s
+        LEFT JOIN LATERAL (
+            SELECT count(*) AS answers FROM assignments a
+            WHERE a.worker_id = w.id AND a.project_id = %(project)s AND a.status = 'answered'
+        ) n ON true
+        WHERE (%(status)s::text IS NULL OR coalesce(pw.status, 'active') = %(status)s)
+        ORDER BY w.id LIMIT %(limit)s
+        """,
+        {"project": project_id, "after": after_id, "limit": limit, "status": status},
+    )
+    out = []
+    for (wid, name, answers, accuracy, confusion, gold_n, gold_ok, status_, reason, banned_at,
+         run_id) in cur.fetchall():  # fmt: skip
+        out.append(
+            {
+                "id": wid,
+                "name": name,
+                "answers": answers,
+                "accuracy": accuracy,
+                "confusion": confusion,
+                "gold_answers": gold_n,
+                "gold_accuracy": round(gold_ok / gold_n, 6) if gold_n else None,
+                "status": status_,
+                "reason": reason,
+                "banned_at": banned_at.isoformat() if banned_at else None,
+                "run_id": run_id,
+            }
+        )
+    return out

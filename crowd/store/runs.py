@@ -1,0 +1,321 @@
+"""Aggregation runs: their records, and publishing a finished run's output atomically.
+
+A run row goes ``queued`` -> ``running`` -> ``succeeded`` | ``failed``. Everything a run
+produces (task results, worker estimates, dynamic-overlap decisions, bans, the run's own
+figures and the project's ``last_run_id``) is written by :func:`publish` in one transaction:
+readers see the previous run's output or this one's, never a mix, and a run that dies before
+committing leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from crowd.em.live import RunResult
+from crowd.store.db import Cursor, one
+from crowd.store.projects import Project
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+_COLUMNS = (
+    "id, project_id, status, trigger, method, created_at, started_at, finished_at, answers,"
+    " tasks, workers, iterations, converged, objective, warm_start, error"
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    project_id: int
+    status: str
+    trigger: str
+    method: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    answers: int | None
+    tasks: int | None
+    workers: int | None
+    iterations: int | None
+    converged: bool | None
+    objective: float | None
+    warm_start: bool | None
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        def at(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.id,
+            "project_id": self.project_id,
+            "status": self.status,
+            "trigger": self.trigger,
+            "method": self.method,
+            "created_at": at(self.created_at),
+            "started_at": at(self.started_at),
+            "finished_at": at(self.finished_at),
+            "answers": self.answers,
+            "tasks": self.tasks,
+            "workers": self.workers,
+            "iterations": self.iterations,
+            "converged": self.converged,
+            "objective": self.objective,
+            "warm_start": self.warm_start,
+            "error": self.error,
+        }
+
+
+def create(cur: Cursor, project_id: int, trigger: str) -> Run:
+    cur.execute(
+        "INSERT INTO aggregation_runs (project_id, status, trigger, method)"
+        " SELECT id, 'queued', %s, method FROM projects WHERE id = %s"
+        f" RETURNING {_COLUMNS}",
+        (trigger, project_id),
+    )
+    return Run(*one(cur))
+
+
+def get(cur: Cursor, run_id: int) -> Run | None:
+    cur.execute(f"SELECT {_COLUMNS} FROM aggregation_runs WHERE id = %s", (run_id,))
+    row = cur.fetchone()
+    return Run(*row) if row else None
+
+
+def page(cur: Cursor, project_id: int, before_id: int, limit: int) -> list[Run]:
+    """The project's runs, newest first, with ids below ``before_id``."""
+    cur.execute(
+        f"SELECT {_COLUMNS} FROM aggregation_runs WHERE project_id = %s AND id < %s"
+        " ORDER BY id DESC LIMIT %s",
+        (project_id, before_id, limit),
+    )
+    return [Run(*r) for r in cur.fetchall()]
+
+
+def start(cur: Cursor, run_id: int) -> bool:
+    """Mark a queued run running; False if it is not queued (already done, or reaped)."""
+    cur.execute(
+        "UPDATE aggregation_runs SET status = 'running', started_at = now()"
+        " WHERE id = %s AND status = 'queued'",
+        (run_id,),
+    )
+    return cur.rowcount == 1
+
+
+def fail(cur: Cursor, run_id: int, error: str) -> None:
+    cur.execute(
+        "UPDATE aggregation_runs SET status = 'failed', finished_at = now(), error = %s"
+        " WHERE id = %s AND status IN ('queued', 'running')",
+        (error[:4000], run_id),
+    )
+
+
+def open_runs(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
+    """``(run_id, project_id, status, created_at)`` of every queued or running run."""
+    cur.execute(
+        "SELECT id, project_id, status, created_at FROM aggregation_runs"
+        " WHERE status IN ('queued', 'running') ORDER BY id"
+    )
+    return list(cur.fetchall())
+
+
+def _copy_rows(cur: Cursor, table: str, columns: str, rows: list[str]) -> None:
+    cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO("".join(rows)))
+
+
+def _array(values: np.ndarray) -> str:
+    """A PostgreSQL array literal of the same shape (1-D or 2-D)."""
+    if values.ndim > 1:
+        return "{" + ",".join(_array(row) for row in values) + "}"
+    return "{" + ",".join(f"{v:.6g}" for v in values) + "}"
+
+
+def publish(cur: Cursor, run_id: int, project: Project, result: RunResult, gold: set[int]) -> int:
+    """Write a run's output; returns how many task results changed.
+
+    A task's result row is rewritten only when its label or answer count changed or its
+    confidence moved by more than 1e-4, so ``run_id`` on a row is the run that last changed
+    it and ``since_run`` polling returns just the changes. Gold tasks (``gold``) get no
+    result row. Then dynamic overlap and the quality rules are applied (see
+    :func:`apply_overlap`, :func:`apply_bans`).
+    """
+    cur.execute(
+        "CREATE TEMP TABLE new_results (task_id bigint, label smallint, confidence double"
+        " precision, answers integer, posteriors real[]) ON COMMIT DROP"
+    )
+    lines = []
+    for i, task in enumerate(result.task_ids.tolist()):
+        if task in gold:
+            continue
+        lines.append(
+            f"{task}\t{int(result.labels[i])}\t{float(result.confidence[i])!r}\t"
+            f"{int(result.task_answers[i])}\t{_array(result.posteriors[i])}\n"
+        )
+    _copy_rows(cur, "new_results", "task_id, label, confidence, answers, posteriors", lines)
+    cur.execute(
+        """
+        INSERT INTO task_results AS r (task_id, project_id, run_id, label, confidence, answers,
+                                       posteriors)
+        SELECT n.task_id, %s, %s, n.label, n.confidence, n.answers, n.posteriors FROM new_results n
+        ON CONFLICT (task_id) DO UPDATE SET
+            run_id = excluded.run_id, label = excluded.label, confidence = excluded.confidence,
+            answers = excluded.answers, posteriors = excluded.posteriors
+        WHERE r.label <> excluded.label OR r.answers <> excluded.answers
+           OR abs(r.confidence - excluded.confidence) > 1e-4
+        """,
+        (project.id, run_id),
+    )
+    changed = int(cur.rowcount)
+
+    cur.execute(
+        "CREATE TEMP TABLE new_workers (worker_id bigint, answers integer, accuracy double"
+        " precision, confusion double precision[], gold_answers integer, gold_correct integer)"
+        " ON COMMIT DROP"
+    )
+    rows = [
+        f"{w}\t{int(result.worker_answers[i])}\t{float(result.accuracy[i])!r}\t"
+        f"{_array(result.confusion[i])}\t{int(result.gold_answers[i])}\t"
+        f"{int(result.gold_correct[i])}\n"
+        for i, w in enumerate(result.worker_ids.tolist())
+    ]
+    _copy_rows(
+        cur,
+        "new_workers",
+        "worker_id, answers, accuracy, confusion, gold_answers, gold_correct",
+        rows,
+    )
+    cur.execute(
+        """
+        INSERT INTO project_workers AS pw (project_id, worker_id, run_id, answers, accuracy,
+                                           confusion, gold_answers, gold_correct)
+        SELECT %s, n.worker_id, %s, n.answers, n.accuracy, n.confusion, n.gold_answers,
+               n.gold_correct
+        FROM new_workers n
+        ON CONFLICT (project_id, worker_id) DO UPDATE SET
+            run_id = excluded.run_id, answers = excluded.answers, accuracy = excluded.accuracy,
+            confusion = excluded.confusion, gold_answers = excluded.gold_answers,
+            gold_correct = excluded.gold_correct
+        """,
+        (project.id, run_id),
+    )
+    if project.dynamic:
+        apply_overlap(cur, project)
+    apply_bans(cur, project)
+    cur.execute(
+        """
+        UPDATE aggregation_runs SET status = 'succeeded', finished_at = now(), answers = %s,
+            tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
+            warm_start = %s, priors = %s
+        WHERE id = %s
+        """,
+        (
+            int(result.task_answers.sum()),
+            int(result.task_ids.size),
+            int(result.worker_ids.size),
+            result.n_iter,
+            result.converged,
+            result.objective,
+            result.warm_start,
+            [float(p) for p in result.priors],
+            run_id,
+        ),
+    )
+    cur.execute("UPDATE projects SET last_run_id = %s WHERE id = %s", (run_id, project.id))
+    return changed
+
+
+def apply_overlap(cur: Cursor, project: Project) -> None:
+    """Dynamic overlap, from the results just written.
+
+    A task with at least ``overlap`` answers whose confidence reaches the target is closed
+    (``done``): it gets no more assignments. A task whose slots are all answered and whose
+    confidence is below the target gets one more slot, up to ``max_overlap``. A closed task
+    whose confidence later falls below the target (new answers, better worker estimates) is
+    open again. Only rows that change are written.
+    """
+    cur.execute(
+        """
+        WITH decided AS (
+            SELECT t.id,
+                   (t.answers >= %(overlap)s AND r.confidence >= %(target)s) AS done,
+                   CASE WHEN t.answers >= t.target AND r.confidence < %(target)s
+                             AND t.target < %(cap)s
+                        THEN t.target + 1 ELSE t.target END AS target
+            FROM tasks t JOIN task_results r ON r.task_id = t.id
+            WHERE t.project_id = %(project)s AND t.gold IS NULL
+        )
+        UPDATE tasks t SET done = d.done, target = d.target
+        FROM decided d
+        WHERE t.id = d.id AND (t.done <> d.done OR t.target <> d.target)
+        """,
+        {
+            "overlap": project.overlap,
+            "target": project.confidence_target,
+            "cap": project.overlap_cap,
+            "project": project.id,
+        },
+    )
+
+
+def apply_bans(cur: Cursor, project: Project) -> list[int]:
+    """Ban workers the quality rules reject; release their live reservations. Returns the ids
+    of workers banned now. A worker unbanned by the requester is judged again only after
+    ``qc_min_answers`` more answers (``judge_after``)."""
+    if project.qc_min_accuracy is None and project.qc_min_gold_accuracy is None:
+        return []
+    cur.execute(
+        """
+        UPDATE project_workers pw SET status = 'banned', banned_at = now(), reason = CASE
+            WHEN %(acc)s::float8 IS NOT NULL AND pw.accuracy < %(acc)s THEN
+                format('estimated accuracy %%s is below the project minimum %%s after %%s answers',
+                       round(pw.accuracy::numeric, 3), %(acc)s, pw.answers)
+            ELSE format('accuracy on the last %%s gold tasks %%s is below the project minimum %%s',
+                        pw.gold_answers, round((pw.gold_correct::numeric / pw.gold_answers), 3),
+                        %(gold)s)
+            END
+        WHERE pw.project_id = %(project)s AND pw.status = 'active'
+          AND pw.answers >= pw.judge_after + %(min)s
+          AND ((%(acc)s::float8 IS NOT NULL AND pw.accuracy < %(acc)s)
+               OR (%(gold)s::float8 IS NOT NULL AND pw.gold_answers >= %(min_gold)s
+                   AND pw.gold_correct::float8 / pw.gold_answers < %(gold)s))
+        RETURNING pw.worker_id
+        """,
+        {
+            "acc": project.qc_min_accuracy,
+            "gold": project.qc_min_gold_accuracy,
+            "min": project.qc_min_answers,
+            "min_gold": project.qc_min_gold_answers,
+            "project": project.id,
+        },
+    )
+    banned = [row[0] for row in cur.fetchall()]
+    if banned:
+        release_reservations(cur, project.id, banned)
+    return banned
+
+
+def release_reservations(cur: Cursor, project_id: int, worker_ids: list[int]) -> None:
+    """Expire the live reservations of ``worker_ids`` in the project, giving the slots back."""
+    cur.execute(
+        """
+        WITH gone AS (
+            UPDATE assignments SET status = 'expired'
+            WHERE project_id = %s AND worker_id = ANY(%s) AND status = 'reserved'
+            RETURNING task_id
+        ), per_task AS (SELECT task_id, count(*) AS n FROM gone GROUP BY task_id)
+        UPDATE tasks t SET taken = t.taken - per_task.n FROM per_task WHERE t.id = per_task.task_id
+        """,
+        (project_id, worker_ids),
+    )

@@ -1,0 +1,114 @@
+"""Reading everything one aggregation run needs, in one short consistent transaction.
+
+Answers are streamed with ``COPY ... TO STDOUT`` and parsed by pyarrow into integer arrays:
+at a million answers that is a fraction of the time row-by-row fetching takes.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from crowd.store.db import Cursor
+
+IntArray = np.ndarray
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A project's answers and what a run starts from.
+
+    Attributes:
+        answer_ids, task_ids, worker_ids, labels: ``(n_answers,)`` int64, ordered by answer id.
+        gold_task_ids, gold_labels: the project's gold tasks and their known classes.
+        warm_workers: ``(m,)`` worker ids with estimates from the previous run.
+        warm_confusion: ``(m, K, K)`` their confusion matrices.
+        warm_priors: ``(K,)`` class priors of the previous run, or None.
+    """
+
+    answer_ids: IntArray
+    task_ids: IntArray
+    worker_ids: IntArray
+    labels: IntArray
+    gold_task_ids: IntArray
+    gold_labels: IntArray
+    warm_workers: IntArray
+    warm_confusion: np.ndarray
+    warm_priors: np.ndarray | None
+
+    @property
+    def n_answers(self) -> int:
+        return int(self.answer_ids.size)
+
+
+def _copy_ints(cur: Cursor, query: str, columns: list[str]) -> dict[str, IntArray]:
+    """Run ``COPY (query) TO STDOUT`` (query already has its values inlined by mogrify) and
+    return int64 columns."""
+    buffer = io.BytesIO()
+    cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
+    if buffer.tell() == 0:
+        return {name: np.zeros(0, dtype=np.int64) for name in columns}
+    buffer.seek(0)
+    table = pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=columns),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.int64() for c in columns}),
+    )
+    return {name: table.column(name).to_numpy() for name in columns}
+
+
+def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) -> Snapshot:
+    """Read a run's input. Call first thing in a fresh transaction: it makes the transaction
+    REPEATABLE READ so answers, gold and warm start all come from one snapshot."""
+    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    banned = (
+        " AND NOT EXISTS (SELECT 1 FROM project_workers pw WHERE pw.project_id = a.project_id"
+        " AND pw.worker_id = a.worker_id AND pw.status = 'banned')"
+        if exclude_banned
+        else ""
+    )
+    query = cur.mogrify(
+        "SELECT a.id, a.task_id, a.worker_id, a.label FROM assignments a"
+        f" WHERE a.project_id = %s AND a.status = 'answered'{banned} ORDER BY a.id",
+        (project_id,),
+    ).decode()
+    answers = _copy_ints(cur, query, ["id", "task", "worker", "label"])
+    cur.execute(
+        "SELECT id, gold FROM tasks WHERE project_id = %s AND gold IS NOT NULL ORDER BY id",
+        (project_id,),
+    )
+    gold = np.array(cur.fetchall(), dtype=np.int64).reshape(-1, 2)
+    cur.execute(
+        "SELECT worker_id, confusion FROM project_workers"
+        " WHERE project_id = %s AND confusion IS NOT NULL ORDER BY worker_id",
+        (project_id,),
+    )
+    rows = [(w, c) for w, c in cur.fetchall() if len(c) == n_classes]
+    warm_workers = np.array([w for w, _ in rows], dtype=np.int64)
+    warm_confusion = np.array([c for _, c in rows], dtype=np.float64).reshape(
+        -1, n_classes, n_classes
+    )
+    cur.execute(
+        "SELECT r.priors FROM projects p JOIN aggregation_runs r ON r.id = p.last_run_id"
+        " WHERE p.id = %s",
+        (project_id,),
+    )
+    row = cur.fetchone()
+    priors = None
+    if row and row[0] is not None and len(row[0]) == n_classes:
+        priors = np.array(row[0], dtype=np.float64)
+    return Snapshot(
+        answer_ids=answers["id"],
+        task_ids=answers["task"],
+        worker_ids=answers["worker"],
+        labels=answers["label"],
+        gold_task_ids=gold[:, 0].copy(),
+        gold_labels=gold[:, 1].copy(),
+        warm_workers=warm_workers,
+        warm_confusion=warm_confusion,
+        warm_priors=priors,
+    )
