@@ -127,7 +127,7 @@ def begin(redis: Redis, project_id: int) -> None:
 def finish(db: Database, redis: Redis, project_id: int) -> Run | None:
     """A run has ended: queue the one follow-up if answers came meanwhile, else release."""
     if redis.eval(_FINISH, 2, *_keys(project_id), QUEUED_TTL):
-        return enqueue(db, redis, project_id, "answers")
+        return enqueue(db, redis, project_id, "follow-up")
     return None
 
 

@@ -136,10 +136,13 @@ def _copy_rows(cur: Cursor, table: str, columns: str, rows: list[str]) -> None:
 
 
 def _array(values: np.ndarray) -> str:
-    """A PostgreSQL array literal of the same shape (1-D or 2-D)."""
+    """A PostgreSQL array literal of the same shape (1-D or 2-D), 6 significant digits.
+
+    Magnitudes below 1e-30 are written as 0: ``real`` columns cannot hold them."""
     if values.ndim > 1:
         return "{" + ",".join(_array(row) for row in values) + "}"
-    return "{" + ",".join(f"{v:.6g}" for v in values) + "}"
+    flushed = np.where(np.abs(values) < 1e-30, 0.0, values)
+    return "{" + ",".join(f"{v:.6g}" for v in flushed) + "}"
 
 
 def publish(cur: Cursor, run_id: int, project: Project, result: RunResult, gold: set[int]) -> int:

@@ -33,7 +33,7 @@ CREATE TABLE aggregation_runs (
     id           bigserial PRIMARY KEY,
     project_id   bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     status       text NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
-    trigger      text NOT NULL,          -- 'answers', 'api', 'retry'
+    trigger      text NOT NULL,          -- 'answers', 'api', 'follow-up', 'retry'
     method       text NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     started_at   timestamptz,
