@@ -1,0 +1,144 @@
+"""Faults in aggregation, with real `crowd worker` processes: a killed run publishes nothing
+and is retried; a failing run is recorded with its error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import psycopg2
+
+from crowd.config import Settings
+from crowd.store.db import Database
+from tests.aggregation.test_live import answer_next, drain, post_tasks, runs
+from tests.conftest import auth
+
+CROWD = shutil.which("crowd", path=str(Path(sys.executable).parent)) or "crowd"
+
+
+def _worker(settings: Settings, *args: str) -> subprocess.Popen[str]:
+    assert settings.database_url and settings.redis_url
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROWD_")}
+    env.update(CROWD_DATABASE_URL=settings.database_url, CROWD_REDIS_URL=settings.redis_url)
+    return subprocess.Popen(
+        [CROWD, "worker", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _kill_all(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the worker and its work-horse (which RQ puts in a session of its own)."""
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for p in family:
+        p.kill()
+    psutil.wait_procs(family, timeout=30)
+    proc.communicate(timeout=30)  # reap it and close its pipe
+
+
+def _wait_for(check, seconds: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_a_worker_killed_while_publishing_leaves_nothing_and_the_run_is_retried(
+    client, requester, make_worker, make_project, settings, database: Database
+) -> None:
+    pid = make_project(requester, labels=["a", "b"], overlap=2, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(10)])
+    for name in ("w0", "w1"):
+        worker = make_worker(requester, name)
+        for _ in range(10):
+            answer_next(client, worker, pid, lambda t: "a")
+    (queued,) = runs(client, requester, pid)
+
+    # Hold a lock that makes the run's publish transaction wait, so the kill lands inside it.
+    assert settings.database_url
+    blocker = psycopg2.connect(settings.database_url)
+    proc = None
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE task_results IN EXCLUSIVE MODE")
+        proc = _worker(settings)
+
+        def publishing() -> bool:
+            with database.transaction() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%%INSERT INTO task_results%%'"
+                )
+                return bool(cur.fetchone()[0])
+
+        _wait_for(publishing)
+        _kill_all(proc)
+    finally:
+        blocker.rollback()
+        blocker.close()
+        if proc is not None and proc.poll() is None:
+            _kill_all(proc)
+
+    # Nothing of the killed run is visible.
+    with database.transaction() as cur:
+        cur.execute("SELECT count(*) FROM task_results")
+        assert cur.fetchone()[0] == 0
+        cur.execute(
+            "SELECT status, last_run_id FROM aggregation_runs, projects WHERE projects.id = %s"
+            " AND aggregation_runs.id = %s",
+            (pid, queued["id"]),
+        )
+        assert cur.fetchone() == ("running", None)
+    results = client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester)).json
+    assert all(r["run_id"] is None for r in results["results"])
+
+    # A worker starting up notices the dead run, records it failed and runs a retry.
+    _wait_for(lambda: _lock_released(database, pid))
+    drain(settings)
+    history = runs(client, requester, pid)
+    assert [(r["status"], r["trigger"]) for r in history] == [
+        ("failed", "answers"),
+        ("succeeded", "retry"),
+    ]
+    assert "stopped before it finished" in history[0]["error"]
+    assert history[1]["answers"] == 20
+    results = client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester)).json
+    assert {r["run_id"] for r in results["results"]} == {history[1]["id"]}
+
+
+def _lock_released(database: Database, project_id: int) -> bool:
+    """The killed worker's session (and so its run lock) is gone on the server side."""
+    with database.transaction() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
+            (project_id,),
+        )
+        return cur.fetchone()[0] == 0
+
+
+def test_a_failing_run_is_recorded_with_its_error_and_shown_by_the_api(
+    client, requester, make_worker, make_project, settings, database: Database
+) -> None:
+    pid = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": "t0"}])
+    with database.transaction() as cur:  # a method this version does not know
+        cur.execute("UPDATE projects SET method = 'from-the-future' WHERE id = %s", (pid,))
+    answer_next(client, make_worker(requester), pid, lambda t: "a")
+
+    proc = _worker(settings, "--burst")
+    out, _ = proc.communicate(timeout=120)
+    (run,) = runs(client, requester, pid)
+    assert run["status"] == "failed" and run["finished_at"], out
+    assert "from-the-future" in run["error"]
+    # the project is not stuck: a new request queues a new run
+    again = client.post(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester))
+    assert again.status_code == 202 and again.json["run"]["status"] == "queued"
