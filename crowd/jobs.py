@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import traceback
 
+import psycopg2.errors
 from redis import Redis
 
 from crowd import scheduling
 from crowd.config import Settings
-from crowd.em.live import fit_run
+from crowd.em.live import RunResult, fit_run
 from crowd.store import projects, runs, snapshot
 from crowd.store.db import Database
+from crowd.store.projects import Project
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,22 @@ def services() -> tuple[Database, Redis]:
         configure(Settings.from_env())
     assert _services is not None
     return _services
+
+
+def _publish(
+    db: Database, run_id: int, project: Project, result: RunResult, gold: set[int]
+) -> None:
+    """Publish in one transaction, retried when PostgreSQL picks it as a deadlock victim
+    (its task updates can meet a reservation sweep locking the same rows in another order)."""
+    for attempt in range(3):
+        try:
+            with db.transaction() as cur:
+                runs.publish(cur, run_id, project, result, gold)
+            return
+        except psycopg2.errors.DeadlockDetected:
+            if attempt == 2:
+                raise
+            log.warning("run %s: publish was a deadlock victim; retrying", run_id)
 
 
 def aggregate(run_id: int) -> None:
@@ -80,8 +98,7 @@ def aggregate(run_id: int) -> None:
                 warm_confusion=snap.warm_confusion,
                 warm_priors=snap.warm_priors,
             )
-            with db.transaction() as cur:
-                runs.publish(cur, run_id, project, result, set(snap.gold_task_ids.tolist()))
+            _publish(db, run_id, project, result, set(snap.gold_task_ids.tolist()))
         except Exception as exc:
             log.error(
                 "run %s of project %s failed:\n%s", run_id, project_id, traceback.format_exc()

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import psycopg2.errors
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
@@ -53,8 +54,13 @@ def _sweep(project: Project, *, force: bool = False) -> None:
     doing the same the other way round.
     """
     if force or _sweep_due(project.id):
-        with deps.db().transaction() as cur:
-            assignments.release_expired(cur, project.id)
+        try:
+            with deps.db().transaction() as cur:
+                assignments.release_expired(cur, project.id)
+        except psycopg2.errors.DeadlockDetected:
+            # An aggregation run publishing overlap decisions locked the same task rows in
+            # another order. The sweep is opportunistic: the next one reclaims them.
+            pass
 
 
 def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | None:
