@@ -44,14 +44,15 @@ def services() -> tuple[Database, Redis]:
 
 
 def _publish(
-    db: Database, run_id: int, project: Project, result: RunResult, gold: set[int]
+    db: Database, run_id: int, project: Project, result: RunResult, snap: snapshot.Snapshot
 ) -> None:
     """Publish in one transaction, retried when PostgreSQL picks it as a deadlock victim
     (its task updates can meet a reservation sweep locking the same rows in another order)."""
     for attempt in range(3):
         try:
             with db.transaction() as cur:
-                runs.publish(cur, run_id, project, result, gold)
+                gold = set(snap.gold_task_ids.tolist())
+                runs.publish(cur, run_id, project, result, gold, snap.answers_total)
             return
         except psycopg2.errors.DeadlockDetected:
             if attempt == 2:
@@ -98,7 +99,7 @@ def aggregate(run_id: int) -> None:
                 warm_confusion=snap.warm_confusion,
                 warm_priors=snap.warm_priors,
             )
-            _publish(db, run_id, project, result, set(snap.gold_task_ids.tolist()))
+            _publish(db, run_id, project, result, snap)
         except Exception as exc:
             log.error(
                 "run %s of project %s failed:\n%s", run_id, project_id, traceback.format_exc()

@@ -16,7 +16,9 @@ zero and never a pile of them.
 
 Runs are recorded in PostgreSQL (:mod:`crowd.store.runs`), not in RQ. :func:`reap` finds
 runs whose worker died (the run's PostgreSQL advisory lock is free although it is marked
-running) or whose RQ job was lost, records them as failed, and queues a retry.
+running) or whose RQ job was lost, records them as failed, and queues a retry; and it queues
+a catch-up run for any project with more stored answers than its last run read and no run
+pending (a ``stale`` mark lost while Redis was down). Workers call it every 15 s.
 """
 
 from __future__ import annotations
@@ -166,14 +168,20 @@ def _job_lost(redis: Redis, run_id: int) -> bool:
 
 
 def reap(db: Database, redis: Redis) -> list[int]:
-    """Fail and retry abandoned runs; returns the ids of the runs it failed.
+    """Fail and retry abandoned runs, and catch up projects left behind; returns the ids of
+    the runs it failed.
 
     A run marked ``running`` whose advisory lock is free lost its worker (killed, crashed,
     machine lost): nothing of it was published, since publishing is one transaction. A run
-    ``queued`` for over a minute whose RQ job is gone was lost with Redis.
+    ``queued`` for over a minute whose RQ job is gone was lost with Redis. A project with
+    more stored answers than its last run read, and no run pending, lost its ``stale`` mark
+    (Redis was down when the answers came): it gets a ``catch-up`` run.
     """
     with db.transaction() as cur:
         candidates = runs.open_runs(cur)
+        lagging = runs.behind(cur)
+    for project_id in lagging:
+        mark_stale(db, redis, project_id, trigger="catch-up")
     if not candidates:
         return []
     reaped = []

@@ -192,7 +192,10 @@ _SCHEMAS: dict[str, Any] = {
             "id": {"type": "integer"},
             "project_id": {"type": "integer"},
             "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
-            "trigger": {"type": "string", "enum": ["answers", "api", "follow-up", "retry"]},
+            "trigger": {
+                "type": "string",
+                "enum": ["answers", "api", "follow-up", "retry", "catch-up"],
+            },
             "method": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
             "started_at": {"type": ["string", "null"], "format": "date-time"},

@@ -131,6 +131,24 @@ def open_runs(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
     return list(cur.fetchall())
 
 
+def behind(cur: Cursor) -> list[int]:
+    """Projects with answers newer than their last published run and no run queued or
+    running: a stale mark was lost (Redis down or restarted when the answer came)."""
+    cur.execute(
+        """
+        SELECT p.id FROM projects p
+        JOIN (SELECT project_id, sum(answers) AS n FROM tasks GROUP BY project_id) t
+          ON t.project_id = p.id
+        LEFT JOIN aggregation_runs r ON r.id = p.last_run_id
+        WHERE t.n > coalesce(r.answers_total, 0)
+          AND NOT EXISTS (SELECT 1 FROM aggregation_runs o WHERE o.project_id = p.id
+                          AND o.status IN ('queued', 'running'))
+        ORDER BY p.id
+        """
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
 def _copy_rows(cur: Cursor, table: str, columns: str, rows: list[str]) -> None:
     cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO("".join(rows)))
 
@@ -145,7 +163,14 @@ def _array(values: np.ndarray) -> str:
     return "{" + ",".join(f"{v:.6g}" for v in flushed) + "}"
 
 
-def publish(cur: Cursor, run_id: int, project: Project, result: RunResult, gold: set[int]) -> int:
+def publish(
+    cur: Cursor,
+    run_id: int,
+    project: Project,
+    result: RunResult,
+    gold: set[int],
+    answers_total: int,
+) -> int:
     """Write a run's output; returns how many task results changed.
 
     A task's result row is rewritten only when its label or answer count changed or its
@@ -219,12 +244,13 @@ def publish(cur: Cursor, run_id: int, project: Project, result: RunResult, gold:
     cur.execute(
         """
         UPDATE aggregation_runs SET status = 'succeeded', finished_at = now(), answers = %s,
-            tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
+            answers_total = %s, tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
             warm_start = %s, priors = %s
         WHERE id = %s
         """,
         (
             int(result.task_answers.sum()),
+            answers_total,
             int(result.task_ids.size),
             int(result.worker_ids.size),
             result.n_iter,

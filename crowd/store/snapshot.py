@@ -28,6 +28,7 @@ class Snapshot:
         warm_workers: ``(m,)`` worker ids with estimates from the previous run.
         warm_confusion: ``(m, K, K)`` their confusion matrices.
         warm_priors: ``(K,)`` class priors of the previous run, or None.
+        answers_total: answers stored at the snapshot, banned workers' included.
     """
 
     answer_ids: IntArray
@@ -39,6 +40,7 @@ class Snapshot:
     warm_workers: IntArray
     warm_confusion: np.ndarray
     warm_priors: np.ndarray | None
+    answers_total: int = 0
 
     @property
     def n_answers(self) -> int:
@@ -101,7 +103,10 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
     priors = None
     if row and row[0] is not None and len(row[0]) == n_classes:
         priors = np.array(row[0], dtype=np.float64)
+    cur.execute("SELECT coalesce(sum(answers), 0) FROM tasks WHERE project_id = %s", (project_id,))
+    row = cur.fetchone()
     return Snapshot(
+        answers_total=int(row[0]) if row else 0,
         answer_ids=answers["id"],
         task_ids=answers["task"],
         worker_ids=answers["worker"],

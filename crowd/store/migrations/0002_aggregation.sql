@@ -33,12 +33,13 @@ CREATE TABLE aggregation_runs (
     id           bigserial PRIMARY KEY,
     project_id   bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     status       text NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
-    trigger      text NOT NULL,          -- 'answers', 'api', 'follow-up', 'retry'
+    trigger      text NOT NULL,          -- 'answers', 'api', 'follow-up', 'retry', 'catch-up'
     method       text NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     started_at   timestamptz,
     finished_at  timestamptz,
-    answers      integer,                -- answers the run saw
+    answers      integer,                -- answers the run used
+    answers_total integer,               -- answers stored when it read them (banned included)
     tasks        integer,
     workers      integer,
     iterations   integer,

@@ -1,0 +1,57 @@
+"""Aggregation recovers from losing Redis state: answers stored while Redis was unreachable,
+and queued runs whose jobs vanished, are aggregated by the next worker."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from redis import Redis
+
+from crowd.api import create_app
+from crowd.store.db import Database
+from tests.aggregation.test_live import answer_next, drain, post_tasks, results, runs
+
+
+def test_answers_accepted_while_redis_is_down_are_aggregated_once_it_is_back(
+    client, requester, make_worker, make_project, settings
+) -> None:
+    pid = make_project(requester, labels=["a", "b"], overlap=2, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(6)])
+    worker = make_worker(requester)
+    # The same API with its Redis unreachable (nothing listens on port 1).
+    cut_off = create_app(replace(settings, redis_url="redis://127.0.0.1:1/0")).test_client()
+    for _ in range(6):
+        answer_next(cut_off, worker, pid, lambda t: "b")  # still 201: PostgreSQL holds them
+    assert runs(client, requester, pid) == []
+
+    drain(settings)  # the worker's maintenance sees the project is behind
+
+    (run,) = runs(client, requester, pid)
+    assert run["trigger"] == "catch-up" and run["status"] == "succeeded" and run["answers"] == 6
+    assert {r["label"] for r in results(client, requester, pid).values()} == {"b"}
+
+
+def test_a_queued_run_whose_job_vanished_with_redis_is_requeued(
+    client, requester, make_worker, make_project, settings, database: Database
+) -> None:
+    pid = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": "t0"}])
+    answer_next(client, make_worker(requester), pid, lambda t: "a")
+    (lost,) = runs(client, requester, pid)
+    assert settings.redis_url
+    Redis.from_url(settings.redis_url).flushdb()  # a Redis restart without persistence
+    with database.transaction() as cur:  # ... a while ago
+        cur.execute(
+            "UPDATE aggregation_runs SET created_at = now() - interval '5 minutes' WHERE id = %s",
+            (lost["id"],),
+        )
+
+    drain(settings)
+
+    history = runs(client, requester, pid)
+    assert [(r["status"], r["trigger"]) for r in history] == [
+        ("failed", "answers"),
+        ("succeeded", "retry"),
+    ]
+    assert "lost" in history[0]["error"]
+    assert results(client, requester, pid)["t0"]["run_id"] == history[1]["id"]
