@@ -108,3 +108,58 @@ def test_project_list_paginates_with_an_opaque_cursor(client, requester, make_pr
             f"/api/v1/projects?limit=2&cursor={page['next_cursor']}" if page["next_cursor"] else ""
         )
     assert seen == ids
+
+
+def test_patch_changes_only_the_fields_sent_and_raising_overlap_reopens_tasks(
+    client, requester, make_project, make_worker
+) -> None:
+    pid = make_project(requester, overlap=1, gold_rate=0.0)["id"]
+    client.post(
+        f"/api/v1/projects/{pid}/tasks",
+        json={"tasks": [{"external_id": "t"}]},
+        headers=auth(requester),
+    )
+    first, second = make_worker(requester, "a"), make_worker(requester, "b")
+    got = client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(first)).json
+    client.post(
+        f"/api/v1/assignments/{got['assignment_id']}/answer",
+        json={"label": "a"},
+        headers=auth(first),
+    )
+    assert (
+        client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(second)).status_code == 204
+    )
+
+    r = client.patch(
+        f"/api/v1/projects/{pid}",
+        json={"overlap": 2, "confidence_target": 0.9, "max_overlap": 4},
+        headers=auth(requester),
+    )
+    assert r.status_code == 200
+    assert (r.json["overlap"], r.json["max_overlap"], r.json["confidence_target"]) == (2, 4, 0.9)
+    assert r.json["name"] == "p" and r.json["lease_seconds"] == 600  # untouched
+    assert (
+        client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(second)).status_code == 201
+    )
+    off = client.patch(
+        f"/api/v1/projects/{pid}", json={"confidence_target": None}, headers=auth(requester)
+    )
+    assert off.status_code == 200 and off.json["confidence_target"] is None
+
+
+def test_patch_refuses_what_it_cannot_apply(
+    client, requester, other_requester, make_project
+) -> None:
+    pid = make_project(requester, overlap=3)["id"]
+    for body, field in [
+        ({"overlap": None}, "overlap"),
+        ({"max_overlap": 2}, "max_overlap"),
+        ({"gold_rate": 1.5}, "gold_rate"),
+        ({"method": "magic"}, "method"),
+        ({"labels": ["x", "y"]}, "labels"),
+    ]:
+        r = client.patch(f"/api/v1/projects/{pid}", json=body, headers=auth(requester))
+        assert r.status_code == 422, (body, r.json)
+        assert field in r.json["error"]["message"]
+    r = client.patch(f"/api/v1/projects/{pid}", json={"overlap": 5}, headers=auth(other_requester))
+    assert r.status_code == 404
