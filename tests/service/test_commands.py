@@ -158,6 +158,28 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
     with _serving(env, port, "--workers", "1") as (url, _third):
         listed = requests.get(f"{url}/api/v1/projects", headers=headers, timeout=10)
         assert [p["name"] for p in listed.json()["projects"]] == ["kept"]
+        # ... and the aggregation worker it runs turns an answer into a published result
+        pid = listed.json()["projects"][0]["id"]
+        api = f"{url}/api/v1"
+        tasks = {"tasks": [{"external_id": "t"}]}
+        requests.post(f"{api}/projects/{pid}/tasks", json=tasks, headers=headers, timeout=10)
+        w = requests.post(f"{api}/workers", json={"name": "w"}, headers=headers, timeout=10)
+        as_worker = {"Authorization": f"Bearer {w.json()['token']}"}
+        got = requests.post(f"{api}/projects/{pid}/assignments", headers=as_worker, timeout=10)
+        requests.post(
+            f"{api}/assignments/{got.json()['assignment_id']}/answer",
+            json={"label": "b"},
+            headers=as_worker,
+            timeout=10,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            page = requests.get(f"{api}/projects/{pid}/results", headers=headers, timeout=10)
+            if page.json()["results"][0]["run_id"] is not None:
+                break
+            time.sleep(0.3)
+        assert page.json()["results"][0]["run_id"] is not None, "no run within 60 s"
+        assert page.json()["results"][0]["label"] == "b"
     # the embedded servers stopped with crowd serve
     time.sleep(1)
     leftovers = [
