@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 from crowd import scheduling
 from crowd.api import auth, body, deps
 from crowd.api.projects import MANAGERS
-from crowd.errors import Unavailable
+from crowd.errors import NotFound, Unavailable
 from crowd.store import runs
 
 bp = Blueprint("aggregations", __name__, url_prefix="/api/v1/projects")
@@ -29,6 +29,21 @@ def list_runs(project_id: int) -> ResponseReturnValue:
             "next_cursor": body.next_cursor([r.id for r in page], limit),
         }
     )
+
+
+@bp.get("/<int:project_id>/aggregations/<int:run_id>")
+@auth.require(*MANAGERS)
+def get_run(project_id: int, run_id: int) -> ResponseReturnValue:
+    """One run, e.g. to poll the run a POST queued."""
+    project = auth.project_for_requester(project_id)
+    with deps.db().transaction() as cur:
+        run = runs.get(cur, run_id)
+    if run is None or run.project_id != project.id:
+        raise NotFound(
+            f"no run {run_id} in project {project_id}; "
+            f"GET /api/v1/projects/{project_id}/aggregations lists them"
+        )
+    return jsonify(run.to_json())
 
 
 @bp.post("/<int:project_id>/aggregations")

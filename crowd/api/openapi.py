@@ -438,6 +438,14 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        "/api/v1/projects/{project_id}/aggregations/{run_id}": {
+            "get": {
+                "summary": "One aggregation run",
+                "security": requester,
+                "parameters": [pid, _id("run_id")],
+                "responses": {"200": _ok("The run", _ref("Run")), **_errors(401, 403, 404, 503)},
+            },
+        },
         "/api/v1/projects/{project_id}/workers": {
             "get": {
                 "summary": "Workers in the project: answers, estimates, gold accuracy, status",

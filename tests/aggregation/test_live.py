@@ -140,6 +140,10 @@ def test_a_requested_run_is_queued_once_and_warm_starts_from_the_previous_one(
     again = client.post(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester))
     assert again.status_code == 202 and again.json["run"] is None  # coalesced
     drain(settings)
+    polled = client.get(
+        f"/api/v1/projects/{pid}/aggregations/{first.json['run']['id']}", headers=auth(requester)
+    )
+    assert polled.status_code == 200 and polled.json["status"] == "succeeded"
     history = runs(client, requester, pid)
     # the second request is served by the queued run, which reads every answer when it starts
     assert [r["trigger"] for r in history] == ["answers", "api"]
