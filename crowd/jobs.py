@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import traceback
 
+import numpy as np
 import psycopg2.errors
 from redis import Redis
 
 from crowd import scheduling
 from crowd.config import Settings
-from crowd.em.live import RunResult, fit_run
+from crowd.em.live import RunResult, changed_rows, fit_run
 from crowd.store import projects, runs, snapshot
 from crowd.store.db import Database
 from crowd.store.projects import Project
@@ -48,11 +49,20 @@ def _publish(
 ) -> None:
     """Publish in one transaction, retried when PostgreSQL picks it as a deadlock victim
     (its task updates can meet a reservation sweep locking the same rows in another order)."""
+    published = snap.published
+    changed = changed_rows(
+        result,
+        published["task"],
+        published["label"],
+        published["answers"],
+        published["confidence"],
+    )
+    changed &= ~np.isin(result.task_ids, snap.gold_task_ids)
+    rows = np.flatnonzero(changed)
     for attempt in range(3):
         try:
             with db.transaction() as cur:
-                gold = set(snap.gold_task_ids.tolist())
-                runs.publish(cur, run_id, project, result, gold, snap.answers_total)
+                runs.publish(cur, run_id, project, result, rows, snap.answers_total)
             return
         except psycopg2.errors.DeadlockDetected:
             if attempt == 2:

@@ -176,3 +176,28 @@ def fit_run(
         objective=float(history[-1]) if history else None,
         warm_start=init is not None,
     )
+
+
+def changed_rows(
+    result: RunResult,
+    task_ids: IntArray,
+    labels: IntArray,
+    answers: IntArray,
+    confidence: FloatArray,
+    *,
+    tol: float = 1e-4,
+) -> NDArray[np.bool_]:
+    """Which of ``result``'s tasks differ from the published rows ``(task_ids`` sorted,
+    ``labels, answers, confidence)``: a new task, another label or answer count, or a
+    confidence that moved by more than ``tol``. Shape ``(n_tasks,)``."""
+    if task_ids.size == 0:
+        return np.ones(result.task_ids.size, dtype=bool)
+    pos = np.minimum(np.searchsorted(task_ids, result.task_ids), task_ids.size - 1)
+    known = task_ids[pos] == result.task_ids
+    same = (
+        known
+        & (labels[pos] == result.labels)
+        & (answers[pos] == result.task_answers)
+        & (np.abs(confidence[pos] - result.confidence) <= tol)
+    )
+    return ~same

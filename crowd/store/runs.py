@@ -168,29 +168,27 @@ def publish(
     run_id: int,
     project: Project,
     result: RunResult,
-    gold: set[int],
+    rows: np.ndarray,
     answers_total: int,
 ) -> int:
     """Write a run's output; returns how many task results changed.
 
-    A task's result row is rewritten only when its label or answer count changed or its
-    confidence moved by more than 1e-4, so ``run_id`` on a row is the run that last changed
-    it and ``since_run`` polling returns just the changes. Gold tasks (``gold``) get no
-    result row. Then dynamic overlap and the quality rules are applied (see
-    :func:`apply_overlap`, :func:`apply_bans`).
+    Only the task results at indices ``rows`` are written: the caller leaves out gold tasks
+    (they get no result row) and rows equal to the published ones (see
+    :func:`crowd.em.live.changed_rows`), and the upsert checks again, so ``run_id`` on a row
+    is the run that last changed it and ``since_run`` polling returns just the changes.
+    Then dynamic overlap and the quality rules are applied (see :func:`apply_overlap`,
+    :func:`apply_bans`).
     """
     cur.execute(
         "CREATE TEMP TABLE new_results (task_id bigint, label smallint, confidence double"
         " precision, answers integer, posteriors real[]) ON COMMIT DROP"
     )
-    lines = []
-    for i, task in enumerate(result.task_ids.tolist()):
-        if task in gold:
-            continue
-        lines.append(
-            f"{task}\t{int(result.labels[i])}\t{float(result.confidence[i])!r}\t"
-            f"{int(result.task_answers[i])}\t{_array(result.posteriors[i])}\n"
-        )
+    lines = [
+        f"{int(result.task_ids[i])}\t{int(result.labels[i])}\t{float(result.confidence[i])!r}\t"
+        f"{int(result.task_answers[i])}\t{_array(result.posteriors[i])}\n"
+        for i in rows.tolist()
+    ]
     _copy_rows(cur, "new_results", "task_id, label, confidence, answers, posteriors", lines)
     cur.execute(
         """
@@ -212,7 +210,7 @@ def publish(
         " precision, confusion double precision[], gold_answers integer, gold_correct integer)"
         " ON COMMIT DROP"
     )
-    rows = [
+    workers = [
         f"{w}\t{int(result.worker_answers[i])}\t{float(result.accuracy[i])!r}\t"
         f"{_array(result.confusion[i])}\t{int(result.gold_answers[i])}\t"
         f"{int(result.gold_correct[i])}\n"
@@ -222,7 +220,7 @@ def publish(
         cur,
         "new_workers",
         "worker_id, answers, accuracy, confusion, gold_answers, gold_correct",
-        rows,
+        workers,
     )
     cur.execute(
         """

@@ -7,7 +7,7 @@ at a million answers that is a fraction of the time row-by-row fetching takes.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,8 @@ class Snapshot:
         warm_confusion: ``(m, K, K)`` their confusion matrices.
         warm_priors: ``(K,)`` class priors of the previous run, or None.
         answers_total: answers stored at the snapshot, banned workers' included.
+        published: the results now published, as arrays ``task`` (sorted), ``label``,
+            ``answers`` and ``confidence``, so a run writes only the rows it changes.
     """
 
     answer_ids: IntArray
@@ -41,24 +43,27 @@ class Snapshot:
     warm_confusion: np.ndarray
     warm_priors: np.ndarray | None
     answers_total: int = 0
+    published: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_answers(self) -> int:
         return int(self.answer_ids.size)
 
 
-def _copy_ints(cur: Cursor, query: str, columns: list[str]) -> dict[str, IntArray]:
-    """Run ``COPY (query) TO STDOUT`` (query already has its values inlined by mogrify) and
-    return int64 columns."""
+def _copy_columns(
+    cur: Cursor, query: str, columns: dict[str, pa.DataType]
+) -> dict[str, np.ndarray]:
+    """Run ``COPY (query) TO STDOUT`` (values already inlined by mogrify); return its columns
+    as numpy arrays of the given arrow types."""
     buffer = io.BytesIO()
     cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
     if buffer.tell() == 0:
-        return {name: np.zeros(0, dtype=np.int64) for name in columns}
+        return {name: np.zeros(0, dtype=kind.to_pandas_dtype()) for name, kind in columns.items()}
     buffer.seek(0)
     table = pacsv.read_csv(
         buffer,
-        read_options=pacsv.ReadOptions(column_names=columns),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.int64() for c in columns}),
+        read_options=pacsv.ReadOptions(column_names=list(columns)),
+        convert_options=pacsv.ConvertOptions(column_types=columns),
     )
     return {name: table.column(name).to_numpy() for name in columns}
 
@@ -78,7 +83,23 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
         f" WHERE a.project_id = %s AND a.status = 'answered'{banned} ORDER BY a.id",
         (project_id,),
     ).decode()
-    answers = _copy_ints(cur, query, ["id", "task", "worker", "label"])
+    answers = _copy_columns(
+        cur, query, dict.fromkeys(["id", "task", "worker", "label"], pa.int64())
+    )
+    published = _copy_columns(
+        cur,
+        cur.mogrify(
+            "SELECT task_id, label, answers, confidence FROM task_results"
+            " WHERE project_id = %s ORDER BY task_id",
+            (project_id,),
+        ).decode(),
+        {
+            "task": pa.int64(),
+            "label": pa.int64(),
+            "answers": pa.int64(),
+            "confidence": pa.float64(),
+        },
+    )
     cur.execute(
         "SELECT id, gold FROM tasks WHERE project_id = %s AND gold IS NOT NULL ORDER BY id",
         (project_id,),
@@ -106,6 +127,7 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
     cur.execute("SELECT coalesce(sum(answers), 0) FROM tasks WHERE project_id = %s", (project_id,))
     row = cur.fetchone()
     return Snapshot(
+        published=published,
         answers_total=int(row[0]) if row else 0,
         answer_ids=answers["id"],
         task_ids=answers["task"],

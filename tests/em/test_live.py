@@ -1,0 +1,76 @@
+"""One live run on database ids: id mapping, gold, warm start, recent gold, changed rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crowd.em.live import changed_rows, fit_run, recent_gold
+
+
+def _answers() -> tuple[np.ndarray, ...]:
+    # tasks 100..103 (103 is gold "1"), workers 7, 9, 12; ids are not dense
+    task = np.array([100, 100, 100, 101, 101, 101, 102, 102, 102, 103, 103, 103])
+    worker = np.array([7, 9, 12] * 4)
+    label = np.array([0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0])
+    ids = np.arange(label.size) * 10 + 5
+    return ids, task, worker, label
+
+
+def test_fit_run_maps_ids_clamps_gold_and_counts_recent_gold() -> None:
+    ids, task, worker, label = _answers()
+    before = [a.copy() for a in (ids, task, worker, label)]
+    run = fit_run(
+        ids, task, worker, label, n_classes=2,
+        gold_task_ids=np.array([103, 555]), gold_labels=np.array([1, 0]),
+    )  # fmt: skip
+    for a, b in zip((ids, task, worker, label), before, strict=True):
+        np.testing.assert_array_equal(a, b)  # inputs untouched
+    np.testing.assert_array_equal(run.task_ids, [100, 101, 102, 103])
+    np.testing.assert_array_equal(run.worker_ids, [7, 9, 12])
+    np.testing.assert_array_equal(run.task_answers, [3, 3, 3, 3])
+    np.testing.assert_allclose(run.posteriors[3], [0.0, 1.0])  # gold clamped
+    np.testing.assert_array_equal(run.labels[:3], [0, 1, 0])
+    np.testing.assert_allclose(run.posteriors.sum(axis=1), 1.0)
+    # gold answers: 7 and 9 said 1 (right), 12 said 0 (wrong); task 555 had no answers
+    np.testing.assert_array_equal(run.gold_answers, [1, 1, 1])
+    np.testing.assert_array_equal(run.gold_correct, [1, 1, 0])
+    assert run.confusion.shape == (3, 2, 2) and not run.warm_start
+
+
+def test_fit_run_warm_starts_known_workers_and_gives_newcomers_the_mean() -> None:
+    ids, task, worker, label = _answers()
+    first = fit_run(ids, task, worker, label, n_classes=2, gold_task_ids=np.zeros(0, int),
+                    gold_labels=np.zeros(0, int))  # fmt: skip
+    more_ids = np.append(ids, 999)
+    more = [np.append(task, 101), np.append(worker, 20), np.append(label, 1)]
+    warm = fit_run(
+        more_ids, *more, n_classes=2, gold_task_ids=np.zeros(0, int), gold_labels=np.zeros(0, int),
+        warm_workers=first.worker_ids, warm_confusion=first.confusion, warm_priors=first.priors,
+    )  # fmt: skip
+    cold = fit_run(more_ids, *more, n_classes=2, gold_task_ids=np.zeros(0, int),
+                   gold_labels=np.zeros(0, int))  # fmt: skip
+    assert warm.warm_start and warm.n_iter <= cold.n_iter
+    np.testing.assert_array_equal(warm.worker_ids, [7, 9, 12, 20])
+
+
+def test_recent_gold_keeps_each_workers_newest_answers() -> None:
+    ids = np.array([1, 2, 3, 4, 5, 6])
+    workers = np.array([0, 0, 0, 1, 0, 1])
+    correct = np.array([False, False, True, True, True, False])
+    answered, right = recent_gold(ids, workers, correct, 3, window=2)
+    np.testing.assert_array_equal(answered, [2, 2, 0])  # worker 0: ids 5 and 3
+    np.testing.assert_array_equal(right, [2, 1, 0])
+
+
+def test_changed_rows_flags_new_tasks_and_real_changes_only() -> None:
+    ids, task, worker, label = _answers()
+    run = fit_run(ids, task, worker, label, n_classes=2, gold_task_ids=np.zeros(0, int),
+                  gold_labels=np.zeros(0, int))  # fmt: skip
+    assert changed_rows(run, np.zeros(0, int), np.zeros(0, int), np.zeros(0, int),
+                        np.zeros(0)).all()  # fmt: skip
+    published = (run.task_ids[:3], run.labels[:3], run.task_answers[:3], run.confidence[:3])
+    mask = changed_rows(run, *published)
+    np.testing.assert_array_equal(mask, [False, False, False, True])  # 103 is new
+    nudged = published[3] + np.array([5e-5, 2e-4, 0.0])
+    mask = changed_rows(run, published[0], published[1], published[2], nudged)
+    np.testing.assert_array_equal(mask, [False, True, False, True])
