@@ -21,8 +21,9 @@ def list_results(project_id: int) -> ResponseReturnValue:
 
     ``run_id`` is the aggregation run that produced the row; until a run covers a task its
     row has ``run_id: null`` and the majority vote, with the winner's vote share as
-    ``confidence``. ``?since_run=N`` returns only tasks whose result changed after run N
-    (poll with the newest ``run_id`` you have seen), ``?status=complete|pending`` filters,
+    ``confidence``. ``?since_run=N`` returns only tasks whose result changed after run N:
+    page through with the cursor, then poll again with the ``last_run_id`` of the first
+    page of that pass. ``?status=complete|pending`` filters,
     ``?posteriors=true`` adds each label's probability.
     """
     project = auth.project_for_requester(project_id)
@@ -31,8 +32,11 @@ def list_results(project_id: int) -> ResponseReturnValue:
     status = body.choice_arg("status", ("complete", "pending"))
     with_posteriors = body.flag_arg("posteriors")
     with deps.db().transaction() as cur:
-        rows = results.page(cur, project.id, after, limit, since_run=since_run, status=status)
+        # One snapshot for the page and last_run_id: a run committing between the two reads
+        # would otherwise be skipped for good by a client polling with since_run.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         last_run_id = projects.last_run_id(cur, project.id)
+        rows = results.page(cur, project.id, after, limit, since_run=since_run, status=status)
     out = []
     labels = project.labels
     for (task_id, external_id, answers, complete, run_id, label, confidence, used, posteriors,

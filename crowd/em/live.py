@@ -17,6 +17,11 @@ from numpy.typing import NDArray
 from crowd.em import METHODS, ConvergenceWarning, DSParams
 
 IntArray = NDArray[np.int64]
+
+#: A published confidence is rewritten when it moves by more than this. Warm-started runs
+#: drift every confidence a little; at 1e-4 a run on 200k tasks rewrote 13k-30k rows for 50
+#: new answers, at 1e-3 about 24 times fewer (benchmarks/RESULTS.md, freshness).
+CONFIDENCE_TOL = 1e-3
 FloatArray = NDArray[np.float64]
 
 
@@ -185,7 +190,7 @@ def changed_rows(
     answers: IntArray,
     confidence: FloatArray,
     *,
-    tol: float = 1e-4,
+    tol: float = CONFIDENCE_TOL,
 ) -> NDArray[np.bool_]:
     """Which of ``result``'s tasks differ from the published rows ``(task_ids`` sorted,
     ``labels, answers, confidence)``: a new task, another label or answer count, or a

@@ -36,9 +36,9 @@ def page(
         LEFT JOIN task_results r ON r.task_id = t.id
         LEFT JOIN LATERAL (
             SELECT a.label, count(*) AS n FROM assignments a
-            WHERE a.task_id = t.id AND a.status = 'answered'
+            WHERE a.task_id = t.id AND a.status = 'answered' AND r.task_id IS NULL
             GROUP BY a.label ORDER BY count(*) DESC, a.label LIMIT 1
-        ) v ON r.task_id IS NULL
+        ) v ON true
         WHERE t.project_id = %(project)s AND t.gold IS NULL AND t.id > %(after)s
           AND (%(since)s::bigint IS NULL OR r.run_id > %(since)s)
           AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {COMPLETE})

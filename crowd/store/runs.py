@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from crowd.em.live import RunResult
+from crowd.em.live import CONFIDENCE_TOL, RunResult
 from crowd.store.db import Cursor, one
 from crowd.store.projects import Project
 
@@ -116,7 +116,8 @@ def start(cur: Cursor, run_id: int) -> bool:
 
 def fail(cur: Cursor, run_id: int, error: str) -> None:
     cur.execute(
-        "UPDATE aggregation_runs SET status = 'failed', finished_at = now(), error = %s"
+        "UPDATE aggregation_runs SET status = 'failed', finished_at = clock_timestamp(),"
+        " error = %s"
         " WHERE id = %s AND status IN ('queued', 'running')",
         (error[:4000], run_id),
     )
@@ -199,9 +200,9 @@ def publish(
             run_id = excluded.run_id, label = excluded.label, confidence = excluded.confidence,
             answers = excluded.answers, posteriors = excluded.posteriors
         WHERE r.label <> excluded.label OR r.answers <> excluded.answers
-           OR abs(r.confidence - excluded.confidence) > 1e-4
+           OR abs(r.confidence - excluded.confidence) > %s
         """,
-        (project.id, run_id),
+        (project.id, run_id, CONFIDENCE_TOL),
     )
     changed = int(cur.rowcount)
 
@@ -241,7 +242,7 @@ def publish(
     apply_bans(cur, project)
     cur.execute(
         """
-        UPDATE aggregation_runs SET status = 'succeeded', finished_at = now(), answers = %s,
+        UPDATE aggregation_runs SET status = 'succeeded', finished_at = clock_timestamp(), answers = %s,
             answers_total = %s, tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
             warm_start = %s, priors = %s
         WHERE id = %s

@@ -71,6 +71,6 @@ def test_changed_rows_flags_new_tasks_and_real_changes_only() -> None:
     published = (run.task_ids[:3], run.labels[:3], run.task_answers[:3], run.confidence[:3])
     mask = changed_rows(run, *published)
     np.testing.assert_array_equal(mask, [False, False, False, True])  # 103 is new
-    nudged = published[3] + np.array([5e-5, 2e-4, 0.0])
+    nudged = published[3] + np.array([5e-4, 2e-3, 0.0])
     mask = changed_rows(run, published[0], published[1], published[2], nudged)
     np.testing.assert_array_equal(mask, [False, True, False, True])
