@@ -1,0 +1,877 @@
+"""Freshness: from an answer's 201 to the first results poll that reflects it, at 1M answers.
+
+    .venv/bin/python benchmarks/freshness.py [--tasks 200000 --answers-per-task 5 --workers 1000
+                                              --labels 4 --rate 30 --clients 4 --seconds 60
+                                              --poll-interval 0.2 --rq-workers 1]
+                                             [--since-from response|probe] [--breakdown-runs 3]
+                                             [--keep-db]
+
+What happens, in one run and against the machine's PostgreSQL and Redis (under 2 minutes on an
+otherwise idle 2-core machine with the defaults, up to 4 when other work shares it):
+
+1. A fresh database ``bench_fresh_<hex>`` is created (dropped at the end; ``--keep-db`` keeps
+   it) and Redis db ``--redis`` (default 13) is flushed, before and after. ``crowd token create
+   --role requester`` makes the requester token, then ``crowd serve --no-worker`` starts the API
+   with its default gunicorn shape.
+2. Over HTTP: one project (``--labels`` labels, overlap ``--answers-per-task``), ``--tasks``
+   tasks in batches of 10,000, and ``--workers`` worker accounts.
+3. Bulk load, straight into PostgreSQL (COPY): ``--answers-per-task`` answers per task from
+   distinct workers (each worker has an accuracy drawn from U(0.55, 0.95); wrong answers are
+   uniform over the other labels), as ``answered`` assignment rows, with ``tasks.answers`` =
+   ``tasks.taken`` = that count (= ``target``). 200,000 x 5 = 1M answers by default.
+4. ``--rq-workers`` ``crowd worker`` processes start (default 1: runs of one project never
+   overlap, and on 2 cores the API, PostgreSQL and the client share the rest); one run is asked
+   for (POST /aggregations) and waited for, so the measurement starts warm (the next run has
+   the previous run's estimates to start from). Then PATCH overlap + 1 gives every task one
+   open slot.
+5. Measured for ``--seconds``: ``--clients`` threads, each a worker (its own token), submit
+   answers open-loop at ``--rate`` answers/s in total (fetch, then answer: two requests) and
+   record each 201's time. One poller thread sweeps GET /results?since_run=S (all pages, 1000
+   rows each) every ``--poll-interval`` seconds. An answer is reflected when a polled row of
+   its task has ``aggregated_answers`` >= the task's answer count with it; its latency is the
+   time the page holding that row arrived minus the 201's time. After the window, up to
+   ``--drain`` more seconds for the last answers to show; any still unseen are reported (and
+   make the exit status 1). S for the next sweep: ``--since-from response`` (default) takes
+   ``last_run_id`` from the previous sweep's first page, as the API docs say to; ``probe``
+   reads it with a request of its own before the sweep. (Before GET /results read
+   last_run_id and the rows from one snapshot, ``response`` lost runs: that is how this
+   benchmark found the bug.)
+6. Where the time goes (PostgreSQL and RQ clocks, same machine). Per run: started_at ->
+   finished_at is load + fit + publish (finished_at is the clock time of the publish
+   transaction's last statement), finished_at -> the RQ job's end is the commit and the
+   follow-up's queueing. Per answer: 201 -> start of
+   the first run started after it; that run; its end -> seen by the poller. CPU used during
+   the window is split into this benchmark's processes, the PostgreSQL server (all databases)
+   and everything else: freshness is about 2 run durations, and a run is CPU-bound, so other
+   work on the machine shows up directly in the figures. Every sweep, run and answer is
+   written to ``sweeps.json`` in the log directory.
+7. ``--breakdown-runs`` times (after the servers stop): one run executed in this process on the
+   benchmark's database, as crowd.jobs.aggregate does it, with crowd.store.snapshot.load,
+   crowd.em.live.fit_run and the job's publish step (crowd.jobs._publish: the changed rows,
+   then crowd.store.runs.publish) timed apart; each run is recorded and published for real.
+
+Goal (issue text): p95 freshness <= 5 s at 1M answers on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import io
+import itertools
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import psycopg2
+import redis as redis_lib
+import requests
+from psycopg2.extensions import make_dsn, parse_dsn
+
+GOAL_P95 = 5.0  # seconds
+LABEL_NAMES = ("cat", "dog", "bird", "fish", "frog", "owl", "cow", "pig", "bee", "ant")
+
+
+# --------------------------------------------------------------------------------------------
+# Processes and the database (same conventions as api_load.py).
+
+
+@dataclass
+class Proc:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self) -> str:
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return "\n".join(lines[-30:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> Proc:
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    handle.close()
+    return Proc(proc, log)
+
+
+def _wait_healthy(server: Proc, base: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise SystemExit(f"error: server exited with {server.proc.returncode}\n{server.tail()}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"error: server not healthy after {timeout:.0f} s\n{server.tail()}")
+
+
+def _crowd_bin(given: str | None) -> str:
+    if given:
+        return given
+    beside = Path(sys.executable).parent / "crowd"
+    if not beside.exists():
+        raise SystemExit("error: no `crowd` beside this python; use the project's .venv")
+    return str(beside)
+
+
+@contextlib.contextmanager
+def bench_database(server_url: str, keep: bool) -> Iterator[str]:
+    """A new empty database ``bench_fresh_<hex>``, dropped afterwards unless ``keep``."""
+    name = f"bench_fresh_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_dsn(**{**parse_dsn(server_url), "dbname": name})
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _tree_cpu(roots: Sequence[int]) -> float:
+    """CPU seconds of these processes and their descendants, exited children included."""
+    total = 0.0
+    for pid in roots:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            t = root.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+            for child in root.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    c = child.cpu_times()
+                    total += c.user + c.system
+    return total
+
+
+def _pg_cpu(url: str) -> float:
+    """CPU seconds of the whole PostgreSQL server (every database), exited backends included."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            row = cur.fetchone()
+            postmaster = psutil.Process(int(row[0]) if row else 0).ppid()
+    finally:
+        conn.close()
+    return _tree_cpu([postmaster])
+
+
+def _machine_cpu() -> float:
+    t = psutil.cpu_times()
+    idle = t.idle + sum(getattr(t, k, 0.0) for k in ("iowait", "steal", "guest", "guest_nice"))
+    return float(sum(t) - idle)
+
+
+def _crowd_source() -> str:
+    """Where ``crowd`` is imported from (with its git commit, when it is a checkout)."""
+    import crowd
+
+    where = Path(crowd.__file__).resolve().parent.parent
+    head = subprocess.run(
+        ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if head.returncode != 0:
+        return str(where)
+    return (
+        f"{where} @ {head.stdout.strip()}{' + uncommitted changes' if dirty.stdout.strip() else ''}"
+    )
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# --------------------------------------------------------------------------------------------
+# Setup.
+
+
+def _session(token: str) -> requests.Session:
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    return s
+
+
+def setup_over_http(
+    base: str, requester: str, n_tasks: int, overlap: int, labels: Sequence[str], n_workers: int
+) -> tuple[int, list[str]]:
+    """Project, tasks and worker accounts; returns (project id, worker tokens)."""
+    s = _session(requester)
+    r = s.post(
+        f"{base}/api/v1/projects",
+        json={"name": "freshness", "labels": list(labels), "overlap": overlap,
+              "lease_seconds": 600},
+    )  # fmt: skip
+    r.raise_for_status()
+    project_id = int(r.json()["id"])
+    for lo in range(0, n_tasks, 10_000):
+        tasks = [
+            {"external_id": f"t{i}", "data": {"n": i}} for i in range(lo, min(lo + 10_000, n_tasks))
+        ]
+        r = s.post(f"{base}/api/v1/projects/{project_id}/tasks", json={"tasks": tasks})
+        r.raise_for_status()
+    tokens = []
+    for i in range(n_workers):
+        r = s.post(f"{base}/api/v1/workers", json={"name": f"w{i}"})
+        r.raise_for_status()
+        tokens.append(str(r.json()["token"]))
+    return project_id, tokens
+
+
+def bulk_answers(
+    url: str, project_id: int, per_task: int, n_labels: int, seed: int
+) -> tuple[int, int]:
+    """COPY ``per_task`` answers per task from distinct workers; returns (answers, workers)."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM tasks WHERE project_id = %s ORDER BY id", (project_id,))
+            task_ids = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+            cur.execute(
+                "SELECT a.id FROM accounts a JOIN projects p ON a.created_by = p.owner_id"
+                " WHERE p.id = %s AND a.role = 'worker' ORDER BY a.id",
+                (project_id,),
+            )
+            worker_ids = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+        n_t, n_w = task_ids.size, worker_ids.size
+        if n_w < per_task:
+            raise SystemExit(f"error: {per_task} answers per task need at least that many workers")
+        rng = np.random.default_rng(seed)
+        truth = rng.integers(0, n_labels, n_t)
+        accuracy = rng.uniform(0.55, 0.95, n_w)
+        # Distinct workers per task: start + j * stride (mod n_w), with j * stride < n_w.
+        start = rng.integers(0, n_w, n_t)
+        stride = rng.integers(1, max(2, n_w // per_task + 1), n_t)
+        w_index = (start[:, None] + np.arange(per_task)[None, :] * stride[:, None]) % n_w
+        w_index = w_index.ravel()
+        t_index = np.repeat(np.arange(n_t), per_task)
+        right = rng.random(t_index.size) < accuracy[w_index]
+        wrong = (truth[t_index] + rng.integers(1, n_labels, t_index.size)) % n_labels
+        label = np.where(right, truth[t_index], wrong)
+        # expires_at has no default and COPY cannot compute one per row: one fixed time in
+        # the past for all (a lease long over), and the same for created_at and answered_at.
+        cut = datetime.now(UTC).isoformat()
+        head = f"{project_id}\t"
+        tail = f"\t{cut}\t{cut}\t{cut}\n"
+        buf = io.StringIO()
+        for t, w, lab in zip(
+            task_ids[t_index].tolist(), worker_ids[w_index].tolist(), label.tolist(), strict=True
+        ):
+            buf.write(f"{head}{t}\t{w}\tanswered\t{lab}{tail}")
+        buf.seek(0)
+        with conn.cursor() as cur:
+            cur.copy_expert(
+                "COPY assignments (project_id, task_id, worker_id, status, label, created_at,"
+                " expires_at, answered_at) FROM STDIN",
+                buf,
+            )
+            cur.execute(
+                "UPDATE tasks SET answers = %s, taken = %s WHERE project_id = %s",
+                (per_task, per_task, project_id),
+            )
+        conn.commit()
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE tasks")
+            cur.execute("VACUUM ANALYZE assignments")
+    finally:
+        conn.close()
+    return t_index.size, n_w
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement.
+
+
+@dataclass
+class Submitted:
+    task_id: int
+    expect: int  # the task's answer count including this answer
+    acked: float  # time.time() of the 201
+    seen: float | None = None
+
+
+@dataclass
+class Shared:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    submitted: list[Submitted] = field(default_factory=list)
+    pending: dict[int, list[Submitted]] = field(default_factory=dict)  # task id -> unseen
+    counts: dict[int, int] = field(default_factory=dict)  # task id -> answers known to us
+    base: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    lag: list[float] = field(default_factory=list)  # how late each submission started
+    empty: int = 0
+    # (started, seconds, since_run, last_run_id of the first page, pages, rows, answers seen)
+    sweeps: list[tuple[float, float, int, int | None, int, int, int]] = field(default_factory=list)
+    stop_submit: threading.Event = field(default_factory=threading.Event)
+    stop_poll: threading.Event = field(default_factory=threading.Event)
+
+    def error(self, what: str) -> None:
+        with self.lock:
+            self.errors[what] = self.errors.get(what, 0) + 1
+
+
+def submitter(
+    base: str, project_id: int, token: str, label_names: Sequence[str], schedule: list[float],
+    shared: Shared, seed: int,
+) -> None:  # fmt: skip
+    """Open loop: one fetch + answer at each scheduled time (time.monotonic values)."""
+    s = _session(token)
+    rng = np.random.default_rng(seed)
+    for due in schedule:
+        if shared.stop_submit.is_set():
+            return
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        with shared.lock:
+            shared.lag.append(max(0.0, time.monotonic() - due))
+        try:
+            r = s.post(f"{base}/api/v1/projects/{project_id}/assignments", timeout=30)
+            if r.status_code == 204:
+                with shared.lock:
+                    shared.empty += 1
+                continue
+            if r.status_code != 201:
+                shared.error(f"fetch {r.status_code}")
+                continue
+            got = r.json()
+            task_id = int(got["task"]["id"])
+            label = label_names[int(rng.integers(len(label_names)))]
+            r = s.post(
+                f"{base}/api/v1/assignments/{got['assignment_id']}/answer",
+                json={"label": label}, timeout=30,
+            )  # fmt: skip
+            acked = time.time()
+            if r.status_code != 201:
+                shared.error(f"answer {r.status_code}")
+                continue
+        except requests.RequestException as exc:
+            shared.error(f"client {type(exc).__name__}")
+            continue
+        with shared.lock:
+            n = shared.counts.get(task_id, shared.base) + 1
+            shared.counts[task_id] = n
+            item = Submitted(task_id, n, acked)
+            shared.submitted.append(item)
+            shared.pending.setdefault(task_id, []).append(item)
+
+
+#: A since_run no run reaches: the page has no rows, only the current last_run_id.
+NO_RUN = 10**17
+
+
+def poller(
+    base: str, project_id: int, requester: str, since: int, interval: float, shared: Shared,
+    since_from: str,
+) -> None:  # fmt: skip
+    """Sweep GET /results?since_run=S page by page; mark answers whose task shows them.
+
+    ``since_from="probe"``: before each sweep, one request with since_run=NO_RUN reads
+    ``last_run_id``; the next sweep starts from it. Every run up to it committed before this
+    sweep's pages were read, so none of its rows is missed; rows of later runs that one sweep
+    sees only in part are read again by the next. ``since_from="response"``: the next sweep
+    starts from the ``last_run_id`` of this sweep's first page, as the API docs say (the
+    API reads it and the page in one snapshot).
+    """
+    s = _session(requester)
+    url = f"{base}/api/v1/projects/{project_id}/results"
+    while not shared.stop_poll.is_set():
+        began = time.monotonic()
+        started = time.time()
+        cursor: str | None = None
+        next_since: int | None = None
+        pages = rows = matched = 0
+        try:
+            if since_from == "probe":
+                r = s.get(url, params={"since_run": NO_RUN, "limit": 1}, timeout=60)
+                r.raise_for_status()
+                next_since = r.json()["last_run_id"]
+            while True:
+                params: dict[str, Any] = {"since_run": since, "limit": 1000}
+                if cursor:
+                    params["cursor"] = cursor
+                r = s.get(url, params=params, timeout=60)
+                arrived = time.time()
+                if r.status_code != 200:
+                    shared.error(f"poll {r.status_code}")
+                    next_since = None
+                    break
+                page = r.json()
+                pages += 1
+                if since_from == "response" and pages == 1:
+                    next_since = page["last_run_id"]
+                results = page["results"]
+                rows += len(results)
+                with shared.lock:
+                    for row in results:
+                        task_id = int(row["task_id"])
+                        waiting = shared.pending.get(task_id)
+                        if not waiting:
+                            continue
+                        used = int(row["aggregated_answers"] or 0)
+                        still = []
+                        for item in waiting:
+                            if used >= item.expect:
+                                item.seen = arrived
+                                matched += 1
+                            else:
+                                still.append(item)
+                        if still:
+                            shared.pending[task_id] = still
+                        else:
+                            del shared.pending[task_id]
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+        except requests.RequestException as exc:
+            shared.error(f"poll {type(exc).__name__}")
+            next_since = None
+        shared.sweeps.append(
+            (started, time.monotonic() - began, since, next_since, pages, rows, matched)
+        )
+        if next_since is not None:
+            since = next_since
+        rest = interval - (time.monotonic() - began)
+        if rest > 0:
+            shared.stop_poll.wait(rest)
+
+
+def wait_run(
+    s: requests.Session, base: str, project_id: int, run_id: int, timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = s.get(f"{base}/api/v1/projects/{project_id}/aggregations", params={"limit": 100})
+        r.raise_for_status()
+        for run in r.json()["aggregations"]:
+            if run["id"] == run_id and run["status"] in ("succeeded", "failed"):
+                return dict(run)
+        time.sleep(0.25)
+    raise SystemExit(f"error: run {run_id} did not finish within {timeout:.0f} s")
+
+
+def all_runs(s: requests.Session, base: str, project_id: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        r = s.get(f"{base}/api/v1/projects/{project_id}/aggregations", params=params)
+        r.raise_for_status()
+        page = r.json()
+        out += page["aggregations"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return sorted(out, key=lambda run: run["id"])
+
+
+def job_ends(rdb: redis_lib.Redis, run_ids: list[int]) -> dict[int, float]:
+    """When each run's RQ job ended (kept by RQ for result_ttl = 600 s), as epoch seconds."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    out = {}
+    for run_id in run_ids:
+        try:
+            job = Job.fetch(f"crowd-run-{run_id}", connection=rdb)
+        except NoSuchJobError:
+            continue
+        if job.ended_at is not None:
+            at = job.ended_at
+            out[run_id] = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    return out
+
+
+def _ts(value: str | None) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+# --------------------------------------------------------------------------------------------
+# One run in this process, phase by phase.
+
+
+def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, float]]:
+    """Run ``repeats`` aggregation runs here, as crowd.jobs.aggregate does, timing each phase:
+    crowd.store.snapshot.load, crowd.em.live.fit_run, and the job's publish step
+    (crowd.jobs._publish: picks the changed rows, then crowd.store.runs.publish)."""
+    from crowd import jobs
+    from crowd.em.live import fit_run
+    from crowd.store import projects, runs, snapshot
+    from crowd.store.db import Database
+
+    db = Database(url, max_connections=2)
+    out = []
+    try:
+        for _ in range(repeats):
+            with db.transaction() as cur:
+                run = runs.create(cur, project_id, "api")
+                runs.start(cur, run.id)
+                project = projects.get(cur, project_id)
+            assert project is not None
+            k = len(project.labels)
+            t0 = time.perf_counter()
+            with db.transaction() as cur:
+                snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
+            t1 = time.perf_counter()
+            result = fit_run(
+                snap.answer_ids, snap.task_ids, snap.worker_ids, snap.labels, n_classes=k,
+                gold_task_ids=snap.gold_task_ids, gold_labels=snap.gold_labels,
+                method=project.method, gold_window=project.gold_window,
+                warm_workers=snap.warm_workers, warm_confusion=snap.warm_confusion,
+                warm_priors=snap.warm_priors,
+            )  # fmt: skip
+            t2 = time.perf_counter()
+            jobs._publish(db, run.id, project, result, snap)
+            t3 = time.perf_counter()
+            with db.transaction() as cur:
+                cur.execute("SELECT count(*) FROM task_results WHERE run_id = %s", (run.id,))
+                row = cur.fetchone()
+            out.append(
+                {"load": t1 - t0, "fit": t2 - t1, "publish": t3 - t2, "total": t3 - t0,
+                 "answers": float(snap.n_answers), "iterations": float(result.n_iter),
+                 "changed": float(row[0] if row else 0)}
+            )  # fmt: skip
+    finally:
+        db.close()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--tasks", type=int, default=200_000)
+    p.add_argument("--answers-per-task", type=int, default=5, help="bulk-loaded answers per task")
+    p.add_argument("--workers", type=int, default=1000, help="worker accounts")
+    p.add_argument("--labels", type=int, default=4, choices=range(2, len(LABEL_NAMES) + 1))
+    p.add_argument("--rate", type=float, default=30.0, help="answers/s submitted, in total")
+    p.add_argument("--clients", type=int, default=4, help="submitting threads (workers)")
+    p.add_argument("--seconds", type=float, default=60.0, help="measured window")
+    p.add_argument("--drain", type=float, default=30.0, help="max seconds to wait after it")
+    p.add_argument("--poll-interval", type=float, default=0.2, help="seconds between sweeps")
+    p.add_argument(
+        "--since-from", choices=("probe", "response"), default="response",
+        help="where the poller takes its next since_run: a probe request before each sweep"
+        " [default], or the first page's last_run_id (shows the race in GET /results)",
+    )  # fmt: skip
+    p.add_argument("--rq-workers", type=int, default=1, help="`crowd worker` processes")
+    p.add_argument("--breakdown-runs", type=int, default=3, help="in-process timed runs (0: none)")
+    p.add_argument("--port", type=int, default=8785)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    p.add_argument("--crowd", default=None, help="the crowd command [default: beside python]")
+    p.add_argument("--keep-db", action="store_true")
+    args = p.parse_args(argv)
+    if args.clients > args.workers:
+        raise SystemExit("error: --clients must be at most --workers")
+
+    crowd_cmd = _crowd_bin(args.crowd)
+    host = "127.0.0.1"
+    base = f"http://{host}:{args.port}"
+    labels = LABEL_NAMES[: args.labels]
+    logs = Path(tempfile.mkdtemp(prefix="crowd_freshness_"))
+    rdb = redis_lib.Redis.from_url(args.redis)
+    rdb.flushdb()
+    began = time.monotonic()
+    with bench_database(args.postgres, args.keep_db) as url, contextlib.ExitStack() as up:
+        up.callback(rdb.flushdb)
+        env = {
+            **os.environ,
+            "CROWD_DATABASE_URL": url,
+            "CROWD_REDIS_URL": args.redis,
+            "CROWD_DATA_DIR": str(logs / "data"),
+        }
+        made = subprocess.run(
+            [crowd_cmd, "token", "create", "--role", "requester", "--name", "bench"],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if made.returncode != 0:
+            raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
+        requester = made.stdout.strip().splitlines()[-1]
+        serve = [crowd_cmd, "serve", "--host", host, "--port", str(args.port), "--no-worker"]
+        server = _spawn(serve, env, logs / "serve.log")
+        up.callback(server.stop)
+        _wait_healthy(server, base)
+        print(
+            f"freshness: crowd serve --no-worker (default gunicorn shape) + {args.rq_workers}"
+            f" crowd worker; {args.tasks} tasks x {args.answers_per_task} answers, {args.workers}"
+            f" workers, {args.labels} labels; {args.clients} clients at {args.rate:g} answers/s"
+            f" for {args.seconds:g} s, poll every {args.poll_interval:g} s; {os.cpu_count()}"
+            f" cores; load average {_loadavg()}; crowd from {_crowd_source()}",
+            flush=True,
+        )
+        t = time.monotonic()
+        project_id, tokens = setup_over_http(
+            base, requester, args.tasks, args.answers_per_task, labels, args.workers
+        )
+        t_http = time.monotonic() - t
+        t = time.monotonic()
+        n_answers, n_workers = bulk_answers(
+            url, project_id, args.answers_per_task, args.labels, args.seed
+        )
+        t_bulk = time.monotonic() - t
+        print(
+            f"setup: {args.tasks} tasks + {n_workers} workers over HTTP in {t_http:.0f} s;"
+            f" {n_answers} answers bulk-loaded in {t_bulk:.0f} s",
+            flush=True,
+        )
+
+        rq = [
+            _spawn([crowd_cmd, "worker"], env, logs / f"worker{i}.log")
+            for i in range(args.rq_workers)
+        ]
+        for w in rq:
+            up.callback(w.stop)
+        req = _session(requester)
+        r = req.post(f"{base}/api/v1/projects/{project_id}/aggregations")
+        r.raise_for_status()
+        first = r.json()["run"]
+        if first is None:
+            raise SystemExit("error: a run was already queued on a fresh project")
+        warm = wait_run(req, base, project_id, int(first["id"]), timeout=300)
+        if warm["status"] != "succeeded":
+            raise SystemExit(f"error: the first run failed: {warm['error']}\n{rq[0].tail()}")
+        cold_seconds = _ts(warm["finished_at"]) - _ts(warm["started_at"])  # type: ignore[operator]
+        r = req.patch(
+            f"{base}/api/v1/projects/{project_id}", json={"overlap": args.answers_per_task + 1}
+        )
+        r.raise_for_status()
+        r = req.get(f"{base}/api/v1/projects/{project_id}/results", params={"limit": 1})
+        r.raise_for_status()
+        since = int(r.json()["last_run_id"])
+        print(
+            f"warm-up run {first['id']}: {warm['answers']} answers, {warm['iterations']}"
+            f" iterations, {cold_seconds:.2f} s (started -> finished); overlap now"
+            f" {args.answers_per_task + 1}",
+            flush=True,
+        )
+
+        # The measured window.
+        shared = Shared(base=args.answers_per_task)
+        n_slots = int(args.seconds * args.rate)
+        t0 = time.monotonic() + 0.5
+        due = [t0 + i / args.rate for i in range(n_slots)]
+        subs = [
+            threading.Thread(
+                target=submitter,
+                args=(
+                    base,
+                    project_id,
+                    tokens[c],
+                    labels,
+                    due[c :: args.clients],
+                    shared,
+                    args.seed + c,
+                ),
+                daemon=True,
+            )
+            for c in range(args.clients)
+        ]
+        poll = threading.Thread(
+            target=poller,
+            args=(base, project_id, requester, since, args.poll_interval, shared, args.since_from),
+            daemon=True,
+        )
+        window_start = time.time()
+        ours = [os.getpid(), server.proc.pid, *(w.proc.pid for w in rq)]
+        cpu_before = (_tree_cpu(ours), _pg_cpu(url), _machine_cpu())
+        poll.start()
+        for th in subs:
+            th.start()
+        for th in subs:
+            th.join(args.seconds + 60)
+        shared.stop_submit.set()
+        window_end = time.time()
+        cpu_after = (_tree_cpu(ours), _pg_cpu(url), _machine_cpu())
+        drain_end = time.monotonic() + args.drain
+        while time.monotonic() < drain_end:
+            with shared.lock:
+                if not shared.pending:
+                    break
+            time.sleep(0.1)
+        shared.stop_poll.set()
+        poll.join(60)
+        runs_all = all_runs(req, base, project_id)
+        job_end = job_ends(rdb, [int(run["id"]) for run in runs_all])
+        for w in rq:
+            w.stop()
+        server.stop()
+        phases = breakdown(url, project_id, args.breakdown_runs) if args.breakdown_runs else []
+
+    # ----------------------------------------------------------------------------------------
+    # Report.
+    subs_all = shared.submitted
+    seen = [x for x in subs_all if x.seen is not None]
+    lat = [x.seen - x.acked for x in seen]  # type: ignore[operator]
+    unseen = len(subs_all) - len(seen)
+    window = [
+        run for run in runs_all
+        if run["id"] != first["id"] and run["status"] == "succeeded"
+        and (_ts(run["started_at"]) or 0) >= window_start - 1
+    ]  # fmt: skip
+    failed = [r for r in runs_all if r["status"] == "failed"]
+    # A run: started_at (marked running) -> finished_at (end of the publish transaction's
+    # statements) -> the RQ job's end (publish committed, follow-up queued).
+    spans = []
+    for run in window:
+        started, publishing = _ts(run["started_at"]), _ts(run["finished_at"])
+        ended = job_end.get(int(run["id"]))
+        assert started is not None and publishing is not None
+        spans.append((started, publishing, ended if ended is not None else publishing))
+    spans.sort()
+    in_window = [sp for sp in spans if sp[2] <= window_end]
+    period = [b[0] - a[0] for a, b in itertools.pairwise(spans)]
+    queueing = [_ts(r["started_at"]) - _ts(r["created_at"]) for r in window]  # type: ignore[operator]
+    # Per answer: the first run that started after its 201 includes it (a run marks itself
+    # running, then clears `stale`, then reads).
+    start_times = [sp[0] for sp in spans]
+    wait, run_part, poll_part = [], [], []
+    for x in seen:
+        i = bisect.bisect_left(start_times, x.acked)
+        if i < len(spans) and x.seen is not None and spans[i][2] <= x.seen + 0.05:
+            wait.append(spans[i][0] - x.acked)
+            run_part.append(spans[i][2] - spans[i][0])
+            poll_part.append(x.seen - spans[i][2])
+    p50, p95 = _pct(lat, 50), _pct(lat, 95)
+    met = p95 <= GOAL_P95
+    rate = len(subs_all) / args.seconds
+    nan = float("nan")
+
+    def mean(values: Sequence[float]) -> float:
+        return statistics.fmean(values) if len(values) else nan
+
+    print()
+    print("| metric | value |")
+    print("|---|---:|")
+    print(f"| answers acknowledged (201) in {args.seconds:g} s | {len(subs_all)} ({rate:.1f}/s) |")
+    print(f"| answers seen reflected in a poll | {len(seen)} |")
+    print(f"| freshness p50 s | {p50:.2f} |")
+    print(f"| freshness p95 s | {p95:.2f} |")
+    print(f"| freshness max s | {max(lat) if lat else nan:.2f} |")
+    print(f"| freshness mean s | {mean(lat):.2f} |")
+    print(f"| goal: p95 <= {GOAL_P95:g} s | {'met' if met else 'NOT met'} |")
+    print(f"| goal / p95 | {GOAL_P95 / p95 if p95 else nan:.2f} |")
+    print(f"| runs completed in the window (+ drain) | {len(in_window)} ({len(spans)}) |")
+    print(
+        f"| run duration mean / max s (started -> job end) | "
+        f"{mean([e - s for s, _, e in spans]):.2f} / {max((e - s for s, _, e in spans), default=nan):.2f} |"
+    )
+    print(
+        f"|   load + fit + publish: started -> finished_at, mean s | {mean([p - s for s, p, _ in spans]):.2f} |"
+    )
+    print(
+        f"|   commit + queue follow-up: finished_at -> job end, mean s | {mean([e - p for _, p, e in spans]):.2f} |"
+    )
+    print(f"| run start to next run start, mean s | {mean(period):.2f} |")
+    print(f"| run queueing mean s (created -> started) | {mean(queueing):.2f} |")
+    if window:
+        print(f"| answers per run mean | {mean([r['answers'] for r in window]):.0f} |")
+        print(f"| EM iterations per run mean | {mean([r['iterations'] for r in window]):.1f} |")
+    if wait:
+        print(
+            f"| per answer: 201 -> start of the run with it, p50 / p95 s | {_pct(wait, 50):.2f} / {_pct(wait, 95):.2f} |"
+        )
+        print(
+            f"| per answer: that run (start -> job end), p50 / p95 s | {_pct(run_part, 50):.2f} / {_pct(run_part, 95):.2f} |"
+        )
+        print(
+            f"| per answer: job end -> seen by the poller, p50 / p95 s | {_pct(poll_part, 50):.2f} / {_pct(poll_part, 95):.2f} |"
+        )
+    if shared.sweeps:
+        secs = [sw[1] for sw in shared.sweeps]
+        rows = [sw[5] for sw in shared.sweeps]
+        print(
+            f"| poll sweeps / mean s / max s | {len(secs)} / {statistics.fmean(secs):.2f} / {max(secs):.2f} |"
+        )
+        print(f"| rows per non-empty sweep mean / max | "
+              f"{statistics.fmean([n for n in rows if n] or [0]):.0f} / {max(rows)} |")  # fmt: skip
+    print(f"| submission start lag p95 s (open loop) | {_pct(shared.lag, 95):.3f} |")
+    seconds = window_end - window_start
+    used = [(b - a) / seconds for a, b in zip(cpu_before, cpu_after, strict=True)]
+    print(
+        f"| CPU in the window, cores: machine / this benchmark's processes / PostgreSQL (all"
+        f" databases) / everything else | {used[2]:.2f} / {used[0]:.2f} / {used[1]:.2f} /"
+        f" {max(0.0, used[2] - used[0] - used[1]):.2f} of {os.cpu_count()} |"
+    )
+    print()
+    with (logs / "sweeps.json").open("w") as out:
+        json.dump(
+            {
+                "sweeps": shared.sweeps,
+                "runs": runs_all,
+                "window": [window_start, window_end],
+                "answers": [[x.task_id, x.expect, x.acked, x.seen] for x in subs_all],
+            },
+            out,
+        )
+    if phases:
+        print(f"one run in-process on the benchmark database ({len(phases)} runs; median s):")
+        for key in ("load", "fit", "publish", "total"):
+            print(f"  {key:8s} {statistics.median(ph[key] for ph in phases):.2f}"
+                  f"   ({', '.join(f'{ph[key]:.2f}' for ph in phases)})")  # fmt: skip
+        print(f"  answers {phases[0]['answers']:.0f}, iterations"
+              f" {[int(ph['iterations']) for ph in phases]}, result rows rewritten"
+              f" {[int(ph['changed']) for ph in phases]}")  # fmt: skip
+    if unseen:
+        print(f"{unseen} answers not seen reflected within {args.drain:g} s after the window")
+    if shared.empty:
+        print(f"{shared.empty} fetches found no task (204)")
+    for what, n in sorted(shared.errors.items()):
+        print(f"error: {what}: {n}")
+    if failed:
+        print(f"{len(failed)} runs failed; first error: {failed[0]['error']}")
+    print(
+        f"total {time.monotonic() - began:.0f} s; load average at the end {_loadavg()};"
+        f" logs in {logs}"
+    )
+    print(f"goal {'met' if met else 'NOT met'}: p95 {p95:.2f} s vs {GOAL_P95:g} s")
+    return 0 if not failed and not unseen and not shared.errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
