@@ -23,7 +23,7 @@ class Snapshot:
     """A project's answers and what a run starts from.
 
     Attributes:
-        answer_ids, task_ids, worker_ids, labels: ``(n_answers,)`` int64, ordered by answer id.
+        answer_ids, task_ids, worker_ids, labels: ``(n_answers,)`` int64, in no particular order.
         gold_task_ids, gold_labels: the project's gold tasks and their known classes.
         warm_workers: ``(m,)`` worker ids with estimates from the previous run.
         warm_confusion: ``(m, K, K)`` their confusion matrices.
@@ -80,7 +80,7 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
     )
     query = cur.mogrify(
         "SELECT a.id, a.task_id, a.worker_id, a.label FROM assignments a"
-        f" WHERE a.project_id = %s AND a.status = 'answered'{banned} ORDER BY a.id",
+        f" WHERE a.project_id = %s AND a.status = 'answered'{banned}",
         (project_id,),
     ).decode()
     answers = _copy_columns(
