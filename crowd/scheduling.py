@@ -23,7 +23,12 @@ pending (a ``stale`` mark lost while Redis was down). Workers call it every 15 s
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -113,12 +118,74 @@ def mark_stale(db: Database, redis: Redis, project_id: int, trigger: str = "answ
 
 
 def answers_changed(db: Database, redis: Redis, project_id: int) -> None:
-    """:func:`mark_stale` for the answer path: Redis being down must not fail an answer that
-    is already stored, so errors are logged, and the next answer or :func:`reap` catches up."""
+    """:func:`mark_stale` for the answer path: Redis (or PostgreSQL, for the run record) being
+    down must not fail an answer that is already stored, so errors are logged, and the next
+    answer or :func:`reap` catches up."""
     try:
         mark_stale(db, redis, project_id)
-    except RedisError as exc:
+    except Exception as exc:
         log.warning("project %s: could not schedule aggregation: %s", project_id, exc)
+
+
+class StaleMarks:
+    """Marks projects stale from a background thread, batching the answers of ``interval``.
+
+    The API process adds a project after each answer commits; the thread calls
+    :func:`answers_changed` once per project per ``interval`` (50 ms), so under load a busy
+    project costs one Redis call per interval per process instead of one per answer. Every
+    mark still happens after the commits it covers. If the process dies with marks pending,
+    :func:`reap` catches the project up (its stored answers outnumber its last run's).
+    """
+
+    def __init__(self, db: Database, redis: Redis, interval: float = 0.05) -> None:
+        self.db = db
+        self.redis = redis
+        self.interval = interval
+        self._pending: set[int] = set()
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        _all_marks.add(self)
+
+    def add(self, project_id: int) -> None:
+        with self._lock:
+            self._pending.add(project_id)
+            # gunicorn forks after create_app(): each process needs its own thread
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="crowd-stale-marks", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self.interval)  # let the answers of this interval gather
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Mark every pending project now; returns once marks in progress are done too."""
+        with self._flushing:
+            with self._lock:
+                pending, self._pending = self._pending, set()
+            for project_id in sorted(pending):
+                answers_changed(self.db, self.redis, project_id)
+
+
+_all_marks: weakref.WeakSet[StaleMarks] = weakref.WeakSet()
+
+
+@atexit.register
+def flush_all() -> None:
+    """Flush every :class:`StaleMarks` of this process (at exit, and in tests)."""
+    for marks in list(_all_marks):
+        if marks._pid == os.getpid():
+            marks.flush()
 
 
 def begin(redis: Redis, project_id: int) -> None:

@@ -9,6 +9,7 @@ from redis import Redis
 from werkzeug.routing import IntegerConverter
 
 from crowd.config import Settings
+from crowd.scheduling import StaleMarks
 from crowd.store.db import Database
 
 
@@ -40,6 +41,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["crowd.db"] = Database(settings.database_url, max_connections=settings.pool_size)
     app.extensions["crowd.redis"] = Redis.from_url(
         settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+    )
+    app.extensions["crowd.stale"] = StaleMarks(
+        app.extensions["crowd.db"], app.extensions["crowd.redis"]
     )
 
     from crowd.api import (

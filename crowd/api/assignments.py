@@ -11,7 +11,6 @@ import psycopg2.errors
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd import scheduling
 from crowd.api import auth, body, deps
 from crowd.api.schemas import AnswerIn
 from crowd.errors import Conflict, Forbidden, Invalid, NotFound
@@ -171,7 +170,7 @@ def answer(assignment_id: int) -> ResponseReturnValue:
             )
     _raise_for(outcome, assignment_id)
     if outcome == Outcome.CREATED and project is not None:
-        scheduling.answers_changed(deps.db(), deps.redis(), project.id)
+        deps.stale_marks().add(project.id)
     if spec.next and project is not None:
         if following is None:
             following = _reserve_after_sweep(project, worker.id)

@@ -8,6 +8,7 @@ from flask import current_app
 from redis import Redis
 
 from crowd.config import Settings
+from crowd.scheduling import StaleMarks
 from crowd.store.db import Database
 
 
@@ -21,3 +22,7 @@ def db() -> Database:
 
 def redis() -> Redis:
     return cast(Redis, current_app.extensions["crowd.redis"])
+
+
+def stale_marks() -> StaleMarks:
+    return cast(StaleMarks, current_app.extensions["crowd.stale"])

@@ -10,13 +10,16 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from crowd.config import Settings
+from crowd.scheduling import flush_all
 from crowd.store.db import Database
 from tests.conftest import auth
 from workers.bootstrap import make_worker
 
 
 def drain(settings: Settings) -> None:
-    """Run a real (forking) RQ worker in burst mode until the queue is empty."""
+    """Run a real (forking) RQ worker in burst mode until the queue is empty (after the API's
+    pending stale marks are made)."""
+    flush_all()
     make_worker(settings).work(burst=True)
 
 
@@ -40,6 +43,7 @@ def answer_next(client: FlaskClient, worker: str, pid: int, choose: Callable[[st
 
 
 def runs(client: FlaskClient, token: str, pid: int) -> list[dict[str, Any]]:
+    flush_all()  # the API marks projects stale from a background thread
     r = client.get(f"/api/v1/projects/{pid}/aggregations?limit=1000", headers=auth(token))
     assert r.status_code == 200
     return list(reversed(r.json["aggregations"]))  # type: ignore[index]
