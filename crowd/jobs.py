@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import Any
 
 import numpy as np
 import psycopg2.errors
@@ -44,8 +45,31 @@ def services() -> tuple[Database, Redis]:
     return _services
 
 
+#: A run warm-starts from the previous one only while the answers are fewer than this many
+#: times those of the newest cold-started fit behind it. EM warm-started from a fit on far
+#: fewer answers can stay in that fit's basin (a first run on one answer has one class left)
+#: and stop after an iteration; a cold fit at every doubling costs O(total answers) overall.
+REFIT_GROWTH = 2.0
+
+
+def _warm_start(snap: snapshot.Snapshot) -> dict[str, Any]:
+    """The previous run's estimates as ``fit_run`` arguments, or none (a cold start)."""
+    if snap.warm_priors is None or snap.n_answers > REFIT_GROWTH * snap.warm_cold_answers:
+        return {}
+    return {
+        "warm_workers": snap.warm_workers,
+        "warm_confusion": snap.warm_confusion,
+        "warm_priors": snap.warm_priors,
+    }
+
+
 def _publish(
-    db: Database, run_id: int, project: Project, result: RunResult, snap: snapshot.Snapshot
+    db: Database,
+    run_id: int,
+    project: Project,
+    result: RunResult,
+    snap: snapshot.Snapshot,
+    cold_answers: int,
 ) -> None:
     """Publish in one transaction, retried when PostgreSQL picks it as a deadlock victim
     (its task updates can meet a reservation sweep locking the same rows in another order)."""
@@ -62,7 +86,7 @@ def _publish(
     for attempt in range(3):
         try:
             with db.transaction() as cur:
-                runs.publish(cur, run_id, project, result, rows, snap.answers_total)
+                runs.publish(cur, run_id, project, result, rows, snap.answers_total, cold_answers)
             return
         except psycopg2.errors.DeadlockDetected:
             if attempt == 2:
@@ -105,11 +129,10 @@ def aggregate(run_id: int) -> None:
                 gold_labels=snap.gold_labels,
                 method=project.method,
                 gold_window=project.gold_window,
-                warm_workers=snap.warm_workers,
-                warm_confusion=snap.warm_confusion,
-                warm_priors=snap.warm_priors,
+                **_warm_start(snap),
             )
-            _publish(db, run_id, project, result, snap)
+            cold_answers = snap.warm_cold_answers if result.warm_start else snap.n_answers
+            _publish(db, run_id, project, result, snap, cold_answers)
         except Exception as exc:
             log.error(
                 "run %s of project %s failed:\n%s", run_id, project_id, traceback.format_exc()

@@ -171,6 +171,7 @@ def publish(
     result: RunResult,
     rows: np.ndarray,
     answers_total: int,
+    cold_answers: int,
 ) -> int:
     """Write a run's output; returns how many task results changed.
 
@@ -243,13 +244,14 @@ def publish(
     cur.execute(
         """
         UPDATE aggregation_runs SET status = 'succeeded', finished_at = clock_timestamp(), answers = %s,
-            answers_total = %s, tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
+            answers_total = %s, cold_answers = %s, tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
             warm_start = %s, priors = %s
         WHERE id = %s
         """,
         (
             int(result.task_answers.sum()),
             answers_total,
+            cold_answers,
             int(result.task_ids.size),
             int(result.worker_ids.size),
             result.n_iter,
@@ -271,14 +273,15 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
     (``done``): it gets no more assignments. A task whose slots are all answered and whose
     confidence is below the target gets one more slot, up to ``max_overlap``. A closed task
     whose confidence later falls below the target (new answers, better worker estimates) is
-    open again. Only rows that change are written.
+    open again. Decisions use the answers the run saw (``task_results.answers``), not answers
+    that arrived while it ran: those wait for the next run. Only rows that change are written.
     """
     cur.execute(
         """
         WITH decided AS (
             SELECT t.id,
-                   (t.answers >= %(overlap)s AND r.confidence >= %(target)s) AS done,
-                   CASE WHEN t.answers >= t.target AND r.confidence < %(target)s
+                   (r.answers >= %(overlap)s AND r.confidence >= %(target)s) AS done,
+                   CASE WHEN r.answers >= t.target AND r.confidence < %(target)s
                              AND t.target < %(cap)s
                         THEN t.target + 1 ELSE t.target END AS target
             FROM tasks t JOIN task_results r ON r.task_id = t.id

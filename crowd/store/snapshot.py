@@ -28,6 +28,7 @@ class Snapshot:
         warm_workers: ``(m,)`` worker ids with estimates from the previous run.
         warm_confusion: ``(m, K, K)`` their confusion matrices.
         warm_priors: ``(K,)`` class priors of the previous run, or None.
+        warm_cold_answers: answers of the newest cold-started fit behind the previous run.
         answers_total: answers stored at the snapshot, banned workers' included.
         published: the results now published, as arrays ``task`` (sorted), ``label``,
             ``answers`` and ``confidence``, so a run writes only the rows it changes.
@@ -42,6 +43,7 @@ class Snapshot:
     warm_workers: IntArray
     warm_confusion: np.ndarray
     warm_priors: np.ndarray | None
+    warm_cold_answers: int = 0
     answers_total: int = 0
     published: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -116,19 +118,20 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
         -1, n_classes, n_classes
     )
     cur.execute(
-        "SELECT r.priors FROM projects p JOIN aggregation_runs r ON r.id = p.last_run_id"
+        "SELECT r.priors, r.cold_answers FROM projects p"
+        " JOIN aggregation_runs r ON r.id = p.last_run_id"
         " WHERE p.id = %s",
         (project_id,),
     )
-    row = cur.fetchone()
+    last = cur.fetchone()
     priors = None
-    if row and row[0] is not None and len(row[0]) == n_classes:
-        priors = np.array(row[0], dtype=np.float64)
+    if last and last[0] is not None and len(last[0]) == n_classes:
+        priors = np.array(last[0], dtype=np.float64)
     cur.execute("SELECT coalesce(sum(answers), 0) FROM tasks WHERE project_id = %s", (project_id,))
-    row = cur.fetchone()
+    total = cur.fetchone()
     return Snapshot(
         published=published,
-        answers_total=int(row[0]) if row else 0,
+        answers_total=int(total[0]) if total else 0,
         answer_ids=answers["id"],
         task_ids=answers["task"],
         worker_ids=answers["worker"],
@@ -138,4 +141,5 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
         warm_workers=warm_workers,
         warm_confusion=warm_confusion,
         warm_priors=priors,
+        warm_cold_answers=int(last[1] or 0) if last else 0,
     )

@@ -286,3 +286,22 @@ def test_dynamic_overlap_closes_confident_tasks_and_extends_uncertain_ones(
     assert counts["tasks_complete"] == 2 and counts["answers"] == 6
     pending = results(client, requester, pid, "&status=pending")
     assert pending == {}
+
+
+def test_a_run_on_far_more_answers_than_the_last_cold_fit_starts_cold(
+    client, requester, make_worker, make_project, settings
+) -> None:
+    """A first run on one answer sees one class; warm-starting from it would keep that."""
+    pid = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(20)])
+    truth = {f"t{i}": "ab"[i % 2] for i in range(20)}
+    workers = [make_worker(requester, f"w{i}") for i in range(3)]
+    answer_next(client, workers[0], pid, truth.__getitem__)
+    drain(settings)
+    for i, worker in enumerate(workers):
+        for _ in range(19 if i == 0 else 20):
+            answer_next(client, worker, pid, truth.__getitem__)
+    drain(settings)
+    first, second = runs(client, requester, pid)
+    assert first["answers"] == 1 and not second["warm_start"]
+    assert {t: r["label"] for t, r in results(client, requester, pid).items()} == truth

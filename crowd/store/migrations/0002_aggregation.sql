@@ -46,6 +46,7 @@ CREATE TABLE aggregation_runs (
     converged    boolean,
     objective    double precision,
     warm_start   boolean,
+    cold_answers integer,                -- answers of the newest cold-started fit behind this one
     priors       double precision[],
     error        text
 );
