@@ -52,13 +52,11 @@ import os
 import pstats
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -68,10 +66,10 @@ import numpy as np
 import psutil
 import psycopg2
 import requests
-from psycopg2.extensions import make_dsn, parse_dsn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _floor_app
+from _service import Proc, bench_database, crowd_bin, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 GOAL_THROUGHPUT_RATIO = 0.6
@@ -606,34 +604,11 @@ def summarise_stacks(raw: str, top: int = 22) -> str:
 
 
 @dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    base: str
+class Server(Proc):
+    base: str = ""
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"error: server exited with {self.proc.returncode}\n{self.tail()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise SystemExit(f"error: server not healthy after {timeout:.0f} s\n{self.tail()}")
-
-    def tail(self) -> str:
-        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
-        return "\n".join(lines[-30:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        wait_healthy(self, self.base, timeout)
 
 
 def _start(command: list[str], env: dict[str, str], log: Path, base: str) -> Server:
@@ -688,38 +663,9 @@ def _loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _crowd_bin(given: str | None) -> str:
-    if given:
-        return given
-    beside = Path(sys.executable).parent / "crowd"
-    found = str(beside) if beside.exists() else shutil.which("crowd")
-    if not found:
-        raise SystemExit("error: no `crowd` command; install the project: pip install -e '.[dev]'")
-    return found
-
-
 def _python_beside(crowd: str) -> str:
     python = Path(crowd).parent / "python"
     return str(python) if python.exists() else sys.executable
-
-
-@contextlib.contextmanager
-def bench_database(server_url: str, keep: bool) -> Iterator[str]:
-    """A new empty database on ``server_url``, dropped afterwards unless ``keep``."""
-    name = f"crowd_bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_dsn(**{**parse_dsn(server_url), "dbname": name})
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1016,7 +962,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep-db", action="store_true")
     args = p.parse_args(argv)
 
-    crowd_cmd = _crowd_bin(args.crowd)
+    crowd_cmd = crowd_bin(args.crowd)
     host = "127.0.0.1"
     logs = Path(tempfile.mkdtemp(prefix="crowd_api_load_"))
     window = args.seconds / args.rounds

@@ -62,15 +62,13 @@ import io
 import itertools
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,7 +79,9 @@ import psutil
 import psycopg2
 import redis as redis_lib
 import requests
-from psycopg2.extensions import make_dsn, parse_dsn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _service import bench_database, crowd_bin, spawn, wait_healthy
 
 GOAL_P95 = 5.0  # seconds
 LABEL_NAMES = ("cat", "dog", "bird", "fish", "frog", "owl", "cow", "pig", "bee", "ant")
@@ -89,74 +89,6 @@ LABEL_NAMES = ("cat", "dog", "bird", "fish", "frog", "owl", "cow", "pig", "bee",
 
 # --------------------------------------------------------------------------------------------
 # Processes and the database (same conventions as api_load.py).
-
-
-@dataclass
-class Proc:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self) -> str:
-        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
-        return "\n".join(lines[-30:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> Proc:
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    handle.close()
-    return Proc(proc, log)
-
-
-def _wait_healthy(server: Proc, base: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise SystemExit(f"error: server exited with {server.proc.returncode}\n{server.tail()}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"error: server not healthy after {timeout:.0f} s\n{server.tail()}")
-
-
-def _crowd_bin(given: str | None) -> str:
-    if given:
-        return given
-    beside = Path(sys.executable).parent / "crowd"
-    if not beside.exists():
-        raise SystemExit("error: no `crowd` beside this python; use the project's .venv")
-    return str(beside)
-
-
-@contextlib.contextmanager
-def bench_database(server_url: str, keep: bool) -> Iterator[str]:
-    """A new empty database ``bench_fresh_<hex>``, dropped afterwards unless ``keep``."""
-    name = f"bench_fresh_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_dsn(**{**parse_dsn(server_url), "dbname": name})
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def _tree_cpu(roots: Sequence[int]) -> float:
@@ -610,7 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.clients > args.workers:
         raise SystemExit("error: --clients must be at most --workers")
 
-    crowd_cmd = _crowd_bin(args.crowd)
+    crowd_cmd = crowd_bin(args.crowd)
     host = "127.0.0.1"
     base = f"http://{host}:{args.port}"
     labels = LABEL_NAMES[: args.labels]
@@ -618,7 +550,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rdb = redis_lib.Redis.from_url(args.redis)
     rdb.flushdb()
     began = time.monotonic()
-    with bench_database(args.postgres, args.keep_db) as url, contextlib.ExitStack() as up:
+    with (
+        bench_database(args.postgres, args.keep_db, "bench_fresh") as url,
+        contextlib.ExitStack() as up,
+    ):
         up.callback(rdb.flushdb)
         env = {
             **os.environ,
@@ -634,9 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
         requester = made.stdout.strip().splitlines()[-1]
         serve = [crowd_cmd, "serve", "--host", host, "--port", str(args.port), "--no-worker"]
-        server = _spawn(serve, env, logs / "serve.log")
+        server = spawn(serve, env, logs / "serve.log")
         up.callback(server.stop)
-        _wait_healthy(server, base)
+        wait_healthy(server, base)
         print(
             f"freshness: crowd serve --no-worker (default gunicorn shape) + {args.rq_workers}"
             f" crowd worker; {args.tasks} tasks x {args.answers_per_task} answers, {args.workers}"
@@ -662,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         rq = [
-            _spawn([crowd_cmd, "worker"], env, logs / f"worker{i}.log")
+            spawn([crowd_cmd, "worker"], env, logs / f"worker{i}.log")
             for i in range(args.rq_workers)
         ]
         for w in rq:

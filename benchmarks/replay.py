@@ -76,23 +76,21 @@ import contextlib
 import csv
 import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import redis
 import requests
-from psycopg2.extensions import make_dsn, parse_dsn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _service import bench_database, crowd_bin, spawn, wait_healthy
 
 GOAL_POINTS = 0.005  # dynamic accuracy at most half a point below fixed
 GOAL_SHARE = 0.70  # with at most 70% of fixed overlap's answers
@@ -177,75 +175,6 @@ def dataset_folders(data: Path, names: Sequence[str] | None, take_all: bool) -> 
 
 # --------------------------------------------------------------------------------------------
 # Servers: a fresh database, crowd serve --no-worker, crowd worker processes.
-
-
-@contextlib.contextmanager
-def bench_database(server_url: str, keep: bool) -> Iterator[str]:
-    """A new empty database ``bench_replay_<hex>``, dropped afterwards unless ``keep``."""
-    name = f"bench_replay_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_dsn(**{**parse_dsn(server_url), "dbname": name})
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-@dataclass
-class Proc:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self) -> str:
-        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
-        return "\n".join(lines[-30:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> Proc:
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    handle.close()
-    return Proc(proc, log)
-
-
-def _wait_healthy(server: Proc, base: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise SystemExit(f"error: server exited with {server.proc.returncode}\n{server.tail()}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"error: server not healthy after {timeout:.0f} s\n{server.tail()}")
-
-
-def _crowd_bin(given: str | None) -> str:
-    if given:
-        return given
-    beside = Path(sys.executable).parent / "crowd"
-    found = str(beside) if beside.exists() else shutil.which("crowd")
-    if not found:
-        raise SystemExit("error: no `crowd` command; install the project: pip install -e '.[dev]'")
-    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -682,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"error: {d.name}: {d.max_per_task} answers on a task; overlap <= 100")
     settings = [Setting("fixed"), *(Setting("dynamic", t) for t in args.targets)]
 
-    crowd_cmd = _crowd_bin(args.crowd)
+    crowd_cmd = crowd_bin(args.crowd)
     host = "127.0.0.1"
     base = f"http://{host}:{args.port}"
     logs = Path(tempfile.mkdtemp(prefix="crowd_replay_"))
@@ -690,7 +619,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     queue.flushdb()
     began = time.monotonic()
     try:
-        with bench_database(args.postgres, args.keep_db) as url, contextlib.ExitStack() as up:
+        with (
+            bench_database(args.postgres, args.keep_db, "bench_replay") as url,
+            contextlib.ExitStack() as up,
+        ):
             env = {
                 **os.environ,
                 "CROWD_DATABASE_URL": url,
@@ -705,11 +637,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
             requester = made.stdout.strip().splitlines()[-1]
             serve = [crowd_cmd, "serve", "--no-worker", "--host", host, "--port", str(args.port)]
-            server = _spawn(serve, env, logs / "serve.log")
+            server = spawn(serve, env, logs / "serve.log")
             up.callback(server.stop)
-            _wait_healthy(server, base)
+            wait_healthy(server, base)
             for i in range(args.agg_workers):
-                worker = _spawn([crowd_cmd, "worker"], env, logs / f"worker{i}.log")
+                worker = spawn([crowd_cmd, "worker"], env, logs / f"worker{i}.log")
                 up.callback(worker.stop)
 
             api = Api(base, requester)

@@ -1,0 +1,92 @@
+"""What the service benchmarks share: a throw-away database, and crowd processes with logs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import requests
+from psycopg2.extensions import make_dsn, parse_dsn
+
+
+@contextlib.contextmanager
+def bench_database(server_url: str, keep: bool, prefix: str = "crowd_bench") -> Iterator[str]:
+    """A new empty database ``<prefix>_<hex>`` on ``server_url``, dropped afterwards unless
+    ``keep``."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_dsn(**{**parse_dsn(server_url), "dbname": name})
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def crowd_bin(given: str | None) -> str:
+    """The `crowd` command: ``given``, else the one beside this Python, else on PATH."""
+    if given:
+        return given
+    beside = Path(sys.executable).parent / "crowd"
+    found = str(beside) if beside.exists() else shutil.which("crowd")
+    if not found:
+        raise SystemExit("error: no `crowd` command; install the project: pip install -e '.[dev]'")
+    return found
+
+
+@dataclass
+class Proc:
+    """A process started by :func:`spawn`, in a session of its own, with its output in ``log``."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self) -> str:
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return "\n".join(lines[-30:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def spawn(command: list[str], env: dict[str, str], log: Path) -> Proc:
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    handle.close()
+    return Proc(proc, log)
+
+
+def wait_healthy(server: Proc, base: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise SystemExit(f"error: server exited with {server.proc.returncode}\n{server.tail()}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"error: server not healthy after {timeout:.0f} s\n{server.tail()}")
