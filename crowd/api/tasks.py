@@ -45,4 +45,6 @@ def post_batch(project_id: int) -> ResponseReturnValue:
         batch.append(NewTask(task.external_id, task.data, gold))
     with deps.db().transaction() as cur:
         created = tasks.insert_batch(cur, project.id, project.overlap, batch)
+    if any(t.gold is not None for t in batch) and not project.has_gold:
+        auth.forget_project(project.id)  # so this process mixes the gold in at once
     return jsonify({"created": created, "existing": len(batch) - created}), 201

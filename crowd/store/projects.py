@@ -55,6 +55,8 @@ class Project:
     exclude_banned: bool = True
     method: str = "ds"
     last_run_id: int | None = None
+    #: Whether the project had gold tasks when read (only :func:`get` fills it in).
+    has_gold: bool = False
 
     @property
     def dynamic(self) -> bool:
@@ -145,7 +147,11 @@ def last_run_id(cur: Cursor, project_id: int) -> int | None:
 
 
 def get(cur: Cursor, project_id: int) -> Project | None:
-    cur.execute(f"SELECT {_COLUMNS} FROM projects WHERE id = %s", (project_id,))
+    cur.execute(
+        f"SELECT {_COLUMNS}, EXISTS (SELECT 1 FROM tasks t WHERE t.project_id = projects.id"
+        " AND t.gold IS NOT NULL) FROM projects WHERE id = %s",
+        (project_id,),
+    )
     row = cur.fetchone()
     return _row(row) if row else None
 
