@@ -19,7 +19,8 @@ from crowd.config import QUEUES, Settings
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two checks for runs whose worker died.
+#: Seconds between two checks for runs whose worker died. An idle worker wakes every
+#: worker_ttl - 15 = 15 s (RQ's dequeue timeout) and checks when this much has passed.
 REAP_EVERY = 15
 
 
@@ -47,7 +48,7 @@ def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:
     connection = Redis.from_url(settings.redis_url)
     queues = [Queue(name, connection=connection) for name in QUEUES]
     return CrowdWorker(
-        queues, connection=connection, maintenance_interval=REAP_EVERY, worker_ttl=45, **kwargs
+        queues, connection=connection, maintenance_interval=REAP_EVERY, worker_ttl=30, **kwargs
     )
 
 
