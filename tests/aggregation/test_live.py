@@ -199,7 +199,7 @@ def test_quality_rules_ban_a_worker_release_its_reservation_and_unban_reissues(
         requester,
         labels=["a", "b"],
         overlap=3,
-        gold_rate=0.5,
+        gold_rate=1.0,  # every fetch serves gold while there is some: 8 gold answers each
         qc_min_answers=4,
         qc_min_gold_accuracy=0.6,
         qc_min_gold_answers=2,
