@@ -80,6 +80,7 @@ def _publish(
         published["label"],
         published["answers"],
         published["confidence"],
+        published["decision"],
     )
     changed &= ~np.isin(result.task_ids, snap.gold_task_ids)
     rows = np.flatnonzero(changed)
@@ -129,6 +130,7 @@ def aggregate(run_id: int) -> None:
                 gold_labels=snap.gold_labels,
                 method=project.method,
                 gold_window=project.gold_window,
+                decide=project.dynamic,
                 **_warm_start(snap),
             )
             cold_answers = snap.warm_cold_answers if result.warm_start else snap.n_answers

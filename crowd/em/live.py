@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from crowd.em import METHODS, ConvergenceWarning, DSParams
+from crowd.em import METHODS, ConvergenceWarning, DawidSkene, DSParams
 
 IntArray = NDArray[np.int64]
 
@@ -22,6 +22,12 @@ IntArray = NDArray[np.int64]
 #: drift every confidence a little; at 1e-4 a run on 200k tasks rewrote 13k-30k rows for 50
 #: new answers, at 1e-3 about 24 times fewer (benchmarks/RESULTS.md, freshness).
 CONFIDENCE_TOL = 1e-3
+
+#: Dirichlet pseudo-count of the fit whose posteriors dynamic overlap decides on. Plain
+#: Dawid-Skene posteriors on tasks with 3 answers sit near 0 or 1, so a confidence target
+#: closes tasks too early (benchmarks/RESULTS.md, label efficiency); smoothed confusion
+#: matrices give less extreme posteriors.
+DECISION_SMOOTHING = 1.0
 FloatArray = NDArray[np.float64]
 
 
@@ -34,6 +40,8 @@ class RunResult:
     ``posteriors`` ``(n, K)`` and ``task_answers``. Per worker with answers: ``worker_ids``,
     ``worker_answers``, ``accuracy`` (the model's estimate), ``confusion`` ``(m, K, K)``,
     ``gold_answers`` and ``gold_correct`` over the worker's last ``gold_window`` gold answers.
+    ``decision``: the probability of each task's label that dynamic overlap compares with the
+    confidence target (``confidence`` unless ``fit_run`` was asked to ``decide``).
     """
 
     task_ids: IntArray
@@ -41,6 +49,7 @@ class RunResult:
     confidence: FloatArray
     posteriors: FloatArray
     task_answers: IntArray
+    decision: FloatArray
     worker_ids: IntArray
     worker_answers: IntArray
     accuracy: FloatArray
@@ -110,11 +119,14 @@ def fit_run(
     warm_workers: IntArray | None = None,
     warm_confusion: FloatArray | None = None,
     warm_priors: FloatArray | None = None,
+    decide: bool = False,
 ) -> RunResult:
     """Fit ``method`` on one project's answers (database ids); inputs are not modified.
 
     Gold tasks with answers are clamped to their labels. The fit warm-starts from
-    ``warm_*`` (the previous run's estimates, worker ids sorted) when given.
+    ``warm_*`` (the previous run's estimates, worker ids sorted) when given. With ``decide``
+    (dynamic overlap on) and a confusion-matrix method, ``decision`` comes from a second
+    Dawid-Skene fit with ``smoothing=DECISION_SMOOTHING``, started from the first one.
     """
     k = n_classes
     tasks, task_index = np.unique(task_ids, return_inverse=True)
@@ -149,6 +161,22 @@ def fit_run(
     posteriors = np.asarray(model.posteriors_, dtype=np.float64)
     best = np.asarray(model.labels_, dtype=np.int64)
     confidence = posteriors[np.arange(tasks.size), best] if tasks.size else np.zeros(0)
+    decision = confidence
+    if decide and method != "mv" and tasks.size:
+        smoothed = DawidSkene(smoothing=DECISION_SMOOTHING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            smoothed.fit(
+                task_index,
+                worker_index,
+                labels,
+                n_tasks=tasks.size,
+                n_workers=workers.size,
+                n_classes=k,
+                gold=gold,
+                init=DSParams(confusion=model.confusion_, priors=model.priors_),  # type: ignore[attr-defined]
+            )
+        decision = smoothed.posteriors_[np.arange(tasks.size), best]
 
     # Gold accuracy: answers on gold tasks, compared with the gold label.
     gold_of_task = np.full(tasks.size, -1, dtype=np.int64)
@@ -169,6 +197,7 @@ def fit_run(
         confidence=confidence,
         posteriors=posteriors,
         task_answers=np.bincount(task_index, minlength=tasks.size).astype(np.int64),
+        decision=np.asarray(decision, dtype=np.float64),
         worker_ids=workers.astype(np.int64),
         worker_answers=np.bincount(worker_index, minlength=workers.size).astype(np.int64),
         accuracy=np.asarray(model.worker_accuracy_, dtype=np.float64),  # type: ignore[attr-defined]
@@ -189,12 +218,13 @@ def changed_rows(
     labels: IntArray,
     answers: IntArray,
     confidence: FloatArray,
+    decision: FloatArray | None = None,
     *,
     tol: float = CONFIDENCE_TOL,
 ) -> NDArray[np.bool_]:
     """Which of ``result``'s tasks differ from the published rows ``(task_ids`` sorted,
-    ``labels, answers, confidence)``: a new task, another label or answer count, or a
-    confidence that moved by more than ``tol``. Shape ``(n_tasks,)``."""
+    ``labels, answers, confidence, decision)``: a new task, another label or answer count, or
+    a confidence (or decision) that moved by more than ``tol``. Shape ``(n_tasks,)``."""
     if task_ids.size == 0:
         return np.ones(result.task_ids.size, dtype=bool)
     pos = np.minimum(np.searchsorted(task_ids, result.task_ids), task_ids.size - 1)
@@ -205,4 +235,6 @@ def changed_rows(
         & (answers[pos] == result.task_answers)
         & (np.abs(confidence[pos] - result.confidence) <= tol)
     )
+    if decision is not None:
+        same &= np.abs(decision[pos] - result.decision) <= tol
     return ~same

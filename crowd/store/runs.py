@@ -184,26 +184,33 @@ def publish(
     """
     cur.execute(
         "CREATE TEMP TABLE new_results (task_id bigint, label smallint, confidence double"
-        " precision, answers integer, posteriors real[]) ON COMMIT DROP"
+        " precision, decision double precision, answers integer, posteriors real[])"
+        " ON COMMIT DROP"
     )
     lines = [
         f"{int(result.task_ids[i])}\t{int(result.labels[i])}\t{float(result.confidence[i])!r}\t"
+        f"{float(result.decision[i])!r}\t"
         f"{int(result.task_answers[i])}\t{_array(result.posteriors[i])}\n"
         for i in rows.tolist()
     ]
-    _copy_rows(cur, "new_results", "task_id, label, confidence, answers, posteriors", lines)
+    _copy_rows(
+        cur, "new_results", "task_id, label, confidence, decision, answers, posteriors", lines
+    )
     cur.execute(
         """
-        INSERT INTO task_results AS r (task_id, project_id, run_id, label, confidence, answers,
-                                       posteriors)
-        SELECT n.task_id, %s, %s, n.label, n.confidence, n.answers, n.posteriors FROM new_results n
+        INSERT INTO task_results AS r (task_id, project_id, run_id, label, confidence, decision,
+                                       answers, posteriors)
+        SELECT n.task_id, %s, %s, n.label, n.confidence, n.decision, n.answers, n.posteriors
+        FROM new_results n
         ON CONFLICT (task_id) DO UPDATE SET
             run_id = excluded.run_id, label = excluded.label, confidence = excluded.confidence,
+            decision = excluded.decision,
             answers = excluded.answers, posteriors = excluded.posteriors
         WHERE r.label <> excluded.label OR r.answers <> excluded.answers
            OR abs(r.confidence - excluded.confidence) > %s
+           OR abs(r.decision - excluded.decision) > %s
         """,
-        (project.id, run_id, CONFIDENCE_TOL),
+        (project.id, run_id, CONFIDENCE_TOL, CONFIDENCE_TOL),
     )
     changed = int(cur.rowcount)
 
@@ -269,10 +276,11 @@ def publish(
 def apply_overlap(cur: Cursor, project: Project) -> None:
     """Dynamic overlap, from the results just written.
 
-    A task with at least ``overlap`` answers whose confidence reaches the target is closed
-    (``done``): it gets no more assignments. A task whose slots are all answered and whose
-    confidence is below the target gets one more slot, up to ``max_overlap``. A closed task
-    whose confidence later falls below the target (new answers, better worker estimates) is
+    A task with at least ``overlap`` answers whose decision confidence (``task_results.decision``:
+    the label's posterior under a smoothed fit, see :func:`crowd.em.live.fit_run`) reaches the
+    target is closed (``done``): it gets no more assignments. A task whose slots are all
+    answered and whose decision confidence is below the target gets one more slot, up to
+    ``max_overlap``. A closed task whose decision confidence later falls below the target is
     open again. Decisions use the answers the run saw (``task_results.answers``), not answers
     that arrived while it ran: those wait for the next run. Only rows that change are written.
     """
@@ -280,8 +288,8 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
         """
         WITH decided AS (
             SELECT t.id,
-                   (r.answers >= %(overlap)s AND r.confidence >= %(target)s) AS done,
-                   CASE WHEN r.answers >= t.target AND r.confidence < %(target)s
+                   (r.answers >= %(overlap)s AND r.decision >= %(target)s) AS done,
+                   CASE WHEN r.answers >= t.target AND r.decision < %(target)s
                              AND t.target < %(cap)s
                         THEN t.target + 1 ELSE t.target END AS target
             FROM tasks t JOIN task_results r ON r.task_id = t.id

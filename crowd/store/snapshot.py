@@ -31,7 +31,8 @@ class Snapshot:
         warm_cold_answers: answers of the newest cold-started fit behind the previous run.
         answers_total: answers stored at the snapshot, banned workers' included.
         published: the results now published, as arrays ``task`` (sorted), ``label``,
-            ``answers`` and ``confidence``, so a run writes only the rows it changes.
+            ``answers``, ``confidence`` and ``decision``, so a run writes only the rows it
+            changes.
     """
 
     answer_ids: IntArray
@@ -91,7 +92,7 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
     published = _copy_columns(
         cur,
         cur.mogrify(
-            "SELECT task_id, label, answers, confidence FROM task_results"
+            "SELECT task_id, label, answers, confidence, decision FROM task_results"
             " WHERE project_id = %s ORDER BY task_id",
             (project_id,),
         ).decode(),
@@ -100,6 +101,7 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
             "label": pa.int64(),
             "answers": pa.int64(),
             "confidence": pa.float64(),
+            "decision": pa.float64(),
         },
     )
     cur.execute(

@@ -74,3 +74,17 @@ def test_changed_rows_flags_new_tasks_and_real_changes_only() -> None:
     nudged = published[3] + np.array([5e-4, 2e-3, 0.0])
     mask = changed_rows(run, published[0], published[1], published[2], nudged)
     np.testing.assert_array_equal(mask, [False, True, False, True])
+
+
+def test_decide_gives_a_less_extreme_probability_of_the_same_label() -> None:
+    ids, task, worker, label = _answers()
+    none = np.zeros(0, int)
+    plain = fit_run(ids, task, worker, label, n_classes=2, gold_task_ids=none, gold_labels=none)
+    np.testing.assert_array_equal(plain.decision, plain.confidence)
+    run = fit_run(
+        ids, task, worker, label, n_classes=2, gold_task_ids=none, gold_labels=none, decide=True
+    )
+    np.testing.assert_array_equal(run.labels, plain.labels)  # decisions never relabel
+    assert np.all(run.decision <= run.confidence + 1e-12)
+    assert np.any(run.decision < run.confidence - 1e-3)
+    assert np.all((run.decision > 0) & (run.decision < 1))

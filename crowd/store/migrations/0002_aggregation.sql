@@ -61,6 +61,9 @@ CREATE TABLE task_results (
     run_id      bigint NOT NULL,          -- the run that last changed this row
     label       smallint NOT NULL,
     confidence  double precision NOT NULL,
+    -- What dynamic overlap decides on: the label's posterior under a smoothed fit (see
+    -- crowd.em.live.DECISION_SMOOTHING), less overconfident on tasks with few answers.
+    decision    double precision NOT NULL,
     answers     integer NOT NULL,         -- answers the run used
     posteriors  real[] NOT NULL
 );
