@@ -90,3 +90,24 @@ def wait_healthy(server: Proc, base: str, timeout: float = 60.0) -> None:
                 return
         time.sleep(0.2)
     raise SystemExit(f"error: server not healthy after {timeout:.0f} s\n{server.tail()}")
+
+
+def service_env(database_url: str, redis_url: str, logs: Path) -> dict[str, str]:
+    """The environment for crowd processes on the benchmark's servers."""
+    return {
+        **os.environ,
+        "CROWD_DATABASE_URL": database_url,
+        "CROWD_REDIS_URL": redis_url,
+        "CROWD_DATA_DIR": str(logs / "data"),
+    }
+
+
+def requester_token(crowd_cmd: str, env: dict[str, str], name: str) -> str:
+    """A new requester token from ``crowd token create`` (which also migrates the database)."""
+    made = subprocess.run(
+        [crowd_cmd, "token", "create", "--role", "requester", "--name", name],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
+    return made.stdout.strip().splitlines()[-1]

@@ -69,7 +69,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _floor_app
-from _service import Proc, bench_database, crowd_bin, wait_healthy
+from _service import Proc, bench_database, crowd_bin, requester_token, service_env, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 GOAL_THROUGHPUT_RATIO = 0.6
@@ -967,19 +967,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs = Path(tempfile.mkdtemp(prefix="crowd_api_load_"))
     window = args.seconds / args.rounds
     with bench_database(args.postgres, args.keep_db) as url, contextlib.ExitStack() as up:
-        env = {
-            **os.environ,
-            "CROWD_DATABASE_URL": url,
-            "CROWD_REDIS_URL": args.redis,
-            "CROWD_DATA_DIR": str(logs / "data"),
-        }
-        made = subprocess.run(
-            [crowd_cmd, "token", "create", "--role", "requester", "--name", "bench"],
-            env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if made.returncode != 0:
-            raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
-        requester = made.stdout.strip().splitlines()[-1]
+        env = service_env(url, args.redis, logs)
+        requester = requester_token(crowd_cmd, env, "bench")
         serve = [crowd_cmd, "serve", "--host", host, "--port", str(args.port)]
         if args.web_workers is not None:
             serve += ["--workers", str(args.web_workers)]

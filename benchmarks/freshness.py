@@ -81,7 +81,7 @@ import redis as redis_lib
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import bench_database, crowd_bin, spawn, wait_healthy
+from _service import bench_database, crowd_bin, requester_token, service_env, spawn, wait_healthy
 
 GOAL_P95 = 5.0  # seconds
 LABEL_NAMES = ("cat", "dog", "bird", "fish", "frog", "owl", "cow", "pig", "bee", "ant")
@@ -555,19 +555,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         contextlib.ExitStack() as up,
     ):
         up.callback(rdb.flushdb)
-        env = {
-            **os.environ,
-            "CROWD_DATABASE_URL": url,
-            "CROWD_REDIS_URL": args.redis,
-            "CROWD_DATA_DIR": str(logs / "data"),
-        }
-        made = subprocess.run(
-            [crowd_cmd, "token", "create", "--role", "requester", "--name", "bench"],
-            env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if made.returncode != 0:
-            raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
-        requester = made.stdout.strip().splitlines()[-1]
+        env = service_env(url, args.redis, logs)
+        requester = requester_token(crowd_cmd, env, "bench")
         serve = [crowd_cmd, "serve", "--host", host, "--port", str(args.port), "--no-worker"]
         server = spawn(serve, env, logs / "serve.log")
         up.callback(server.stop)

@@ -76,7 +76,6 @@ import contextlib
 import csv
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -90,7 +89,7 @@ import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import bench_database, crowd_bin, spawn, wait_healthy
+from _service import bench_database, crowd_bin, requester_token, service_env, spawn, wait_healthy
 
 GOAL_POINTS = 0.005  # dynamic accuracy at most half a point below fixed
 GOAL_SHARE = 0.70  # with at most 70% of fixed overlap's answers
@@ -623,19 +622,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_database(args.postgres, args.keep_db, "bench_replay") as url,
             contextlib.ExitStack() as up,
         ):
-            env = {
-                **os.environ,
-                "CROWD_DATABASE_URL": url,
-                "CROWD_REDIS_URL": args.redis,
-                "CROWD_DATA_DIR": str(logs / "data"),
-            }
-            made = subprocess.run(
-                [crowd_cmd, "token", "create", "--role", "requester", "--name", "replay"],
-                env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if made.returncode != 0:
-                raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
-            requester = made.stdout.strip().splitlines()[-1]
+            env = service_env(url, args.redis, logs)
+            requester = requester_token(crowd_cmd, env, "replay")
             serve = [crowd_cmd, "serve", "--no-worker", "--host", host, "--port", str(args.port)]
             server = spawn(serve, env, logs / "serve.log")
             up.callback(server.stop)
