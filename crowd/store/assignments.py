@@ -39,17 +39,18 @@ class Reservation:
         }
 
 
-def release_expired(cur: Cursor, project_id: int) -> int:
-    """Mark the project's expired reservations ``expired`` and give their slots back.
+def _release(cur: Cursor, condition: str, params: tuple[Any, ...]) -> int:
+    """Mark the live reservations matching ``condition`` ``expired`` and give their tasks'
+    slots back; returns how many tasks got slots back.
 
     Rows another transaction holds are skipped (it is answering or releasing them itself),
-    so concurrent sweeps never wait on each other.
+    so concurrent releases never wait on each other.
     """
     cur.execute(
-        """
+        f"""
         WITH stale AS (
             SELECT id FROM assignments
-            WHERE project_id = %s AND status = 'reserved' AND expires_at < now()
+            WHERE status = 'reserved' AND {condition}
             FOR UPDATE SKIP LOCKED
         ), gone AS (
             UPDATE assignments a SET status = 'expired' FROM stale
@@ -59,9 +60,19 @@ def release_expired(cur: Cursor, project_id: int) -> int:
         )
         UPDATE tasks t SET taken = t.taken - per_task.n FROM per_task WHERE t.id = per_task.task_id
         """,
-        (project_id,),
+        params,
     )
     return int(cur.rowcount)
+
+
+def release_expired(cur: Cursor, project_id: int) -> int:
+    """Release the project's reservations whose lease has run out (see :func:`_release`)."""
+    return _release(cur, "project_id = %s AND expires_at < now()", (project_id,))
+
+
+def release_held_by(cur: Cursor, project_id: int, worker_ids: list[int]) -> int:
+    """Release the live reservations of ``worker_ids`` in the project (banned workers)."""
+    return _release(cur, "project_id = %s AND worker_id = ANY(%s)", (project_id, worker_ids))
 
 
 _NOT_BANNED = """

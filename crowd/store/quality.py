@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from crowd.store.assignments import release_held_by
 from crowd.store.db import Cursor
-from crowd.store.runs import release_reservations
 
 
 def ban_reason(cur: Cursor, project_id: int, worker_id: int) -> str | None:
@@ -34,7 +34,7 @@ def ban(cur: Cursor, project_id: int, worker_id: int, reason: str) -> None:
         """,
         (project_id, worker_id, reason),
     )
-    release_reservations(cur, project_id, [worker_id])
+    release_held_by(cur, project_id, [worker_id])
 
 
 def unban(cur: Cursor, project_id: int, worker_id: int) -> bool:

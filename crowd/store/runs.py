@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from crowd.em.live import CONFIDENCE_TOL, RunResult
+from crowd.store.assignments import release_held_by
 from crowd.store.db import Cursor, one
 from crowd.store.projects import Project
 
@@ -341,20 +342,5 @@ def apply_bans(cur: Cursor, project: Project) -> list[int]:
     )
     banned = [row[0] for row in cur.fetchall()]
     if banned:
-        release_reservations(cur, project.id, banned)
+        release_held_by(cur, project.id, banned)
     return banned
-
-
-def release_reservations(cur: Cursor, project_id: int, worker_ids: list[int]) -> None:
-    """Expire the live reservations of ``worker_ids`` in the project, giving the slots back."""
-    cur.execute(
-        """
-        WITH gone AS (
-            UPDATE assignments SET status = 'expired'
-            WHERE project_id = %s AND worker_id = ANY(%s) AND status = 'reserved'
-            RETURNING task_id
-        ), per_task AS (SELECT task_id, count(*) AS n FROM gone GROUP BY task_id)
-        UPDATE tasks t SET taken = t.taken - per_task.n FROM per_task WHERE t.id = per_task.task_id
-        """,
-        (project_id, worker_ids),
-    )
