@@ -61,18 +61,16 @@ def page(
                coalesce(pw.gold_answers, 0), coalesce(pw.gold_correct, 0),
                coalesce(pw.status, 'active'), pw.reason, pw.banned_at, pw.run_id
         FROM (
-            SELECT worker_id FROM assignments
+            -- one pass over the project's answers gives both who answered and how often
+            SELECT worker_id, count(*) AS answers FROM assignments
             WHERE project_id = %(project)s AND worker_id > %(after)s AND status = 'answered'
-            UNION
-            SELECT worker_id FROM project_workers
+            GROUP BY worker_id
+        ) n
+        FULL JOIN (
+            SELECT * FROM project_workers
             WHERE project_id = %(project)s AND worker_id > %(after)s
-        ) ids
-        JOIN accounts w ON w.id = ids.worker_id
-        LEFT JOIN project_workers pw ON pw.worker_id = w.id AND pw.project_id = %(project)s
-        LEFT JOIN LATERAL (
-            SELECT count(*) AS answers FROM assignments a
-            WHERE a.worker_id = w.id AND a.project_id = %(project)s AND a.status = 'answered'
-        ) n ON true
+        ) pw ON pw.worker_id = n.worker_id
+        JOIN accounts w ON w.id = coalesce(n.worker_id, pw.worker_id)
         WHERE (%(status)s::text IS NULL OR coalesce(pw.status, 'active') = %(status)s)
         ORDER BY w.id LIMIT %(limit)s
         """,
