@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from crowd.em import METHODS, ConvergenceWarning, DawidSkene, DSParams
+from crowd.em import METHODS, Aggregator, ConvergenceWarning, DawidSkene, DSParams
 
 IntArray = NDArray[np.int64]
 
@@ -143,30 +143,12 @@ def fit_run(
     init = None
     if warm_workers is not None and warm_confusion is not None:
         init = _warm_params(workers, warm_workers, warm_confusion, warm_priors, k)
-    model = METHODS[method]()
-    with warnings.catch_warnings():
-        # A live run publishes what it has; the run record shows converged = false.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(
-            task_index,
-            worker_index,
-            labels,
-            n_tasks=tasks.size,
-            n_workers=workers.size,
-            n_classes=k,
-            gold=gold,
-            init=init,
-        )
 
-    posteriors = np.asarray(model.posteriors_, dtype=np.float64)
-    best = np.asarray(model.labels_, dtype=np.int64)
-    confidence = posteriors[np.arange(tasks.size), best] if tasks.size else np.zeros(0)
-    decision = confidence
-    if decide and method != "mv" and tasks.size:
-        smoothed = DawidSkene(smoothing=DECISION_SMOOTHING)
+    def fit(model: Aggregator, start: DSParams | None) -> Aggregator:
         with warnings.catch_warnings():
+            # A live run publishes what it has; the run record shows converged = false.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            smoothed.fit(
+            return model.fit(
                 task_index,
                 worker_index,
                 labels,
@@ -174,9 +156,18 @@ def fit_run(
                 n_workers=workers.size,
                 n_classes=k,
                 gold=gold,
-                init=DSParams(confusion=model.confusion_, priors=model.priors_),  # type: ignore[attr-defined]
+                init=start,
             )
-        decision = smoothed.posteriors_[np.arange(tasks.size), best]
+
+    model = fit(METHODS[method](), init)
+    posteriors = np.asarray(model.posteriors_, dtype=np.float64)
+    best = np.asarray(model.labels_, dtype=np.int64)
+    rows = np.arange(tasks.size)
+    confidence = posteriors[rows, best]
+    decision = confidence
+    if decide and method != "mv":
+        start = DSParams(confusion=model.confusion_, priors=model.priors_)  # type: ignore[attr-defined]
+        decision = fit(DawidSkene(smoothing=DECISION_SMOOTHING), start).posteriors_[rows, best]
 
     # Gold accuracy: answers on gold tasks, compared with the gold label.
     gold_of_task = np.full(tasks.size, -1, dtype=np.int64)
