@@ -2,14 +2,15 @@
 
 Two Redis keys per project carry the protocol:
 
-* ``stale``: set by every accepted answer (after its transaction commits).
+* ``stale``: set after accepted answers commit (each API process batches its answered
+  projects and marks them every 50 ms: :class:`StaleMarks`).
 * ``queued``: held from the moment a run is queued until that run has finished and seen no
   newer ``stale``. Setting it is ``SET NX``, so at most one run per project is queued or
   running.
 
-An answer sets ``stale`` and tries to take ``queued`` in one atomic script; the one that
+A mark sets ``stale`` and tries to take ``queued`` in one atomic script; the one that
 takes it queues a run. A run clears ``stale`` *before* it reads the answers, so an answer
-committed after that read sets ``stale`` again. When the run ends, a second script checks
+committed after that read is marked, and so sets ``stale``, again. When the run ends, a second script checks
 ``stale``: if set, the run keeps ``queued`` and queues exactly one follow-up; if not, it
 releases ``queued``. Answers arriving during a run therefore cause one follow-up run, never
 zero and never a pile of them.

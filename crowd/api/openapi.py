@@ -173,7 +173,7 @@ _SCHEMAS: dict[str, Any] = {
             "confidence": {"type": ["number", "null"]},
             "run_id": {
                 "type": ["integer", "null"],
-                "description": "the run that produced this row; null: majority vote, no run yet",
+                "description": "the run that last changed this row; null: majority vote, no run yet",
             },
             "answers": {"type": "integer", "description": "answers stored now"},
             "aggregated_answers": {"type": "integer", "description": "answers the run used"},

@@ -19,7 +19,7 @@ bp = Blueprint("results", __name__, url_prefix="/api/v1/projects")
 def list_results(project_id: int) -> ResponseReturnValue:
     """Aggregated label per task, by task id.
 
-    ``run_id`` is the aggregation run that produced the row; until a run covers a task its
+    ``run_id`` is the aggregation run that last changed the row; until a run covers a task its
     row has ``run_id: null`` and the majority vote, with the winner's vote share as
     ``confidence``. ``?since_run=N`` returns only tasks whose result changed after run N:
     page through with the cursor, then poll again with the ``last_run_id`` of the first
