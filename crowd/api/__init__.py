@@ -61,4 +61,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     for module in (health, projects, tasks, assignments, results, aggregations, quality, workers):
         app.register_blueprint(module.bp)
+
+    # Issue 7 (UI): the worker's project list, dashboard statistics, and the browser pages.
+    from crowd import web
+    from crowd.api import me, stats
+
+    for blueprint in (me.bp, stats.bp, web.bp):
+        app.register_blueprint(blueprint)
     return app

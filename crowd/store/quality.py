@@ -95,3 +95,13 @@ def page(
             }
         )
     return out
+
+
+def bans_of(cur: Cursor, worker_id: int, project_ids: list[int]) -> dict[int, str]:
+    """Among ``project_ids``, the projects the worker is banned from, with the reason."""
+    cur.execute(
+        "SELECT project_id, reason FROM project_workers"
+        " WHERE worker_id = %s AND project_id = ANY(%s) AND status = 'banned'",
+        (worker_id, project_ids),
+    )
+    return {pid: reason or "banned by the requester" for pid, reason in cur.fetchall()}

@@ -1,0 +1,306 @@
+/* The worker's labelling page: sign in, pick a project, then label task after task.
+ * Each answer is sent with "next": true, so storing it and reserving the next task is one
+ * request. A countdown shows when the reservation expires; at zero the next task is fetched. */
+"use strict";
+
+(() => {
+  const { api, el, show, ApiError } = Crowd;
+  const KEY = "crowd.worker_token";
+  const $ = (id) => document.getElementById(id);
+  const IMAGE_URL = /^(https?:\/\/\S+\.(png|jpe?g|gif|webp|svg|avif|bmp)([?#]\S*)?|data:image\/[a-z+.-]+[;,]\S*)$/i;
+  const IMAGE_FIELD = /^(image|img|picture|photo|thumbnail)(_?url)?$/i;
+  const RECHECK_MS = 20000;
+
+  const state = {
+    token: null,
+    project: null,      // {id, name, labels, lease_seconds}
+    assignment: null,   // the reservation being shown
+    deadline: 0,        // performance.now() at which it expires
+    busy: false,
+    timer: null,
+    recheck: null,
+    projectsCursor: null,
+  };
+
+  function status(text) { $("status").textContent = text; }
+
+  function signOut() {
+    sessionStorage.removeItem(KEY);
+    state.token = null;
+    stopTimers();
+    $("who").textContent = "";
+    show($("signout"), false);
+    show($("projects"), false);
+    show($("work"), false);
+    show($("signin"), true);
+    $("signin-token").focus();
+  }
+
+  function stopTimers() {
+    clearInterval(state.timer);
+    clearTimeout(state.recheck);
+    state.timer = null;
+    state.recheck = null;
+  }
+
+  function failSignIn(err) {
+    sessionStorage.removeItem(KEY);
+    state.token = null;
+    show($("projects"), false);
+    show($("work"), false);
+    show($("signin"), true);
+    $("signin-error").textContent = err.status === 401
+      ? "That token is not known. Check that it was copied whole."
+      : err.status === 403
+        ? "That is not a worker token. The labelling page needs the token of a worker."
+        : err.message;
+    $("signin-token").focus();
+  }
+
+  async function start(token) {
+    state.token = token;
+    $("signin-error").textContent = "";
+    show($("signin"), false);
+    show($("signout"), true);
+    $("project-list").replaceChildren();
+    state.projectsCursor = null;
+    const wanted = Number(new URLSearchParams(window.location.search).get("project"));
+    try {
+      const projects = await loadProjects();
+      const chosen = projects.find((p) => p.id === wanted) ||
+        (projects.length === 1 ? projects[0] : null);
+      if (chosen) openProject(chosen);
+      else showProjects(projects.length === 0);
+    } catch (err) {
+      if (err.status === 401 || err.status === 403) failSignIn(err);
+      else status("Could not load your projects: " + err.message);
+    }
+  }
+
+  async function loadProjects() {
+    const query = state.projectsCursor ? "&cursor=" + encodeURIComponent(state.projectsCursor) : "";
+    const { body } = await api(state.token, "GET", "/api/v1/me/projects?limit=100" + query);
+    state.projectsCursor = body.next_cursor;
+    for (const project of body.projects) {
+      $("project-list").append(el("li", {},
+        el("button", { type: "button", class: "choice", onclick: () => openProject(project) },
+          el("span", { class: "choice-name" }, project.name),
+          el("span", { class: "choice-meta" },
+            project.banned ? "You are banned from this project" : project.labels.join(" · ")))));
+    }
+    show($("more-projects"), Boolean(body.next_cursor));
+    $("who").textContent = "Signed in as a worker";
+    return body.projects;
+  }
+
+  function showProjects(empty) {
+    stopTimers();
+    show($("work"), false);
+    show($("projects"), true);
+    if (empty && !$("project-list").children.length) {
+      $("project-list").append(el("li", {}, "No project is open to you yet. Ask your requester."));
+    }
+    const first = $("project-list").querySelector("button");
+    (first || $("projects-title")).focus();
+    history.replaceState(null, "", window.location.pathname);
+  }
+
+  function openProject(project) {
+    state.project = project;
+    history.replaceState(null, "", window.location.pathname + "?project=" + project.id);
+    $("project-name").textContent = project.name;
+    document.title = project.name + " · Label tasks · crowd";
+    const buttons = project.labels.map((label, i) => el("button", {
+      type: "button",
+      class: "label-button",
+      "data-label": label,
+      "aria-keyshortcuts": i < 9 ? String(i + 1) : null,
+      onclick: () => answer(label),
+    }, i < 9 ? el("kbd", {}, String(i + 1)) : null, " ", label));
+    $("answer-buttons").replaceChildren(...buttons);
+    show($("projects"), false);
+    show($("work"), true);
+    fetchTask();
+  }
+
+  /* Reserve the next task: 201 shows it, 204 means none is left, 403 banned says why. */
+  async function fetchTask() {
+    stopTimers();
+    setBusy(true);
+    try {
+      const response = await api(state.token, "POST",
+        "/api/v1/projects/" + state.project.id + "/assignments");
+      if (response.status === 204) showNotice("none");
+      else showTask(response.body, response.date);
+    } catch (err) {
+      handleError(err, fetchTask);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function answer(label) {
+    if (state.busy || !state.assignment) return;
+    const id = state.assignment.assignment_id;
+    setBusy(true);
+    stopTimers();
+    try {
+      const response = await retrying(() => api(state.token, "POST",
+        "/api/v1/assignments/" + id + "/answer", { label, next: true }));
+      status("Saved “" + label + "”.");
+      if (response.body.next) showTask(response.body.next, response.date);
+      else {
+        state.assignment = null;
+        setBusy(false);
+        await fetchTask();  // tells "nothing left" from "banned"
+      }
+    } catch (err) {
+      handleError(err, fetchTask);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function skip() {
+    if (state.busy || !state.assignment) return;
+    const id = state.assignment.assignment_id;
+    setBusy(true);
+    stopTimers();
+    try {
+      await retrying(() => api(state.token, "POST", "/api/v1/assignments/" + id + "/skip"));
+      status("Skipped.");
+      state.assignment = null;
+      setBusy(false);
+      await fetchTask();
+    } catch (err) {
+      handleError(err, fetchTask);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  /* Network errors and 503 are retried (an answer sent twice is stored once). */
+  async function retrying(call) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!(err.status === 0 || err.status === 503) || attempt >= 4) throw err;
+        status("The server did not answer; trying again…");
+        await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+      }
+    }
+  }
+
+  function handleError(err, again) {
+    if (!(err instanceof ApiError)) throw err;
+    if (err.code === "banned") showNotice("banned", err.message);
+    else if (err.status === 401) failSignIn(err);
+    else if (err.status === 409) {
+      status("That reservation had ended (" + err.message + "); here is a new task.");
+      state.assignment = null;
+      setTimeout(again, 0);
+    } else if (err.status === 404) showNotice("gone", err.message);
+    else showNotice("error", err.message);
+  }
+
+  function showTask(reservation, serverDate) {
+    state.assignment = reservation;
+    const task = reservation.task;
+    // Count down against the server's clock: the Date header, when it has one.
+    const serverNow = serverDate ? Date.parse(serverDate) : Date.now();
+    const left = Date.parse(reservation.expires_at) - (Number.isNaN(serverNow) ? Date.now() : serverNow);
+    state.deadline = performance.now() + Math.max(0, left);
+    $("task-id").textContent = task.external_id;
+    $("task-data").replaceChildren(...renderData(task));
+    show($("notice"), false);
+    show($("task-area"), true);
+    tick();
+    state.timer = setInterval(tick, 1000);
+    $("task-heading").focus();
+  }
+
+  function renderData(task) {
+    const entries = Object.entries(task.data || {});
+    if (!entries.length) return [el("p", { class: "muted" }, "This task has no data fields.")];
+    return entries.map(([field, value]) => {
+      if (typeof value === "string" && (IMAGE_URL.test(value.trim()) ||
+          (IMAGE_FIELD.test(field) && /^https?:\/\//i.test(value.trim())))) {
+        return el("figure", { class: "field image" },
+          el("img", { src: value.trim(), alt: field + " of task " + task.external_id, loading: "eager" }),
+          el("figcaption", {}, field));
+      }
+      const text = typeof value === "string" ? value : JSON.stringify(value, null, 2);
+      return el("div", { class: "field" },
+        el("div", { class: "field-name" }, field),
+        el(typeof value === "object" && value !== null ? "pre" : "div", { class: "field-value" }, text));
+    });
+  }
+
+  function tick() {
+    const left = Math.round((state.deadline - performance.now()) / 1000);
+    if (left <= 0) {
+      stopTimers();
+      status("Time ran out for this task; fetching the next one.");
+      state.assignment = null;
+      fetchTask();
+      return;
+    }
+    const minutes = Math.floor(left / 60);
+    const seconds = String(left % 60).padStart(2, "0");
+    $("timer").textContent = "Reserved for you for " + minutes + ":" + seconds;
+    $("timer").classList.toggle("urgent", left <= 30);
+  }
+
+  function showNotice(kind, message) {
+    stopTimers();
+    state.assignment = null;
+    show($("task-area"), false);
+    const texts = {
+      none: ["No task left", "There is no task for you in this project right now. " +
+        "This page checks again every " + RECHECK_MS / 1000 + " seconds."],
+      banned: ["You are banned from this project", message],
+      gone: ["This project is not open to you", message],
+      error: ["Something went wrong", message],
+    };
+    $("notice-title").textContent = texts[kind][0];
+    $("notice-text").textContent = texts[kind][1];
+    $("notice").className = "panel notice " + kind;
+    show($("check-again"), kind === "none" || kind === "error");
+    show($("notice"), true);
+    $("notice-title").focus();
+    if (kind === "none") state.recheck = setTimeout(fetchTask, RECHECK_MS);
+  }
+
+  function setBusy(busy) {
+    state.busy = busy;
+    for (const button of document.querySelectorAll("#answer-buttons button, #skip")) {
+      button.disabled = busy;
+    }
+    $("work").setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || !state.assignment) return;
+    const target = event.target;
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+    if (/^[1-9]$/.test(event.key)) {
+      const label = state.project.labels[Number(event.key) - 1];
+      if (label !== undefined) { event.preventDefault(); answer(label); }
+    } else if (event.key === "s" || event.key === "S") {
+      event.preventDefault();
+      skip();
+    }
+  });
+
+  $("skip").addEventListener("click", skip);
+  $("check-again").addEventListener("click", fetchTask);
+  $("change-project").addEventListener("click", () => showProjects(false));
+  $("more-projects").addEventListener("click", () => loadProjects().catch((err) => status(err.message)));
+  $("signout").addEventListener("click", signOut);
+  Crowd.signInForm($("signin-form"), $("signin-token"), KEY, start);
+
+  const token = Crowd.takeToken(KEY);
+  if (token) start(token);
+  else show($("signin"), true);
+})();

@@ -1,0 +1,303 @@
+/* One project's dashboard: progress, confidence, runs, workers (sortable, ban and unban),
+ * a worker's confusion matrix, and model accuracy when the project has models. */
+"use strict";
+
+(() => {
+  const { api, el, show, fmtInt, fmtPct, fmtTime, ApiError } = Crowd;
+  const { bars, heatmap, line, stacked } = CrowdCharts;
+  const KEY = "crowd.requester_token";
+  const REFRESH_MS = 10000;
+  const MAX_WORKER_PAGES = 20;
+  const $ = (id) => document.getElementById(id);
+  const projectId = Number($("project").dataset.projectId);
+  const base = "/api/v1/projects/" + projectId;
+
+  const COLUMNS = [
+    { key: "name", title: "Worker", value: (w) => w.name.toLowerCase() },
+    { key: "answers", title: "Answers", num: true, value: (w) => w.answers },
+    { key: "accuracy", title: "Accuracy", num: true, value: (w) => w.accuracy },
+    { key: "gold_accuracy", title: "Gold accuracy", num: true, value: (w) => w.gold_accuracy },
+    { key: "status", title: "Status", value: (w) => w.status },
+  ];
+
+  const state = {
+    token: null, project: null, workers: [], sort: { key: "accuracy", dir: "ascending" },
+    selected: null, loading: false, timer: null, banTarget: null,
+  };
+
+  function status(text) { $("status").textContent = text; }
+
+  function needSignIn(message) {
+    sessionStorage.removeItem(KEY);
+    state.token = null;
+    clearInterval(state.timer);
+    show($("project"), false);
+    show($("signout"), false);
+    $("who").textContent = "";
+    show($("signin"), true);
+    $("signin-error").textContent = message || "";
+    $("signin-token").focus();
+  }
+
+  async function start(token) {
+    state.token = token;
+    $("signin-error").textContent = "";
+    const ok = await refresh();
+    if (!ok) return;
+    show($("signin"), false);
+    show($("signout"), true);
+    show($("project"), true);
+    $("who").textContent = "Signed in as a requester";
+    clearInterval(state.timer);
+    state.timer = setInterval(() => {
+      if ($("auto-refresh").checked && document.visibilityState === "visible") refresh();
+    }, REFRESH_MS);
+  }
+
+  /* Load every panel's data at once; returns false when the token or project is refused. */
+  async function refresh() {
+    if (state.loading) return true;
+    state.loading = true;
+    try {
+      const get = (path) => api(state.token, "GET", base + path).then((r) => r.body);
+      const [project, stats, runs, workers, models] = await Promise.all([
+        get(""), get("/stats?bins=10"), get("/aggregations?limit=10"), loadWorkers(),
+        get("/models?limit=50").catch((err) => {
+          if (err instanceof ApiError && err.status === 404) return null;  // no models endpoint
+          throw err;
+        }),
+      ]);
+      state.project = project;
+      state.workers = workers.workers;
+      drawHeader(project);
+      drawProgress(project, stats);
+      drawConfidence(stats);
+      drawRuns(runs.aggregations);
+      drawWorkers(workers.labels);
+      drawModels(models);
+      $("updated").textContent = "Updated " + new Date().toLocaleTimeString("en-GB");
+      return true;
+    } catch (err) {
+      if (err.status === 401) needSignIn("That token is not known. Check that it was copied whole.");
+      else if (err.status === 403) needSignIn("The dashboard needs a requester or admin token.");
+      else if (err.status === 404) {
+        needSignIn("No project " + projectId + " among the projects of this token.");
+      } else status("Could not refresh: " + err.message);
+      return false;
+    } finally {
+      state.loading = false;
+    }
+  }
+
+  async function loadWorkers() {
+    let cursor = null, labels = [], all = [];
+    for (let page = 0; page < MAX_WORKER_PAGES; page++) {
+      const query = "?limit=1000" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+      const { body } = await api(state.token, "GET", base + "/workers" + query);
+      labels = body.labels;
+      all = all.concat(body.workers);
+      cursor = body.next_cursor;
+      if (!cursor) break;
+    }
+    return { labels, workers: all };
+  }
+
+  function drawHeader(project) {
+    $("project-name").textContent = project.name;
+    document.title = project.name + " · crowd dashboard";
+    $("project-labels").textContent = "Labels: " + project.labels.join(", ") + " · overlap " +
+      project.overlap + (project.max_overlap > project.overlap ? " to " + project.max_overlap : "") +
+      " · method " + project.method;
+  }
+
+  function figure(name, value, id) {
+    return [el("dt", {}, name), el("dd", { "data-figure": id }, value)];
+  }
+
+  function drawProgress(project, stats) {
+    const c = project.counts;
+    const perTask = stats.answers_per_task;
+    const regularAnswers = perTask.reduce((s, d) => s + d.answers * d.tasks, 0);
+    const pending = c.tasks - c.tasks_complete;
+    $("progress").replaceChildren(
+      ...figure("Tasks", fmtInt(c.tasks), "tasks"),
+      ...figure("Complete", fmtInt(c.tasks_complete), "tasks_complete"),
+      ...figure("Pending", fmtInt(pending), "tasks_pending"),
+      ...figure("Answers", fmtInt(c.answers), "answers"),
+      ...figure("Answers per task", c.tasks ? (regularAnswers / c.tasks).toFixed(2) : "–", "answers_per_task"),
+      ...figure("Gold tasks", fmtInt(c.gold_tasks), "gold_tasks"),
+      ...figure("Reserved now", fmtInt(c.reservations), "reservations"));
+    $("progress-bar").replaceChildren(
+      stacked([
+        { label: "complete", value: c.tasks_complete, cls: "part-complete" },
+        { label: "pending", value: pending, cls: "part-pending" },
+      ], { label: `${fmtInt(c.tasks_complete)} of ${fmtInt(c.tasks)} tasks complete` }),
+      el("p", { class: "legend" }, el("span", { class: "swatch part-complete" }), " complete ",
+        el("span", { class: "swatch part-pending" }), " pending"));
+    $("answers-chart").replaceChildren(perTask.length
+      ? bars(perTask.map((d) => ({ label: String(d.answers), value: d.tasks,
+        title: `${d.tasks} tasks with ${d.answers} answers` })),
+      { label: "Tasks by number of answers: " + perTask.map((d) => `${d.answers} answers: ${d.tasks} tasks`).join("; "),
+        xTitle: "answers", yTitle: "tasks" })
+      : el("p", { class: "muted" }, "No tasks yet."));
+  }
+
+  function drawConfidence(stats) {
+    const bins = stats.confidence.bins;
+    const chart = stats.confidence.tasks
+      ? bars(bins.map((b) => ({ label: b.from.toFixed(1), value: b.tasks,
+        title: `confidence ${b.from.toFixed(2)}–${b.to.toFixed(2)}: ${b.tasks} tasks` })),
+      { label: "Tasks by confidence: " + bins.map((b) => `${b.from.toFixed(1)} to ${b.to.toFixed(1)}: ${b.tasks}`).join("; "),
+        xTitle: "confidence (bin start)", yTitle: "tasks" })
+      : el("p", { class: "muted" }, "No aggregation run has published results yet.");
+    $("confidence-chart").replaceChildren(chart,
+      el("p", { class: "muted", "data-figure": "aggregated_tasks" },
+        fmtInt(stats.confidence.tasks) + " tasks with a published result"));
+  }
+
+  function drawRuns(runs) {
+    $("run-rows").replaceChildren(...runs.map((r) => {
+      const seconds = r.started_at && r.finished_at
+        ? ((Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000).toFixed(1) : "–";
+      return el("tr", { "data-run": r.id },
+        el("td", { class: "num" }, "#" + r.id),
+        el("td", {}, el("span", { class: "badge " + r.status }, r.status)),
+        el("td", {}, r.trigger), el("td", {}, r.method), el("td", {}, fmtTime(r.created_at)),
+        el("td", { class: "num" }, seconds), el("td", { class: "num" }, fmtInt(r.answers)),
+        el("td", { class: "num" }, fmtInt(r.tasks)), el("td", { class: "num" }, fmtInt(r.iterations)),
+        el("td", { class: "error-text" }, r.error || ""));
+    }));
+    show($("no-runs"), runs.length === 0);
+  }
+
+  function drawWorkers(labels) {
+    const { key, dir } = state.sort;
+    $("worker-head").replaceChildren(...COLUMNS.map((col) => el("th", {
+      scope: "col", class: col.num ? "num" : null, "aria-sort": col.key === key ? dir : "none",
+    }, el("button", { type: "button", class: "sort", "data-sort": col.key, onclick: () => sortBy(col.key) },
+      col.title, el("span", { "aria-hidden": "true", class: "arrow" },
+        col.key === key ? (dir === "ascending" ? " ▲" : " ▼") : ""))),
+    ), el("th", { scope: "col" }, "Actions"));
+    const column = COLUMNS.find((c) => c.key === key);
+    const sign = dir === "ascending" ? 1 : -1;
+    const rows = [...state.workers].sort((a, b) => {
+      const x = column.value(a), y = column.value(b);
+      if (x === y) return a.id - b.id;
+      if (x === null || x === undefined) return 1;   // unknown figures last either way
+      if (y === null || y === undefined) return -1;
+      return (x < y ? -1 : 1) * sign;
+    });
+    $("worker-rows").replaceChildren(...rows.map((w) => el("tr", { "data-worker": w.id },
+      el("th", { scope: "row" }, w.name || "worker", el("span", { class: "muted" }, " #" + w.id)),
+      el("td", { class: "num" }, fmtInt(w.answers)),
+      el("td", { class: "num" }, fmtPct(w.accuracy)),
+      el("td", { class: "num" }, w.gold_answers ? `${fmtPct(w.gold_accuracy)} of ${w.gold_answers}` : "–"),
+      el("td", {}, el("span", { class: "badge " + w.status }, w.status),
+        w.reason ? el("span", { class: "reason" }, " " + w.reason) : null),
+      el("td", { class: "actions" },
+        el("button", { type: "button", disabled: !w.confusion, "aria-pressed": state.selected === w.id ? "true" : "false",
+          onclick: () => selectWorker(w.id) }, "Confusion", el("span", { class: "visually-hidden" }, " of " + w.name)),
+        w.status === "banned"
+          ? el("button", { type: "button", onclick: () => unban(w) }, "Unban", el("span", { class: "visually-hidden" }, " " + w.name))
+          : el("button", { type: "button", class: "danger", onclick: () => askBan(w) }, "Ban",
+            el("span", { class: "visually-hidden" }, " " + w.name))))));
+    show($("no-workers"), rows.length === 0);
+    drawConfusion(labels);
+  }
+
+  function sortBy(key) {
+    const same = state.sort.key === key;
+    state.sort = { key, dir: same && state.sort.dir === "ascending" ? "descending" : "ascending" };
+    drawWorkers(state.project.labels);
+    document.querySelector(`button.sort[data-sort="${key}"]`).focus();
+  }
+
+  function selectWorker(id) {
+    state.selected = id;
+    drawWorkers(state.project.labels);
+    show($("confusion-panel"), true);
+    $("confusion-title").focus();
+  }
+
+  function drawConfusion(labels) {
+    const worker = state.workers.find((w) => w.id === state.selected);
+    if (!worker || !worker.confusion) {
+      show($("confusion-panel"), false);
+      return;
+    }
+    $("confusion-title").textContent = "Confusion matrix of " + worker.name;
+    $("confusion-title").setAttribute("tabindex", "-1");
+    const summary = labels.map((label, i) =>
+      `true ${label}: answered correctly ${fmtPct(worker.confusion[i][i])}`).join("; ");
+    $("confusion-chart").replaceChildren(heatmap(worker.confusion, labels,
+      { label: `Confusion matrix of ${worker.name}. ${summary}` }));
+    show($("confusion-panel"), true);
+  }
+
+  function drawModels(models) {
+    const list = models && Array.isArray(models.models) ? models.models : [];
+    if (!list.length) {
+      show($("models-panel"), false);
+      return;
+    }
+    const points = [...list].reverse().map((m) => {
+      const metrics = m.metrics || {};
+      const value = typeof metrics.gold_accuracy === "number" ? metrics.gold_accuracy : null;
+      return { label: "v" + m.id, value,
+        title: `model ${m.id} (${m.status}): gold accuracy ${fmtPct(value)} on ${fmtInt(metrics.gold_tasks)} gold tasks, ` +
+          `trained on ${fmtInt(m.trained_tasks)} tasks` };
+    });
+    $("models-chart").replaceChildren(line(points, {
+      label: "Model gold accuracy by version: " + points.map((p) => `${p.label} ${fmtPct(p.value)}`).join("; "),
+      xTitle: "model version", yTitle: "gold accuracy" }));
+    show($("models-panel"), true);
+  }
+
+  function askBan(worker) {
+    state.banTarget = worker;
+    $("ban-title").textContent = "Ban " + worker.name;
+    $("ban-dialog").showModal();
+    $("ban-reason").select();
+  }
+
+  $("ban-dialog").addEventListener("close", async () => {
+    const worker = state.banTarget;
+    state.banTarget = null;
+    if ($("ban-dialog").returnValue !== "ban" || !worker) return;
+    const reason = $("ban-reason").value.trim() || "banned by the requester";
+    await act(() => api(state.token, "POST", `${base}/workers/${worker.id}/ban`, { reason }),
+      `Banned ${worker.name}.`);
+  });
+
+  async function unban(worker) {
+    await act(() => api(state.token, "POST", `${base}/workers/${worker.id}/unban`),
+      `Unbanned ${worker.name}.`);
+  }
+
+  async function act(call, done) {
+    try {
+      await call();
+      status(done);
+    } catch (err) {
+      status("Failed: " + err.message);
+    }
+    await refresh();
+  }
+
+  $("run-now").addEventListener("click", async () => {
+    try {
+      const { body } = await api(state.token, "POST", base + "/aggregations");
+      status(body.run ? `Run #${body.run.id} is queued.` : body.message);
+    } catch (err) {
+      status("Could not ask for a run: " + err.message);
+    }
+    await refresh();
+  });
+  $("refresh").addEventListener("click", refresh);
+  $("signout").addEventListener("click", () => needSignIn(""));
+  Crowd.signInForm($("signin-form"), $("signin-token"), KEY, start);
+
+  const token = Crowd.takeToken(KEY);
+  if (token) start(token);
+  else show($("signin"), true);
+})();
