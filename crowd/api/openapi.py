@@ -495,6 +495,90 @@ def _paths() -> dict[str, Any]:
     }
 
 
+# Issue 7 (UI): what the labelling page and the dashboard read beyond the endpoints above.
+_SCHEMAS["WorkerProject"] = {
+    "type": "object",
+    "required": ["id", "name", "labels", "lease_seconds", "banned", "ban_reason"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "labels": {"type": "array", "items": {"type": "string"}},
+        "lease_seconds": {"type": "integer"},
+        "banned": {"type": "boolean"},
+        "ban_reason": {"type": ["string", "null"]},
+    },
+}
+_SCHEMAS["ProjectStats"] = {
+    "type": "object",
+    "required": ["last_run_id", "confidence", "answers_per_task"],
+    "properties": {
+        "last_run_id": {"type": ["integer", "null"]},
+        "confidence": {
+            "type": "object",
+            "required": ["tasks", "bins"],
+            "properties": {
+                "tasks": {"type": "integer", "description": "regular tasks with a published result"},
+                "bins": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["from", "to", "tasks"],
+                        "properties": {
+                            "from": {"type": "number"},
+                            "to": {"type": "number"},
+                            "tasks": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        },
+        "answers_per_task": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["answers", "tasks"],
+                "properties": {"answers": {"type": "integer"}, "tasks": {"type": "integer"}},
+            },
+        },
+    },
+}
+
+
+def _ui_paths() -> dict[str, Any]:
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
+    return {
+        "/api/v1/me/projects": {
+            "get": {
+                "summary": "Projects open to the calling worker, with its bans (worker)",
+                "security": bearer,
+                "parameters": _PAGE,
+                "responses": {
+                    "200": _ok("A page of projects", _page_of("projects", _ref("WorkerProject"))),
+                    **_errors(400, 401, 403, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/stats": {
+            "get": {
+                "summary": "Confidence histogram and answers per task, computed in SQL",
+                "security": bearer,
+                "parameters": [
+                    _id("project_id"),
+                    _query(
+                        "bins",
+                        {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+                        "equal-width confidence bins over [0, 1]",
+                    ),
+                ],
+                "responses": {
+                    "200": _ok("The distributions", _ref("ProjectStats")),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            },
+        },
+    }
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     schemas = dict(_SCHEMAS)
@@ -512,7 +596,7 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **_ui_paths()},
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

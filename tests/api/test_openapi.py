@@ -13,8 +13,8 @@ _IGNORED = {"static"}
 def _app_routes(app: Flask) -> set[tuple[str, str]]:
     routes = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in _IGNORED:
-            continue
+        if rule.endpoint in _IGNORED or rule.endpoint.startswith("web."):
+            continue  # the HTML pages and their static files are not part of the JSON API
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods or ():
             if method not in {"HEAD", "OPTIONS"}:

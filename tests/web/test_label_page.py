@@ -87,7 +87,9 @@ def test_a_worker_signs_in_picks_a_project_and_is_told_it_is_banned(
 
     page.get_by_label("Worker token").fill(worker)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="first You are banned from this project")).to_be_visible()
+    expect(
+        page.get_by_role("button", name="first You are banned from this project")
+    ).to_be_visible()
     page.get_by_role("button", name="first").click()
     expect(page.get_by_role("heading", name="You are banned from this project")).to_be_visible()
     expect(page.locator("#notice-text")).to_contain_text("copied answers")

@@ -18,9 +18,10 @@ const CrowdCharts = (() => {
     return node;
   }
 
-  function root(width, height, label) {
+  /* An <svg> scaled to its container's width, or drawn at its own size with `natural`. */
+  function root(width, height, label, natural) {
     return svg("svg", {
-      viewBox: `0 0 ${width} ${height}`, width: "100%", class: "chart-svg",
+      viewBox: `0 0 ${width} ${height}`, width: natural ? width : "100%", class: "chart-svg",
       role: "img", "aria-label": label, preserveAspectRatio: "xMinYMin meet",
     });
   }
@@ -86,7 +87,7 @@ const CrowdCharts = (() => {
     const cell = Math.max(22, Math.min(56, Math.floor(420 / Math.max(1, k))));
     const m = { left: 110, top: 84, right: 10, bottom: 10 };
     const width = m.left + k * cell + m.right, height = m.top + k * cell + m.bottom;
-    const node = root(width, height, opts.label);
+    const node = root(width, height, opts.label, true);
     const short = (s) => (s.length > 14 ? s.slice(0, 13) + "…" : s);
     node.append(
       svg("text", { x: m.left + (k * cell) / 2, y: 14, class: "axis-title", "text-anchor": "middle" }, "answered"),

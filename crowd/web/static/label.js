@@ -221,11 +221,14 @@
   }
 
   function renderData(task) {
-    const entries = Object.entries(task.data || {});
+    // Stored JSON keeps no key order, so show images first, then text, then nested values.
+    const isImage = ([field, value]) => typeof value === "string" && (IMAGE_URL.test(value.trim()) ||
+      (IMAGE_FIELD.test(field) && /^https?:\/\//i.test(value.trim())));
+    const rank = (entry) => (isImage(entry) ? 0 : typeof entry[1] === "object" && entry[1] !== null ? 2 : 1);
+    const entries = Object.entries(task.data || {}).sort((a, b) => rank(a) - rank(b));
     if (!entries.length) return [el("p", { class: "muted" }, "This task has no data fields.")];
     return entries.map(([field, value]) => {
-      if (typeof value === "string" && (IMAGE_URL.test(value.trim()) ||
-          (IMAGE_FIELD.test(field) && /^https?:\/\//i.test(value.trim())))) {
+      if (isImage([field, value])) {
         return el("figure", { class: "field image" },
           el("img", { src: value.trim(), alt: field + " of task " + task.external_id, loading: "eager" }),
           el("figcaption", {}, field));

@@ -111,7 +111,7 @@
   }
 
   function figure(name, value, id) {
-    return [el("dt", {}, name), el("dd", { "data-figure": id }, value)];
+    return el("div", { class: "figure" }, el("dt", {}, name), el("dd", { "data-figure": id }, value));
   }
 
   function drawProgress(project, stats) {
@@ -120,13 +120,13 @@
     const regularAnswers = perTask.reduce((s, d) => s + d.answers * d.tasks, 0);
     const pending = c.tasks - c.tasks_complete;
     $("progress").replaceChildren(
-      ...figure("Tasks", fmtInt(c.tasks), "tasks"),
-      ...figure("Complete", fmtInt(c.tasks_complete), "tasks_complete"),
-      ...figure("Pending", fmtInt(pending), "tasks_pending"),
-      ...figure("Answers", fmtInt(c.answers), "answers"),
-      ...figure("Answers per task", c.tasks ? (regularAnswers / c.tasks).toFixed(2) : "–", "answers_per_task"),
-      ...figure("Gold tasks", fmtInt(c.gold_tasks), "gold_tasks"),
-      ...figure("Reserved now", fmtInt(c.reservations), "reservations"));
+      figure("Tasks", fmtInt(c.tasks), "tasks"),
+      figure("Complete", fmtInt(c.tasks_complete), "tasks_complete"),
+      figure("Pending", fmtInt(pending), "tasks_pending"),
+      figure("Answers", fmtInt(c.answers), "answers"),
+      figure("Answers per task", c.tasks ? (regularAnswers / c.tasks).toFixed(2) : "–", "answers_per_task"),
+      figure("Gold tasks", fmtInt(c.gold_tasks), "gold_tasks"),
+      figure("Reserved now", fmtInt(c.reservations), "reservations"));
     $("progress-bar").replaceChildren(
       stacked([
         { label: "complete", value: c.tasks_complete, cls: "part-complete" },

@@ -1,0 +1,104 @@
+"""The requester dashboard in a real Chromium: numbers change after a real aggregation run,
+workers sort, a confusion matrix is drawn, bans and unbans reach PostgreSQL."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from crowd.store.db import Database
+from tests.aggregation.test_live import answer_next, drain, post_tasks
+from tests.conftest import auth
+
+
+def _figure(page: Page, name: str):
+    return page.locator(f'[data-figure="{name}"]')
+
+
+def _ban_status(database: Database, pid: int, name: str) -> tuple[str, str | None] | None:
+    with database.transaction() as cur:
+        cur.execute(
+            "SELECT pw.status, pw.reason FROM project_workers pw"
+            " JOIN accounts a ON a.id = pw.worker_id WHERE pw.project_id = %s AND a.name = %s",
+            (pid, name),
+        )
+        row = cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def test_dashboard_numbers_change_after_an_aggregation_run(
+    page: Page, client, requester, make_project, make_worker, settings, database
+) -> None:
+    pid = make_project(requester, name="sentiment", labels=["pos", "neg"], overlap=3,
+                       gold_rate=0.0)["id"]  # fmt: skip
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(6)])
+    truth = {f"t{i}": "pos" if i % 2 else "neg" for i in range(6)}
+    names = ["ann", "ben", "spam"]
+    for name in names:
+        worker = make_worker(requester, name)
+        for _ in range(6):  # "spam" always answers "pos"
+            answer_next(client, worker, pid, lambda t, n=name: "pos" if n == "spam" else truth[t])
+
+    page.goto(f"/dashboard/projects/{pid}#token={requester}")
+    expect(page.locator("#project-name")).to_have_text("sentiment")
+    assert "token" not in page.url
+    expect(_figure(page, "tasks")).to_have_text("6")
+    expect(_figure(page, "answers")).to_have_text("18")
+    expect(_figure(page, "answers_per_task")).to_have_text("3.00")
+    expect(_figure(page, "aggregated_tasks")).to_have_text("0 tasks with a published result")
+    expect(page.get_by_text("No aggregation run has published results yet.")).to_be_visible()
+    expect(page.locator("#worker-rows tr")).to_have_count(3)
+    expect(page.locator("#worker-rows")).not_to_contain_text("%")  # no estimates before a run
+    expect(page.locator("#models-panel")).to_be_hidden()  # no models endpoint answers here
+
+    drain(settings)  # a real RQ worker runs the queued aggregation
+    page.get_by_role("button", name="Refresh").click()
+
+    expect(page.locator("#run-rows tr").first.locator(".badge")).to_have_text("succeeded")
+    expect(page.locator("#run-rows tr").first).to_contain_text("18")
+    expect(_figure(page, "aggregated_tasks")).to_have_text("6 tasks with a published result")
+    bars = page.locator("#confidence-chart rect.bar")
+    expect(bars).to_have_count(10)
+    heights = sum(int(v) for v in bars.evaluate_all("rs => rs.map(r => r.dataset.value)"))
+    assert heights == 6
+
+    # Sorted by accuracy, ascending, by default: the spammer comes first; a click reverses.
+    expect(page.locator("#worker-rows tr").first.locator("th")).to_contain_text("spam")
+    page.get_by_role("button", name="Accuracy", exact=True).click()
+    expect(page.locator("th[aria-sort='descending']")).to_have_text("Accuracy ▼")
+    expect(page.locator("#worker-rows tr").last.locator("th")).to_contain_text("spam")
+
+    page.get_by_role("button", name="Confusion of spam").click()
+    expect(page.get_by_role("heading", name="Confusion matrix of spam")).to_be_visible()
+    expect(page.locator("#confusion-chart rect.cell")).to_have_count(4)
+
+    page.get_by_role("button", name="Ban spam").click()
+    page.get_by_label("Reason (the worker sees it)").fill("always pos")
+    page.get_by_role("button", name="Ban", exact=True).click()
+    expect(page.locator("tr", has_text="spam").locator(".badge")).to_have_text("banned")
+    assert _ban_status(database, pid, "spam") == ("banned", "always pos")
+
+    page.get_by_role("button", name="Unban spam").click()
+    expect(page.locator("tr", has_text="spam").locator(".badge")).to_have_text("active")
+    assert _ban_status(database, pid, "spam") == ("active", None)
+
+
+def test_project_list_links_to_each_dashboard_and_a_bad_token_is_refused(
+    page: Page, client, requester, other_requester, make_project
+) -> None:
+    mine = make_project(requester, name="mine")["id"]
+    make_project(other_requester, name="theirs")
+
+    page.goto("/dashboard")
+    page.get_by_label("Requester token").fill("crowd_wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not known")
+
+    page.get_by_label("Requester token").fill(requester)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("link", name="mine")).to_be_visible()
+    expect(page.get_by_role("link", name="theirs")).to_have_count(0)
+    page.get_by_role("link", name="mine").click()  # the token stays in this tab's storage
+    expect(page).to_have_url(f"{page.url.split('/dashboard')[0]}/dashboard/projects/{mine}")
+    expect(page.locator("#project-name")).to_have_text("mine")
+    r = client.get(f"/api/v1/projects/{mine}", headers=auth(requester))
+    expect(_figure(page, "tasks")).to_have_text(str(r.json["counts"]["tasks"]))
