@@ -108,7 +108,7 @@ const CrowdCharts = (() => {
       }, title(`true ${labels[i]}, answered ${labels[j]}: ${(100 * value).toFixed(1)}%`)));
       if (cell >= 30) {
         node.append(svg("text", { x: x + cell / 2, y: y + cell / 2 + 4, "text-anchor": "middle",
-          class: value > 0.5 ? "cell-text dark" : "cell-text" }, value.toFixed(2)));
+          class: value >= 0.6 ? "cell-text dark" : "cell-text" }, value.toFixed(2)));
       }
     }));
     return node;
