@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from crowd.store.db import Database
@@ -98,3 +100,33 @@ def test_a_worker_signs_in_picks_a_project_and_is_told_it_is_banned(
     page.get_by_role("button", name="second").click()
     expect(page.locator("#task-id")).to_have_text("s1")
     expect(page).to_have_url(f"{page.url.split('?')[0]}?project={second}")
+
+    # Banned while a task is on screen: the next key press is refused with the reason.
+    r = client.post(
+        f"/api/v1/projects/{second}/workers/{worker_id}/ban",
+        json={"reason": "answers too fast"},
+        headers=auth(requester),
+    )
+    assert r.status_code == 200
+    page.keyboard.press("1")
+    expect(page.get_by_role("heading", name="You are banned from this project")).to_be_visible()
+    expect(page.locator("#notice-text")).to_contain_text("answers too fast")
+
+
+def test_when_the_reservation_runs_out_the_next_task_is_fetched(
+    page: Page, client, requester, make_project, make_worker, database
+) -> None:
+    pid = make_project(requester, name="quick", labels=["a", "b"], lease_seconds=5)["id"]
+    _post_tasks(
+        client, requester, pid, [{"external_id": f"q{i}", "data": {"n": i}} for i in (1, 2)]
+    )
+    worker = make_worker(requester)
+
+    page.goto(f"/label#token={worker}")
+    expect(page.locator("#task-id")).to_have_text("q1")
+    expect(page.get_by_role("timer")).to_have_text(re.compile(r"Reserved for you for 0:0[1-5]"))
+    expect(page.locator("#task-id")).to_have_text("q2", timeout=9_000)
+    expect(page.get_by_role("status")).to_contain_text("Time ran out")
+    page.keyboard.press("2")
+    expect(page.get_by_role("heading", name="No task left")).to_be_visible()
+    assert _stored(database, pid) == {"q1": ("expired", None), "q2": ("answered", "b")}
