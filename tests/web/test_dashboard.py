@@ -102,3 +102,7 @@ def test_project_list_links_to_each_dashboard_and_a_bad_token_is_refused(
     expect(page.locator("#project-name")).to_have_text("mine")
     r = client.get(f"/api/v1/projects/{mine}", headers=auth(requester))
     expect(_figure(page, "tasks")).to_have_text(str(r.json["counts"]["tasks"]))
+
+    page.goto(f"/dashboard/projects/{mine + 1000}")  # signed in already, in this tab
+    expect(page.get_by_role("status")).to_contain_text(f"No project {mine + 1000} among")
+    expect(page.locator("#signin")).to_be_hidden()

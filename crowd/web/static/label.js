@@ -266,6 +266,7 @@
       gone: ["This project is not open to you", message],
       error: ["Something went wrong", message],
     };
+    if (kind !== "none") status("");
     $("notice-title").textContent = texts[kind][0];
     $("notice-text").textContent = texts[kind][1];
     $("notice").className = "panel notice " + kind;

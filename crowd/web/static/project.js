@@ -81,7 +81,12 @@
       if (err.status === 401) needSignIn("That token is not known. Check that it was copied whole.");
       else if (err.status === 403) needSignIn("The dashboard needs a requester or admin token.");
       else if (err.status === 404) {
-        needSignIn("No project " + projectId + " among the projects of this token.");
+        clearInterval(state.timer);
+        show($("signin"), false);
+        show($("project"), false);
+        show($("signout"), true);
+        status("No project " + projectId + " among the projects of this token; " +
+          "the dashboard's front page (/dashboard) lists them.");
       } else status("Could not refresh: " + err.message);
       return false;
     } finally {
