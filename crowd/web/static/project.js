@@ -176,10 +176,14 @@
   }
 
   function drawWorkers(labels) {
+    // The table is rebuilt on every refresh: keep the keyboard focus on the same control.
+    const focused = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.focusKey : undefined;
     const { key, dir } = state.sort;
     $("worker-head").replaceChildren(...COLUMNS.map((col) => el("th", {
       scope: "col", class: col.num ? "num" : null, "aria-sort": col.key === key ? dir : "none",
-    }, el("button", { type: "button", class: "sort", "data-sort": col.key, onclick: () => sortBy(col.key) },
+    }, el("button", { type: "button", class: "sort", "data-sort": col.key, "data-focus-key": "sort-" + col.key,
+      onclick: () => sortBy(col.key) },
       col.title, el("span", { "aria-hidden": "true", class: "arrow" },
         col.key === key ? (dir === "ascending" ? " ▲" : " ▼") : ""))),
     ), el("th", { scope: "col" }, "Actions"));
@@ -201,20 +205,23 @@
         w.reason ? el("span", { class: "reason" }, " " + w.reason) : null),
       el("td", { class: "actions" },
         el("button", { type: "button", disabled: !w.confusion, "aria-pressed": state.selected === w.id ? "true" : "false",
-          onclick: () => selectWorker(w.id) }, "Confusion", el("span", { class: "visually-hidden" }, " of " + w.name)),
+          "data-focus-key": "confusion-" + w.id, onclick: () => selectWorker(w.id) }, "Confusion", el("span", { class: "visually-hidden" }, " of " + w.name)),
         w.status === "banned"
-          ? el("button", { type: "button", onclick: () => unban(w) }, "Unban", el("span", { class: "visually-hidden" }, " " + w.name))
-          : el("button", { type: "button", class: "danger", onclick: () => askBan(w) }, "Ban",
+          ? el("button", { type: "button", "data-focus-key": "ban-" + w.id, onclick: () => unban(w) }, "Unban", el("span", { class: "visually-hidden" }, " " + w.name))
+          : el("button", { type: "button", class: "danger", "data-focus-key": "ban-" + w.id, onclick: () => askBan(w) }, "Ban",
             el("span", { class: "visually-hidden" }, " " + w.name))))));
     show($("no-workers"), rows.length === 0);
+    if (focused) {
+      const again = document.querySelector(`[data-focus-key="${focused}"]`);
+      if (again) again.focus();
+    }
     drawConfusion(labels);
   }
 
   function sortBy(key) {
     const same = state.sort.key === key;
     state.sort = { key, dir: same && state.sort.dir === "ascending" ? "descending" : "ascending" };
-    drawWorkers(state.project.labels);
-    document.querySelector(`button.sort[data-sort="${key}"]`).focus();
+    drawWorkers(state.project.labels);  // keeps the focus on the heading's button
   }
 
   function selectWorker(id) {
