@@ -22,7 +22,7 @@
 
   const state = {
     token: null, project: null, workers: [], sort: { key: "accuracy", dir: "ascending" },
-    selected: null, loading: false, timer: null, banTarget: null,
+    selected: null, loading: false, again: false, timer: null, banTarget: null,
   };
 
   function status(text) { $("status").textContent = text; }
@@ -54,9 +54,14 @@
     }, REFRESH_MS);
   }
 
-  /* Load every panel's data at once; returns false when the token or project is refused. */
+  /* Load every panel's data at once; returns false when the token or project is refused.
+   * A refresh asked for while one is loading runs right after it (its data may predate
+   * whatever prompted the new request). */
   async function refresh() {
-    if (state.loading) return true;
+    if (state.loading) {
+      state.again = true;
+      return true;
+    }
     state.loading = true;
     try {
       const get = (path) => api(state.token, "GET", base + path).then((r) => r.body);
@@ -91,6 +96,10 @@
       return false;
     } finally {
       state.loading = false;
+      if (state.again && state.token) {
+        state.again = false;
+        refresh();
+      }
     }
   }
 
