@@ -55,10 +55,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         quality,
         results,
         tasks,
+        webhooks,
         workers,
     )
 
     errors.init_app(app)
     for module in (health, projects, tasks, assignments, results, aggregations, quality, workers):
         app.register_blueprint(module.bp)
+    app.register_blueprint(webhooks.bp)
     return app
