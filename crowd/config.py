@@ -71,3 +71,6 @@ class Settings:
 
 # RQ queues the workers listen on, in priority order.
 QUEUES = ("crowd",)
+# Webhook deliveries have a queue of their own, listened to after QUEUES: a slow receiver
+# then delays an aggregation run by one attempt's timeout at most.
+WEBHOOK_QUEUE = "crowd-webhooks"

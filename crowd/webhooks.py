@@ -30,7 +30,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from crowd import __version__
-from crowd.config import QUEUES, Settings
+from crowd.config import WEBHOOK_QUEUE, Settings
 from crowd.store import runs
 from crowd.store import webhooks as store
 from crowd.store.db import Cursor, Database
@@ -39,8 +39,9 @@ from crowd.store.webhooks import Delivery, Event
 
 log = logging.getLogger(__name__)
 
-#: Seconds to connect, and to wait for the response, per attempt.
-TIMEOUT = (5.0, 10.0)
+#: Seconds to connect, and to wait for the response, per attempt. Short: a worker busy with a
+#: delivery is not running aggregation (see :data:`crowd.config.WEBHOOK_QUEUE`).
+TIMEOUT = (3.0, 5.0)
 #: A pending delivery untouched this long (seconds) whose job is gone is queued again.
 LOST_AFTER = 60.0
 #: Job states in which a delivery's job will still run (SCHEDULED: waiting for a retry).
@@ -159,7 +160,7 @@ def enqueue(redis: Redis, delivery_ids: Iterable[int]) -> None:
     queues them later; the error is logged, not raised, so the caller's work goes on.
     """
     intervals = list(retry_intervals())
-    queue = Queue(QUEUES[0], connection=redis)
+    queue = Queue(WEBHOOK_QUEUE, connection=redis)
     for delivery_id in delivery_ids:
         try:
             queue.enqueue(
@@ -167,7 +168,7 @@ def enqueue(redis: Redis, delivery_ids: Iterable[int]) -> None:
                 delivery_id,
                 job_id=job_id(delivery_id),
                 retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-                job_timeout=120,
+                job_timeout=60,
                 result_ttl=600,
                 failure_ttl=7 * 24 * 3600,
                 description=f"webhook delivery {delivery_id}",

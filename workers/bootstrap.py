@@ -17,7 +17,7 @@ from redis import Redis
 from rq import Queue, Worker
 
 from crowd import jobs, scheduling, webhooks
-from crowd.config import QUEUES, Settings
+from crowd.config import QUEUES, WEBHOOK_QUEUE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:
         raise SystemExit("crowd: error: set CROWD_REDIS_URL (or run `crowd serve` first)")
     jobs.configure(settings)
     connection = Redis.from_url(settings.redis_url)
-    queues = [Queue(name, connection=connection) for name in QUEUES]
+    queues = [Queue(name, connection=connection) for name in (*QUEUES, WEBHOOK_QUEUE)]
     return CrowdWorker(
         queues, connection=connection, maintenance_interval=REAP_EVERY, worker_ttl=30, **kwargs
     )
