@@ -92,7 +92,8 @@ def _publish(
                     cur, run_id, project, result, rows, snap.answers_total, cold_answers
                 )
                 # The run's webhook events commit with it (an outbox), and go out after.
-                deliveries = webhooks.emit_run_events(cur, run_id, project, n)
+                written = result.task_ids[rows].tolist()
+                deliveries = webhooks.emit_run_events(cur, run_id, project, written, n)
             webhooks.enqueue(services()[1], deliveries)
             return
         except psycopg2.errors.DeadlockDetected:

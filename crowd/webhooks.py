@@ -19,7 +19,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import requests
@@ -198,11 +198,19 @@ def requeue_lost(db: Database, redis: Redis, idle_seconds: float = LOST_AFTER) -
     return lost
 
 
-def emit_run_events(cur: Cursor, run_id: int, project: Project, changed: int) -> list[int]:
+def emit_run_events(
+    cur: Cursor, run_id: int, project: Project, written_task_ids: Sequence[int], changed: int
+) -> list[int]:
     """Record the events of a published run, in its publish transaction: ``task.completed``
     for the tasks it completed (one delivery per :data:`~crowd.store.webhooks.TASKS_PER_DELIVERY`
-    tasks), then ``aggregation.completed``. Returns the delivery ids to queue after commit."""
-    completed = store.mark_completed_tasks(cur, run_id, project)
+    tasks; looked for only when a webhook listens), then ``aggregation.completed``. ``written_task_ids`` are the tasks whose result
+    the run wrote, ``changed`` how many of them changed. Returns the delivery ids to queue
+    after commit."""
+    completed = (
+        store.mark_completed_tasks(cur, run_id, project, written_task_ids)
+        if store.listens(cur, project.id, Event.TASK_COMPLETED)
+        else []
+    )
     ids: list[int] = []
     chunk = store.TASKS_PER_DELIVERY
     parts = -(-len(completed) // chunk)
@@ -222,6 +230,6 @@ def emit_run_events(cur: Cursor, run_id: int, project: Project, changed: int) ->
         ids += store.emit(cur, project.id, Event.TASK_COMPLETED, payload)
     run = runs.get(cur, run_id)
     assert run is not None
-    summary = {**run.to_json(), "results_changed": changed, "tasks_completed": len(completed)}
+    summary = {**run.to_json(), "results_changed": changed}
     ids += store.emit(cur, project.id, Event.AGGREGATION_COMPLETED, summary)
     return ids

@@ -13,7 +13,7 @@ from crowd.api.schemas import WebhookIn
 from crowd.errors import Conflict, NotFound
 from crowd.store import webhooks
 from crowd.store.db import Cursor
-from crowd.store.webhooks import DeliveryStatus, Webhook
+from crowd.store.webhooks import DeliveryStatus, Event, Webhook
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/projects")
 
@@ -31,7 +31,11 @@ def _webhook(cur: Cursor, project_id: int, webhook_id: int) -> Webhook:
 @bp.post("/<int:project_id>/webhooks")
 @auth.require(*MANAGERS)
 def create(project_id: int) -> ResponseReturnValue:
-    """Register a URL; the response carries the signing secret, shown only this once."""
+    """Register a URL; the response carries the signing secret, shown only this once.
+
+    ``task.completed`` reports tasks that complete after the project's first webhook for it:
+    the tasks complete by then are marked as reported, in the same transaction.
+    """
     project = auth.project_for_requester(project_id)
     spec = body.json_body(WebhookIn)
     secret = spec.secret or secrets.token_urlsafe(32)
@@ -41,6 +45,10 @@ def create(project_id: int) -> ResponseReturnValue:
                 f"a project has at most {webhooks.MAX_PER_PROJECT} webhooks; DELETE one "
                 f"(GET /api/v1/projects/{project_id}/webhooks lists them) first"
             )
+        if Event.TASK_COMPLETED in spec.events and not webhooks.listens(
+            cur, project.id, Event.TASK_COMPLETED
+        ):
+            webhooks.baseline_completed(cur, project.id)
         hook = webhooks.create(cur, project.id, spec.url, list(spec.events), secret)
     return jsonify({**hook.to_json(), "secret": secret}), 201
 

@@ -10,6 +10,7 @@ job was lost.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -123,6 +124,30 @@ def emit(cur: Cursor, project_id: int, event: str, payload: dict[str, Any]) -> l
         (event, json.dumps(payload), project_id, event),
     )
     return [row[0] for row in cur.fetchall()]
+
+
+def listens(cur: Cursor, project_id: int, event: str) -> bool:
+    """Whether any webhook of the project is subscribed to ``event``."""
+    cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM webhooks WHERE project_id = %s AND %s = ANY (events))",
+        (project_id, event),
+    )
+    return bool(one(cur)[0])
+
+
+def baseline_completed(cur: Cursor, project_id: int) -> None:
+    """Mark the tasks complete now as reported (run 0) and the others as not, before the
+    project's first ``task.completed`` webhook: it hears of tasks completing after it exists.
+    Only rows whose mark is wrong are written (none, while tracking never stopped)."""
+    cur.execute(
+        f"""
+        UPDATE tasks t SET completed_run_id = CASE WHEN {COMPLETE} THEN 0 END
+        FROM projects p
+        WHERE p.id = t.project_id AND t.project_id = %s AND t.gold IS NULL
+          AND {COMPLETE} <> (t.completed_run_id IS NOT NULL)
+        """,
+        (project_id,),
+    )
 
 
 @dataclass(frozen=True)
@@ -241,41 +266,67 @@ def stalled(cur: Cursor, idle_seconds: float, limit: int = 1000) -> list[int]:
     return [row[0] for row in cur.fetchall()]
 
 
+#: Past this many written results, :func:`mark_completed_tasks` looks at every task.
+_SCAN_ALL_ABOVE = 20_000
+
+
 def mark_completed_tasks(
-    cur: Cursor, run_id: int, project: Project
+    cur: Cursor, run_id: int, project: Project, changed_task_ids: Sequence[int]
 ) -> list[tuple[int, str, int, float]]:
     """Tasks run ``run_id`` completed: ``(task_id, external_id, label, confidence)``.
 
     A task counts once it is complete (:data:`~crowd.store.projects.COMPLETE`) and its
     published result covers every answer it has (a banned worker's answers, left out of the
     aggregation, excepted), so the label reported is the final one. ``tasks.completed_run_id``
-    remembers the report; a task that is open again (dynamic overlap, a raised overlap) is
-    cleared, and reported again when it completes again. Call after the run's results and
-    overlap decisions are written, in the same transaction.
+    remembers the report; a task found open again is cleared, and reported again when it
+    completes again. Call only while the project has a ``task.completed`` webhook (see
+    :func:`baseline_completed`): the marks are kept only then. Only the tasks whose result the run wrote (``changed_task_ids``: a task
+    completing by answers or reopening by dynamic overlap has a changed result) and closed
+    tasks not yet reported (a settings change can close tasks whose result is unchanged) are
+    looked at, so the cost follows the run's changes, not the project's size (a run that
+    wrote most results looks at every task in one pass). Call after the
+    run's results and overlap decisions are written, in the same transaction.
     """
+    candidates = (
+        ""  # most of the project: one pass over it is cheaper than 100,000s of lookups
+        if len(changed_task_ids) > _SCAN_ALL_ABOVE
+        else """AND t.id IN (SELECT unnest(%(ids)s::bigint[])
+                         UNION ALL
+                         SELECT id FROM tasks WHERE project_id = %(project)s AND done
+                             AND completed_run_id IS NULL AND gold IS NULL)"""
+    )
     cur.execute(
         f"""
-        WITH s AS (
-            SELECT t.id, t.external_id, r.label, r.confidence,
-                   CASE WHEN NOT {COMPLETE} THEN false
-                        WHEN r.answers >= t.answers THEN true
-                        WHEN NOT p.exclude_banned THEN false
-                        ELSE r.answers >= t.answers - (
-                            SELECT count(*) FROM assignments a
-                            JOIN project_workers pw ON pw.project_id = a.project_id
-                                 AND pw.worker_id = a.worker_id AND pw.status = 'banned'
-                            WHERE a.task_id = t.id AND a.status = 'answered')
-                   END AS complete
-            FROM tasks t
-            JOIN projects p ON p.id = t.project_id
-            JOIN task_results r ON r.task_id = t.id
-            WHERE t.project_id = %(project)s AND t.gold IS NULL
-        )
-        UPDATE tasks t SET completed_run_id = CASE WHEN s.complete THEN %(run)s END
-        FROM s
-        WHERE t.id = s.id AND s.complete <> (t.completed_run_id IS NOT NULL)
-        RETURNING t.id, s.external_id, s.label, s.confidence, s.complete
+        SELECT t.id, t.external_id, r.label, r.confidence, t.completed_run_id IS NOT NULL,
+               CASE WHEN NOT {COMPLETE} THEN false
+                    WHEN r.answers >= t.answers THEN true
+                    WHEN NOT p.exclude_banned THEN false
+                    ELSE r.answers >= t.answers - (
+                        SELECT count(*) FROM assignments a
+                        JOIN project_workers pw ON pw.project_id = a.project_id
+                             AND pw.worker_id = a.worker_id AND pw.status = 'banned'
+                        WHERE a.task_id = t.id AND a.status = 'answered')
+               END
+        FROM tasks t
+        JOIN projects p ON p.id = t.project_id
+        JOIN task_results r ON r.task_id = t.id
+        WHERE t.project_id = %(project)s AND t.gold IS NULL {candidates}
         """,
-        {"project": project.id, "run": run_id},
+        {"project": project.id, "ids": _id_array(changed_task_ids)},
     )
-    return sorted((r[0], r[1], r[2], r[3]) for r in cur.fetchall() if r[4])
+    flips = [row for row in cur.fetchall() if row[4] != row[5]]
+    completed = sorted((row[0], row[1], row[2], row[3]) for row in flips if row[5])
+    reopened = [row[0] for row in flips if not row[5]]
+    for ids, value in (([c[0] for c in completed], run_id), (reopened, None)):
+        if ids:
+            cur.execute(
+                "UPDATE tasks SET completed_run_id = %s WHERE id = ANY (%s::bigint[])",
+                (value, _id_array(ids)),
+            )
+    return completed
+
+
+def _id_array(ids: Sequence[int]) -> str:
+    """An array literal for ``%s::bigint[]``: one string constant parses far faster than
+    psycopg2's ``ARRAY[...]`` of 100,000s of elements."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"

@@ -141,7 +141,7 @@ def test_run_events_are_signed_and_a_500_is_retried_until_the_receiver_takes_the
     assert completed["data"]["run_id"] == run["id"]
     (summary, _retry) = receiver.by_event("aggregation.completed")
     assert summary["data"]["id"] == run["id"] and summary["data"]["status"] == "succeeded"
-    assert summary["data"]["tasks_completed"] == 2
+    assert summary["data"]["results_changed"] == 2
 
     sent = deliveries(client, requester, pid, hook["id"])
     assert [d["event"] for d in sent] == ["task.completed", "aggregation.completed"]
@@ -156,27 +156,33 @@ def test_task_completed_reports_each_task_once_when_its_last_answer_is_aggregate
 ) -> None:
     receiver.failures = 0
     pid = make_project(requester, labels=["yes", "no"], overlap=2, gold_rate=0.0)["id"]
-    add_hook(client, requester, pid, receiver.url, events=["task.completed"])
-    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(2)])
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(3)])
     first, second = make_worker(requester, "w1"), make_worker(requester, "w2")
+    for worker in (first, second):
+        assert answer_next(client, worker, pid, lambda t: "yes") == "t0"
+    work_until_sent(fast_retries, database)
+    # t0 was complete before the webhook existed: it is not reported.
+    add_hook(client, requester, pid, receiver.url, events=["task.completed"])
     for _ in range(2):
         answer_next(client, first, pid, lambda t: "yes")
     work_until_sent(fast_retries, database)
     assert receiver.requests == []  # one answer of two: nothing complete yet
 
-    answer_next(client, second, pid, lambda t: "yes")
+    assert answer_next(client, second, pid, lambda t: "yes") == "t1"
     work_until_sent(fast_retries, database)
     (one,) = receiver.by_event("task.completed")
-    assert [t["external_id"] for t in one["data"]["tasks"]] == ["t0"]
+    assert [t["external_id"] for t in one["data"]["tasks"]] == ["t1"]
 
-    answer_next(client, second, pid, lambda t: "yes")
+    assert answer_next(client, second, pid, lambda t: "yes") == "t2"
     assert client.post(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester))
     work_until_sent(fast_retries, database)
-    assert [r["status"] for r in runs(client, requester, pid)] == ["succeeded"] * 3
+    assert {r["status"] for r in runs(client, requester, pid)} == {"succeeded"}
     reported = [
-        t["external_id"] for b in receiver.by_event("task.completed") for t in b["data"]["tasks"]
+        (t["external_id"], t["label"])
+        for b in receiver.by_event("task.completed")
+        for t in b["data"]["tasks"]
     ]
-    assert reported == ["t0", "t1"]  # once each, however many runs follow
+    assert reported == [("t1", "yes"), ("t2", "yes")]  # once each, however many runs follow
 
 
 def test_a_receiver_that_keeps_failing_leaves_failed_deliveries_and_aggregation_unharmed(

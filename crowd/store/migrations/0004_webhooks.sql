@@ -33,6 +33,12 @@ CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, id);
 -- The maintenance sweep looks for pending deliveries whose job was lost.
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (id) WHERE status = 'pending';
 
--- The run that reported the task complete (task.completed); reset to NULL when the task is
--- open again, so it is reported again when it completes again.
+-- The run that reported the task complete (task.completed), 0 for tasks already complete
+-- when the project's first task.completed webhook was registered; reset to NULL when the
+-- task is open again, so it is reported again when it completes again. Tracked only while
+-- the project has a task.completed webhook.
 ALTER TABLE tasks ADD COLUMN completed_run_id bigint;
+-- Tasks dynamic overlap closed and no run reported yet (a settings change can close tasks
+-- whose result did not change, so they are not among the results a run writes).
+CREATE INDEX tasks_done_unreported ON tasks (project_id, id)
+    WHERE done AND completed_run_id IS NULL AND gold IS NULL;
