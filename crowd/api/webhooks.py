@@ -40,7 +40,7 @@ def create(project_id: int) -> ResponseReturnValue:
     spec = body.json_body(WebhookIn)
     secret = spec.secret or secrets.token_urlsafe(32)
     with deps.db().transaction() as cur:
-        if webhooks.count(cur, project.id) >= webhooks.MAX_PER_PROJECT:
+        if webhooks.lock_and_count(cur, project.id) >= webhooks.MAX_PER_PROJECT:
             raise Conflict(
                 f"a project has at most {webhooks.MAX_PER_PROJECT} webhooks; DELETE one "
                 f"(GET /api/v1/projects/{project_id}/webhooks lists them) first"

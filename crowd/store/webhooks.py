@@ -76,7 +76,7 @@ def create(cur: Cursor, project_id: int, url: str, events: list[str], secret: st
     return Webhook(*one(cur))
 
 
-def count(cur: Cursor, project_id: int) -> int:
+def lock_and_count(cur: Cursor, project_id: int) -> int:
     """How many webhooks the project has; locks the project row so two concurrent creates
     cannot both pass the :data:`MAX_PER_PROJECT` check."""
     cur.execute("SELECT 1 FROM projects WHERE id = %s FOR UPDATE", (project_id,))

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from crowd.store import webhooks as store
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, post_tasks, runs
 from tests.conftest import auth
+from tests.service.test_commands import CROWD, _env
 from workers.bootstrap import make_worker
 
 SECRET = "a-receiver-shared-secret"
@@ -233,3 +235,28 @@ def test_a_delivery_recorded_while_its_job_could_not_be_queued_is_sent_later(
     (d,) = deliveries(client, requester, pid, hook["id"])
     assert d["status"] == "succeeded" and d["attempts"] == 1
     assert webhooks.requeue_lost(database, redis, idle_seconds=0) == []
+
+
+def test_crowd_worker_sends_deliveries_from_their_queue(
+    client, requester, make_project, database, settings, receiver
+) -> None:
+    receiver.failures = 0
+    pid = make_project(requester)["id"]
+    add_hook(client, requester, pid, receiver.url, events=["model.trained"])
+    with database.transaction() as cur:
+        ids = store.emit(cur, pid, "model.trained", {"model_id": 1})
+    webhooks.enqueue(Redis.from_url(settings.redis_url or ""), ids)
+
+    done = subprocess.run(
+        [CROWD, "worker", "--burst"],
+        env=_env(
+            CROWD_DATABASE_URL=settings.database_url or "", CROWD_REDIS_URL=settings.redis_url
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    (body,) = receiver.by_event("model.trained")
+    assert body["delivery_id"] == ids[0] and body["data"] == {"model_id": 1}
