@@ -70,8 +70,8 @@ def test_bad_urls_events_and_secrets_get_422_saying_what_to_send(
     assert status == 422 and "secret" in message and "16" in message
 
 
-def test_only_the_owner_manages_webhooks(
-    client, requester, other_requester, make_project, make_worker
+def test_only_the_owner_or_an_admin_manages_webhooks(
+    client, requester, other_requester, admin, make_project, make_worker
 ) -> None:
     pid = make_project(requester)["id"]
     hid = client.post(hooks_url(pid), json={"url": "https://e.com"}, headers=auth(requester)).json[
@@ -84,6 +84,10 @@ def test_only_the_owner_manages_webhooks(
         client.delete(f"{hooks_url(pid)}/{hid}", headers=auth(other_requester)).status_code == 404
     )
     assert client.get(hooks_url(pid), headers=auth(requester)).json["webhooks"] != []
+    assert [h["id"] for h in client.get(hooks_url(pid), headers=auth(admin)).json["webhooks"]] == [
+        hid
+    ]
+    assert client.delete(f"{hooks_url(pid)}/{hid}", headers=auth(admin)).status_code == 204
 
 
 def test_delete_removes_the_webhook_and_its_pending_deliveries(
