@@ -21,6 +21,22 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"crowd: error: {name} must be an integer, got {raw!r}") from None
 
 
+def _intervals(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        values = (-1,)
+    if any(v < 1 for v in values):
+        raise SystemExit(
+            f"crowd: error: {name} must be comma-separated whole seconds, e.g. 10,60,300; "
+            f"got {raw!r}"
+        )
+    return values
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration of the API, the workers and the CLI."""
@@ -33,6 +49,8 @@ class Settings:
     max_batch_tasks: int
     page_limit_default: int
     page_limit_max: int
+    #: Seconds before each retry of a failed webhook delivery (attempts: one more than these).
+    webhook_retry_intervals: tuple[int, ...] = (10, 60, 300, 1800, 7200)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,8 +63,14 @@ class Settings:
             max_batch_tasks=_int("CROWD_MAX_BATCH_TASKS", 10_000),
             page_limit_default=100,
             page_limit_max=1000,
+            webhook_retry_intervals=_intervals(
+                "CROWD_WEBHOOK_RETRY_INTERVALS", (10, 60, 300, 1800, 7200)
+            ),
         )
 
 
 # RQ queues the workers listen on, in priority order.
 QUEUES = ("crowd",)
+# Webhook deliveries have a queue of their own, listened to after QUEUES: a slow receiver
+# then delays an aggregation run by one attempt's timeout at most.
+WEBHOOK_QUEUE = "crowd-webhooks"

@@ -15,7 +15,7 @@ import numpy as np
 import psycopg2.errors
 from redis import Redis
 
-from crowd import scheduling
+from crowd import scheduling, webhooks
 from crowd.config import Settings
 from crowd.em.live import RunResult, changed_rows, fit_run
 from crowd.store import projects, runs, snapshot
@@ -36,6 +36,7 @@ def configure(settings: Settings) -> None:
         Database(settings.database_url, max_connections=2),
         Redis.from_url(settings.redis_url),
     )
+    webhooks.configure(settings)
 
 
 def services() -> tuple[Database, Redis]:
@@ -87,7 +88,13 @@ def _publish(
     for attempt in range(3):
         try:
             with db.transaction() as cur:
-                runs.publish(cur, run_id, project, result, rows, snap.answers_total, cold_answers)
+                n = runs.publish(
+                    cur, run_id, project, result, rows, snap.answers_total, cold_answers
+                )
+                # The run's webhook events commit with it (an outbox), and go out after.
+                written = result.task_ids[rows].tolist()
+                deliveries = webhooks.emit_run_events(cur, run_id, project, written, n)
+            webhooks.enqueue(services()[1], deliveries)
             return
         except psycopg2.errors.DeadlockDetected:
             if attempt == 2:
@@ -99,7 +106,8 @@ def aggregate(run_id: int) -> None:
     """Run aggregation run ``run_id`` (queued by :mod:`crowd.scheduling`).
 
     Reads the project's answers in one short transaction, fits with no transaction open,
-    then publishes everything in one transaction (:func:`crowd.store.runs.publish`). A
+    then publishes everything in one transaction (:func:`crowd.store.runs.publish`), with
+    the run's webhook events (:func:`crowd.webhooks.emit_run_events`). A
     failure is recorded on the run, with its error, and re-raised so RQ records it too.
     """
     db, redis = services()

@@ -2,7 +2,9 @@
 
 Importing numpy/scipy and ``crowd.em`` before forking work-horses means each job starts
 without paying for those imports again. The worker also reaps abandoned aggregation runs
-(see :func:`crowd.scheduling.reap`) when it starts and every ``REAP_EVERY`` seconds.
+(see :func:`crowd.scheduling.reap`) and queues webhook deliveries whose job was lost (see
+:func:`crowd.webhooks.requeue_lost`) when it starts and every ``REAP_EVERY`` seconds. It runs
+RQ's scheduler too, which queues webhook delivery retries when their backoff is over.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Worker
 
-from crowd import jobs, scheduling
-from crowd.config import QUEUES, Settings
+from crowd import jobs, scheduling, webhooks
+from crowd.config import QUEUES, WEBHOOK_QUEUE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,8 @@ def preload() -> None:
 
 
 class CrowdWorker(Worker):
-    """An RQ worker that also requeues aggregation runs other workers abandoned."""
+    """An RQ worker that also requeues aggregation runs other workers abandoned, and webhook
+    deliveries whose job was lost."""
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
@@ -39,6 +42,11 @@ class CrowdWorker(Worker):
             scheduling.reap(db, redis)
         except Exception:  # maintenance must not stop the worker; the next round retries
             log.exception("reaping abandoned aggregation runs failed")
+        try:
+            db, redis = jobs.services()
+            webhooks.requeue_lost(db, redis)
+        except Exception:  # as above
+            log.exception("requeueing lost webhook deliveries failed")
 
 
 def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:
@@ -46,7 +54,7 @@ def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:
         raise SystemExit("crowd: error: set CROWD_REDIS_URL (or run `crowd serve` first)")
     jobs.configure(settings)
     connection = Redis.from_url(settings.redis_url)
-    queues = [Queue(name, connection=connection) for name in QUEUES]
+    queues = [Queue(name, connection=connection) for name in (*QUEUES, WEBHOOK_QUEUE)]
     return CrowdWorker(
         queues, connection=connection, maintenance_interval=REAP_EVERY, worker_ttl=30, **kwargs
     )

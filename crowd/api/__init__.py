@@ -46,26 +46,36 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.extensions["crowd.db"], app.extensions["crowd.redis"]
     )
 
+    from crowd import web
     from crowd.api import (
         aggregations,
         assignments,
         errors,
         health,
+        me,
         projects,
         quality,
         results,
+        stats,
         tasks,
+        webhooks,
         workers,
     )
 
     errors.init_app(app)
-    for module in (health, projects, tasks, assignments, results, aggregations, quality, workers):
+    for module in (
+        health,
+        projects,
+        tasks,
+        assignments,
+        results,
+        aggregations,
+        quality,
+        workers,
+        webhooks,
+        stats,
+        me,
+        web,
+    ):
         app.register_blueprint(module.bp)
-
-    # Issue 7 (UI): the worker's project list, dashboard statistics, and the browser pages.
-    from crowd import web
-    from crowd.api import me, stats
-
-    for blueprint in (me.bp, stats.bp, web.bp):
-        app.register_blueprint(blueprint)
     return app

@@ -587,6 +587,14 @@ def document() -> dict[str, Any]:
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub
         schemas[model.__name__] = schema
+    # Webhooks keep their part of the document in a module of their own.
+    from crowd.api import openapi_webhooks
+
+    schemas.update(openapi_webhooks.SCHEMAS)
+    for hook_model in openapi_webhooks.MODELS:
+        schemas[hook_model.__name__] = hook_model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
     return {
         "openapi": "3.1.0",
         "info": {
@@ -596,7 +604,7 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {**_paths(), **_ui_paths()},
+        "paths": {**_paths(), **_ui_paths(), **openapi_webhooks.paths()},
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -158,3 +159,51 @@ class BanIn(BaseModel):
     )
 
     reason: StrictStr = Field(default="banned by the requester", min_length=1, max_length=500)
+
+
+# --- Webhooks -----------------------------------------------------------------------------
+
+WebhookEvent = Literal["aggregation.completed", "model.trained", "task.completed"]
+
+
+class WebhookIn(BaseModel):
+    """A URL to POST a project's events to, signed with ``secret`` (generated when left out)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "url": "https://example.com/hooks/crowd",
+                "events": ["aggregation.completed", "task.completed"],
+            }
+        },
+    )
+
+    url: Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+    # Every event when left out.
+    events: Annotated[list[WebhookEvent], Field(min_length=1, max_length=3)] = Field(
+        default_factory=lambda: list(get_args(WebhookEvent))
+    )
+    # The HMAC-SHA256 key; a random one is generated (and shown once) when left out.
+    secret: Annotated[StrictStr, Field(min_length=16, max_length=200)] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        bad = "url must be an http:// or https:// URL with a host, e.g. https://example.com/hooks"
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ValueError(bad) from None
+        if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
+            raise ValueError(bad)
+        return url
+
+    @field_validator("events")
+    @classmethod
+    def _distinct_events(cls, events: list[str]) -> list[str]:
+        if len(set(events)) != len(events):
+            raise ValueError("events must be distinct")
+        return events

@@ -148,7 +148,8 @@ def _run_children(commands: list[list[str]], env: dict[str, str]) -> int:
 @click.command()
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 def worker(burst: bool) -> None:
-    """Run a background worker for aggregation jobs (RQ on Redis).
+    """Run a background worker for aggregation jobs and webhook deliveries (RQ on Redis,
+    with RQ's scheduler, which queues delivery retries when their backoff is over).
 
     Uses CROWD_REDIS_URL and CROWD_DATABASE_URL, or attaches to the embedded servers of a
     `crowd serve` running with the same CROWD_DATA_DIR.

@@ -1,0 +1,235 @@
+"""Sending webhook deliveries: signing, the HTTP request, the RQ job and its retries.
+
+The outbox rows live in PostgreSQL (:mod:`crowd.store.webhooks`). After the transaction that
+recorded them commits, :func:`enqueue` puts one RQ job per delivery on the queue; the job,
+:func:`deliver`, POSTs the signed body once and records the attempt. A failed attempt raises,
+so RQ retries it after the next interval of ``CROWD_WEBHOOK_RETRY_INTERVALS`` (RQ's scheduler,
+which every crowd worker runs, moves it back onto the queue when due); after the last one the
+delivery is ``failed`` for good. :func:`requeue_lost` (worker maintenance) queues pending
+deliveries whose job is gone, e.g. because Redis was down when they were recorded.
+
+Receivers verify ``X-Crowd-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body under
+the webhook's secret (see docs/WEBHOOKS.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import requests
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from crowd import __version__
+from crowd.config import WEBHOOK_QUEUE, Settings
+from crowd.store import runs
+from crowd.store import webhooks as store
+from crowd.store.db import Cursor, Database
+from crowd.store.projects import Project
+from crowd.store.webhooks import Delivery, Event
+
+log = logging.getLogger(__name__)
+
+#: Seconds to connect, and to wait for the response, per attempt. Short: a worker busy with a
+#: delivery is not running aggregation (see :data:`crowd.config.WEBHOOK_QUEUE`).
+TIMEOUT = (3.0, 5.0)
+#: A pending delivery untouched this long (seconds) whose job is gone is queued again.
+LOST_AFTER = 60.0
+#: Job states in which a delivery's job will still run (SCHEDULED: waiting for a retry).
+_ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+_intervals: tuple[int, ...] | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Use these retry intervals for the deliveries this process queues and sends."""
+    global _intervals
+    _intervals = settings.webhook_retry_intervals
+
+
+def retry_intervals() -> tuple[int, ...]:
+    """Seconds before each retry of a failed attempt; a delivery gets ``len + 1`` attempts."""
+    return _intervals if _intervals is not None else Settings.from_env().webhook_retry_intervals
+
+
+def job_id(delivery_id: int) -> str:
+    return f"crowd-hook-{delivery_id}"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Crowd-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def request_for(delivery: Delivery, secret: str, now: int) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one attempt. ``timestamp`` (unix seconds) is in the body too,
+    so it is covered by the signature and a receiver can refuse old replays."""
+    body = json.dumps(
+        {
+            "delivery_id": delivery.id,
+            "event": delivery.event,
+            "project_id": delivery.project_id,
+            "created_at": delivery.created_at.isoformat(),
+            "timestamp": now,
+            "data": delivery.payload,
+        },
+        separators=(",", ":"),
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"crowd-webhooks/{__version__}",
+        "X-Crowd-Event": delivery.event,
+        "X-Crowd-Delivery": str(delivery.id),
+        "X-Crowd-Timestamp": str(now),
+        "X-Crowd-Signature": sign(secret, body),
+    }
+    return body, headers
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+    """POST once, following no redirects. ``(status_code, error)``: error is None on a 2xx."""
+    try:
+        with requests.post(
+            url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=True
+        ) as response:
+            code = response.status_code
+    except requests.RequestException as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if 200 <= code < 300:
+        return code, None
+    return code, f"the receiver answered HTTP {code}; crowd expects a 2xx"
+
+
+class DeliveryFailed(Exception):
+    """An attempt failed and will be retried (RQ retries the job)."""
+
+
+def deliver(delivery_id: int) -> None:
+    """RQ job: send delivery ``delivery_id`` once and record the attempt.
+
+    Raises :class:`DeliveryFailed` when the attempt failed and attempts remain, so RQ
+    schedules the retry; returns when the delivery succeeded, failed for good, or has
+    nothing left to send (already done, or its webhook deleted).
+    """
+    from crowd.jobs import services  # crowd.jobs imports this module
+
+    db, _redis = services()
+    with db.transaction() as cur:
+        target = store.pending_target(cur, delivery_id)
+    if target is None:
+        return
+    delivery, url, secret = target
+    body, headers = request_for(delivery, secret, int(time.time()))
+    code, error = post(url, body, headers)
+    with db.transaction() as cur:
+        recorded = store.record_attempt(
+            cur,
+            delivery_id,
+            ok=error is None,
+            status_code=code,
+            error=error,
+            max_attempts=len(retry_intervals()) + 1,
+        )
+    if recorded is None:
+        return
+    status, attempts = recorded
+    if status == store.DeliveryStatus.FAILED:
+        log.warning(
+            "webhook delivery %s failed for good after %s attempts: %s",
+            delivery_id,
+            attempts,
+            error,
+        )
+    elif status == store.DeliveryStatus.PENDING:
+        raise DeliveryFailed(f"webhook delivery {delivery_id}, attempt {attempts}: {error}")
+
+
+def enqueue(redis: Redis, delivery_ids: Iterable[int]) -> None:
+    """Queue a job per delivery (call after the recording transaction commits).
+
+    Redis being down loses nothing: the rows stay ``pending`` and :func:`requeue_lost`
+    queues them later; the error is logged, not raised, so the caller's work goes on.
+    """
+    intervals = list(retry_intervals())
+    queue = Queue(WEBHOOK_QUEUE, connection=redis)
+    for delivery_id in delivery_ids:
+        try:
+            queue.enqueue(
+                deliver,
+                delivery_id,
+                job_id=job_id(delivery_id),
+                retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+                job_timeout=60,
+                result_ttl=600,
+                failure_ttl=7 * 24 * 3600,
+                description=f"webhook delivery {delivery_id}",
+            )
+        except RedisError as exc:
+            log.warning("could not queue webhook delivery %s (sent later): %s", delivery_id, exc)
+            return
+
+
+def _job_alive(redis: Redis, delivery_id: int) -> bool:
+    try:
+        job = Job.fetch(job_id(delivery_id), connection=redis)
+    except NoSuchJobError:
+        return False
+    return job.get_status() in _ALIVE
+
+
+def requeue_lost(db: Database, redis: Redis, idle_seconds: float = LOST_AFTER) -> list[int]:
+    """Queue again the pending deliveries idle for ``idle_seconds`` whose job is gone (lost
+    with Redis, never queued, or its worker died); returns their ids."""
+    with db.transaction() as cur:
+        candidates = store.stalled(cur, idle_seconds)
+    lost = [d for d in candidates if not _job_alive(redis, d)]
+    if lost:
+        log.warning("queueing %s webhook deliveries whose job was lost", len(lost))
+        enqueue(redis, lost)
+    return lost
+
+
+def emit_run_events(
+    cur: Cursor, run_id: int, project: Project, written_task_ids: Sequence[int], changed: int
+) -> list[int]:
+    """Record the events of a published run, in its publish transaction: ``task.completed``
+    for the tasks it completed (one delivery per :data:`~crowd.store.webhooks.TASKS_PER_DELIVERY`
+    tasks; looked for only when a webhook listens), then ``aggregation.completed``. ``written_task_ids`` are the tasks whose result
+    the run wrote, ``changed`` how many of them changed. Returns the delivery ids to queue
+    after commit."""
+    completed = (
+        store.mark_completed_tasks(cur, run_id, project, written_task_ids)
+        if store.listens(cur, project.id, Event.TASK_COMPLETED)
+        else []
+    )
+    ids: list[int] = []
+    chunk = store.TASKS_PER_DELIVERY
+    parts = -(-len(completed) // chunk)
+    for part in range(parts):
+        tasks: list[dict[str, Any]] = [
+            {
+                "task_id": task_id,
+                "external_id": external_id,
+                "label": project.labels[label],
+                "confidence": confidence,
+            }
+            for task_id, external_id, label, confidence in completed[
+                part * chunk : (part + 1) * chunk
+            ]
+        ]
+        payload = {"run_id": run_id, "part": part + 1, "parts": parts, "tasks": tasks}
+        ids += store.emit(cur, project.id, Event.TASK_COMPLETED, payload)
+    run = runs.get(cur, run_id)
+    assert run is not None
+    summary = {**run.to_json(), "results_changed": changed}
+    ids += store.emit(cur, project.id, Event.AGGREGATION_COMPLETED, summary)
+    return ids

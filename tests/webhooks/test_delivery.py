@@ -1,0 +1,262 @@
+"""Webhook deliveries end to end: a real RQ worker (with RQ's scheduler, for the retries) POSTs
+signed bodies to a real HTTP receiver in this process, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from redis import Redis
+
+from crowd import webhooks
+from crowd.config import Settings
+from crowd.scheduling import flush_all
+from crowd.store import webhooks as store
+from crowd.store.db import Database
+from tests.aggregation.test_live import answer_next, post_tasks, runs
+from tests.conftest import auth
+from tests.service.test_commands import CROWD, _env
+from workers.bootstrap import make_worker
+
+SECRET = "a-receiver-shared-secret"
+
+
+@dataclass
+class Receiver:
+    """Records every request; answers 500 to the first ``failures`` attempts of each delivery
+    (all of them with ``failures=None``), then 200."""
+
+    url: str
+    failures: int | None = 1
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    def by_event(self, event: str) -> list[dict[str, Any]]:
+        return [json.loads(b) for h, b in self.requests if h["X-Crowd-Event"] == event]
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    lock = threading.Lock()
+    state = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with lock:
+                delivery = self.headers["X-Crowd-Delivery"]
+                seen = sum(1 for h, _ in state.requests if h["X-Crowd-Delivery"] == delivery)
+                state.requests.append((dict(self.headers.items()), body))
+            fail = state.failures is None or seen < state.failures
+            self.send_response(500 if fail else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_port}/hook"
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.fixture()
+def fast_retries(settings: Settings) -> Settings:
+    """Two attempts, one second apart, instead of the production backoff."""
+    return replace(settings, webhook_retry_intervals=(1,))
+
+
+def work_until_sent(settings: Settings, database: Database, timeout: float = 30.0) -> None:
+    """Run real burst workers, with RQ's scheduler (it queues retries once their interval is
+    over), until no delivery is pending."""
+    flush_all()
+    deadline = time.monotonic() + timeout
+    while True:
+        make_worker(settings).work(burst=True, with_scheduler=True)
+        with database.transaction() as cur:
+            cur.execute("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
+            if cur.fetchone()[0] == 0:
+                return
+        assert time.monotonic() < deadline, "deliveries still pending"
+        time.sleep(0.5)
+
+
+def add_hook(client: FlaskClient, token: str, pid: int, url: str, **spec: Any) -> dict[str, Any]:
+    r = client.post(
+        f"/api/v1/projects/{pid}/webhooks",
+        json={"url": url, "secret": SECRET, **spec},
+        headers=auth(token),
+    )
+    assert r.status_code == 201, r.json
+    hook: dict[str, Any] = r.json  # type: ignore[assignment]
+    return hook
+
+
+def deliveries(client: FlaskClient, token: str, pid: int, hid: int) -> list[dict[str, Any]]:
+    r = client.get(f"/api/v1/projects/{pid}/webhooks/{hid}/deliveries", headers=auth(token))
+    assert r.status_code == 200, r.json
+    return list(reversed(r.json["deliveries"]))  # type: ignore[index]
+
+
+def test_run_events_are_signed_and_a_500_is_retried_until_the_receiver_takes_them(
+    client, requester, make_worker, make_project, database, fast_retries, receiver
+) -> None:
+    pid = make_project(requester, labels=["yes", "no"], overlap=1, gold_rate=0.0)["id"]
+    hook = add_hook(client, requester, pid, receiver.url)
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(2)])
+    worker = make_worker(requester)
+    for _ in range(2):
+        answer_next(client, worker, pid, lambda t: "no")
+
+    work_until_sent(fast_retries, database)
+
+    (run,) = runs(client, requester, pid)
+    assert run["status"] == "succeeded"
+    # Each delivery: a 500 first, then the retry RQ scheduled a second later gets 200.
+    assert len(receiver.requests) == 4
+    for headers, body in receiver.requests:
+        expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["X-Crowd-Signature"] == f"sha256={expected}"
+        sent = json.loads(body)
+        assert headers["X-Crowd-Event"] == sent["event"]
+        assert headers["X-Crowd-Delivery"] == str(sent["delivery_id"])
+        assert headers["X-Crowd-Timestamp"] == str(sent["timestamp"])
+        assert abs(sent["timestamp"] - time.time()) < 60 and sent["project_id"] == pid
+    (completed, _retry) = receiver.by_event("task.completed")
+    assert sorted(t["external_id"] for t in completed["data"]["tasks"]) == ["t0", "t1"]
+    assert {t["label"] for t in completed["data"]["tasks"]} == {"no"}
+    assert completed["data"]["run_id"] == run["id"]
+    (summary, _retry) = receiver.by_event("aggregation.completed")
+    assert summary["data"]["id"] == run["id"] and summary["data"]["status"] == "succeeded"
+    assert summary["data"]["results_changed"] == 2
+
+    sent = deliveries(client, requester, pid, hook["id"])
+    assert [d["event"] for d in sent] == ["task.completed", "aggregation.completed"]
+    for d in sent:
+        assert d["status"] == "succeeded" and d["attempts"] == 2
+        assert d["last_status_code"] == 200 and d["last_error"] is None
+        assert d["finished_at"] >= d["created_at"]
+
+
+def test_task_completed_reports_each_task_once_when_its_last_answer_is_aggregated(
+    client, requester, make_worker, make_project, database, fast_retries, receiver
+) -> None:
+    receiver.failures = 0
+    pid = make_project(requester, labels=["yes", "no"], overlap=2, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(3)])
+    first, second = make_worker(requester, "w1"), make_worker(requester, "w2")
+    for worker in (first, second):
+        assert answer_next(client, worker, pid, lambda t: "yes") == "t0"
+    work_until_sent(fast_retries, database)
+    # t0 was complete before the webhook existed: it is not reported.
+    add_hook(client, requester, pid, receiver.url, events=["task.completed"])
+    for _ in range(2):
+        answer_next(client, first, pid, lambda t: "yes")
+    work_until_sent(fast_retries, database)
+    assert receiver.requests == []  # one answer of two: nothing complete yet
+
+    assert answer_next(client, second, pid, lambda t: "yes") == "t1"
+    work_until_sent(fast_retries, database)
+    (one,) = receiver.by_event("task.completed")
+    assert [t["external_id"] for t in one["data"]["tasks"]] == ["t1"]
+
+    assert answer_next(client, second, pid, lambda t: "yes") == "t2"
+    assert client.post(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester))
+    work_until_sent(fast_retries, database)
+    assert {r["status"] for r in runs(client, requester, pid)} == {"succeeded"}
+    reported = [
+        (t["external_id"], t["label"])
+        for b in receiver.by_event("task.completed")
+        for t in b["data"]["tasks"]
+    ]
+    assert reported == [("t1", "yes"), ("t2", "yes")]  # once each, however many runs follow
+
+
+def test_a_receiver_that_keeps_failing_leaves_failed_deliveries_and_aggregation_unharmed(
+    client, requester, make_worker, make_project, database, fast_retries, receiver
+) -> None:
+    receiver.failures = None  # always 500
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    pid = make_project(requester, labels=["yes", "no"], overlap=1, gold_rate=0.0)["id"]
+    failing = add_hook(client, requester, pid, receiver.url, events=["aggregation.completed"])
+    down = add_hook(client, requester, pid, closed, events=["aggregation.completed"])
+    post_tasks(client, requester, pid, [{"external_id": "t0"}])
+    answer_next(client, make_worker(requester), pid, lambda t: "yes")
+
+    work_until_sent(fast_retries, database)
+
+    (run,) = runs(client, requester, pid)
+    assert run["status"] == "succeeded"
+    r = client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester)).json
+    assert [x["label"] for x in r["results"]] == ["yes"]
+    (d,) = deliveries(client, requester, pid, failing["id"])
+    assert d["status"] == "failed" and d["attempts"] == 2 and d["last_status_code"] == 500
+    assert "HTTP 500" in d["last_error"]
+    (d,) = deliveries(client, requester, pid, down["id"])
+    assert d["status"] == "failed" and d["attempts"] == 2 and d["last_status_code"] is None
+    assert "ConnectionError" in d["last_error"]
+
+
+def test_a_delivery_recorded_while_its_job_could_not_be_queued_is_sent_later(
+    client, requester, make_project, database, fast_retries, receiver
+) -> None:
+    receiver.failures = 0
+    pid = make_project(requester)["id"]
+    hook = add_hook(client, requester, pid, receiver.url, events=["model.trained"])
+    # What the model job does, with Redis down after its commit: the row, but no job.
+    with database.transaction() as cur:
+        (delivery,) = store.emit(cur, pid, "model.trained", {"model_id": 7})
+    redis = Redis.from_url(fast_retries.redis_url or "")
+    assert webhooks.requeue_lost(database, redis, idle_seconds=3600) == []  # not idle yet
+
+    assert webhooks.requeue_lost(database, redis, idle_seconds=0) == [delivery]
+    assert webhooks.requeue_lost(database, redis, idle_seconds=0) == []  # its job is queued
+    work_until_sent(fast_retries, database)
+
+    (body,) = receiver.by_event("model.trained")
+    assert body["delivery_id"] == delivery and body["data"] == {"model_id": 7}
+    (d,) = deliveries(client, requester, pid, hook["id"])
+    assert d["status"] == "succeeded" and d["attempts"] == 1
+    assert webhooks.requeue_lost(database, redis, idle_seconds=0) == []
+
+
+def test_crowd_worker_sends_deliveries_from_their_queue(
+    client, requester, make_project, database, settings, receiver
+) -> None:
+    receiver.failures = 0
+    pid = make_project(requester)["id"]
+    add_hook(client, requester, pid, receiver.url, events=["model.trained"])
+    with database.transaction() as cur:
+        ids = store.emit(cur, pid, "model.trained", {"model_id": 1})
+    webhooks.enqueue(Redis.from_url(settings.redis_url or ""), ids)
+
+    done = subprocess.run(
+        [CROWD, "worker", "--burst"],
+        env=_env(
+            CROWD_DATABASE_URL=settings.database_url or "", CROWD_REDIS_URL=settings.redis_url
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    (body,) = receiver.by_event("model.trained")
+    assert body["delivery_id"] == ids[0] and body["data"] == {"model_id": 1}
