@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 import click
 import requests
@@ -117,6 +118,8 @@ def demo(
             tasks=tasks, good=good, spammers=spammers, labels=labels, gold_share=gold_share,
             think=think, seed=seed,
         )  # fmt: skip
+    # SIGTERM ends the demo like Ctrl-C does: the service and embedded servers are stopped.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     with servers_for(Settings.from_env()) as (settings, embedded):
         assert settings.database_url and settings.redis_url
         if embedded:
@@ -171,6 +174,10 @@ def _demo(
         return service.wait()
     except KeyboardInterrupt:
         return 0
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _show_progress(p: Progress) -> None:
