@@ -11,7 +11,7 @@ no. docs/CLIENT.md has examples.
 from __future__ import annotations
 
 from crowd.client._http import ApiError, ClientError, ConnectionFailed, RetryPolicy
-from crowd.client.requester import Posted, RequesterClient, ResultsPass, Worker
+from crowd.client.requester import Posted, RequesterClient, ResultsPage, ResultsPass, Worker
 from crowd.client.worker import Answered, Assignment, WorkerClient
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "ConnectionFailed",
     "Posted",
     "RequesterClient",
+    "ResultsPage",
     "ResultsPass",
     "RetryPolicy",
     "Worker",

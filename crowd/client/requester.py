@@ -33,6 +33,16 @@ class Posted:
 
 
 @dataclass(frozen=True)
+class ResultsPage:
+    """One page of ``GET /results``: its rows, the project's ``last_run_id`` read in the same
+    snapshot, and the cursor of the next page (None on the last)."""
+
+    results: list[dict[str, Any]]
+    last_run_id: int | None
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
 class ResultsPass:
     """One pass over the results: every row changed after ``since_run`` (all of them when it
     was None), and the ``last_run_id`` to pass as ``since_run`` next time."""
@@ -174,6 +184,26 @@ class RequesterClient:
             page_size,
         )
 
+    def result_pages(
+        self,
+        project_id: int,
+        *,
+        since_run: int | None = None,
+        status: str | None = None,
+        posteriors: bool = False,
+        page_size: int = 1000,
+    ) -> Iterator[ResultsPage]:
+        """The pages of one pass over the results, each as it arrives (for callers that
+        act on a page before the next is read)."""
+        path = f"/api/v1/projects/{project_id}/results"
+        params = {**_result_params(since_run, status, posteriors), "limit": page_size}
+        while True:
+            page = self.http.json("GET", path, params=params)
+            yield ResultsPage(page["results"], page["last_run_id"], page["next_cursor"])
+            if not page["next_cursor"]:
+                return
+            params["cursor"] = page["next_cursor"]
+
     def poll_results(
         self,
         project_id: int,
@@ -188,19 +218,21 @@ class RequesterClient:
         The returned ``last_run_id`` comes from the first page, read in the same snapshot as
         that page's rows; passing it as the next ``since_run`` misses no run.
         """
-        path = f"/api/v1/projects/{project_id}/results"
-        params = {**_result_params(since_run, status, posteriors), "limit": page_size}
         rows: list[dict[str, Any]] = []
         last_run_id: int | None = None
-        first = True
-        while True:
-            page = self.http.json("GET", path, params=params)
-            if first:
-                last_run_id, first = page["last_run_id"], False
-            rows.extend(page["results"])
-            if not page["next_cursor"]:
-                return ResultsPass(rows, since_run, last_run_id)
-            params["cursor"] = page["next_cursor"]
+        for i, page in enumerate(
+            self.result_pages(
+                project_id,
+                since_run=since_run,
+                status=status,
+                posteriors=posteriors,
+                page_size=page_size,
+            )
+        ):
+            if i == 0:
+                last_run_id = page.last_run_id
+            rows.extend(page.results)
+        return ResultsPass(rows, since_run, last_run_id)
 
     def stream_results(
         self,

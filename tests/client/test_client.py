@@ -125,6 +125,9 @@ def test_poll_and_stream_return_only_rows_changed_since_the_last_run(
         ("t1", "b"),
     ]
     assert req.poll_results(pid, first.last_run_id).results == []
+    pages = list(req.result_pages(pid, page_size=2))
+    assert [len(p.results) for p in pages] == [2, 1] and pages[-1].next_cursor is None
+    assert {p.last_run_id for p in pages} == {first.last_run_id}
 
     answer_one("b")
     drain(settings)
