@@ -112,7 +112,10 @@ def demo(
     serving (the dashboard URL is printed) until Ctrl-C, or stops with --exit.
     """
     if data is not None:
-        scenario = replay(data, limit_tasks=limit_tasks or None, seed=seed)
+        try:
+            scenario = replay(data, limit_tasks=limit_tasks or None, seed=seed)
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--data") from None
     else:
         scenario = simulated(
             tasks=tasks, good=good, spammers=spammers, labels=labels, gold_share=gold_share,

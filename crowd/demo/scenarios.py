@@ -195,7 +195,11 @@ def replay(
         if task in kept and task not in by_worker.setdefault(worker, {}):
             by_worker[worker][task] = label
             per_task[task] += 1
+    if not per_task:
+        raise ValueError(f"{answers_path} has no answers to replay")
     names = [str(x) for x in class_order(sorted({lab for *_, lab in rows} | set(gold.values())))]
+    if len(names) < 2:
+        raise ValueError(f"{answers_path} and {gold_path} have fewer than 2 distinct labels")
     crowd = []
     for worker, answered in by_worker.items():
         if not answered:

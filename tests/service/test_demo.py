@@ -6,6 +6,9 @@ import re
 import subprocess
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from crowd.cli import main
 from crowd.config import Settings
 from tests.service.test_commands import CROWD, _env, _free_port
 
@@ -84,3 +87,14 @@ def test_demo_replays_a_real_dataset(settings: Settings, clean: None, tmp_path: 
     assert recorded == 120
     assert 36 <= int(rows["answers used on regular tasks"]) <= recorded  # overlap 3 at least
     assert float(rows["accuracy: crowd (Dawid-Skene, bans, dynamic overlap)"]) >= 0.75
+
+
+def test_demo_data_that_is_not_a_dataset_gets_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "answers.csv").write_text("task,worker,label\nt1,w1,a\nt2,w1\n")
+    (tmp_path / "gold.csv").write_text("task,label\nt1,a\n")
+    result = CliRunner().invoke(main, ["demo", "--exit", "--data", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'answers.csv'}:3: expected 3 fields, got 2" in result.output
+    (tmp_path / "gold.csv").unlink()
+    result = CliRunner().invoke(main, ["demo", "--exit", "--data", str(tmp_path)])
+    assert result.exit_code == 2 and "gold.csv not found" in result.output
