@@ -145,20 +145,20 @@ def demo(
             click.echo(f"crowd demo: the service logs to {log_path}", err=True)
             service = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
             try:
-                raise SystemExit(_demo(service, host, port, token, scenario, exit_))
+                raise SystemExit(_demo(service, host, port, token, scenario, timeout, exit_))
             finally:
                 _stop(service)
 
 
 def _demo(
     service: subprocess.Popen[bytes], host: str, port: int, token: str, scenario: Scenario,
-    exit_: bool,
+    timeout: float, exit_: bool,
 ) -> int:  # fmt: skip
     url = f"http://{host}:{port}"
     _wait_healthy(service, url)
     click.echo(f"crowd demo: {scenario.title}", err=True)
     click.echo(f"crowd demo: the service is at {url}; answering starts", err=True)
-    outcome = play(url, token, scenario, progress=_show_progress)
+    outcome = play(url, token, scenario, progress=_show_progress, timeout=timeout)
     if sys.stderr.isatty():
         click.echo("", err=True)
     click.echo(f"crowd demo: answering ended: {outcome.ended}", err=True)

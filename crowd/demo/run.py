@@ -66,7 +66,20 @@ def play(
 ) -> Outcome:
     """Run ``scenario`` to its end; ``progress`` is called about every ``every`` seconds."""
     began = time.monotonic()
-    req = RequesterClient(base_url, requester_token)
+    with RequesterClient(base_url, requester_token) as req:
+        return _play(req, base_url, scenario, began, progress, every, stall, timeout)
+
+
+def _play(
+    req: RequesterClient,
+    base_url: str,
+    scenario: Scenario,
+    began: float,
+    progress: Callable[[Progress], None] | None,
+    every: float,
+    stall: float,
+    timeout: float,
+) -> Outcome:
     project = req.create_project(
         f"demo: {scenario.title}"[:200], scenario.labels, **scenario.settings
     )
