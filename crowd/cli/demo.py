@@ -14,7 +14,7 @@ import click
 import requests
 
 from crowd.config import Settings
-from crowd.demo.report import score, table
+from crowd.demo.report import bans, score, table
 from crowd.demo.run import Progress, play
 from crowd.demo.scenarios import Scenario, replay, simulated
 from crowd.embedded import servers_for
@@ -165,6 +165,8 @@ def _demo(
     report = score(scenario, outcome)
     click.echo(f"\n{report.title}\n")
     click.echo(table(report))
+    if report.banned:
+        click.echo(f"\n{bans(report)}")
     pid = outcome.project["id"]
     click.echo(
         f"\nProject {pid}. Dashboard: {url}/dashboard/projects/{pid}#token={token}\n"

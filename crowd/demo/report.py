@@ -40,6 +40,8 @@ class Report:
     runs: int
     seconds: float
     ended: str
+    banned: list[tuple[str, str, str]]  # (worker name, kind, the ban's reason)
+    reference: list[tuple[str, str]]  # the scenario's extra rows
 
     @property
     def answers_saved(self) -> int:
@@ -94,6 +96,12 @@ def score(scenario: Scenario, outcome: Outcome) -> Report:
         runs=outcome.runs,
         seconds=outcome.seconds,
         ended=outcome.ended,
+        reference=list(scenario.reference),
+        banned=[
+            (outcome.workers[w].name, outcome.workers[w].kind, reason)
+            for w, reason in sorted(outcome.banned.items())
+            if w in outcome.workers
+        ],
     )
 
 
@@ -106,6 +114,7 @@ def table(report: Report) -> str:
         ("tasks complete", f"{report.complete}"),
         ("accuracy: majority vote (all answers)", f"{report.mv_accuracy:.4f}"),
         ("accuracy: crowd (Dawid-Skene, bans, dynamic overlap)", f"{report.ds_accuracy:.4f}"),
+        *report.reference,
         ("answers used on regular tasks", f"{report.answers_used}"),
         (f"answers {report.fixed_text}", f"{report.fixed_answers}"),
         ("answers saved", f"{saved} ({share:.1%})"),
@@ -118,4 +127,12 @@ def table(report: Report) -> str:
     width = max(len(name) for name, _ in rows)
     lines = [f"| {'figure':<{width}} | value |", f"|{'-' * (width + 2)}|------:|"]
     lines += [f"| {name:<{width}} | {value} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def bans(report: Report, limit: int = 20) -> str:
+    """One line per banned worker: who it really was, and the service's reason."""
+    lines = [f"banned: {name}, {kind}: {reason}" for name, kind, reason in report.banned[:limit]]
+    if len(report.banned) > limit:
+        lines.append(f"... and {len(report.banned) - limit} more")
     return "\n".join(lines)

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crowd.em import class_order
+import numpy as np
+
+from crowd.em import DawidSkene, MajorityVote, class_order, encode
 
 Choose = Callable[[str], str | None]
 
@@ -59,6 +61,8 @@ class Scenario:
     fixed_text: str
     bad_name: str = "spammers"
     good_name: str = "good workers"
+    #: Extra (figure, value) rows for the report, e.g. offline accuracy on every answer.
+    reference: list[tuple[str, str]] = field(default_factory=list)
 
 
 def simulated(
@@ -73,7 +77,8 @@ def simulated(
 ) -> Scenario:
     """A made-up crowd: ``good`` workers with accuracy drawn from U(0.7, 0.95) (a wrong answer
     is uniform over the other labels) and ``spammers`` who answer at random or always give
-    the same label, four times as fast. A ``gold_share`` of the tasks is posted as gold."""
+    the same label, four times as fast. ``round(tasks * gold_share)`` more tasks are posted
+    as gold (the accuracy figures leave them out)."""
     rng = random.Random(seed)
     names = [f"label{k}" for k in range(labels)] if labels > 6 else LABELS[:labels]
     n_gold = round(tasks * gold_share)
@@ -217,6 +222,7 @@ def replay(
             )
         )
     most = max(per_task.values())
+    recorded = [(t, w, lab) for w, answered in by_worker.items() for t, lab in answered.items()]
     return Scenario(
         title=f"replay of {data_dir.name}: {len(order)} tasks, {len(crowd)} real workers,"
         f" {sum(per_task.values())} recorded answers",
@@ -237,7 +243,30 @@ def replay(
         fixed_text=f"recorded in the dataset (up to {most} per task)",
         bad_name=f"workers with accuracy < {bad_below:g}",
         good_name="other workers",
+        reference=_offline_accuracy(recorded, gold),
     )
+
+
+def _offline_accuracy(
+    answers: list[tuple[str, str, str]], gold: dict[str, str]
+) -> list[tuple[str, str]]:
+    """Accuracy on gold of majority vote and Dawid-Skene fitted on every recorded answer (what
+    a fixed overlap of all of them gives), as report rows."""
+    tasks, workers, labels = (np.array(column) for column in zip(*answers, strict=True))
+    enc = encode(tasks, workers, labels)
+    scored = np.array([t in gold for t in enc.task_index.tolist()])
+    truth = np.array([gold.get(t, "") for t in enc.task_index.tolist()])
+    rows = []
+    for name, model in (("majority vote", MajorityVote()), ("Dawid-Skene", DawidSkene())):
+        fitted = model.fit(enc.tasks, enc.workers, enc.labels, n_classes=enc.n_classes)
+        right = enc.decode_labels(fitted.labels_) == truth
+        rows.append(
+            (
+                f"accuracy: {name} on every recorded answer (offline)",
+                f"{float(np.mean(right[scored])):.4f}",
+            )
+        )
+    return rows
 
 
 def _read_csv(path: Path, header: tuple[str, ...]) -> list[tuple[str, ...]]:

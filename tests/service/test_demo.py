@@ -65,6 +65,7 @@ def test_demo_on_a_simulated_crowd_beats_majority_vote_bans_spammers_and_saves_a
     )
     assert rows["spammers banned"] == "2 of 2"
     assert int(rows["good workers banned (wrongly)"].split(" of ")[0]) <= 1
+    assert re.search(r"^banned: spammer-\d+, spammer \(", out, re.MULTILINE), out
     link = re.search(r"http://127\.0\.0\.1:\d+/dashboard/projects/(\d+)#token=(crowd_\S+)", out)
     assert link, out
 
@@ -87,6 +88,10 @@ def test_demo_replays_a_real_dataset(settings: Settings, clean: None, tmp_path: 
     assert recorded == 120
     assert 36 <= int(rows["answers used on regular tasks"]) <= recorded  # overlap 3 at least
     assert float(rows["accuracy: crowd (Dawid-Skene, bans, dynamic overlap)"]) >= 0.75
+    # the slice's reference: every recorded answer, aggregated offline (the vote is right on
+    # all 12 tasks)
+    assert rows["accuracy: majority vote on every recorded answer (offline)"] == "1.0000"
+    assert float(rows["accuracy: Dawid-Skene on every recorded answer (offline)"]) >= 0.75
 
 
 def test_demo_data_that_is_not_a_dataset_gets_a_one_line_error(tmp_path: Path) -> None:
