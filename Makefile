@@ -1,4 +1,5 @@
-# One command each: `make run` (service on embedded servers) and `make test`.
+# One command each: `make run` (`crowd demo`: the service on embedded servers, with a
+# simulated crowd answering a batch) and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -14,7 +15,7 @@ $(BIN)/crowd: pyproject.toml
 venv: $(BIN)/crowd
 
 run: venv
-	$(BIN)/crowd serve
+	$(BIN)/crowd demo
 
 lint: venv
 	$(BIN)/ruff check crowd workers tests benchmarks

@@ -24,7 +24,8 @@ otherwise idle 2-core machine with the defaults, up to 4 when other work shares 
    for (POST /aggregations) and waited for, so the measurement starts warm (the next run has
    the previous run's estimates to start from). Then PATCH overlap + 1 gives every task one
    open slot.
-5. Measured for ``--seconds``: ``--clients`` threads, each a worker (its own token), submit
+5. Measured for ``--seconds`` (all HTTP through crowd.client, the measured clients with one
+   attempt per request: no retries): ``--clients`` threads, each a worker (its own token), submit
    answers open-loop at ``--rate`` answers/s in total (fetch, then answer: two requests) and
    record each 201's time. One poller thread sweeps GET /results?since_run=S (all pages, 1000
    rows each) every ``--poll-interval`` seconds. An answer is reflected when a polled row of
@@ -78,7 +79,8 @@ import numpy as np
 import psutil
 import psycopg2
 import redis as redis_lib
-import requests
+
+from crowd.client import ApiError, ConnectionFailed, RequesterClient, RetryPolicy, WorkerClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _service import bench_database, crowd_bin, requester_token, service_env, spawn, wait_healthy
@@ -153,35 +155,21 @@ def _loadavg() -> str:
 # Setup.
 
 
-def _session(token: str) -> requests.Session:
-    s = requests.Session()
-    s.headers["Authorization"] = f"Bearer {token}"
-    return s
+#: The measured clients (submitters, poller) make one attempt per request, as before they used
+#: crowd.client: every failure is counted, and no retry shifts the open-loop schedule.
+ONE_ATTEMPT = RetryPolicy(attempts=1)
 
 
 def setup_over_http(
     base: str, requester: str, n_tasks: int, overlap: int, labels: Sequence[str], n_workers: int
 ) -> tuple[int, list[str]]:
     """Project, tasks and worker accounts; returns (project id, worker tokens)."""
-    s = _session(requester)
-    r = s.post(
-        f"{base}/api/v1/projects",
-        json={"name": "freshness", "labels": list(labels), "overlap": overlap,
-              "lease_seconds": 600},
-    )  # fmt: skip
-    r.raise_for_status()
-    project_id = int(r.json()["id"])
-    for lo in range(0, n_tasks, 10_000):
-        tasks = [
-            {"external_id": f"t{i}", "data": {"n": i}} for i in range(lo, min(lo + 10_000, n_tasks))
-        ]
-        r = s.post(f"{base}/api/v1/projects/{project_id}/tasks", json={"tasks": tasks})
-        r.raise_for_status()
-    tokens = []
-    for i in range(n_workers):
-        r = s.post(f"{base}/api/v1/workers", json={"name": f"w{i}"})
-        r.raise_for_status()
-        tokens.append(str(r.json()["token"]))
+    with RequesterClient(base, requester, timeout=120) as req:
+        project = req.create_project("freshness", labels, overlap=overlap, lease_seconds=600)
+        project_id = int(project["id"])
+        tasks = ({"external_id": f"t{i}", "data": {"n": i}} for i in range(n_tasks))
+        req.post_tasks(project_id, tasks, chunk_size=10_000)
+        tokens = [req.create_worker(f"w{i}").token for i in range(n_workers)]
     return project_id, tokens
 
 
@@ -283,7 +271,7 @@ def submitter(
     shared: Shared, seed: int,
 ) -> None:  # fmt: skip
     """Open loop: one fetch + answer at each scheduled time (time.monotonic values)."""
-    s = _session(token)
+    client = WorkerClient(base, token, timeout=30, retry=ONE_ATTEMPT)
     rng = np.random.default_rng(seed)
     for due in schedule:
         if shared.stop_submit.is_set():
@@ -293,28 +281,26 @@ def submitter(
             time.sleep(due - now)
         with shared.lock:
             shared.lag.append(max(0.0, time.monotonic() - due))
+        step = "fetch"
         try:
-            r = s.post(f"{base}/api/v1/projects/{project_id}/assignments", timeout=30)
-            if r.status_code == 204:
+            got = client.fetch(project_id)
+            if got is None:
                 with shared.lock:
                     shared.empty += 1
                 continue
-            if r.status_code != 201:
-                shared.error(f"fetch {r.status_code}")
-                continue
-            got = r.json()
-            task_id = int(got["task"]["id"])
+            task_id = got.task_id
             label = label_names[int(rng.integers(len(label_names)))]
-            r = s.post(
-                f"{base}/api/v1/assignments/{got['assignment_id']}/answer",
-                json={"label": label}, timeout=30,
-            )  # fmt: skip
+            step = "answer"
+            answered = client.answer(got.id, label)
             acked = time.time()
-            if r.status_code != 201:
-                shared.error(f"answer {r.status_code}")
+            if not answered.created:
+                shared.error("answer 200")
                 continue
-        except requests.RequestException as exc:
-            shared.error(f"client {type(exc).__name__}")
+        except ApiError as exc:
+            shared.error(f"{step} {exc.status}")
+            continue
+        except ConnectionFailed as exc:
+            shared.error(f"client {type(exc.__cause__).__name__}")
             continue
         with shared.lock:
             n = shared.counts.get(task_id, shared.base) + 1
@@ -341,37 +327,23 @@ def poller(
     starts from the ``last_run_id`` of this sweep's first page, as the API docs say (the
     API reads it and the page in one snapshot).
     """
-    s = _session(requester)
-    url = f"{base}/api/v1/projects/{project_id}/results"
+    req = RequesterClient(base, requester, timeout=60, retry=ONE_ATTEMPT)
     while not shared.stop_poll.is_set():
         began = time.monotonic()
         started = time.time()
-        cursor: str | None = None
         next_since: int | None = None
         pages = rows = matched = 0
         try:
             if since_from == "probe":
-                r = s.get(url, params={"since_run": NO_RUN, "limit": 1}, timeout=60)
-                r.raise_for_status()
-                next_since = r.json()["last_run_id"]
-            while True:
-                params: dict[str, Any] = {"since_run": since, "limit": 1000}
-                if cursor:
-                    params["cursor"] = cursor
-                r = s.get(url, params=params, timeout=60)
+                next_since = req.poll_results(project_id, NO_RUN, page_size=1).last_run_id
+            for page in req.result_pages(project_id, since_run=since, page_size=1000):
                 arrived = time.time()
-                if r.status_code != 200:
-                    shared.error(f"poll {r.status_code}")
-                    next_since = None
-                    break
-                page = r.json()
                 pages += 1
                 if since_from == "response" and pages == 1:
-                    next_since = page["last_run_id"]
-                results = page["results"]
-                rows += len(results)
+                    next_since = page.last_run_id
+                rows += len(page.results)
                 with shared.lock:
-                    for row in results:
+                    for row in page.results:
                         task_id = int(row["task_id"])
                         waiting = shared.pending.get(task_id)
                         if not waiting:
@@ -388,11 +360,11 @@ def poller(
                             shared.pending[task_id] = still
                         else:
                             del shared.pending[task_id]
-                cursor = page.get("next_cursor")
-                if not cursor:
-                    break
-        except requests.RequestException as exc:
-            shared.error(f"poll {type(exc).__name__}")
+        except ApiError as exc:
+            shared.error(f"poll {exc.status}")
+            next_since = None
+        except ConnectionFailed as exc:
+            shared.error(f"poll {type(exc.__cause__).__name__}")
             next_since = None
         shared.sweeps.append(
             (started, time.monotonic() - began, since, next_since, pages, rows, matched)
@@ -404,34 +376,18 @@ def poller(
             shared.stop_poll.wait(rest)
 
 
-def wait_run(
-    s: requests.Session, base: str, project_id: int, run_id: int, timeout: float
-) -> dict[str, Any]:
+def wait_run(req: RequesterClient, project_id: int, run_id: int, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = s.get(f"{base}/api/v1/projects/{project_id}/aggregations", params={"limit": 100})
-        r.raise_for_status()
-        for run in r.json()["aggregations"]:
+        for run in itertools.islice(req.runs(project_id), 100):
             if run["id"] == run_id and run["status"] in ("succeeded", "failed"):
                 return dict(run)
         time.sleep(0.25)
     raise SystemExit(f"error: run {run_id} did not finish within {timeout:.0f} s")
 
 
-def all_runs(s: requests.Session, base: str, project_id: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 1000}
-        if cursor:
-            params["cursor"] = cursor
-        r = s.get(f"{base}/api/v1/projects/{project_id}/aggregations", params=params)
-        r.raise_for_status()
-        page = r.json()
-        out += page["aggregations"]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return sorted(out, key=lambda run: run["id"])
+def all_runs(req: RequesterClient, project_id: int) -> list[dict[str, Any]]:
+    return sorted(req.runs(project_id, page_size=1000), key=lambda run: run["id"])
 
 
 def job_ends(rdb: redis_lib.Redis, run_ids: list[int]) -> dict[int, float]:
@@ -486,11 +442,11 @@ def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, float]]
                 snap.answer_ids, snap.task_ids, snap.worker_ids, snap.labels, n_classes=k,
                 gold_task_ids=snap.gold_task_ids, gold_labels=snap.gold_labels,
                 method=project.method, gold_window=project.gold_window,
-                warm_workers=snap.warm_workers, warm_confusion=snap.warm_confusion,
-                warm_priors=snap.warm_priors,
+                decide=project.dynamic, **jobs._warm_start(snap),
             )  # fmt: skip
             t2 = time.perf_counter()
-            jobs._publish(db, run.id, project, result, snap)
+            cold_answers = snap.warm_cold_answers if result.warm_start else snap.n_answers
+            jobs._publish(db, run.id, project, result, snap, cold_answers)
             t3 = time.perf_counter()
             with db.transaction() as cur:
                 cur.execute("SELECT count(*) FROM task_results WHERE run_id = %s", (run.id,))
@@ -591,23 +547,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for w in rq:
             up.callback(w.stop)
-        req = _session(requester)
-        r = req.post(f"{base}/api/v1/projects/{project_id}/aggregations")
-        r.raise_for_status()
-        first = r.json()["run"]
+        req = RequesterClient(base, requester, timeout=60)
+        first = req.request_run(project_id)
         if first is None:
             raise SystemExit("error: a run was already queued on a fresh project")
-        warm = wait_run(req, base, project_id, int(first["id"]), timeout=300)
+        warm = wait_run(req, project_id, int(first["id"]), timeout=300)
         if warm["status"] != "succeeded":
             raise SystemExit(f"error: the first run failed: {warm['error']}\n{rq[0].tail()}")
         cold_seconds = _ts(warm["finished_at"]) - _ts(warm["started_at"])  # type: ignore[operator]
-        r = req.patch(
-            f"{base}/api/v1/projects/{project_id}", json={"overlap": args.answers_per_task + 1}
-        )
-        r.raise_for_status()
-        r = req.get(f"{base}/api/v1/projects/{project_id}/results", params={"limit": 1})
-        r.raise_for_status()
-        since = int(r.json()["last_run_id"])
+        req.update_project(project_id, overlap=args.answers_per_task + 1)
+        since = int(req.poll_results(project_id, NO_RUN, page_size=1).last_run_id or 0)
         print(
             f"warm-up run {first['id']}: {warm['answers']} answers, {warm['iterations']}"
             f" iterations, {cold_seconds:.2f} s (started -> finished); overlap now"
@@ -660,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(0.1)
         shared.stop_poll.set()
         poll.join(60)
-        runs_all = all_runs(req, base, project_id)
+        runs_all = all_runs(req, project_id)
         job_end = job_ends(rdb, [int(run["id"]) for run in runs_all])
         for w in rq:
             w.stop()

@@ -23,6 +23,12 @@ def _register() -> None:
     for module in (serve, admin, aggregate):
         for command in module.COMMANDS:
             main.add_command(command)
+    # `crowd demo` (issue 7): the whole cycle on one machine.
+    from crowd.cli import demo
+
+    for module in (demo,):
+        for command in module.COMMANDS:
+            main.add_command(command)
 
 
 _register()

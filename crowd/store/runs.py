@@ -284,16 +284,29 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
     ``max_overlap``. A closed task whose decision confidence later falls below the target is
     open again. Decisions use the answers the run saw (``task_results.answers``), not answers
     that arrived while it ran: those wait for the next run. Only rows that change are written.
+
+    Answers of banned workers left out of the run (``exclude_banned``) still fill their slots,
+    so they count as answered slots here: a task that still needs answers (too few counted,
+    or not confident) gets one more slot, instead of waiting for answers no one can give.
     """
     cur.execute(
         """
-        WITH decided AS (
+        WITH excluded AS (
+            SELECT a.task_id, count(*) AS n
+            FROM project_workers pw JOIN assignments a
+              ON a.worker_id = pw.worker_id AND a.project_id = pw.project_id
+            WHERE pw.project_id = %(project)s AND pw.status = 'banned' AND %(exclude)s
+              AND a.status = 'answered'
+            GROUP BY a.task_id
+        ), decided AS (
             SELECT t.id,
                    (r.answers >= %(overlap)s AND r.decision >= %(target)s) AS done,
-                   CASE WHEN r.answers >= t.target AND r.decision < %(target)s
+                   CASE WHEN r.answers + coalesce(x.n, 0) >= t.target
+                             AND NOT (r.answers >= %(overlap)s AND r.decision >= %(target)s)
                              AND t.target < %(cap)s
                         THEN t.target + 1 ELSE t.target END AS target
             FROM tasks t JOIN task_results r ON r.task_id = t.id
+            LEFT JOIN excluded x ON x.task_id = t.id
             WHERE t.project_id = %(project)s AND t.gold IS NULL
         )
         UPDATE tasks t SET done = d.done, target = d.target
@@ -305,6 +318,7 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
             "target": project.confidence_target,
             "cap": project.overlap_cap,
             "project": project.id,
+            "exclude": project.exclude_banned,
         },
     )
 

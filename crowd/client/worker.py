@@ -1,0 +1,102 @@
+"""The crowd worker's side: fetch a task, answer or skip it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from crowd.client._http import ApiError, RetryPolicy, Transport
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A reserved task: answer or skip it before ``expires_at`` (ISO 8601)."""
+
+    id: int
+    task_id: int
+    external_id: str
+    data: dict[str, Any]
+    expires_at: str
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Assignment:
+        task = obj["task"]
+        return cls(
+            int(obj["assignment_id"]),
+            int(task["id"]),
+            str(task["external_id"]),
+            dict(task["data"]),
+            str(obj["expires_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An accepted answer. ``created`` is False when the service already had this very answer
+    (a retry of a call whose response was lost): it is stored once either way. ``next`` is
+    the following task when it was asked for, None when none is left for this worker."""
+
+    assignment_id: int
+    label: str
+    created: bool
+    next: Assignment | None = None
+
+
+class WorkerClient:
+    """Calls the API with a worker token: :meth:`fetch`, :meth:`answer`, :meth:`skip`.
+
+    Retries and idempotency keys as in :class:`~crowd.client.RequesterClient`. A worker
+    banned from the project gets :class:`~crowd.client.ApiError` with ``code == "banned"``
+    on fetch.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.http = Transport(base_url, token, timeout=timeout, retry=retry or RetryPolicy())
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> WorkerClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def fetch(self, project_id: int) -> Assignment | None:
+        """Reserve this worker's next task in the project; None when nothing is left for it
+        now (more may come: a lease expiring, or dynamic overlap asking for more answers)."""
+        out = self.http.json("POST", f"/api/v1/projects/{project_id}/assignments")
+        return Assignment.from_json(out) if out else None
+
+    def answer(self, assignment_id: int, label: str, *, fetch_next: bool = False) -> Answered:
+        """Answer a reserved task. With ``fetch_next`` the same request reserves the next task
+        (``Answered.next``). A different label for an answered task raises ApiError 409."""
+        body: dict[str, Any] = {"label": label}
+        if fetch_next:
+            body["next"] = True
+        out = self.http.json("POST", f"/api/v1/assignments/{assignment_id}/answer", json=body)
+        following = out.get("next")
+        return Answered(
+            int(out["assignment_id"]),
+            str(out["label"]),
+            out["status"] == "created",
+            Assignment.from_json(following) if following else None,
+        )
+
+    def skip(self, assignment_id: int) -> None:
+        """Give the task back unanswered; this worker will not be offered it again.
+
+        Skipping an assignment that is already skipped succeeds (a retried skip whose first
+        response was lost ends where it should)."""
+        try:
+            self.http.call("POST", f"/api/v1/assignments/{assignment_id}/skip")
+        except ApiError as exc:
+            if exc.code != "already_skipped":
+                raise
