@@ -61,4 +61,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     for module in (health, projects, tasks, assignments, results, aggregations, quality, workers):
         app.register_blueprint(module.bp)
+
+    from crowd.api import export, models  # models: versions, predictions, export
+
+    for module in (models, export):
+        app.register_blueprint(module.bp)
     return app
