@@ -24,9 +24,9 @@ def list_results(project_id: int) -> ResponseReturnValue:
     ``confidence``. ``?since_run=N`` returns only tasks whose result changed after run N:
     page through with the cursor, then poll again with the ``last_run_id`` of the first
     page of that pass. ``?status=complete|pending`` filters,
-    ``?posteriors=true`` adds each label's probability. ``model_label`` and
-    ``model_confidence`` are the latest model's prediction (null without one);
-    ``label_source`` is ``model`` for a task closed by auto-labelling, else ``crowd``.
+    ``?posteriors=true`` adds each label's probability. In a project with a model,
+    ``model_label`` and ``model_confidence`` are the latest version's prediction (null before
+    one), and ``label_source`` is ``model`` for a task closed by auto-labelling, else ``crowd``.
     """
     project = auth.project_for_requester(project_id)
     after, limit = body.page_params()
@@ -60,10 +60,15 @@ def list_results(project_id: int) -> ResponseReturnValue:
             answers=answers,
             aggregated_answers=used if run_id is not None else 0,
             status="complete" if complete else "pending",
-            label_source="model" if by_model else "crowd",
-            model_label=labels[model_label] if model_label is not None else None,
-            model_confidence=round(model_confidence, 6) if model_confidence is not None else None,
         )
+        if project.model is not None:
+            item.update(
+                label_source="model" if by_model else "crowd",
+                model_label=labels[model_label] if model_label is not None else None,
+                model_confidence=(
+                    round(model_confidence, 6) if model_confidence is not None else None
+                ),
+            )
         if with_posteriors:
             item["posteriors"] = (
                 {labels[k]: round(float(p), 6) for k, p in enumerate(posteriors)}
