@@ -94,7 +94,7 @@ def _predict_all(
     dim: int | None,
     threshold: float | None,
 ) -> tuple[int, int]:
-    """Predict every regular task, :data:`PREDICT_BATCH` at a time, each batch written in a
+    """Predict every task (gold ones too), :data:`PREDICT_BATCH` at a time, each batch written in a
     transaction of its own (short row locks). Returns ``(predicted, auto_labelled)``."""
     k = len(project.labels)
     after, predicted, closed = 0, 0, 0

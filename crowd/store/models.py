@@ -272,10 +272,11 @@ def gold_rows(
 def prediction_batch(
     cur: Cursor, project_id: int, field: str, input_kind: str, after_id: int, limit: int
 ) -> list[tuple[int, Any]]:
-    """The next ``limit`` regular tasks after ``after_id``, by id: ``(task_id, field value)``."""
+    """The next ``limit`` tasks (gold ones too) after ``after_id``, by id:
+    ``(task_id, field value)``."""
     cur.execute(
         f"SELECT t.id, {_field(input_kind)} FROM tasks t"
-        " WHERE t.project_id = %(project)s AND t.gold IS NULL AND t.id > %(after)s"
+        " WHERE t.project_id = %(project)s AND t.id > %(after)s"
         " ORDER BY t.id LIMIT %(limit)s",
         {"project": project_id, "field": field, "after": after_id, "limit": limit},
     )
