@@ -22,9 +22,10 @@ snow_rte) through the HTTP API, once per ordering, against the machine's Postgre
    it triggered has finished, and records (answers bought, the newest version's accuracy on
    the held-out gold). It stops after ``--budget`` answers.
 
-Printed: the table of accuracy against answers for both orderings, fifo's final accuracy,
-the answers uncertainty ordering needed to reach it, and their ratio (the goal: <= 60%).
-A PNG of the two curves goes to ``--png``.
+Printed: the table of accuracy and log-loss against answers for both orderings, the majority
+class's accuracy on the held-out gold (the floor a model must beat), fifo's final accuracy,
+the answers uncertainty ordering needed to reach it, and their ratio (the goal: <= 60%); the
+same for log-loss. A PNG of the curves goes to ``--png``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import math
 import random
+import re
 import sys
 import tempfile
 import time
@@ -50,13 +53,56 @@ GOAL_SHARE = 0.60  # uncertainty reaches fifo's final accuracy with <= 60% of it
 TASK_BATCH = 5000
 
 
-def read_texts(folder: Path) -> dict[str, str]:
+def read_items(folder: Path) -> dict[str, dict[str, str]]:
     path = folder / "items.csv"
     if not path.exists():
         raise SystemExit(f"error: {path} missing; use a dataset with item texts (zheng_product)")
     csv.field_size_limit(1 << 24)
     with path.open(newline="") as handle:
-        return {row["task"]: row["text"] for row in csv.DictReader(handle)}
+        return {row["task"]: row for row in csv.DictReader(handle)}
+
+
+def _tokens(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", (text or "").lower()))
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def _price(text: str) -> float | None:
+    found = re.search(r"\d+(?:\.\d+)?", (text or "").replace(",", ""))
+    return float(found.group()) if found else None
+
+
+def pair_features(item: dict[str, str]) -> list[float]:
+    """``--input features``: similarities of a product pair (zheng_product's columns): name
+    words, name character trigrams, description words, model-number-like tokens, price."""
+
+    def trigrams(text: str) -> set[str]:
+        text = " ".join((text or "").lower().split())
+        return {text[i : i + 3] for i in range(len(text) - 2)}
+
+    def codes(side: str) -> set[str]:
+        words = _tokens(item[f"{side}_name"] + " " + item[f"{side}_description"])
+        return {w for w in words if re.search(r"\d", w) and re.search(r"[a-z]", w)}
+
+    left, right = _price(item["left_price"]), _price(item["right_price"])
+    both = bool(left and right)
+    return [
+        _jaccard(_tokens(item["left_name"]), _tokens(item["right_name"])),
+        _jaccard(trigrams(item["left_name"]), trigrams(item["right_name"])),
+        _jaccard(_tokens(item["left_description"]), _tokens(item["right_description"])),
+        _jaccard(codes("left"), codes("right")),
+        abs(math.log(left / right)) if both and left and right else 0.0,
+        float(both),
+    ]
+
+
+def task_data(item: dict[str, str] | None, input_kind: str) -> dict[str, Any]:
+    if input_kind == "text":
+        return {"text": item["text"] if item else ""}
+    return {"x": pair_features(item)} if item else {}
 
 
 def slot_answers(data: Dataset) -> dict[str, list[str]]:
@@ -70,7 +116,7 @@ def slot_answers(data: Dataset) -> dict[str, list[str]]:
 
 def create_project(
     api: Api, data: Dataset, order: str, overlap: int, step: int, pool: list[str],
-    evaluation: list[str], texts: dict[str, str],
+    evaluation: list[str], items: dict[str, dict[str, str]], input_kind: str,
 ) -> int:  # fmt: skip
     spec: dict[str, Any] = {
         "name": f"active learning {data.name} {order}",
@@ -78,15 +124,15 @@ def create_project(
         "overlap": overlap,
         "gold_rate": 0.0,
         "lease_seconds": 600,
-        "model": {"input": "text", "field": "text"},
+        "model": {"input": input_kind, "field": "text" if input_kind == "text" else "x"},
         "retrain_every": step,
         "order": order,
         "random_share": 0.1,
     }
     pid = int(api.call("POST", "/api/v1/projects", spec).json()["id"])
-    tasks = [{"external_id": t, "data": {"text": texts.get(t, "")}} for t in pool]
+    tasks = [{"external_id": t, "data": task_data(items.get(t), input_kind)} for t in pool]
     tasks += [
-        {"external_id": t, "data": {"text": texts.get(t, "")}, "gold": data.gold[t]}
+        {"external_id": t, "data": task_data(items.get(t), input_kind), "gold": data.gold[t]}
         for t in evaluation
     ]
     for lo in range(0, len(tasks), TASK_BATCH):
@@ -109,10 +155,11 @@ def wait_for_model(api: Api, pid: int, timeout: float = 600.0) -> dict[str, Any]
 def run_ordering(
     api: Api, base: str, slots: list[str], pid: int, recorded: dict[str, list[str]],
     budget: int, step: int,
-) -> list[tuple[int, float]]:  # fmt: skip
-    """Replay rounds until ``budget`` answers; returns (answers, gold accuracy) per round."""
+) -> list[tuple[int, float, float]]:  # fmt: skip
+    """Replay rounds until ``budget`` answers; returns (answers, gold accuracy, gold log-loss)
+    of the newest model version after each round."""
     workers = [Api(base, token) for token in slots]
-    curve: list[tuple[int, float]] = []
+    curve: list[tuple[int, float, float]] = []
     answers = 0
     while answers < budget:
         for _ in range(step):
@@ -131,29 +178,41 @@ def run_ordering(
         wait_caught_up(api, pid, answers)
         version = wait_for_model(api, pid)
         if version is not None and version["metrics"]["gold_accuracy"] is not None:
-            curve.append((answers, float(version["metrics"]["gold_accuracy"])))
-            print(f"  {answers:6d} answers: gold accuracy {curve[-1][1]:.4f}", flush=True)
+            metrics = version["metrics"]
+            curve.append((answers, metrics["gold_accuracy"], metrics["gold_log_loss"]))
+            print(
+                f"  {answers:6d} answers: gold accuracy {curve[-1][1]:.4f},"
+                f" log-loss {curve[-1][2]:.4f}",
+                flush=True,
+            )
     return curve
 
 
-def answers_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
-    return next((n for n, acc in curve if acc >= target), None)
+def answers_to_reach(
+    curve: list[tuple[int, float, float]], target: float, column: int = 1
+) -> int | None:
+    """Answers after which the curve first reaches ``target``: accuracy (column 1) at least
+    it, or log-loss (column 2) at most it."""
+    better = (lambda v: v >= target) if column == 1 else (lambda v: v <= target)
+    return next((row[0] for row in curve if better(row[column])), None)
 
 
-def plot(curves: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
+def plot(curves: dict[str, list[tuple[int, float, float]]], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for name, curve in curves.items():
-        ax.plot([n for n, _ in curve], [a for _, a in curve], marker="o", ms=3, label=name)
-    ax.set_xlabel("human answers bought")
-    ax.set_ylabel("model accuracy on held-out gold")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+        for ax, column in zip(axes, (1, 2), strict=True):
+            ax.plot([r[0] for r in curve], [r[column] for r in curve], marker="o", ms=3, label=name)
+    for ax, what in zip(axes, ("accuracy", "log-loss"), strict=True):
+        ax.set_xlabel("human answers bought")
+        ax.set_ylabel(f"model {what} on held-out gold")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -168,6 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--step", type=int, default=100, help="tasks per round (= retrain_every)")
     p.add_argument("--eval", type=int, default=1500, help="held-out gold tasks for scoring")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--input", choices=("text", "features"), default="text",
+        help="text: items.csv's text column; features: product-pair similarities computed"
+        " from its columns (zheng_product) [default: text]",
+    )  # fmt: skip
     p.add_argument("--png", type=Path, default=Path("benchmarks/active_learning.png"))
     p.add_argument("--port", type=int, default=8776)
     p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -177,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     data = load(args.data)
-    texts = read_texts(args.data)
+    items = read_items(args.data)
     recorded = slot_answers(data)
     overlap = data.max_per_task
     rng = random.Random(args.seed)
@@ -188,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool = [t for t in data.tasks if t not in held]
     print(
         f"active learning on {data.name}: {len(pool)} pool tasks, {len(evaluation)} held-out"
-        f" gold, overlap {overlap}, rounds of {args.step} tasks, budget {args.budget} answers",
+        f" gold, overlap {overlap}, rounds of {args.step} tasks, budget {args.budget} answers,"
+        f" model input {args.input}",
         flush=True,
     )
 
@@ -198,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     queue = redis.Redis.from_url(args.redis)
     queue.flushdb()
     began = time.monotonic()
-    curves: dict[str, list[tuple[int, float]]] = {}
+    curves: dict[str, list[tuple[int, float, float]]] = {}
     try:
         with (
             bench_database(args.postgres, args.keep_db, "bench_active") as url,
@@ -215,7 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             up.callback(worker.stop)
             api = Api(base, requester)
             for order in ("fifo", "uncertainty"):
-                pid = create_project(api, data, order, overlap, args.step, pool, evaluation, texts)
+                pid = create_project(
+                    api, data, order, overlap, args.step, pool, evaluation, items, args.input
+                )
                 slots = [
                     str(api.call("POST", "/api/v1/workers", {"name": f"{order} slot {k}"})
                         .json()["token"])
@@ -232,13 +299,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     fifo, unc = curves["fifo"], curves["uncertainty"]
     print()
-    print("| answers | fifo accuracy | uncertainty accuracy |")
-    print("|---:|---:|---:|")
-    by_n = {n: a for n, a in unc}
-    for n, a in fifo:
+    print(
+        "| answers | fifo accuracy | uncertainty accuracy | fifo log-loss | uncertainty log-loss |"
+    )
+    print("|---:|---:|---:|---:|---:|")
+    by_n = {row[0]: row for row in unc}
+    for n, acc, loss in fifo:
         other = by_n.get(n)
-        print(f"| {n} | {a:.4f} | {'' if other is None else f'{other:.4f}'} |")
-    final_n, final_acc = fifo[-1]
+        theirs = f"{other[1]:.4f} | " if other else " | "
+        print(f"| {n} | {acc:.4f} | {theirs}{loss:.4f} | {f'{other[2]:.4f}' if other else ''} |")
+    final_n, final_acc, final_loss = fifo[-1]
+    majority = max(sum(1 for t in evaluation if data.gold[t] == lab) for lab in data.labels)
+    print(f"majority class on the held-out gold: accuracy {majority / len(evaluation):.4f}")
     needed = answers_to_reach(unc, final_acc)
     print()
     print(f"fifo (peer): final accuracy {final_acc:.4f} after {final_n} answers")
@@ -252,7 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"uncertainty: reached it after {needed} answers = {share:.2f} x fifo's answers"
             f" (goal <= {GOAL_SHARE:.2f}: {verdict}); its final accuracy {unc[-1][1]:.4f}"
         )
-    plot(curves, args.png, f"{data.name}: model accuracy vs answers (rounds of {args.step} tasks)")
+    needed_loss = answers_to_reach(unc, final_loss, column=2)
+    print(
+        f"log-loss: fifo's final {final_loss:.4f}; uncertainty reached it after"
+        f" {needed_loss if needed_loss is not None else 'never (within the budget)'} answers"
+        + (f" = {needed_loss / final_n:.2f} x fifo's" if needed_loss is not None else "")
+    )
+    plot(curves, args.png, f"{data.name}, {args.input} model: rounds of {args.step} tasks")
     print(f"plot: {args.png}")
     print(f"wall time {time.monotonic() - began:.0f} s")
     return 0
