@@ -48,5 +48,5 @@ class Settings:
         )
 
 
-# RQ queues the workers listen on, in priority order.
-QUEUES = ("crowd",)
+# RQ queues the workers listen on, in priority order: aggregation runs, then model training.
+QUEUES = ("crowd", "crowd-models")

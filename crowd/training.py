@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg2.errors
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
-from sklearn.pipeline import Pipeline
 
-from crowd import learn
 from crowd.config import QUEUES
 from crowd.store import models, projects
 from crowd.store.db import Database
 from crowd.store.models import ModelVersion
 from crowd.store.projects import Project
+
+if TYPE_CHECKING:  # scikit-learn is imported by the job only, not by the API processes
+    from sklearn.pipeline import Pipeline
+
+    from crowd import learn
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,8 @@ def request(
     if version is None:
         return None
     try:
-        Queue(QUEUES[0], connection=redis).enqueue(
+        # The models queue comes after the aggregation queue: a long training never delays runs.
+        Queue(QUEUES[1], connection=redis).enqueue(
             train,
             version.id,
             job_id=job_id(version.id),
@@ -96,6 +101,8 @@ def _predict_all(
 ) -> tuple[int, int]:
     """Predict every task (gold ones too), :data:`PREDICT_BATCH` at a time, each batch written in a
     transaction of its own (short row locks). Returns ``(predicted, auto_labelled)``."""
+    from crowd import learn
+
     k = len(project.labels)
     after, predicted, closed = 0, 0, 0
     while True:
@@ -136,6 +143,7 @@ def train(version_id: int) -> None:
     open, predicts in batches, then records the version. A failure is recorded on the
     version, with its error, and re-raised so RQ records it too.
     """
+    from crowd import learn
     from crowd.jobs import services  # jobs imports this module for after_run
 
     db, _ = services()

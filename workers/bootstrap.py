@@ -1,7 +1,7 @@
 """Start an RQ worker for crowd's queues, with the numeric stack imported once up front.
 
-Importing numpy/scipy and ``crowd.em`` before forking work-horses means each job starts
-without paying for those imports again. The worker also reaps abandoned aggregation runs
+Importing numpy/scipy, ``crowd.em`` and ``crowd.learn`` (scikit-learn) before forking
+work-horses means each job starts without paying for those imports again. The worker also reaps abandoned aggregation runs
 (see :func:`crowd.scheduling.reap`) when it starts and every ``REAP_EVERY`` seconds.
 """
 
@@ -25,7 +25,8 @@ REAP_EVERY = 15
 
 
 def preload() -> None:
-    for name in ("numpy", "scipy.special", "scipy.sparse", "pyarrow.csv", "crowd.em"):
+    modules = ("numpy", "scipy.special", "scipy.sparse", "pyarrow.csv", "crowd.em")
+    for name in (*modules, "crowd.learn"):  # crowd.learn: scikit-learn, for model training
         importlib.import_module(name)
 
 
