@@ -141,11 +141,17 @@ def create_project(
 
 
 def wait_for_model(api: Api, pid: int, timeout: float = 600.0) -> dict[str, Any] | None:
-    """Until no version is queued or running; returns the newest succeeded version."""
+    """Until no version is queued or running, twice a second apart (a run queues its retrain
+    just after it is recorded as succeeded); returns the newest succeeded version."""
     deadline = time.monotonic() + timeout
+    idle_since: float | None = None
     while time.monotonic() < deadline:
         versions = api.call("GET", f"/api/v1/projects/{pid}/models?limit=50").json()["models"]
-        if not any(v["status"] in ("queued", "running") for v in versions):
+        if any(v["status"] in ("queued", "running") for v in versions):
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= 1.0:
             done = [v for v in versions if v["status"] == "succeeded"]
             return done[0] if done else None
         time.sleep(0.2)

@@ -17,6 +17,7 @@ from crowd.learn.model import (
     soft_targets,
     summarize,
 )
+from crowd.learn.prior import posteriors_with_prior
 
 __all__ = [
     "ModelSpec",
@@ -26,6 +27,7 @@ __all__ = [
     "fit",
     "gold_metrics",
     "load",
+    "posteriors_with_prior",
     "predict",
     "soft_targets",
     "summarize",

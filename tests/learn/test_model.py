@@ -62,3 +62,19 @@ def test_text_model_learns_words() -> None:
 def test_one_label_only_is_an_error_saying_what_is_missing() -> None:
     with pytest.raises(ValueError, match="at least two labels"):
         learn.fit(FEATURES, np.zeros((5, 2)), np.tile([1.0, 0.0], (5, 1)))
+
+
+def test_model_prior_e_step_matches_hand_computed_posteriors() -> None:
+    # one worker, right 80% of the time on 2 classes; task 0 has one answer "0", task 1 none
+    confusion = np.array([[[0.8, 0.2], [0.2, 0.8]]])
+    prior = np.array([[0.2, 0.8], [0.3, 0.7]])
+    post = learn.posteriors_with_prior(
+        np.array([0]), np.array([0]), np.array([0]), confusion, prior
+    )
+    # task 0: 0.2 * 0.8 = 0.16 against 0.8 * 0.2 = 0.16 -> even; task 1: its prior
+    assert post == pytest.approx(np.array([[0.5, 0.5], [0.3, 0.7]]))
+    # a uniform prior gives plain Dawid-Skene with equal class priors
+    even = learn.posteriors_with_prior(
+        np.array([0, 0]), np.array([0, 0]), np.array([1, 1]), confusion, np.full((1, 2), 0.5)
+    )
+    assert even == pytest.approx(np.array([[1 / 17, 16 / 17]]))
