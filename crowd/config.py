@@ -69,8 +69,8 @@ class Settings:
         )
 
 
-# RQ queues the workers listen on, in priority order.
-QUEUES = ("crowd",)
+# RQ queues the workers listen on, in priority order: aggregation runs, then model training.
+QUEUES = ("crowd", "crowd-models")
 # Webhook deliveries have a queue of their own, listened to after QUEUES: a slow receiver
 # then delays an aggregation run by one attempt's timeout at most.
 WEBHOOK_QUEUE = "crowd-webhooks"

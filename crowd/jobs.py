@@ -15,7 +15,7 @@ import numpy as np
 import psycopg2.errors
 from redis import Redis
 
-from crowd import scheduling, webhooks
+from crowd import scheduling, training, webhooks
 from crowd.config import Settings
 from crowd.em.live import RunResult, changed_rows, fit_run
 from crowd.store import projects, runs, snapshot
@@ -143,6 +143,8 @@ def aggregate(run_id: int) -> None:
             )
             cold_answers = snap.warm_cold_answers if result.warm_start else snap.n_answers
             _publish(db, run_id, project, result, snap, cold_answers)
+            if project.model is not None:
+                training.after_run(db, redis, project_id, run_id)  # never raises
         except Exception as exc:
             log.error(
                 "run %s of project %s failed:\n%s", run_id, project_id, traceback.format_exc()

@@ -1,10 +1,11 @@
 """Start an RQ worker for crowd's queues, with the numeric stack imported once up front.
 
-Importing numpy/scipy and ``crowd.em`` before forking work-horses means each job starts
-without paying for those imports again. The worker also reaps abandoned aggregation runs
-(see :func:`crowd.scheduling.reap`) and queues webhook deliveries whose job was lost (see
-:func:`crowd.webhooks.requeue_lost`) when it starts and every ``REAP_EVERY`` seconds. It runs
-RQ's scheduler too, which queues webhook delivery retries when their backoff is over.
+Importing numpy/scipy, ``crowd.em`` and ``crowd.learn`` (scikit-learn) before forking
+work-horses means each job starts without paying for those imports again. The worker also reaps
+abandoned aggregation runs (see :func:`crowd.scheduling.reap`) and queues webhook deliveries
+whose job was lost (see :func:`crowd.webhooks.requeue_lost`) when it starts and every
+``REAP_EVERY`` seconds. It runs RQ's scheduler too, which queues webhook delivery retries when
+their backoff is over.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ REAP_EVERY = 15
 
 
 def preload() -> None:
-    for name in ("numpy", "scipy.special", "scipy.sparse", "pyarrow.csv", "crowd.em"):
+    modules = ("numpy", "scipy.special", "scipy.sparse", "pyarrow.csv", "crowd.em")
+    for name in (*modules, "crowd.learn"):  # crowd.learn: scikit-learn, for model training
         importlib.import_module(name)
 
 

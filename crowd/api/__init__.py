@@ -78,4 +78,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         web,
     ):
         app.register_blueprint(module.bp)
+
+    from crowd.api import export, models  # models: versions, predictions, export
+
+    for module in (models, export):
+        app.register_blueprint(module.bp)
     return app

@@ -64,13 +64,25 @@ def _sweep(project: Project, *, force: bool = False) -> None:
 
 def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | None:
     """The worker's next task: a gold (control) task with probability ``gold_rate`` when the
-    project has one this worker has not seen, otherwise the next regular task. (Whether the
+    project has one this worker has not seen, otherwise the next regular task (in the
+    project's ``order``: see :func:`crowd.store.assignments.reserve`). (Whether the
     project has gold tasks comes from the project cache: gold posted through another API
     process is mixed in within its few seconds.)"""
     if project.has_gold and project.gold_rate > 0 and random.random() < project.gold_rate:
         gold = assignments.reserve(cur, project.id, worker_id, project.lease_seconds, gold=True)
         if gold is not None:
             return gold
+    if project.order == "uncertainty" and project.model is not None:
+        # A random share keeps the training data a fair sample, not only the model's doubts.
+        if random.random() < project.random_share:
+            drawn = assignments.reserve(
+                cur, project.id, worker_id, project.lease_seconds, by="random"
+            )
+            if drawn is not None:
+                return drawn
+        return assignments.reserve(
+            cur, project.id, worker_id, project.lease_seconds, by="uncertainty"
+        )
     return assignments.reserve(cur, project.id, worker_id, project.lease_seconds)
 
 

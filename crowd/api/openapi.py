@@ -122,6 +122,17 @@ _SCHEMAS: dict[str, Any] = {
             "exclude_banned": {"type": "boolean"},
             "method": {"type": "string"},
             "last_run_id": {"type": ["integer", "null"]},
+            "model": {
+                "type": ["object", "null"],
+                "properties": {
+                    "input": {"type": "string", "enum": ["text", "features"]},
+                    "field": {"type": "string"},
+                },
+            },
+            "retrain_every": {"type": "integer"},
+            "order": {"type": "string", "enum": ["fifo", "uncertainty"]},
+            "random_share": {"type": "number"},
+            "auto_label_accuracy": {"type": ["number", "null"]},
             "owner_id": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
             "counts": {
@@ -183,6 +194,16 @@ _SCHEMAS: dict[str, Any] = {
                 "additionalProperties": {"type": "number"},
                 "description": "with ?posteriors=true: each label's probability",
             },
+            "label_source": {
+                "type": "string",
+                "enum": ["crowd", "model"],
+                "description": "model: closed by auto-labelling, the label is the model's",
+            },
+            "model_label": {
+                "type": ["string", "null"],
+                "description": "the latest model version's label (projects with a model)",
+            },
+            "model_confidence": {"type": ["number", "null"]},
         },
     },
     "Run": {
@@ -240,6 +261,51 @@ _SCHEMAS: dict[str, Any] = {
             "worker_id": {"type": "integer"},
             "label": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "ModelVersion": {
+        "type": "object",
+        "required": [
+            "id",
+            "status",
+            "run_id",
+            "trained_tasks",
+            "skipped_tasks",
+            "metrics",
+            "error",
+            "created_at",
+            "finished_at",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "project_id": {"type": "integer"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "trigger": {"type": "string", "enum": ["tasks", "api"]},
+            "run_id": {
+                "type": ["integer", "null"],
+                "description": "the aggregation run whose labels it trained on",
+            },
+            "trained_tasks": {"type": ["integer", "null"]},
+            "skipped_tasks": {
+                "type": ["integer", "null"],
+                "description": "complete tasks without the model's data field",
+            },
+            "metrics": {
+                "type": "object",
+                "properties": {
+                    "gold_accuracy": {"type": ["number", "null"]},
+                    "gold_log_loss": {"type": ["number", "null"]},
+                    "gold_tasks": {"type": ["integer", "null"]},
+                },
+            },
+            "predicted_tasks": {"type": ["integer", "null"]},
+            "auto_label_threshold": {"type": ["number", "null"]},
+            "auto_labelled": {"type": ["integer", "null"]},
+            "kind": {"type": ["string", "null"]},
+            "error": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
         },
     },
     "Worker": {
@@ -488,6 +554,63 @@ def _paths() -> dict[str, Any]:
                 "parameters": [pid, *_PAGE],
                 "responses": {
                     "200": _ok("A page of answers", _page_of("answers", _ref("Answer"))),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            },
+        },
+        **_model_paths(pid),
+    }
+
+
+def _model_paths(pid: dict[str, Any]) -> dict[str, Any]:
+    """Model versions and export (docs/MODELS.md)."""
+    requester: list[dict[str, list[str]]] = [{"bearer": []}]
+    return {
+        "/api/v1/projects/{project_id}/models": {
+            "get": {
+                "summary": "The project's model versions, newest first, with metrics on gold",
+                "security": requester,
+                "parameters": [pid, *_PAGE],
+                "responses": {
+                    "200": _ok("A page of versions", _page_of("models", _ref("ModelVersion"))),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            },
+            "post": {
+                "summary": "Ask for a new model version now",
+                "security": requester,
+                "parameters": [pid],
+                "responses": {
+                    "202": _ok(
+                        "Queued (model), or null when a version is already queued or running",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "model": {"anyOf": [_ref("ModelVersion"), {"type": "null"}]},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    ),
+                    **_errors(401, 403, 404, 409, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/export": {
+            "get": {
+                "summary": "Every task with its label, confidence, answers and model fields",
+                "security": requester,
+                "parameters": [
+                    pid,
+                    _query("format", {"type": "string", "enum": ["jsonl", "csv"]}, "jsonl"),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Streamed, one task per line, by task id",
+                        "content": {
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
                     **_errors(400, 401, 403, 404, 503),
                 },
             },

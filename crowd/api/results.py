@@ -24,7 +24,9 @@ def list_results(project_id: int) -> ResponseReturnValue:
     ``confidence``. ``?since_run=N`` returns only tasks whose result changed after run N:
     page through with the cursor, then poll again with the ``last_run_id`` of the first
     page of that pass. ``?status=complete|pending`` filters,
-    ``?posteriors=true`` adds each label's probability.
+    ``?posteriors=true`` adds each label's probability. In a project with a model,
+    ``model_label`` and ``model_confidence`` are the latest version's prediction (null before
+    one), and ``label_source`` is ``model`` for a task closed by auto-labelling, else ``crowd``.
     """
     project = auth.project_for_requester(project_id)
     after, limit = body.page_params()
@@ -40,9 +42,13 @@ def list_results(project_id: int) -> ResponseReturnValue:
     out = []
     labels = project.labels
     for (task_id, external_id, answers, complete, run_id, label, confidence, used, posteriors,
-         mv_label, mv_votes) in rows:  # fmt: skip
+         mv_label, mv_votes, model_label, model_confidence, auto) in rows:  # fmt: skip
         item: dict[str, Any] = {"task_id": task_id, "external_id": external_id}
-        if run_id is not None:
+        by_model = auto and run_id is None and model_label is not None
+        if by_model:  # auto-labelled: no crowd answer, the model's label stands
+            item.update(label=labels[model_label], confidence=round(model_confidence, 6),
+                        run_id=None)  # fmt: skip
+        elif run_id is not None:
             item.update(label=labels[label], confidence=round(confidence, 6), run_id=run_id)
         else:
             item.update(
@@ -55,6 +61,14 @@ def list_results(project_id: int) -> ResponseReturnValue:
             aggregated_answers=used if run_id is not None else 0,
             status="complete" if complete else "pending",
         )
+        if project.model is not None:
+            item.update(
+                label_source="model" if by_model else "crowd",
+                model_label=labels[model_label] if model_label is not None else None,
+                model_confidence=(
+                    round(model_confidence, 6) if model_confidence is not None else None
+                ),
+            )
         if with_posteriors:
             item["posteriors"] = (
                 {labels[k]: round(float(p), 6) for k, p in enumerate(posteriors)}

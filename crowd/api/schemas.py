@@ -28,6 +28,24 @@ Count = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
 Method = Literal["ds", "onecoin", "mv", "hds", "auto"]
 
 
+class ModelSettings(BaseModel):
+    """What a project's model reads from each task's data (see docs/MODELS.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"input": "text", "field": "text"}}
+    )
+
+    # "text": the field holds a string; "features": it holds a list of numbers.
+    input: Literal["text", "features"]
+    field: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+Order = Literal["fifo", "uncertainty"]
+RetrainEvery = Annotated[StrictInt, Field(ge=1, le=10_000_000)]
+# Auto-labelling's target accuracy on gold; below one half it would mean "worse than a coin".
+AutoLabelAccuracy = Annotated[float, Field(ge=0.5, le=1.0, allow_inf_nan=False, strict=False)]
+
+
 class ProjectSettings(BaseModel):
     """Settings shared by project creation and PATCH (every field optional in PATCH)."""
 
@@ -53,6 +71,15 @@ class ProjectSettings(BaseModel):
     # Whether a banned worker's (stored) answers are left out of the aggregation.
     exclude_banned: StrictBool = True
     method: Method = "ds"
+    # Models: a retrain follows every `retrain_every` newly complete tasks; `order:
+    # "uncertainty"` hands out the tasks the model is least sure of first, except a
+    # `random_share` of fetches; `auto_label_accuracy` closes tasks the model labels
+    # confidently enough to reach that accuracy on gold. null model: none of it runs.
+    model: ModelSettings | None = None
+    retrain_every: RetrainEvery = 200
+    order: Order = "fifo"
+    random_share: Share = 0.1
+    auto_label_accuracy: AutoLabelAccuracy | None = None
 
 
 class ProjectIn(ProjectSettings):
@@ -117,6 +144,11 @@ class ProjectPatch(BaseModel):
     qc_min_gold_answers: Count | None = None
     exclude_banned: StrictBool | None = None
     method: Method | None = None
+    model: ModelSettings | None = None
+    retrain_every: RetrainEvery | None = None
+    order: Order | None = None
+    random_share: Share | None = None
+    auto_label_accuracy: AutoLabelAccuracy | None = None
 
 
 class TaskIn(BaseModel):

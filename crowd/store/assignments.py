@@ -106,7 +106,13 @@ _RESERVE = """
 
 
 def reserve(
-    cur: Cursor, project_id: int, worker_id: int, lease_seconds: int, *, gold: bool = False
+    cur: Cursor,
+    project_id: int,
+    worker_id: int,
+    lease_seconds: int,
+    *,
+    gold: bool = False,
+    by: str = "fifo",
 ) -> Reservation | None:
     """Reserve the next task for ``worker_id``; None when none is available right now (or the
     worker is banned from the project: see :func:`crowd.store.quality.ban_reason`).
@@ -114,7 +120,11 @@ def reserve(
     Order: tasks that already have answers first (so results finish rather than scatter), then
     creation order. Tasks the worker has seen in any way are excluded, and so are gold tasks
     and tasks closed by dynamic overlap. With ``gold=True`` it reserves a gold (control) task
-    instead, the least answered first. The task row is locked with SKIP LOCKED, the
+    instead, the least answered first. ``by="uncertainty"`` takes the open task whose model
+    margin is lowest (no prediction yet counts as lowest), then creation order; ``by="random"``
+    a uniformly random open task (None when the draw lands past the last one: retry another
+    way). Each order reads one partial index (tasks_open, tasks_uncertain, tasks_random), so
+    no fetch sorts the project's tasks. The task row is locked with SKIP LOCKED, the
     assignment inserted, and only then is the task's slot taken, so the rare race of one
     worker fetching twice at once yields None instead of an error (callers retry), and never a
     slot taken without its assignment.
@@ -124,6 +134,13 @@ def reserve(
     else:
         where = "t.taken < t.target AND NOT t.done AND t.gold IS NULL"
         name, order = "crowd_reserve", "t.answers DESC, t.id"
+        if by == "uncertainty":
+            name, order = "crowd_reserve_uncertain", "t.model_margin NULLS FIRST, t.id"
+        elif by == "random":
+            # A uniform draw: the first open task at or after a random point of `rand`
+            # (an InitPlan, drawn once per statement), read off the tasks_random index.
+            name, order = "crowd_reserve_random", "t.rand"
+            where += " AND t.rand >= (SELECT random())"
     execute_prepared(
         cur,
         name,

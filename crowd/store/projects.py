@@ -6,12 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg2.extras import Json
+
 from crowd.store.db import Cursor, one
 
 _COLUMNS = (
     "id, owner_id, name, labels, overlap, lease_seconds, created_at, max_overlap,"
     " confidence_target, gold_rate, gold_window, qc_min_answers, qc_min_accuracy,"
-    " qc_min_gold_accuracy, qc_min_gold_answers, exclude_banned, method, last_run_id"
+    " qc_min_gold_accuracy, qc_min_gold_answers, exclude_banned, method, last_run_id,"
+    # Models (migration 0003); "order" is a reserved word, so always quoted.
+    ' model, retrain_every, "order", random_share, auto_label_accuracy'
 )
 
 #: Settings a requester may set at creation and change later (PATCH), with their columns.
@@ -29,6 +33,12 @@ SETTINGS = (
     "qc_min_gold_answers",
     "exclude_banned",
     "method",
+    # Models (see crowd/training.py)
+    "model",
+    "retrain_every",
+    "order",
+    "random_share",
+    "auto_label_accuracy",
 )
 
 #: Largest task target: gold tasks take any number of answers.
@@ -55,6 +65,12 @@ class Project:
     exclude_banned: bool = True
     method: str = "ds"
     last_run_id: int | None = None
+    #: ``{"input": "text" | "features", "field": key}``, or None: no model.
+    model: dict[str, Any] | None = None
+    retrain_every: int = 200
+    order: str = "fifo"
+    random_share: float = 0.1
+    auto_label_accuracy: float | None = None
     #: Whether the project had gold tasks when read (only :func:`get` fills it in).
     has_gold: bool = False
 
@@ -92,6 +108,11 @@ class Project:
             "exclude_banned": self.exclude_banned,
             "method": self.method,
             "last_run_id": self.last_run_id,
+            "model": self.model,
+            "retrain_every": self.retrain_every,
+            "order": self.order,
+            "random_share": self.random_share,
+            "auto_label_accuracy": self.auto_label_accuracy,
             "owner_id": self.owner_id,
             "created_at": self.created_at.isoformat(),
         }
@@ -101,15 +122,25 @@ def _row(row: tuple[Any, ...]) -> Project:
     return Project(row[0], row[1], row[2], list(row[3]), *row[4:])
 
 
+def _quoted(name: str) -> str:
+    """A setting's column in SQL (``order`` is a reserved word)."""
+    return f'"{name}"'
+
+
+def _value(value: Any) -> Any:
+    """A setting's value as a query parameter: objects (``model``) go to jsonb."""
+    return Json(value) if isinstance(value, dict) else value
+
+
 def create(cur: Cursor, owner_id: int, labels: list[str], settings: dict[str, Any]) -> Project:
     """Insert a project; ``settings`` holds any of :data:`SETTINGS` (the rest take defaults)."""
     unknown = set(settings) - set(SETTINGS)
     assert not unknown, unknown
     names = ["owner_id", "labels", *settings]
     cur.execute(
-        f"INSERT INTO projects ({', '.join(names)})"
+        f"INSERT INTO projects ({', '.join(_quoted(n) for n in names)})"
         f" VALUES ({', '.join(['%s'] * len(names))}) RETURNING {_COLUMNS}",
-        (owner_id, labels, *settings.values()),
+        (owner_id, labels, *(_value(v) for v in settings.values())),
     )
     return _row(one(cur))
 
@@ -121,10 +152,10 @@ def update(cur: Cursor, project_id: int, changes: dict[str, Any]) -> Project | N
     assert not unknown, unknown
     if not changes:
         return get(cur, project_id)
-    sets = ", ".join(f"{name} = %s" for name in changes)
+    sets = ", ".join(f"{_quoted(name)} = %s" for name in changes)
     cur.execute(
         f"UPDATE projects SET {sets} WHERE id = %s RETURNING {_COLUMNS}",
-        (*changes.values(), project_id),
+        (*(_value(v) for v in changes.values()), project_id),
     )
     row = cur.fetchone()
     if row is None:

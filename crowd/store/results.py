@@ -21,7 +21,8 @@ def page(
     """Results of the project's regular (non-gold) tasks, by task id.
 
     Rows: ``(task_id, external_id, answers, complete, run_id, label, confidence,
-    aggregated_answers, posteriors, majority_label, majority_votes)``. The run columns come
+    aggregated_answers, posteriors, majority_label, majority_votes, model_label,
+    model_confidence, auto_labelled)``. The run columns come
     from the last run that changed the task's result; a task no run has covered yet (run_id
     None) has the majority vote instead, ties going to the label listed first in the
     project. ``since_run`` keeps tasks whose result a later run changed; ``status`` is
@@ -30,7 +31,8 @@ def page(
     cur.execute(
         f"""
         SELECT t.id, t.external_id, t.answers, {COMPLETE}, r.run_id, r.label, r.confidence,
-               r.answers, r.posteriors, v.label, coalesce(v.n, 0)
+               r.answers, r.posteriors, v.label, coalesce(v.n, 0),
+               t.model_label, t.model_confidence, t.auto_labelled
         FROM tasks t
         JOIN projects p ON p.id = t.project_id
         LEFT JOIN task_results r ON r.task_id = t.id

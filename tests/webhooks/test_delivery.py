@@ -260,3 +260,31 @@ def test_crowd_worker_sends_deliveries_from_their_queue(
     assert done.returncode == 0, done.stderr
     (body,) = receiver.by_event("model.trained")
     assert body["delivery_id"] == ids[0] and body["data"] == {"model_id": 1}
+
+
+def test_a_trained_model_version_is_announced_with_its_metrics(
+    client, requester, make_worker, make_project, database, fast_retries, receiver
+) -> None:
+    from tests.models.test_models import FEATURES, _answer, _tasks, _versions
+
+    receiver.failures = 0
+    spec = {"labels": ["neg", "pos"], "overlap": 1, "gold_rate": 0.0, "model": FEATURES}
+    pid = make_project(requester, **spec, retrain_every=1000)["id"]
+    hook = add_hook(client, requester, pid, receiver.url, events=["model.trained"])
+    post_tasks(client, requester, pid, _tasks(20, seed=3))
+    post_tasks(client, requester, pid, _tasks(25, seed=4, prefix="g", gold=True))
+    _answer(client, make_worker(requester), pid, 12)
+    work_until_sent(fast_retries, database)
+    assert receiver.requests == []  # runs alone do not announce models
+    r = client.post(f"/api/v1/projects/{pid}/models", headers=auth(requester))
+    assert r.status_code == 202, r.json
+
+    work_until_sent(fast_retries, database)
+
+    (version,) = _versions(client, requester, pid)
+    (sent,) = receiver.by_event("model.trained")
+    assert sent["data"]["id"] == version["id"] and sent["data"]["status"] == "succeeded"
+    assert sent["data"]["metrics"] == version["metrics"]
+    assert sent["data"]["metrics"]["gold_tasks"] == 25
+    (delivery,) = deliveries(client, requester, pid, hook["id"])
+    assert delivery["event"] == "model.trained" and delivery["status"] == "succeeded"

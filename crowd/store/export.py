@@ -1,0 +1,63 @@
+"""Every task of a project with its labels, read through a server-side cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from crowd.store.db import Cursor
+from crowd.store.projects import COMPLETE
+
+#: Columns of each exported row, in order.
+COLUMNS = (
+    "task_id",
+    "external_id",
+    "gold",
+    "label",
+    "label_source",
+    "confidence",
+    "answers",
+    "status",
+    "run_id",
+    "model_label",
+    "model_confidence",
+)
+
+
+def rows(cur: Cursor, project_id: int, batch: int = 2000) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield the project's tasks by id, ``batch`` rows at a time, as tuples of :data:`COLUMNS`
+    with labels as indices into the project's labels.
+
+    ``label`` is the published aggregation result, or the model's label for a task closed by
+    auto-labelling (``label_source`` ``model``); null for a task no run has covered yet.
+    A named (server-side) cursor on the caller's transaction keeps memory flat whatever the
+    project's size; the caller keeps the transaction open while it consumes the rows.
+    """
+    named = cur.connection.cursor(name=f"crowd_export_{project_id}")
+    named.itersize = batch
+    try:
+        named.execute(
+            f"""
+            SELECT t.id, t.external_id, t.gold,
+                   CASE WHEN r.task_id IS NOT NULL THEN r.label
+                        WHEN t.auto_labelled THEN t.model_label END,
+                   CASE WHEN r.task_id IS NOT NULL THEN 'crowd'
+                        WHEN t.auto_labelled AND t.model_label IS NOT NULL THEN 'model' END,
+                   CASE WHEN r.task_id IS NOT NULL THEN r.confidence
+                        WHEN t.auto_labelled THEN t.model_confidence END,
+                   t.answers, CASE WHEN {COMPLETE} THEN 'complete' ELSE 'pending' END,
+                   r.run_id, t.model_label, t.model_confidence
+            FROM tasks t JOIN projects p ON p.id = t.project_id
+            LEFT JOIN task_results r ON r.task_id = t.id
+            WHERE t.project_id = %s
+            ORDER BY t.id
+            """,
+            (project_id,),
+        )
+        while True:
+            chunk = named.fetchmany(batch)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        named.close()

@@ -1,0 +1,218 @@
+"""Model versions: when a retrain is queued, and the RQ job that trains one.
+
+After each published aggregation run, :func:`after_run` queues a version once the project
+has ``retrain_every`` more crowd-completed tasks than when its newest version was queued;
+``POST /projects/{id}/models`` queues one at once (:func:`request`). The job :func:`train`
+fits the project's model on the aggregated labels (soft: weighted by their posteriors), scores
+it on gold (held out), calibrates the auto-labelling threshold, writes a prediction on every
+task in batches, and records the version (:func:`crowd.store.models.record_trained`) with its
+``model.trained`` webhook event. A failure is recorded on the version with its error; it never
+touches aggregation.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import TYPE_CHECKING
+
+import numpy as np
+import psycopg2.errors
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+
+from crowd import webhooks
+from crowd.config import QUEUES
+from crowd.store import models, projects
+from crowd.store import webhooks as hooks_store
+from crowd.store.db import Database
+from crowd.store.models import ModelVersion
+from crowd.store.projects import Project
+
+if TYPE_CHECKING:  # scikit-learn is imported by the job only, not by the API processes
+    from sklearn.pipeline import Pipeline
+
+    from crowd import learn
+
+log = logging.getLogger(__name__)
+
+#: Tasks read, predicted and written per transaction when predicting.
+PREDICT_BATCH = 5000
+#: Fewest gold tasks above a threshold for it to count (see crowd.learn.calibrate).
+MIN_GOLD_SUPPORT = 20
+
+
+def job_id(version_id: int) -> str:
+    return f"crowd-model-{version_id}"
+
+
+def request(
+    db: Database, redis: Redis, project: Project, trigger: str, run_id: int | None = None
+) -> ModelVersion | None:
+    """Queue a version of the project's model; None when one is already queued or running."""
+    with db.transaction() as cur:
+        complete = models.complete_tasks(cur, project.id)
+        version = models.create(cur, project.id, trigger, run_id, complete)
+    if version is None:
+        return None
+    try:
+        # The models queue comes after the aggregation queue: a long training never delays runs.
+        Queue(QUEUES[1], connection=redis).enqueue(
+            train,
+            version.id,
+            job_id=job_id(version.id),
+            job_timeout=3600,
+            result_ttl=600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"train the model of project {project.id} (version {version.id})",
+        )
+    except RedisError as exc:
+        with db.transaction() as cur:
+            models.fail(cur, version.id, f"could not queue the training: {exc}")
+        raise
+    return version
+
+
+def after_run(db: Database, redis: Redis, project_id: int, run_id: int) -> ModelVersion | None:
+    """Called after aggregation run ``run_id`` published: queue a retrain when due. Never
+    raises: a model problem must not fail the aggregation."""
+    try:
+        with db.transaction() as cur:
+            project = projects.get(cur, project_id)
+            if project is None or project.model is None:
+                return None
+            due = models.complete_tasks(cur, project_id) - models.last_complete_tasks(
+                cur, project_id
+            )
+        if due < project.retrain_every:
+            return None
+        return request(db, redis, project, "tasks", run_id)
+    except Exception:
+        log.exception("project %s: could not queue a retrain after run %s", project_id, run_id)
+        return None
+
+
+def _predict_all(
+    db: Database,
+    project: Project,
+    spec: learn.ModelSpec,
+    version_id: int,
+    model: Pipeline,
+    dim: int | None,
+    threshold: float | None,
+) -> tuple[int, int]:
+    """Predict every task (gold ones too), :data:`PREDICT_BATCH` at a time, each batch written in a
+    transaction of its own (short row locks). Returns ``(predicted, auto_labelled)``."""
+    from crowd import learn
+
+    k = len(project.labels)
+    after, predicted, closed = 0, 0, 0
+    while True:
+        with db.transaction() as cur:
+            batch = models.prediction_batch(
+                cur, project.id, spec.field, spec.input, after, PREDICT_BATCH
+            )
+        if not batch:
+            return predicted, closed
+        after = batch[-1][0]
+        usable, X, _ = learn.extract(spec, [value for _, value in batch], dim)
+        label, confidence, margin = learn.summarize(learn.predict(model, X, k))
+        rows: list[tuple[int, int | None, float | None, float | None]] = []
+        j = 0
+        for (task_id, _), ok in zip(batch, usable.tolist(), strict=True):
+            if ok:
+                rows.append((task_id, int(label[j]), float(confidence[j]), float(margin[j])))
+                j += 1
+            else:
+                rows.append((task_id, None, None, None))
+        for attempt in range(3):
+            try:
+                with db.transaction() as cur:
+                    closed += models.write_predictions(cur, project.id, version_id, rows, threshold)
+                break
+            except psycopg2.errors.DeadlockDetected:
+                # An aggregation run's publish or a reservation sweep met these task rows in
+                # another order; the batch is retried whole.
+                if attempt == 2:
+                    raise
+        predicted += j
+
+
+def train(version_id: int) -> None:
+    """Train model version ``version_id`` (queued by :func:`request`).
+
+    Reads the training and gold rows in one short transaction, fits with no transaction
+    open, predicts in batches, then records the version. A failure is recorded on the
+    version, with its error, and re-raised so RQ records it too.
+    """
+    from crowd.jobs import services  # jobs imports this module for after_run
+
+    db, redis = services()
+    with db.transaction() as cur:
+        version = models.get(cur, version_id)
+        started = version is not None and models.start(cur, version_id)
+        project = projects.get(cur, version.project_id) if version else None
+    if not started or project is None:
+        return  # gone with its project, or a duplicate of a job already run
+    try:
+        from crowd import learn  # scikit-learn: inside, so a broken install fails the version
+
+        spec = learn.ModelSpec.from_json(project.model)
+        if spec is None:
+            raise ValueError("the project has no model settings; PATCH the project's model")
+        with db.transaction() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            _, values, posteriors, run_id = models.training_rows(
+                cur, project.id, spec.field, spec.input
+            )
+            gold_values, gold_labels = models.gold_rows(cur, project.id, spec.field, spec.input)
+        usable, X, dim = learn.extract(spec, values)
+        if not usable.any():
+            raise ValueError(
+                f"no complete task has a usable data field {spec.field!r} "
+                f"({len(values)} complete tasks; the model reads {spec.input})"
+            )
+        k = len(project.labels)
+        model = learn.fit(spec, X, np.array(posteriors, dtype=np.float64)[usable].reshape(-1, k))
+        gold_ok, gold_X, _ = learn.extract(spec, gold_values, dim)
+        proba = learn.predict(model, gold_X, k)
+        gold = gold_labels[gold_ok]
+        metrics = learn.gold_metrics(proba, gold)
+        threshold = None
+        if project.auto_label_accuracy is not None and gold.size:
+            _, confidence, _ = learn.summarize(proba)
+            threshold = learn.calibrate_threshold(
+                confidence,
+                proba.argmax(axis=1) == gold,
+                project.auto_label_accuracy,
+                min_support=MIN_GOLD_SUPPORT,
+            )
+        predicted, closed = _predict_all(db, project, spec, version_id, model, dim, threshold)
+        with db.transaction() as cur:
+            trained = models.record_trained(
+                cur,
+                version_id,
+                blob=learn.dump(model),
+                kind=spec.kind,
+                run_id=run_id,
+                trained_tasks=int(usable.sum()),
+                skipped_tasks=int((~usable).sum()),
+                predicted_tasks=predicted,
+                metrics=metrics,
+                threshold=threshold,
+                auto_labelled=closed,
+            )
+            # The event is recorded with the version (an outbox) and queued after the commit.
+            deliveries = (
+                hooks_store.emit(cur, project.id, "model.trained", trained.to_json())
+                if trained is not None
+                else []
+            )
+        webhooks.enqueue(redis, deliveries)
+    except Exception as exc:
+        log.error("model version %s of project %s failed:\n%s", version_id, project.id,
+                  traceback.format_exc())  # fmt: skip
+        with db.transaction() as cur:
+            models.fail(cur, version_id, f"{type(exc).__name__}: {exc}")
+        raise
