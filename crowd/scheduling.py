@@ -19,7 +19,8 @@ Runs are recorded in PostgreSQL (:mod:`crowd.store.runs`), not in RQ. :func:`rea
 runs whose worker died (the run's PostgreSQL advisory lock is free although it is marked
 running) or whose RQ job was lost, records them as failed, and queues a retry; and it queues
 a catch-up run for any project with more stored answers than its last run read and no run
-pending (a ``stale`` mark lost while Redis was down). Workers call it every 15 s.
+pending (a ``stale`` mark lost while Redis was down), taking over a ``queued`` flag that a
+run ending while Redis was down could not release. Workers call it every 15 s.
 """
 
 from __future__ import annotations
@@ -258,10 +259,10 @@ def reap(db: Database, redis: Redis) -> list[int]:
 
     A run marked ``running`` whose advisory lock is free lost its worker (killed, crashed,
     machine lost): nothing of it was published, since publishing is one transaction. A run
-    ``queued`` for over :data:`LOST_AFTER` whose RQ job is gone was lost with Redis. A project with
-    more stored answers than its last run read, and no run pending, lost its ``stale`` mark
-    (Redis was down when the answers came): it gets a ``catch-up`` run, taking over a
-    ``queued`` flag left orphaned by a run that could not release it.
+    ``queued`` for over :data:`LOST_AFTER` whose RQ job is gone was lost with Redis. A
+    project with more stored answers than its last run read, and no run pending, lost its
+    ``stale`` mark (Redis was down when the answers came): it gets a ``catch-up`` run, taking
+    over a ``queued`` flag left orphaned by a run that could not release it.
     """
     with db.transaction() as cur:
         candidates = runs.open_runs(cur)
