@@ -82,10 +82,21 @@ class Outcome:
     """What the clients saw."""
 
     acked: dict[int, str] = field(default_factory=dict)  # assignment id -> label
+    acked_at: list[float] = field(default_factory=list)  # time.perf_counter() of each 201
     statuses: collections.Counter[str] = field(default_factory=collections.Counter)
     conflicts: int = 0  # an acknowledged assignment acknowledged again with another label
     seconds: float = 0.0
     finished: bool = False
+
+    def steady_rate(self) -> float:
+        """Answers/s between the 10th and the 90th percent of the answers: the run without
+        its start (connections, first fetches) and its tail (the last tasks wait for
+        abandoned leases to run out)."""
+        times = sorted(self.acked_at)
+        if len(times) < 10:
+            return 0.0
+        lo, hi = times[len(times) // 10], times[len(times) * 9 // 10]
+        return (len(times) * 8 // 10) / (hi - lo) if hi > lo else 0.0
 
     @property
     def unexpected(self) -> dict[str, int]:
@@ -163,6 +174,8 @@ async def _worker(
                 if status in (200, 201):
                     if out.acked.setdefault(aid, label) != label:
                         out.conflicts += 1
+                    if status == 201:
+                        out.acked_at.append(time.perf_counter())
                     following = json.loads(body)["next"]
                     if following is not None:
                         held = (int(following["assignment_id"]), following["task"]["external_id"])
@@ -436,7 +449,8 @@ def report(cfg: Config, out: Outcome, checks: list[Check]) -> str:
         f"{cfg.workers} workers, {cfg.tasks} tasks x overlap {cfg.overlap}, lease {cfg.lease} s,"
         f" skip {cfg.skip}, abandon {cfg.abandon}, late {cfg.late}",
         f"{len(out.acked)} answers acknowledged in {out.seconds:.1f} s: {rate:.0f} answers/s"
-        f" (every task answered: {'yes' if out.finished else 'NO'})",
+        f" (every task answered: {'yes' if out.finished else 'NO'});"
+        f" {out.steady_rate():.0f} answers/s from the 10th to the 90th percent of them",
         "responses: " + ", ".join(f"{k} x{v}" for k, v in sorted(out.statuses.items())),
         "invariants (PostgreSQL and the API, after the run):",
     ]
@@ -547,9 +561,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report(cfg, out, checks))
     if floor:
         rate = len(out.acked) / out.seconds
+        steady = out.steady_rate()
         print(
-            f"throughput: crowd {rate:.0f} answers/s (whole stress run) vs floor {floor:.0f}"
-            f" requests/s ({cfg.workers} connections, {args.floor_seconds:.0f} s):"
+            f"throughput vs floor {floor:.0f} requests/s ({cfg.workers} connections,"
+            f" {args.floor_seconds:.0f} s): crowd {steady:.0f} answers/s from 10 to 90 %,"
+            f" ratio {steady / floor:.2f}; {rate:.0f} answers/s over the whole run,"
             f" ratio {rate / floor:.2f}"
         )
     print(f"load average at the end {api_load._loadavg()}; logs in {logs}")
