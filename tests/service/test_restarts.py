@@ -112,7 +112,7 @@ def _gunicorn(crowd: Crowd) -> list[psutil.Process]:
 
 
 def test_redis_restart_under_load_loses_no_answer_and_aggregation_catches_up(
-    own_redis: OwnRedis, settings, tmp_path: Path
+    own_redis: OwnRedis, settings, clean: None, tmp_path: Path
 ) -> None:
     url = settings.database_url
     crowd = Crowd(url, own_redis.url, tmp_path)
@@ -146,7 +146,7 @@ def test_redis_restart_under_load_loses_no_answer_and_aggregation_catches_up(
 
 
 def test_redis_dying_while_a_run_is_in_progress_leaves_the_worker_running_and_caught_up(
-    own_redis: OwnRedis, settings, tmp_path: Path
+    own_redis: OwnRedis, settings, clean: None, tmp_path: Path
 ) -> None:
     url = settings.database_url
     crowd = Crowd(url, own_redis.url, tmp_path)

@@ -15,7 +15,7 @@ import stress
 
 
 def test_200_workers_skipping_and_abandoning_keep_every_invariant(
-    settings: Settings, tmp_path: Path
+    settings: Settings, clean: None, tmp_path: Path
 ) -> None:
     assert settings.database_url and settings.redis_url
     cfg = stress.Config(
