@@ -12,6 +12,7 @@ import importlib
 import logging
 import signal
 import time
+from types import FrameType
 from typing import Any
 
 from redis import Redis
@@ -37,6 +38,13 @@ def preload() -> None:
 
 class CrowdWorker(Worker):
     """An RQ worker that also requeues aggregation runs other workers abandoned."""
+
+    #: A stop signal (SIGTERM, SIGINT) came: :func:`run` must not start another worker.
+    stop_asked = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
@@ -73,7 +81,7 @@ def run(settings: Settings, *, burst: bool = False) -> None:
             worker.work(burst=burst, with_scheduler=True)
         except RedisError as exc:  # from RQ's constructor, or its teardown with Redis away
             log.warning("worker: Redis unreachable: %s", exc)
-        if burst or (worker is not None and worker._stop_requested):
+        if burst or (worker is not None and worker.stop_asked):
             return
         # RQ's signal handlers belong to the worker that quit: stop on a signal while waiting.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
