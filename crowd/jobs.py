@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import psycopg2.errors
 from redis import Redis
+from redis.exceptions import RedisError
 
 from crowd import scheduling, training, webhooks
 from crowd.config import Settings
@@ -124,7 +125,12 @@ def aggregate(run_id: int) -> None:
         if not started or project is None:
             return  # reaped and retried already, or a stale duplicate of the job
         try:
-            scheduling.begin(redis, project_id)
+            try:
+                scheduling.begin(redis, project_id)
+            except RedisError as exc:
+                # ``stale`` stays set: the run's end queues one follow-up, or, Redis still
+                # away, the workers' catch-up does (see scheduling.reap). Nothing is lost.
+                log.warning("run %s: could not clear the stale mark: %s", run_id, exc)
             k = len(project.labels)
             with db.transaction() as cur:
                 snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
@@ -153,4 +159,9 @@ def aggregate(run_id: int) -> None:
                 runs.fail(cur, run_id, f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            scheduling.finish(db, redis, project_id)
+            try:
+                scheduling.finish(db, redis, project_id)
+            except RedisError as exc:
+                # The run is recorded in PostgreSQL either way; a ``queued`` flag it could not
+                # release is taken over by the catch-up (see scheduling.reap).
+                log.warning("run %s: could not release the project's queued flag: %s", run_id, exc)

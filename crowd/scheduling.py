@@ -19,7 +19,8 @@ Runs are recorded in PostgreSQL (:mod:`crowd.store.runs`), not in RQ. :func:`rea
 runs whose worker died (the run's PostgreSQL advisory lock is free although it is marked
 running) or whose RQ job was lost, records them as failed, and queues a retry; and it queues
 a catch-up run for any project with more stored answers than its last run read and no run
-pending (a ``stale`` mark lost while Redis was down). Workers call it every 15 s.
+pending (a ``stale`` mark lost while Redis was down), taking over a ``queued`` flag that a
+run ending while Redis was down could not release. Workers call it every 15 s.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ log = logging.getLogger(__name__)
 #: Safety net: a ``queued`` flag nobody releases (Redis kept it but the run vanished in a way
 #: :func:`reap` did not see) expires after this long.
 QUEUED_TTL = 3600
-#: A queued run whose RQ job is gone is requeued once it is this old.
-LOST_AFTER = timedelta(seconds=60)
+#: A queued run whose RQ job is gone is requeued once it is this old (the job is queued right
+#: after the run row commits, so a few seconds would do); and a ``queued`` flag this old with no
+#: run queued or running in PostgreSQL is an orphan (its run ended while Redis was down).
+LOST_AFTER = timedelta(seconds=20)
 #: Namespace of the per-project advisory locks that mark a run as alive.
 LOCK_NAMESPACE = 0x43524F57  # "CROW"
 
@@ -83,8 +86,14 @@ def enqueue(db: Database, redis: Redis, project_id: int, trigger: str) -> Run:
     """Record a queued run and put its job on the queue. The caller holds ``queued``."""
     from crowd.jobs import aggregate  # the job imports this module
 
-    with db.transaction() as cur:
-        run = runs.create(cur, project_id, trigger)
+    try:
+        with db.transaction() as cur:
+            run = runs.create(cur, project_id, trigger)
+    except Exception:
+        # PostgreSQL is away: without a run row nothing would ever release ``queued``, and
+        # every later mark would find it taken. Give it back; the next mark or reap retries.
+        redis_release(redis, project_id)
+        raise
     try:
         Queue(QUEUES[0], connection=redis).enqueue(
             aggregate,
@@ -227,6 +236,15 @@ def _lock_is_free(cur: psycopg2.extensions.cursor, project_id: int) -> bool:
     return got
 
 
+def _orphaned(redis: Redis, project_id: int) -> bool:
+    """``queued`` is held, though the caller found no run queued or running in PostgreSQL,
+    and was taken longer than :data:`LOST_AFTER` ago (every taking of it sets a fresh TTL and
+    records a run within milliseconds): the run holding it finished while Redis was down
+    and could not release it (Redis kept the flag, in its append-only file)."""
+    ttl = redis.ttl(_keys(project_id)[1])
+    return ttl > 0 and QUEUED_TTL - ttl > LOST_AFTER.total_seconds()
+
+
 def _job_lost(redis: Redis, run_id: int) -> bool:
     try:
         job = Job.fetch(job_id(run_id), connection=redis)
@@ -241,15 +259,20 @@ def reap(db: Database, redis: Redis) -> list[int]:
 
     A run marked ``running`` whose advisory lock is free lost its worker (killed, crashed,
     machine lost): nothing of it was published, since publishing is one transaction. A run
-    ``queued`` for over a minute whose RQ job is gone was lost with Redis. A project with
-    more stored answers than its last run read, and no run pending, lost its ``stale`` mark
-    (Redis was down when the answers came): it gets a ``catch-up`` run.
+    ``queued`` for over :data:`LOST_AFTER` whose RQ job is gone was lost with Redis. A
+    project with more stored answers than its last run read, and no run pending, lost its
+    ``stale`` mark (Redis was down when the answers came): it gets a ``catch-up`` run, taking
+    over a ``queued`` flag left orphaned by a run that could not release it.
     """
     with db.transaction() as cur:
         candidates = runs.open_runs(cur)
         lagging = runs.behind(cur)
     for project_id in lagging:
-        mark_stale(db, redis, project_id, trigger="catch-up")
+        if mark_stale(db, redis, project_id, trigger="catch-up") is None and _orphaned(
+            redis, project_id
+        ):
+            redis_release(redis, project_id)
+            mark_stale(db, redis, project_id, trigger="catch-up")
     if not candidates:
         return []
     reaped = []

@@ -5,16 +5,20 @@ work-horses means each job starts without paying for those imports again. The wo
 abandoned aggregation runs (see :func:`crowd.scheduling.reap`) and queues webhook deliveries
 whose job was lost (see :func:`crowd.webhooks.requeue_lost`) when it starts and every
 ``REAP_EVERY`` seconds. It runs RQ's scheduler too, which queues webhook delivery retries when
-their backoff is over.
+their backoff is over, and it is started again when it quits because Redis went away.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import signal
+import time
+from types import FrameType
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, Worker
 
 from crowd import jobs, scheduling, webhooks
@@ -25,6 +29,8 @@ log = logging.getLogger(__name__)
 #: Seconds between two checks for runs whose worker died. An idle worker wakes every
 #: worker_ttl - 15 = 15 s (RQ's dequeue timeout) and checks when this much has passed.
 REAP_EVERY = 15
+#: Seconds between a worker quitting on an error (Redis gone) and the next one starting.
+RESTART_AFTER = 2.0
 
 
 def preload() -> None:
@@ -36,6 +42,13 @@ def preload() -> None:
 class CrowdWorker(Worker):
     """An RQ worker that also requeues aggregation runs other workers abandoned, and webhook
     deliveries whose job was lost."""
+
+    #: A stop signal (SIGTERM, SIGINT) came: :func:`run` must not start another worker.
+    stop_asked = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
@@ -63,5 +76,24 @@ def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:
 
 
 def run(settings: Settings, *, burst: bool = False) -> None:
+    """Work until asked to stop (or, with ``burst``, until the queues are empty).
+
+    RQ's worker quits when Redis goes away at the wrong moment (while it watches a job, or
+    when it starts); this process then waits for Redis and starts a new one, so a Redis
+    restart does not leave the machine without a worker.
+    """
     preload()
-    make_worker(settings).work(burst=burst, with_scheduler=True)
+    while True:
+        worker = None
+        try:
+            worker = make_worker(settings)
+            worker.work(burst=burst, with_scheduler=True)
+        except RedisError as exc:  # from RQ's constructor, or its teardown with Redis away
+            log.warning("worker: Redis unreachable: %s", exc)
+        if burst or (worker is not None and worker.stop_asked):
+            return
+        # RQ's signal handlers belong to the worker that quit: stop on a signal while waiting.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        log.warning("worker: stopped without being asked to; starting again in %s s", RESTART_AFTER)
+        time.sleep(RESTART_AFTER)

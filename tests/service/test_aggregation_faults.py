@@ -1,5 +1,6 @@
 """Faults in aggregation, with real `crowd worker` processes: a killed run publishes nothing
-and is retried; a failing run is recorded with its error."""
+and is retried, and the retry publishes what a clean run would; a failing run is recorded
+with its error."""
 
 from __future__ import annotations
 
@@ -72,15 +73,7 @@ def test_a_worker_killed_while_publishing_leaves_nothing_and_the_run_is_retried(
             cur.execute("LOCK TABLE task_results IN EXCLUSIVE MODE")
         proc = _worker(settings)
 
-        def publishing() -> bool:
-            with database.transaction() as cur:
-                cur.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND query LIKE '%%INSERT INTO task_results%%'"
-                )
-                return bool(cur.fetchone()[0])
-
-        _wait_for(publishing)
+        _wait_for(lambda: _waiting_to_publish(database))
         _kill_all(proc)
     finally:
         blocker.rollback()
@@ -119,7 +112,8 @@ def _lock_released(database: Database, project_id: int) -> bool:
     """The killed worker's session (and so its run lock) is gone on the server side."""
     with database.transaction() as cur:
         cur.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (project_id,),
         )
         return cur.fetchone()[0] == 0
@@ -142,3 +136,90 @@ def test_a_failing_run_is_recorded_with_its_error_and_shown_by_the_api(
     # the project is not stuck: a new request queues a new run
     again = client.post(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester))
     assert again.status_code == 202 and again.json["run"]["status"] == "queued"
+
+
+def _choose(worker: int, external_id: str) -> str:
+    """Task ``t<i>`` is truly "abc"[i % 3]. w0 is always right, w1 says "c" on t4 and t10,
+    w2 always says "b": every task has a clear majority, the workers clearly differ."""
+    i = int(external_id[1:])
+    if worker == 2:
+        return "b"
+    if worker == 1 and i in (4, 10):
+        return "c"
+    return "abc"[i % 3]
+
+
+def _answer_all(client, pid: int, workers: list[str]) -> None:  # type: ignore[no-untyped-def]
+    for w, worker in enumerate(workers):
+        for _ in range(12):
+            answer_next(client, worker, pid, lambda t, w=w: _choose(w, t))
+
+
+def _published(client, token: str, pid: int) -> tuple[object, object]:  # type: ignore[no-untyped-def]
+    got = client.get(f"/api/v1/projects/{pid}/results?posteriors=true", headers=auth(token)).json
+    labels = {
+        r["external_id"]: (r["label"], r["confidence"], r["posteriors"]) for r in got["results"]
+    }
+    workers = client.get(f"/api/v1/projects/{pid}/workers", headers=auth(token)).json
+    estimates = {w["id"]: (w["accuracy"], w["confusion"]) for w in workers["workers"]}
+    return labels, estimates
+
+
+def test_results_after_a_killed_run_is_retried_equal_a_clean_runs(
+    client, requester, make_worker, make_project, settings, database: Database
+) -> None:
+    spec = {"labels": ["a", "b", "c"], "overlap": 3, "gold_rate": 0.0, "method": "ds"}
+    tasks = [{"external_id": f"t{i}"} for i in range(12)]
+    workers = [make_worker(requester, f"w{i}") for i in range(3)]
+    killed = make_project(requester, **spec)["id"]
+    post_tasks(client, requester, killed, tasks)
+    _answer_all(client, killed, workers)
+    runs(client, requester, killed)  # its run is queued
+
+    # kill -9 the worker (and its work-horse) while the run waits to publish
+    assert settings.database_url
+    blocker = psycopg2.connect(settings.database_url)
+    proc = None
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE task_results IN EXCLUSIVE MODE")
+        proc = _worker(settings)
+        _wait_for(lambda: _waiting_to_publish(database))
+        _kill_all(proc)
+    finally:
+        blocker.rollback()
+        blocker.close()
+        if proc is not None and proc.poll() is None:
+            _kill_all(proc)
+
+    # The same answers in a second project, aggregated by a run nobody disturbs.
+    clean = make_project(requester, **spec)["id"]
+    post_tasks(client, requester, clean, tasks)
+    _answer_all(client, clean, workers)
+    _wait_for(lambda: _lock_released(database, killed))
+    drain(settings)
+
+    history = runs(client, requester, killed)
+    assert [(r["status"], r["trigger"]) for r in history] == [
+        ("failed", "answers"),
+        ("succeeded", "retry"),
+    ]
+    assert [r["status"] for r in runs(client, requester, clean)] == ["succeeded"]
+    after_retry, clean_run = (
+        _published(client, requester, killed),
+        _published(client, requester, clean),
+    )
+    assert after_retry == clean_run
+    assert len(after_retry[0]) == 12 and len(after_retry[1]) == 3  # type: ignore[arg-type]
+
+
+def _waiting_to_publish(database: Database) -> bool:
+    """A run's publish transaction waits for a lock (in this database: the server may be
+    shared with other test sessions)."""
+    with database.transaction() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+            " AND query LIKE '%%INSERT INTO task_results%%'"
+        )
+        return bool(cur.fetchone()[0])

