@@ -14,6 +14,8 @@ import psutil
 import psycopg2
 import pytest
 import requests
+from redis import Redis
+from rq import Worker
 
 from crowd import scheduling
 from tests.service.load import Load, check_stored, setup_project
@@ -120,10 +122,13 @@ def test_redis_restart_under_load_loses_no_answer_and_aggregation_catches_up(
     try:
         crowd.serve()
         worker = crowd.worker()
-        pid, tokens = setup_project(crowd.base, requester, 400, 8, lease_seconds=30)
+        pid, tokens = setup_project(crowd.base, requester, 600, 8, lease_seconds=30)
+        # The worker imports numpy, scipy and scikit-learn before it registers: under a slow
+        # start the load could otherwise finish the project before the first run.
+        with Redis.from_url(own_redis.url) as r:
+            wait_for(lambda: Worker.count(connection=r) > 0, 60, "the worker to register")
         load = Load(crowd.base, pid, tokens).start()
         wait_for(lambda: load.answered_since(0) >= 40, 60, "answers before the restart")
-        # the worker is up (it imports numpy and scipy first) and has aggregated once
         wait_for(lambda: _succeeded(url, pid), 60, "a first aggregation run")
 
         own_redis.kill()
