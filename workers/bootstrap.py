@@ -2,7 +2,8 @@
 
 Importing numpy/scipy and ``crowd.em`` before forking work-horses means each job starts
 without paying for those imports again. The worker also reaps abandoned aggregation runs
-(see :func:`crowd.scheduling.reap`) when it starts and every ``REAP_EVERY`` seconds.
+(see :func:`crowd.scheduling.reap`) when it starts and every ``REAP_EVERY`` seconds, and then
+also deletes expired idempotency keys.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rq import Queue, Worker
 
 from crowd import jobs, scheduling
 from crowd.config import QUEUES, Settings
+from crowd.store import idempotency
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,12 @@ class CrowdWorker(Worker):
             scheduling.reap(db, redis)
         except Exception:  # maintenance must not stop the worker; the next round retries
             log.exception("reaping abandoned aggregation runs failed")
+        try:
+            db, _redis = jobs.services()
+            with db.transaction() as cur:
+                idempotency.purge_expired(cur)
+        except Exception:
+            log.exception("deleting expired idempotency keys failed")
 
 
 def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:
