@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from crowd import __version__
 from crowd.api.schemas import AnswerIn, BanIn, ProjectIn, ProjectPatch, TasksIn, WorkerIn
 
+_MAX_ID = 2**63 - 1  # PostgreSQL bigint
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -53,7 +55,7 @@ _PAGE = [
         "name": "cursor",
         "in": "query",
         "required": False,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "maxLength": 40},
         "description": "next_cursor of the previous page; omit for the first page",
     },
     {
@@ -75,7 +77,7 @@ def _id(name: str) -> dict[str, Any]:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": {"type": "integer", "minimum": 0},
+        "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
     }
 
 
@@ -399,7 +401,11 @@ def _paths() -> dict[str, Any]:
                 "parameters": [
                     pid,
                     *_PAGE,
-                    _query("since_run", {"type": "integer"}, "only results changed after run N"),
+                    _query(
+                        "since_run",
+                        {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
+                        "only results changed after run N",
+                    ),
                     _query("status", {"type": "string", "enum": ["complete", "pending"]}),
                     _query("posteriors", {"type": "boolean"}, "add each label's probability"),
                 ],
@@ -508,7 +514,9 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "crowd",
             "version": __version__,
-            "description": "Crowdsourcing with redundant assignment and label aggregation.",
+            "description": "Crowdsourcing with redundant assignment and label aggregation. "
+            "Strings in request bodies must not contain NUL (\\u0000) or unpaired UTF-16 "
+            "surrogates, which cannot be stored (400).",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
