@@ -33,6 +33,10 @@ class Settings:
     max_batch_tasks: int
     page_limit_default: int
     page_limit_max: int
+    # Failed authentications allowed per client address (limits syntax, e.g. "30/minute").
+    auth_failure_limit: str = "30/minute"
+    # Reverse proxies in front of the API whose X-Forwarded-For entries are trusted (0: none).
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,6 +49,8 @@ class Settings:
             max_batch_tasks=_int("CROWD_MAX_BATCH_TASKS", 10_000),
             page_limit_default=100,
             page_limit_max=1000,
+            auth_failure_limit=os.environ.get("CROWD_AUTH_FAILURE_LIMIT") or "30/minute",
+            trusted_proxies=_int("CROWD_TRUSTED_PROXIES", 0),
         )
 
 

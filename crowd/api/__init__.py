@@ -78,4 +78,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     for module in (health, projects, tasks, assignments, results, aggregations, quality, workers):
         app.register_blueprint(module.bp)
+
+    from crowd.api import ratelimit
+
+    app.extensions["crowd.auth_failures"] = ratelimit.FailedAuthLimit(
+        app.extensions["crowd.redis"], settings.auth_failure_limit
+    )
+    ratelimit.trust_proxies(app, settings.trusted_proxies)
     return app

@@ -41,6 +41,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "Conflicts with the current state",
         413: "Body too large",
         422: "Well-formed but invalid values",
+        429: "Too many failed authentications from this address; retry after Retry-After seconds",
         503: "A backing service is unavailable; retry after Retry-After seconds",
     }
     return {str(c): _ok(text[c], _ref("Error")) for c in codes}
@@ -501,6 +502,15 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _with_auth_limit(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a token can answer 429 (crowd.api.ratelimit)."""
+    for operations in paths.values():
+        for operation in operations.values():
+            if operation.get("security") != []:
+                operation["responses"].setdefault("429", _errors(429)["429"])
+    return paths
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     schemas = dict(_SCHEMAS)
@@ -520,7 +530,7 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": _with_auth_limit(_paths()),
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

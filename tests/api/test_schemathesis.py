@@ -17,16 +17,17 @@ import collections
 import threading
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import hypothesis
 import pytest
 import schemathesis
-from flask import Flask
 from redis import Redis
 from schemathesis.core.parameters import ParameterLocation
 from werkzeug.serving import make_server
 
+from crowd.api import create_app
 from crowd.api.body import encode_cursor
 from crowd.api.openapi import document
 from crowd.config import Settings
@@ -69,12 +70,14 @@ def _token(database: Database, role: Role, name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(
-    app: Flask, database: Database, settings: Settings
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The app over real HTTP, with tokens of each kind of caller and ids of real objects."""
+def served(database: Database, settings: Settings) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The app over real HTTP, with tokens of each kind of caller and ids of real objects.
+
+    Its failed-authentication limit is out of reach: the generated cases with broken tokens
+    would otherwise use it up (tests/api/test_auth_rate_limit.py tests it)."""
     assert settings.redis_url
     Redis.from_url(settings.redis_url).flushdb()  # this session's Redis database
+    app = create_app(replace(settings, auth_failure_limit="1000000/minute"))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
