@@ -5,10 +5,12 @@ configured proxies."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
@@ -18,8 +20,18 @@ from crowd.config import Settings
 from tests.conftest import auth
 
 
-def _client(settings: Settings, **changes: Any) -> FlaskClient:
-    return create_app(replace(settings, **changes)).test_client()
+@pytest.fixture()
+def make_client(settings: Settings) -> Iterator[Callable[..., FlaskClient]]:
+    """Test clients of apps with changed settings; their connections are closed afterwards."""
+    apps: list[Flask] = []
+
+    def make(**changes: Any) -> FlaskClient:
+        apps.append(create_app(replace(settings, **changes)))
+        return apps[-1].test_client()
+
+    yield make
+    for app in apps:
+        app.extensions["crowd.db"].close()
 
 
 def _get(client: FlaskClient, token: str, address: str = "198.51.100.7", **headers: str) -> Any:
@@ -31,9 +43,9 @@ def _get(client: FlaskClient, token: str, address: str = "198.51.100.7", **heade
 
 
 def test_after_the_allowed_failures_an_address_gets_429_with_retry_after(
-    settings, clean, requester
+    make_client, clean, requester
 ) -> None:
-    client = _client(settings, auth_failure_limit="5/minute")
+    client = make_client(auth_failure_limit="5/minute")
     for i in range(5):
         assert _get(client, f"crowd_guess{i}").status_code == 401
     blocked = _get(client, "crowd_guess-again")
@@ -51,9 +63,9 @@ def test_after_the_allowed_failures_an_address_gets_429_with_retry_after(
 
 
 def test_a_caller_already_authenticated_keeps_working_while_its_address_is_blocked(
-    settings, clean, requester
+    make_client, clean, requester
 ) -> None:
-    client = _client(settings, auth_failure_limit="3/minute")
+    client = make_client(auth_failure_limit="3/minute")
     assert _get(client, requester).status_code == 200
     for i in range(4):
         _get(client, f"crowd_guess{i}")
@@ -61,10 +73,10 @@ def test_a_caller_already_authenticated_keeps_working_while_its_address_is_block
     assert _get(client, requester).status_code == 200
 
 
-def test_successful_requests_are_never_counted(settings, clean, requester) -> None:
+def test_successful_requests_are_never_counted(make_client, settings, clean, requester) -> None:
     assert settings.redis_url
     redis = Redis.from_url(settings.redis_url)
-    client = _client(settings, auth_failure_limit="3/minute")
+    client = make_client(auth_failure_limit="3/minute")
     for _ in range(20):
         forget_account(requester)  # every request takes the slow path: looked up, not cached
         assert _get(client, requester).status_code == 200
@@ -73,8 +85,8 @@ def test_successful_requests_are_never_counted(settings, clean, requester) -> No
     assert redis.keys("crowd:auth-failures*") != []
 
 
-def test_the_window_moves_on(settings, clean) -> None:
-    client = _client(settings, auth_failure_limit="2/second")
+def test_the_window_moves_on(make_client, clean) -> None:
+    client = make_client(auth_failure_limit="2/second")
     for _ in range(2):
         assert _get(client, "crowd_bad").status_code == 401
     assert _get(client, "crowd_bad").status_code == 429
@@ -82,16 +94,16 @@ def test_the_window_moves_on(settings, clean) -> None:
     assert _get(client, "crowd_bad").status_code == 401
 
 
-def test_x_forwarded_for_is_ignored_unless_proxies_are_configured(settings, clean) -> None:
-    direct = _client(settings, auth_failure_limit="3/minute")
+def test_x_forwarded_for_is_ignored_unless_proxies_are_configured(make_client, clean) -> None:
+    direct = make_client(auth_failure_limit="3/minute")
     for i in range(4):
         # A client cannot dodge the limit by naming a new address each time.
         _get(direct, "crowd_bad", **{"X-Forwarded-For": f"192.0.2.{i}"})
     assert _get(direct, "crowd_bad", **{"X-Forwarded-For": "192.0.2.99"}).status_code == 429
 
 
-def test_behind_a_configured_proxy_the_forwarded_client_address_counts(settings, clean) -> None:
-    proxied = _client(settings, auth_failure_limit="3/minute", trusted_proxies=1)
+def test_behind_a_configured_proxy_the_forwarded_client_address_counts(make_client, clean) -> None:
+    proxied = make_client(auth_failure_limit="3/minute", trusted_proxies=1)
     proxy = "10.0.0.2"
     for _ in range(3):
         _get(proxied, "crowd_bad", address=proxy, **{"X-Forwarded-For": "192.0.2.1"})

@@ -79,11 +79,14 @@ def _send(client: FlaskClient, method: str, path: str, token: str, data: bytes) 
 
 
 def test_bodies_over_the_size_limit_are_413_everywhere(settings, world, database: Database) -> None:
-    small = create_app(replace(settings, max_body_bytes=2000)).test_client()
+    small = create_app(replace(settings, max_body_bytes=2000))
     before = _snapshot(database)
     big = json.dumps({"name": "x" * 5000, "labels": ["a", "b"]}).encode()
-    for method, path, token in world["bodies"]:
-        _refused(_send(small, method, path, token, big), 413, "at most 2000 bytes")
+    try:
+        for method, path, token in world["bodies"]:
+            _refused(_send(small.test_client(), method, path, token, big), 413, "at most 2000")
+    finally:
+        small.extensions["crowd.db"].close()
     assert _snapshot(database) == before
 
 

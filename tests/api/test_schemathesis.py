@@ -36,7 +36,7 @@ from crowd.store.accounts import Role
 from crowd.store.db import Database
 from tests.conftest import auth
 
-EXAMPLES = 6
+EXAMPLES = 4
 CALLERS = ("admin", "requester", "other_requester", "worker", "other_worker")
 #: Cases sent per operation (printed at the end of the module: see the fixture below).
 sent: collections.Counter[str] = collections.Counter()
@@ -118,6 +118,7 @@ def served(database: Database, settings: Settings) -> Iterator[tuple[str, dict[s
     yield f"http://127.0.0.1:{server.server_port}", {"tokens": tokens, "ids": ids}
     server.shutdown()
     thread.join(timeout=10)
+    app.extensions["crowd.db"].close()
     print(f"\nschemathesis: {sum(sent.values())} cases over {len(sent)} operations")
 
 
