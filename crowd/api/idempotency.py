@@ -87,6 +87,7 @@ def idempotent(
             except _Replay as replay:
                 return _replay(pending, replay.stored, on_replay)
 
+        inner.crowd_idempotent = True  # type: ignore[attr-defined]  # read by the tests
         return inner
 
     return wrap

@@ -502,12 +502,29 @@ def _paths() -> dict[str, Any]:
     }
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    "description": "One per logical request (e.g. a UUID), reused on its retries: a retry "
+    "gets the stored response (header Idempotent-Replayed: true) instead of a second effect; "
+    "the same key with another request is a 422. Kept 24 hours.",
+}
+
+
 def _with_auth_limit(paths: dict[str, Any]) -> dict[str, Any]:
-    """Every operation that takes a token can answer 429 (crowd.api.ratelimit)."""
+    """Every operation that takes a token can answer 429 (crowd.api.ratelimit), and every
+    POST takes an Idempotency-Key (crowd.api.idempotency): a malformed one is a 400, one
+    reused for another request a 422."""
     for operations in paths.values():
-        for operation in operations.values():
+        for method, operation in operations.items():
             if operation.get("security") != []:
                 operation["responses"].setdefault("429", _errors(429)["429"])
+            if method == "post":
+                operation["parameters"] = [*operation.get("parameters", []), IDEMPOTENCY_KEY]
+                for status in (400, 422):
+                    operation["responses"].setdefault(str(status), _errors(status)[str(status)])
     return paths
 
 

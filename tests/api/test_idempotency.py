@@ -265,3 +265,15 @@ def test_concurrent_attempts_with_one_key_make_one_project_and_get_one_response(
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
     assert _count(database, "SELECT count(*) FROM projects") == 1
+
+
+def test_every_post_honours_the_key_and_the_document_says_so(app, client) -> None:
+    document = client.get("/openapi.json").json
+    for rule in app.url_map.iter_rules():
+        if "POST" not in (rule.methods or ()):
+            continue
+        view = app.view_functions[rule.endpoint]
+        assert getattr(view, "crowd_idempotent", False), f"POST {rule.rule} ignores the key"
+        path = rule.rule.replace("<int:", "{").replace(">", "}")
+        params = document["paths"][path]["post"]["parameters"]
+        assert any(p["name"] == "Idempotency-Key" for p in params), path
