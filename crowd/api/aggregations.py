@@ -58,6 +58,7 @@ def trigger(project_id: int) -> ResponseReturnValue:
     ``"run": null``: that run is followed by one more, which includes every answer up to now.
     """
     project = auth.project_for_requester(project_id)
+    idempotency.precheck()  # before the Redis side of queueing a run
 
     def record(cur: Cursor, queued: Run) -> None:
         idempotency.record(cur, 202, {"run": queued.to_json()})

@@ -112,7 +112,7 @@ def fetch(project_id: int) -> ResponseReturnValue:
     project = _project_for_worker(project_id)
     worker_id = auth.current().id
     _sweep(project)
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         reservation = _reserve(cur, project, worker_id)
         if reservation is not None:
             _record_fetch(cur, reservation)
@@ -177,7 +177,7 @@ def answer(assignment_id: int) -> ResponseReturnValue:
     spec = body.json_body(AnswerIn)
     worker = auth.current()
     following: Reservation | None = None
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         held = assignments.lock(cur, assignment_id)
         label = -1
         project = None
@@ -224,7 +224,7 @@ def answer(assignment_id: int) -> ResponseReturnValue:
 def skip(assignment_id: int) -> ResponseReturnValue:
     worker = auth.current()
     out = {"assignment_id": assignment_id, "status": Outcome.SKIPPED.value}
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         outcome = assignments.skip(cur, assignments.lock(cur, assignment_id), worker.id)
         if outcome == Outcome.SKIPPED:
             idempotency.record(cur, 200, out)

@@ -4,9 +4,11 @@ A client that sends ``Idempotency-Key: <key>`` (say a UUID made once per logical
 reused across its retries) gets, for a retry whose first response was lost, the stored
 response of the first attempt instead of a second effect. How:
 
-* :func:`idempotent` wraps the view. A key whose response is already stored replays it at once
-  (``Idempotent-Replayed: true``); the same key sent with another method, path or body is a
-  422 (``idempotency_key_reused``).
+* :func:`idempotent` wraps the view and reads the header.
+* The view makes its effect in :func:`transaction` (or calls :func:`precheck` first when the
+  effect is not in PostgreSQL). Its first statement looks the key up: a stored response is
+  replayed (``Idempotent-Replayed: true``) and the transaction rolled back; the same key sent
+  with another method, path or body is a 422 (``idempotency_key_reused``).
 * The view calls :func:`record` inside the transaction that makes its effect. The response is
   stored there, so key and effect commit together: a process killed before the commit leaves
   neither, one killed after it leaves both. A request that changes nothing (an error, a 204)
@@ -23,7 +25,8 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
@@ -51,6 +54,7 @@ class _Pending:
     key: str
     request: str
     body_hash: bytes
+    checked: bool = False
     stored: bool = False
 
 
@@ -77,10 +81,6 @@ def idempotent(
                 request=f"{request.method} {request.path}",
                 body_hash=hashlib.sha256(request.get_data()).digest(),
             )
-            with deps.db().transaction() as cur:
-                stored = store.find(cur, pending.account_id, pending.key)
-            if stored is not None:
-                return _replay(pending, stored, on_replay)
             g.crowd_idempotency = pending
             try:
                 return view(*args, **kwargs)
@@ -91,6 +91,33 @@ def idempotent(
         return inner
 
     return wrap
+
+
+@contextmanager
+def transaction() -> Iterator[Cursor]:
+    """The request's effect transaction: ``deps.db().transaction()`` whose first statement,
+    for a keyed request, replays a stored response instead of going on."""
+    with deps.db().transaction() as cur:
+        _check(cur)
+        yield cur
+
+
+def precheck() -> None:
+    """Replay a stored response now, in a transaction of its own (no-op without a key): for
+    views whose effect starts outside PostgreSQL."""
+    if keyed():
+        with deps.db().transaction() as cur:
+            _check(cur)
+
+
+def _check(cur: Cursor) -> None:
+    pending: _Pending | None = g.get("crowd_idempotency")
+    if pending is None or pending.checked:
+        return
+    pending.checked = True
+    stored = store.find(cur, pending.account_id, pending.key)
+    if stored is not None:
+        raise _Replay(stored)
 
 
 def keyed() -> bool:

@@ -22,7 +22,7 @@ MANAGERS = (Role.ADMIN, Role.REQUESTER)
 def create() -> ResponseReturnValue:
     spec = body.json_body(ProjectIn)
     settings = spec.model_dump(include=set(projects.SETTINGS))
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         out = projects.create(cur, auth.current().id, spec.labels, settings).to_json()
         idempotency.record(cur, 201, out)
     return jsonify(out), 201

@@ -54,7 +54,7 @@ def ban(project_id: int, worker_id: int) -> ResponseReturnValue:
     _worker_of(project_id, worker_id)
     spec = body.json_body(BanIn, allow_empty=True)
     out = {"worker_id": worker_id, "status": "banned", "reason": spec.reason}
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         quality.ban(cur, project_id, worker_id, spec.reason)
         idempotency.record(cur, 200, out)
     return jsonify(out)
@@ -68,7 +68,7 @@ def unban(project_id: int, worker_id: int) -> ResponseReturnValue:
     ``qc_min_answers`` more answers."""
     _worker_of(project_id, worker_id)
     out = {"worker_id": worker_id, "status": "active"}
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         quality.unban(cur, project_id, worker_id)
         idempotency.record(cur, 200, out)
     return jsonify(out)

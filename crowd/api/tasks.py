@@ -44,7 +44,7 @@ def post_batch(project_id: int) -> ResponseReturnValue:
                     f"{project.labels[:20]}"
                 )
         batch.append(NewTask(task.external_id, task.data, gold))
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         created = tasks.insert_batch(cur, project.id, project.overlap, batch)
         out = {"created": created, "existing": len(batch) - created}
         idempotency.record(cur, 201, out)

@@ -29,7 +29,7 @@ def _fresh_token(stored: dict[str, Any]) -> dict[str, Any]:
 @idempotency.idempotent(on_replay=_fresh_token)
 def create() -> ResponseReturnValue:
     spec = body.json_body(WorkerIn)
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         worker, token = accounts.create(cur, Role.WORKER, spec.name, created_by=auth.current().id)
         out = {"id": worker.id, "name": worker.name}
         idempotency.record(cur, 201, out)  # without the token: never stored in clear

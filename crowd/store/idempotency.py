@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from crowd.store.db import Cursor
+from crowd.store.db import Cursor, execute_prepared
 
 #: How long a key's response is kept for replay.
 TTL = timedelta(hours=24)
@@ -28,9 +28,11 @@ class Stored:
 
 def find(cur: Cursor, account_id: int, key: str) -> Stored | None:
     """The live (unexpired) response stored under ``key`` for the account, if any."""
-    cur.execute(
+    execute_prepared(
+        cur,
+        "crowd_idempotency_find",
         "SELECT request, body_hash, status, response FROM idempotency_keys"
-        " WHERE account_id = %s AND key = %s AND created_at > now() - %s",
+        " WHERE account_id = $1::bigint AND key = $2::text AND created_at > now() - $3::interval",
         (account_id, key, TTL),
     )
     row = cur.fetchone()
@@ -43,14 +45,16 @@ def save(cur: Cursor, account_id: int, key: str, stored: Stored) -> Stored | Non
     When another transaction has just stored the same key and not yet finished, this waits
     for it: its row is returned once it commits, and this one is stored if it rolls back.
     """
-    cur.execute(
+    execute_prepared(
+        cur,
+        "crowd_idempotency_save",
         """
         INSERT INTO idempotency_keys (account_id, key, request, body_hash, status, response)
-        VALUES (%s, %s, %s, %s, %s, %s)
+        VALUES ($1::bigint, $2::text, $3::text, $4::bytea, $5::smallint, $6::text)
         ON CONFLICT (account_id, key) DO UPDATE
             SET request = EXCLUDED.request, body_hash = EXCLUDED.body_hash,
                 status = EXCLUDED.status, response = EXCLUDED.response, created_at = now()
-            WHERE idempotency_keys.created_at <= now() - %s
+            WHERE idempotency_keys.created_at <= now() - $7::interval
         RETURNING 1
         """,
         (account_id, key, stored.request, stored.body_hash, stored.status, stored.response, TTL),
