@@ -120,7 +120,8 @@ def _lock_released(database: Database, project_id: int) -> bool:
     """The killed worker's session (and so its run lock) is gone on the server side."""
     with database.transaction() as cur:
         cur.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (project_id,),
         )
         return cur.fetchone()[0] == 0
