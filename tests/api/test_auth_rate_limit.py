@@ -5,7 +5,7 @@ configured proxies."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -21,17 +21,16 @@ from tests.conftest import auth
 
 
 @pytest.fixture()
-def make_client(settings: Settings) -> Iterator[Callable[..., FlaskClient]]:
-    """Test clients of apps with changed settings; their connections are closed afterwards."""
-    apps: list[Flask] = []
+def make_client(app: Flask, settings: Settings) -> Callable[..., FlaskClient]:
+    """Test clients of apps with changed settings. They share the session app's connection
+    pool: on a PostgreSQL shared with other suites, new connections may not be had."""
 
     def make(**changes: Any) -> FlaskClient:
-        apps.append(create_app(replace(settings, **changes)))
-        return apps[-1].test_client()
+        changed = create_app(replace(settings, **changes))
+        changed.extensions["crowd.db"] = app.extensions["crowd.db"]
+        return changed.test_client()
 
-    yield make
-    for app in apps:
-        app.extensions["crowd.db"].close()
+    return make
 
 
 def _get(client: FlaskClient, token: str, address: str = "198.51.100.7", **headers: str) -> Any:

@@ -78,15 +78,15 @@ def _send(client: FlaskClient, method: str, path: str, token: str, data: bytes) 
     return client.open(path, method=method, data=data, headers=headers)
 
 
-def test_bodies_over_the_size_limit_are_413_everywhere(settings, world, database: Database) -> None:
+def test_bodies_over_the_size_limit_are_413_everywhere(
+    app, settings, world, database: Database
+) -> None:
     small = create_app(replace(settings, max_body_bytes=2000))
+    small.extensions["crowd.db"] = app.extensions["crowd.db"]  # no new connections
     before = _snapshot(database)
     big = json.dumps({"name": "x" * 5000, "labels": ["a", "b"]}).encode()
-    try:
-        for method, path, token in world["bodies"]:
-            _refused(_send(small.test_client(), method, path, token, big), 413, "at most 2000")
-    finally:
-        small.extensions["crowd.db"].close()
+    for method, path, token in world["bodies"]:
+        _refused(_send(small.test_client(), method, path, token, big), 413, "at most 2000")
     assert _snapshot(database) == before
 
 

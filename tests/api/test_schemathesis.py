@@ -23,6 +23,7 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
+from flask import Flask
 from redis import Redis
 from schemathesis.core.parameters import ParameterLocation
 from werkzeug.serving import make_server
@@ -70,14 +71,18 @@ def _token(database: Database, role: Role, name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(database: Database, settings: Settings) -> Iterator[tuple[str, dict[str, Any]]]:
+def served(
+    app: Flask, database: Database, settings: Settings
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """The app over real HTTP, with tokens of each kind of caller and ids of real objects.
 
     Its failed-authentication limit is out of reach: the generated cases with broken tokens
     would otherwise use it up (tests/api/test_auth_rate_limit.py tests it)."""
     assert settings.redis_url
     Redis.from_url(settings.redis_url).flushdb()  # this session's Redis database
+    session_app = app
     app = create_app(replace(settings, auth_failure_limit="1000000/minute"))
+    app.extensions["crowd.db"] = session_app.extensions["crowd.db"]  # no new connections
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -118,7 +123,6 @@ def served(database: Database, settings: Settings) -> Iterator[tuple[str, dict[s
     yield f"http://127.0.0.1:{server.server_port}", {"tokens": tokens, "ids": ids}
     server.shutdown()
     thread.join(timeout=10)
-    app.extensions["crowd.db"].close()
     print(f"\nschemathesis: {sum(sent.values())} cases over {len(sent)} operations")
 
 
