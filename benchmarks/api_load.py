@@ -3,6 +3,7 @@
     python benchmarks/api_load.py [--tasks 100000 --concurrency 64 --seconds 30]
                                   [--loop next|fetch-answer] [--rounds 3 --client-procs 2]
                                   [--web-workers N --threads T] [--profile] [--explain]
+                                  [--idempotency-keys]
 
 What happens, in one run and against the machine's PostgreSQL and Redis:
 
@@ -56,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -110,9 +112,11 @@ class KeepAlive:
         self.writer: asyncio.StreamWriter | None = None
         self.reconnects = 0
 
-    def request(self, path: str, body: bytes) -> bytes:
+    def request(self, path: str, body: bytes, key: str | None = None) -> bytes:
+        """The bytes of a POST; with ``key``, an ``Idempotency-Key`` header too."""
+        keyed = b"Idempotency-Key: " + key.encode() + b"\r\n" if key else b""
         return (
-            b"POST " + path.encode() + b" HTTP/1.1\r\n" + self.head
+            b"POST " + path.encode() + b" HTTP/1.1\r\n" + self.head + keyed
             + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )  # fmt: skip
 
@@ -166,6 +170,7 @@ class Plan:
     measure_start: float
     measure_end: float
     profile: bool = False
+    keys: bool = False  # send an Idempotency-Key (a new uuid4) with every crowd request
 
 
 @dataclass
@@ -217,10 +222,20 @@ def _answered(out: Samples, status: int, body: bytes) -> dict[str, Any] | None:
     return None
 
 
+def _key(plan: Plan) -> str | None:
+    return uuid.uuid4().hex if plan.keys else None
+
+
+def _keyed(http: KeepAlive, plan: Plan, prebuilt: bytes, path: str) -> bytes:
+    """``prebuilt`` (an empty-body POST to ``path``), with a new Idempotency-Key if asked."""
+    return http.request(path, b"", _key(plan)) if plan.keys else prebuilt
+
+
 async def _crowd_worker(plan: Plan, token: str, out: Samples) -> None:
     """The two-request loop (``--loop fetch-answer``): fetch a task, answer it, repeat."""
     http = KeepAlive(plan.host, plan.port, token)
-    fetch = http.request(f"/api/v1/projects/{plan.project_id}/assignments", b"")
+    fetch_path = f"/api/v1/projects/{plan.project_id}/assignments"
+    fetch = http.request(fetch_path, b"")
     bodies = [json.dumps({"label": label}).encode() for label in LABELS]
     rng = random.Random(token)
     clock = time.monotonic
@@ -228,7 +243,7 @@ async def _crowd_worker(plan: Plan, token: str, out: Samples) -> None:
     try:
         while clock() < hi:
             t0 = clock()
-            status, body = await http.send(fetch)
+            status, body = await http.send(_keyed(http, plan, fetch, fetch_path))
             t1 = clock()
             if status == 204:
                 out.empty_fetches += 1
@@ -238,7 +253,9 @@ async def _crowd_worker(plan: Plan, token: str, out: Samples) -> None:
                 out.errors[f"fetch {_why(status, body)}"] += 1
                 continue
             assignment_id = json.loads(body)["assignment_id"]
-            answer = http.request(f"/api/v1/assignments/{assignment_id}/answer", rng.choice(bodies))
+            answer = http.request(
+                f"/api/v1/assignments/{assignment_id}/answer", rng.choice(bodies), _key(plan)
+            )
             status, body = await http.send(answer)
             t2 = clock()
             if lo <= t1 < hi:
@@ -260,7 +277,8 @@ async def _crowd_next_worker(plan: Plan, token: str, out: Samples) -> None:
     latency is added to the cycle of the answer it led to.
     """
     http = KeepAlive(plan.host, plan.port, token)
-    fetch = http.request(f"/api/v1/projects/{plan.project_id}/assignments", b"")
+    fetch_path = f"/api/v1/projects/{plan.project_id}/assignments"
+    fetch = http.request(fetch_path, b"")
     bodies = [json.dumps({"label": label, "next": True}).encode() for label in LABELS]
     rng = random.Random(token)
     clock = time.monotonic
@@ -271,7 +289,7 @@ async def _crowd_next_worker(plan: Plan, token: str, out: Samples) -> None:
         while clock() < hi:
             if assignment_id is None:
                 t0 = clock()
-                status, body = await http.send(fetch)
+                status, body = await http.send(_keyed(http, plan, fetch, fetch_path))
                 t1 = clock()
                 if status == 204:
                     out.empty_fetches += 1
@@ -284,7 +302,9 @@ async def _crowd_next_worker(plan: Plan, token: str, out: Samples) -> None:
                 fetching = t1 - t0
                 if lo <= t1 < hi:
                     out.latency["fetch"].append(fetching)
-            answer = http.request(f"/api/v1/assignments/{assignment_id}/answer", rng.choice(bodies))
+            answer = http.request(
+                f"/api/v1/assignments/{assignment_id}/answer", rng.choice(bodies), _key(plan)
+            )
             t1 = clock()
             status, body = await http.send(answer)
             t2 = clock()
@@ -471,6 +491,7 @@ class Target:
     postmaster: int
     tokens: tuple[str, ...]
     client_procs: int
+    keys: bool = False
 
 
 def run_load(target: Target, warmup: float, seconds: float, profile: bool) -> Load:
@@ -485,7 +506,7 @@ def run_load(target: Target, warmup: float, seconds: float, profile: bool) -> Lo
     for i, group in enumerate(g for g in groups if g):
         plan = Plan(
             target.mode, target.loop, target.host, target.port, target.project_id, group,
-            start, measure_start, measure_end, profile=profile and i == 0,
+            start, measure_start, measure_end, profile=profile and i == 0, keys=target.keys,
         )  # fmt: skip
         receiver, sender = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_client_main, args=(plan, sender), daemon=True)
@@ -946,6 +967,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "per answer); or fetch then answer (two requests per answer) [default: next]",
     )  # fmt: skip
     p.add_argument(
+        "--idempotency-keys", action="store_true",
+        help="send an Idempotency-Key (a new uuid4) with every crowd fetch and answer",
+    )  # fmt: skip
+    p.add_argument(
         "--web-workers", type=int, default=None,
         help="gunicorn workers for both apps [default: crowd serve's own default]",
     )  # fmt: skip
@@ -1012,7 +1037,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         postmaster = _postmaster(url)
         targets = [
             Target("crowd", args.loop, host, args.port, project_id, crowd_server.proc.pid,
-                   postmaster, tuple(tokens), args.client_procs),
+                   postmaster, tuple(tokens), args.client_procs, args.idempotency_keys),
             Target("floor", "", host, args.port + 1, 0, floor_server.proc.pid, postmaster,
                    tuple(tokens), args.client_procs),
         ]  # fmt: skip

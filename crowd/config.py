@@ -51,6 +51,10 @@ class Settings:
     page_limit_max: int
     #: Seconds before each retry of a failed webhook delivery (attempts: one more than these).
     webhook_retry_intervals: tuple[int, ...] = (10, 60, 300, 1800, 7200)
+    # Failed authentications allowed per client address (limits syntax, e.g. "30/minute").
+    auth_failure_limit: str = "30/minute"
+    # Reverse proxies in front of the API whose X-Forwarded-For entries are trusted (0: none).
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,6 +70,8 @@ class Settings:
             webhook_retry_intervals=_intervals(
                 "CROWD_WEBHOOK_RETRY_INTERVALS", (10, 60, 300, 1800, 7200)
             ),
+            auth_failure_limit=os.environ.get("CROWD_AUTH_FAILURE_LIMIT") or "30/minute",
+            trusted_proxies=_int("CROWD_TRUSTED_PROXIES", 0),
         )
 
 

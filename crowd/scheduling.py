@@ -31,7 +31,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -44,7 +44,7 @@ from rq.job import Job, JobStatus
 
 from crowd.config import QUEUES
 from crowd.store import runs
-from crowd.store.db import Database
+from crowd.store.db import Cursor, Database
 from crowd.store.runs import Run
 
 log = logging.getLogger(__name__)
@@ -82,16 +82,29 @@ def job_id(run_id: int) -> str:
     return f"crowd-run-{run_id}"
 
 
-def enqueue(db: Database, redis: Redis, project_id: int, trigger: str) -> Run:
-    """Record a queued run and put its job on the queue. The caller holds ``queued``."""
+def enqueue(
+    db: Database,
+    redis: Redis,
+    project_id: int,
+    trigger: str,
+    on_queued: Callable[[Cursor, Run], None] | None = None,
+) -> Run:
+    """Record a queued run and put its job on the queue. The caller holds ``queued``.
+
+    ``on_queued`` runs in the transaction that records the run (the API stores its
+    idempotent response there); if it raises, nothing is queued and ``queued`` is released.
+    """
     from crowd.jobs import aggregate  # the job imports this module
 
     try:
         with db.transaction() as cur:
             run = runs.create(cur, project_id, trigger)
-    except Exception:
-        # PostgreSQL is away: without a run row nothing would ever release ``queued``, and
-        # every later mark would find it taken. Give it back; the next mark or reap retries.
+            if on_queued is not None:
+                on_queued(cur, run)
+    except BaseException:
+        # PostgreSQL is away (or the caller's hook failed): without a run row nothing would
+        # ever release ``queued``, and every later mark would find it taken. Give it back; the
+        # next mark or reap retries.
         redis_release(redis, project_id)
         raise
     try:
@@ -119,11 +132,18 @@ def redis_release(redis: Redis, project_id: int) -> None:
         log.warning("could not release the queued flag of project %s", project_id)
 
 
-def mark_stale(db: Database, redis: Redis, project_id: int, trigger: str = "answers") -> Run | None:
+def mark_stale(
+    db: Database,
+    redis: Redis,
+    project_id: int,
+    trigger: str = "answers",
+    on_queued: Callable[[Cursor, Run], None] | None = None,
+) -> Run | None:
     """New answers (or a request) for ``project_id``: queue a run unless one is queued or
-    running, in which case that one is followed by exactly one more. Returns the new run."""
+    running, in which case that one is followed by exactly one more. Returns the new run
+    (``on_queued``: see :func:`enqueue`)."""
     if redis.eval(_MARK, 2, *_keys(project_id), QUEUED_TTL):
-        return enqueue(db, redis, project_id, trigger)
+        return enqueue(db, redis, project_id, trigger, on_queued)
     return None
 
 

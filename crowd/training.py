@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +27,7 @@ from crowd import webhooks
 from crowd.config import QUEUES
 from crowd.store import models, projects
 from crowd.store import webhooks as hooks_store
-from crowd.store.db import Database
+from crowd.store.db import Cursor, Database
 from crowd.store.models import ModelVersion
 from crowd.store.projects import Project
 
@@ -48,12 +49,23 @@ def job_id(version_id: int) -> str:
 
 
 def request(
-    db: Database, redis: Redis, project: Project, trigger: str, run_id: int | None = None
+    db: Database,
+    redis: Redis,
+    project: Project,
+    trigger: str,
+    run_id: int | None = None,
+    on_queued: Callable[[Cursor, ModelVersion], None] | None = None,
 ) -> ModelVersion | None:
-    """Queue a version of the project's model; None when one is already queued or running."""
+    """Queue a version of the project's model; None when one is already queued or running.
+
+    ``on_queued`` runs in the transaction that records the version (the API stores its
+    idempotent response there).
+    """
     with db.transaction() as cur:
         complete = models.complete_tasks(cur, project.id)
         version = models.create(cur, project.id, trigger, run_id, complete)
+        if version is not None and on_queued is not None:
+            on_queued(cur, version)
     if version is None:
         return None
     try:

@@ -1,11 +1,12 @@
 """Start an RQ worker for crowd's queues, with the numeric stack imported once up front.
 
 Importing numpy/scipy, ``crowd.em`` and ``crowd.learn`` (scikit-learn) before forking
-work-horses means each job starts without paying for those imports again. The worker also reaps
-abandoned aggregation runs (see :func:`crowd.scheduling.reap`) and queues webhook deliveries
-whose job was lost (see :func:`crowd.webhooks.requeue_lost`) when it starts and every
-``REAP_EVERY`` seconds. It runs RQ's scheduler too, which queues webhook delivery retries when
-their backoff is over, and it is started again when it quits because Redis went away.
+work-horses means each job starts without paying for those imports again. When it starts and
+every ``REAP_EVERY`` seconds, the worker also reaps abandoned aggregation runs (see
+:func:`crowd.scheduling.reap`), queues webhook deliveries whose job was lost (see
+:func:`crowd.webhooks.requeue_lost`) and deletes expired idempotency keys. It runs RQ's
+scheduler too, which queues webhook delivery retries when their backoff is over, and it is
+started again when it quits because Redis went away.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rq import Queue, Worker
 
 from crowd import jobs, scheduling, webhooks
 from crowd.config import QUEUES, WEBHOOK_QUEUE, Settings
+from crowd.store import idempotency
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +54,21 @@ class CrowdWorker(Worker):
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
-        try:
-            db, redis = jobs.services()
-            scheduling.reap(db, redis)
-        except Exception:  # maintenance must not stop the worker; the next round retries
-            log.exception("reaping abandoned aggregation runs failed")
-        try:
-            db, redis = jobs.services()
-            webhooks.requeue_lost(db, redis)
-        except Exception:  # as above
-            log.exception("requeueing lost webhook deliveries failed")
+        db, redis = jobs.services()
+
+        def purge_keys() -> None:
+            with db.transaction() as cur:
+                idempotency.purge_expired(cur)
+
+        for what, task in (
+            ("reaping abandoned aggregation runs", lambda: scheduling.reap(db, redis)),
+            ("requeueing lost webhook deliveries", lambda: webhooks.requeue_lost(db, redis)),
+            ("deleting expired idempotency keys", purge_keys),
+        ):
+            try:
+                task()
+            except Exception:  # maintenance must not stop the worker; the next round retries
+                log.exception("%s failed", what)
 
 
 def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:

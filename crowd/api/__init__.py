@@ -13,8 +13,25 @@ from crowd.scheduling import StaleMarks
 from crowd.store.db import Database
 
 
+def _at_most(limit: int) -> str:
+    """A regex matching exactly the decimal numbers 0..``limit`` (leading zeros allowed)."""
+    digits = str(limit)
+    longest = [f"0*[0-9]{{1,{len(digits) - 1}}}", f"0*{digits}"]
+    for i, d in enumerate(digits):
+        if d != "0":
+            rest = len(digits) - i - 1
+            longest.append(f"0*{digits[:i]}[0-{int(d) - 1}][0-9]{{{rest}}}")
+    return "(?:" + "|".join(longest) + ")"
+
+
 class _Int64Converter(IntegerConverter):
-    """``<int:...>`` path parts that fit PostgreSQL's bigint; larger ones are a plain 404."""
+    """``<int:...>`` path parts that fit PostgreSQL's bigint; larger ones are a plain 404.
+
+    The bound is in the regex, not only in ``max``: a number that matched the regex but failed
+    ``max`` would make werkzeug answer 405 on a path with rules for other methods.
+    """
+
+    regex = _at_most(2**63 - 1)
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", 2**63 - 1)
@@ -83,4 +100,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for module in (models, export):
         app.register_blueprint(module.bp)
+
+    from crowd.api import ratelimit
+
+    app.extensions["crowd.auth_failures"] = ratelimit.FailedAuthLimit(
+        app.extensions["crowd.redis"], settings.auth_failure_limit
+    )
+    ratelimit.trust_proxies(app, settings.trusted_proxies)
     return app

@@ -7,10 +7,12 @@ from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
 from crowd import scheduling
-from crowd.api import auth, body, deps
+from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
 from crowd.errors import NotFound, Unavailable
 from crowd.store import runs
+from crowd.store.db import Cursor
+from crowd.store.runs import Run
 
 bp = Blueprint("aggregations", __name__, url_prefix="/api/v1/projects")
 
@@ -48,6 +50,7 @@ def get_run(project_id: int, run_id: int) -> ResponseReturnValue:
 
 @bp.post("/<int:project_id>/aggregations")
 @auth.require(*MANAGERS)
+@idempotency.idempotent()
 def trigger(project_id: int) -> ResponseReturnValue:
     """Ask for a run over every answer stored so far.
 
@@ -55,11 +58,19 @@ def trigger(project_id: int) -> ResponseReturnValue:
     ``"run": null``: that run is followed by one more, which includes every answer up to now.
     """
     project = auth.project_for_requester(project_id)
+    idempotency.precheck()  # before the Redis side of queueing a run
+
+    def record(cur: Cursor, queued: Run) -> None:
+        idempotency.record(cur, 202, {"run": queued.to_json()})
+
     try:
-        run = scheduling.mark_stale(deps.db(), deps.redis(), project.id, trigger="api")
+        run = scheduling.mark_stale(
+            deps.db(), deps.redis(), project.id, trigger="api", on_queued=record
+        )
     except RedisError as exc:
         raise Unavailable(f"the job queue (Redis) is unavailable: {exc}") from exc
     if run is None:
+        # Nothing new was queued: the request changed nothing, so there is nothing to record.
         return jsonify(
             {
                 "run": None,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2.errors
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps
+from crowd.api import auth, body, deps, idempotency
 from crowd.api.schemas import AnswerIn
 from crowd.errors import Conflict, Forbidden, Invalid, NotFound
 from crowd.store import assignments, quality
@@ -96,24 +97,39 @@ def _refuse_if_banned(project: Project, worker_id: int) -> None:
         )
 
 
-def _reserve_after_sweep(project: Project, worker_id: int) -> Reservation | None:
+def _reserve_after_sweep(
+    project: Project,
+    worker_id: int,
+    record: Callable[[Cursor, Reservation], None] | None = None,
+) -> Reservation | None:
     """Nothing was free (or, rarely, this worker raced itself for one task): reclaim expired
-    reservations now and try once more."""
+    reservations now and try once more. ``record`` stores the response of a reservation made
+    here, in its transaction (see :mod:`crowd.api.idempotency`)."""
     _sweep(project, force=True)
     with deps.db().transaction() as cur:
-        return _reserve(cur, project, worker_id)
+        reservation = _reserve(cur, project, worker_id)
+        if reservation is not None and record is not None:
+            record(cur, reservation)
+        return reservation
+
+
+def _record_fetch(cur: Cursor, reservation: Reservation) -> None:
+    idempotency.record(cur, 201, reservation.to_json())
 
 
 @bp.post("/projects/<int:project_id>/assignments")
 @auth.require(Role.WORKER)
+@idempotency.idempotent()
 def fetch(project_id: int) -> ResponseReturnValue:
     project = _project_for_worker(project_id)
     worker_id = auth.current().id
     _sweep(project)
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         reservation = _reserve(cur, project, worker_id)
+        if reservation is not None:
+            _record_fetch(cur, reservation)
     if reservation is None:
-        reservation = _reserve_after_sweep(project, worker_id)
+        reservation = _reserve_after_sweep(project, worker_id, _record_fetch)
     if reservation is None:
         _refuse_if_banned(project, worker_id)
         return Response(status=204)
@@ -148,8 +164,22 @@ def _raise_for(outcome: Outcome, assignment_id: int) -> None:
         raise cls(message.format(id=assignment_id), code=outcome.value)
 
 
+def _ack(
+    assignment_id: int, spec: AnswerIn, outcome: Outcome, following: Reservation | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "assignment_id": assignment_id,
+        "label": spec.label,
+        "status": outcome.value,
+    }
+    if spec.next:
+        out["next"] = following.to_json() if following is not None else None
+    return out
+
+
 @bp.post("/assignments/<int:assignment_id>/answer")
 @auth.require(Role.WORKER)
+@idempotency.idempotent()
 def answer(assignment_id: int) -> ResponseReturnValue:
     """Store the answer; with ``"next": true`` also reserve the worker's next task.
 
@@ -159,7 +189,7 @@ def answer(assignment_id: int) -> ResponseReturnValue:
     spec = body.json_body(AnswerIn)
     worker = auth.current()
     following: Reservation | None = None
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         held = assignments.lock(cur, assignment_id)
         label = -1
         project = None
@@ -182,30 +212,33 @@ def answer(assignment_id: int) -> ResponseReturnValue:
             following = assignments.held_by(cur, project.id, worker.id) or _reserve(
                 cur, project, worker.id
             )
+        status = 201 if outcome == Outcome.CREATED else 200
+        if idempotency.keyed() and outcome in (Outcome.CREATED, Outcome.REPEATED):
+            idempotency.record(cur, status, _ack(assignment_id, spec, outcome, following))
     _raise_for(outcome, assignment_id)
     if outcome == Outcome.CREATED and project is not None:
         deps.stale_marks().add(project.id)
     if spec.next and project is not None:
         if following is None:
-            following = _reserve_after_sweep(project, worker.id)
+
+            def record_next(cur: Cursor, reserved: Reservation) -> None:
+                idempotency.record(cur, status, _ack(assignment_id, spec, outcome, reserved))
+
+            following = _reserve_after_sweep(project, worker.id, record_next)
         else:
             _sweep(project)  # the periodic one, after this request's own transaction
-    status = 201 if outcome == Outcome.CREATED else 200
-    out: dict[str, Any] = {
-        "assignment_id": assignment_id,
-        "label": spec.label,
-        "status": outcome.value,
-    }
-    if spec.next:
-        out["next"] = following.to_json() if following is not None else None
-    return jsonify(out), status
+    return jsonify(_ack(assignment_id, spec, outcome, following)), status
 
 
 @bp.post("/assignments/<int:assignment_id>/skip")
 @auth.require(Role.WORKER)
+@idempotency.idempotent()
 def skip(assignment_id: int) -> ResponseReturnValue:
     worker = auth.current()
-    with deps.db().transaction() as cur:
+    out = {"assignment_id": assignment_id, "status": Outcome.SKIPPED.value}
+    with idempotency.transaction() as cur:
         outcome = assignments.skip(cur, assignments.lock(cur, assignment_id), worker.id)
+        if outcome == Outcome.SKIPPED:
+            idempotency.record(cur, 200, out)
     _raise_for(outcome, assignment_id)
-    return jsonify({"assignment_id": assignment_id, "status": outcome.value}), 200
+    return jsonify(out), 200

@@ -27,11 +27,30 @@ _projects: TTLCache[int, Project] = TTLCache(seconds=5.0)
 
 
 def _account_for(token: str) -> Account | None:
+    """The token's account. A token not authenticated recently by this process is subject to
+    the failed-authentication limit of the caller's address (:mod:`crowd.api.ratelimit`)."""
+    digest = accounts.hash_token(token)
+    known = _accounts.peek(digest)
+    if known is not None:
+        return known  # the hot path: no Redis, no database
+    limit = deps.auth_failures()
+    address = request.remote_addr or "unknown"
+    limit.check(address)
+
     def load(_digest: bytes) -> Account | None:
         with deps.db().transaction() as cur:
             return accounts.authenticate(cur, token)
 
-    return _accounts.get(accounts.hash_token(token), load)
+    account = _accounts.get(digest, load)
+    if account is None:
+        limit.failed(address)
+    return account
+
+
+def forget_account(token: str) -> None:
+    """Drop ``token`` from this process's account cache, so its next use is looked up (and
+    counted against the failed-authentication limit if it no longer works)."""
+    _accounts.forget(accounts.hash_token(token))
 
 
 def cached_project(project_id: int, cur: Cursor | None = None) -> Project | None:

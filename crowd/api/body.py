@@ -103,7 +103,7 @@ def page_params() -> tuple[int, int]:
     if raw_limit == "":
         limit = cfg.page_limit_default
     else:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= cfg.page_limit_max:
+        if not _digits(raw_limit, 4) or not 1 <= int(raw_limit) <= cfg.page_limit_max:
             raise BadRequest(
                 f"limit must be a whole number from 1 to {cfg.page_limit_max}, got {raw_limit[:40]!r}"
             )
@@ -122,7 +122,9 @@ def decode_cursor(cursor: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
         prefix, _, value = text.partition(":")
-        if prefix != "v1" or not value.isdigit() or len(value) > 18:
+        if prefix != "v1" or not _digits(value, 19) or int(value) > MAX_ID:
+            raise ValueError(text)
+        if encode_cursor(int(value)) != cursor:  # only the exact spelling this API makes
             raise ValueError(text)
         return int(value)
     except (ValueError, UnicodeError, binascii.Error):
@@ -142,9 +144,18 @@ def int_arg(name: str) -> int | None:
     raw = request.args.get(name, "")
     if raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise BadRequest(f"{name} must be a whole number, got {raw[:40]!r}")
+    if not _digits(raw, 19) or int(raw) > MAX_ID:
+        raise BadRequest(f"{name} must be a whole number from 0 to {MAX_ID}, got {raw[:40]!r}")
     return int(raw)
+
+
+#: Largest id (PostgreSQL bigint).
+MAX_ID = 2**63 - 1
+
+
+def _digits(raw: str, most: int) -> bool:
+    """ASCII digits only (str.isdigit also accepts '²', which int() refuses), at most ``most``."""
+    return 0 < len(raw) <= most and raw.isascii() and raw.isdigit()
 
 
 def choice_arg(name: str, choices: tuple[str, ...]) -> str | None:

@@ -34,6 +34,12 @@ class TTLCache(Generic[K, V]):
                 self._entries[key] = (now + self.seconds, value)
         return value
 
+    def peek(self, key: K) -> V | None:
+        """The remembered value, if fresh; never loads."""
+        with self._lock:
+            hit = self._entries.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def forget(self, key: K) -> None:
         """Drop ``key`` so the next :meth:`get` loads it afresh (after a change in this process)."""
         with self._lock:

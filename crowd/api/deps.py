@@ -7,6 +7,7 @@ from typing import cast
 from flask import current_app
 from redis import Redis
 
+from crowd.api.ratelimit import FailedAuthLimit
 from crowd.config import Settings
 from crowd.scheduling import StaleMarks
 from crowd.store.db import Database
@@ -26,3 +27,7 @@ def redis() -> Redis:
 
 def stale_marks() -> StaleMarks:
     return cast(StaleMarks, current_app.extensions["crowd.stale"])
+
+
+def auth_failures() -> FailedAuthLimit:
+    return cast(FailedAuthLimit, current_app.extensions["crowd.auth_failures"])

@@ -30,7 +30,11 @@ def error_response(status: int, code: str, message: str) -> Response:
 def init_app(app: Flask) -> None:
     @app.errorhandler(CrowdError)
     def _crowd(exc: CrowdError) -> Response:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -7,10 +7,12 @@ from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
 from crowd import training
-from crowd.api import auth, body, deps
+from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
 from crowd.errors import Conflict, Unavailable
 from crowd.store import models
+from crowd.store.db import Cursor
+from crowd.store.models import ModelVersion
 
 bp = Blueprint("models", __name__, url_prefix="/api/v1/projects")
 
@@ -34,6 +36,7 @@ def list_versions(project_id: int) -> ResponseReturnValue:
 
 @bp.post("/<int:project_id>/models")
 @auth.require(*MANAGERS)
+@idempotency.idempotent()
 def trigger(project_id: int) -> ResponseReturnValue:
     """Ask for a new version now. 202 with the queued version, or ``"model": null`` when one
     is already queued or running; 409 when the project has no model settings."""
@@ -44,11 +47,17 @@ def trigger(project_id: int) -> ResponseReturnValue:
             f'{project_id} {{"model": {{"input": "text", "field": "text"}}}}',
             code="no_model",
         )
+    idempotency.precheck()  # before the Redis side of queueing a version
+
+    def record(cur: Cursor, queued: ModelVersion) -> None:
+        idempotency.record(cur, 202, {"model": queued.to_json()})
+
     try:
-        version = training.request(deps.db(), deps.redis(), project, "api")
+        version = training.request(deps.db(), deps.redis(), project, "api", on_queued=record)
     except RedisError as exc:
         raise Unavailable(f"the job queue (Redis) is unavailable: {exc}") from exc
     if version is None:
+        # Nothing new was queued: the request changed nothing, so there is nothing to record.
         return jsonify(
             {
                 "model": None,

@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from crowd import __version__
 from crowd.api.schemas import AnswerIn, BanIn, ProjectIn, ProjectPatch, TasksIn, WorkerIn
 
+_MAX_ID = 2**63 - 1  # PostgreSQL bigint
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -39,6 +41,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "Conflicts with the current state",
         413: "Body too large",
         422: "Well-formed but invalid values",
+        429: "Too many failed authentications from this address; retry after Retry-After seconds",
         503: "A backing service is unavailable; retry after Retry-After seconds",
     }
     return {str(c): _ok(text[c], _ref("Error")) for c in codes}
@@ -53,7 +56,7 @@ _PAGE = [
         "name": "cursor",
         "in": "query",
         "required": False,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "maxLength": 40},
         "description": "next_cursor of the previous page; omit for the first page",
     },
     {
@@ -75,7 +78,7 @@ def _id(name: str) -> dict[str, Any]:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": {"type": "integer", "minimum": 0},
+        "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
     }
 
 
@@ -465,7 +468,11 @@ def _paths() -> dict[str, Any]:
                 "parameters": [
                     pid,
                     *_PAGE,
-                    _query("since_run", {"type": "integer"}, "only results changed after run N"),
+                    _query(
+                        "since_run",
+                        {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
+                        "only results changed after run N",
+                    ),
                     _query("status", {"type": "string", "enum": ["complete", "pending"]}),
                     _query("posteriors", {"type": "boolean"}, "add each label's probability"),
                 ],
@@ -702,6 +709,32 @@ def _ui_paths() -> dict[str, Any]:
     }
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    "description": "One per logical request (e.g. a UUID), reused on its retries: a retry "
+    "gets the stored response (header Idempotent-Replayed: true) instead of a second effect; "
+    "the same key with another request is a 422. Kept 24 hours.",
+}
+
+
+def _with_auth_limit(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a token can answer 429 (crowd.api.ratelimit), and every
+    POST takes an Idempotency-Key (crowd.api.idempotency): a malformed one is a 400, one
+    reused for another request a 422."""
+    for operations in paths.values():
+        for method, operation in operations.items():
+            if operation.get("security") != []:
+                operation["responses"].setdefault("429", _errors(429)["429"])
+            if method == "post":
+                operation["parameters"] = [*operation.get("parameters", []), IDEMPOTENCY_KEY]
+                for status in (400, 422):
+                    operation["responses"].setdefault(str(status), _errors(status)[str(status)])
+    return paths
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     schemas = dict(_SCHEMAS)
@@ -723,11 +756,13 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "crowd",
             "version": __version__,
-            "description": "Crowdsourcing with redundant assignment and label aggregation.",
+            "description": "Crowdsourcing with redundant assignment and label aggregation. "
+            "Strings in request bodies must not contain NUL (\\u0000) or unpaired UTF-16 "
+            "surrogates, which cannot be stored (400).",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {**_paths(), **_ui_paths(), **openapi_webhooks.paths()},
+        "paths": _with_auth_limit({**_paths(), **_ui_paths(), **openapi_webhooks.paths()}),
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps
+from crowd.api import auth, body, deps, idempotency
 from crowd.api.schemas import ProjectIn, ProjectPatch
 from crowd.errors import Invalid
 from crowd.store import projects
@@ -18,12 +18,14 @@ MANAGERS = (Role.ADMIN, Role.REQUESTER)
 
 @bp.post("")
 @auth.require(*MANAGERS)
+@idempotency.idempotent()
 def create() -> ResponseReturnValue:
     spec = body.json_body(ProjectIn)
     settings = spec.model_dump(include=set(projects.SETTINGS))
-    with deps.db().transaction() as cur:
-        project = projects.create(cur, auth.current().id, spec.labels, settings)
-    return jsonify(project.to_json()), 201
+    with idempotency.transaction() as cur:
+        out = projects.create(cur, auth.current().id, spec.labels, settings).to_json()
+        idempotency.record(cur, 201, out)
+    return jsonify(out), 201
 
 
 # Settings where null means "off"; the others cannot be null.

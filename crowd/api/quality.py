@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps
+from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
 from crowd.api.schemas import BanIn
 from crowd.errors import NotFound
@@ -48,21 +48,27 @@ def _worker_of(project_id: int, worker_id: int) -> None:
 
 @bp.post("/<int:project_id>/workers/<int:worker_id>/ban")
 @auth.require(*MANAGERS)
+@idempotency.idempotent()
 def ban(project_id: int, worker_id: int) -> ResponseReturnValue:
     """Ban a worker from the project by hand; its live reservations are released."""
     _worker_of(project_id, worker_id)
     spec = body.json_body(BanIn, allow_empty=True)
-    with deps.db().transaction() as cur:
+    out = {"worker_id": worker_id, "status": "banned", "reason": spec.reason}
+    with idempotency.transaction() as cur:
         quality.ban(cur, project_id, worker_id, spec.reason)
-    return jsonify({"worker_id": worker_id, "status": "banned", "reason": spec.reason})
+        idempotency.record(cur, 200, out)
+    return jsonify(out)
 
 
 @bp.post("/<int:project_id>/workers/<int:worker_id>/unban")
 @auth.require(*MANAGERS)
+@idempotency.idempotent()
 def unban(project_id: int, worker_id: int) -> ResponseReturnValue:
     """Lift a ban (idempotent). The quality rules judge the worker again only after
     ``qc_min_answers`` more answers."""
     _worker_of(project_id, worker_id)
-    with deps.db().transaction() as cur:
+    out = {"worker_id": worker_id, "status": "active"}
+    with idempotency.transaction() as cur:
         quality.unban(cur, project_id, worker_id)
-    return jsonify({"worker_id": worker_id, "status": "active"})
+        idempotency.record(cur, 200, out)
+    return jsonify(out)

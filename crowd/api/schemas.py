@@ -17,13 +17,17 @@ from pydantic import (
     model_validator,
 )
 
-Label = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+#: PostgreSQL text cannot hold NUL; saying so in the schema tells clients (and generated tests).
+NO_NUL = r"^[^\x00]*$"
+
+Label = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
-Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=NO_NUL)]
 Overlap = Annotated[StrictInt, Field(ge=1, le=100)]
 Lease = Annotated[StrictInt, Field(ge=5, le=7 * 24 * 3600)]
-Share = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=False)]
+# Strict: a whole number is a number, but true/false or "0.5" is not.
+Share = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
 Count = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
 Method = Literal["ds", "onecoin", "mv", "hds", "auto"]
 
@@ -55,7 +59,7 @@ class ProjectSettings(BaseModel):
     # below `confidence_target` gets one more slot, up to `max_overlap`. No target: fixed.
     max_overlap: Overlap | None = None
     confidence_target: (
-        Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False, strict=False)] | None
+        Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False, strict=True)] | None
     ) = None
     # Share of a worker's fetches that serve a gold (control) task, when the project has any.
     gold_rate: Share = 0.1
@@ -98,7 +102,9 @@ class ProjectIn(ProjectSettings):
     )
 
     name: Name
-    labels: Annotated[list[Label], Field(min_length=2, max_length=1000)]
+    labels: Annotated[
+        list[Label], Field(min_length=2, max_length=1000, json_schema_extra={"uniqueItems": True})
+    ]
     overlap: Overlap = 3
     lease_seconds: Lease = 600
 
@@ -134,7 +140,7 @@ class ProjectPatch(BaseModel):
     lease_seconds: Lease | None = None
     max_overlap: Overlap | None = None
     confidence_target: (
-        Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False, strict=False)] | None
+        Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False, strict=True)] | None
     ) = None
     gold_rate: Share | None = None
     gold_window: Count | None = None
@@ -154,7 +160,7 @@ class ProjectPatch(BaseModel):
 class TaskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    external_id: Annotated[StrictStr, Field(min_length=1, max_length=256)]
+    external_id: Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=NO_NUL)]
     data: dict[str, Any] = Field(default_factory=dict)
     gold: Label | None = None
 
@@ -182,7 +188,7 @@ class AnswerIn(BaseModel):
 class WorkerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"name": "alice"}})
 
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: Name
 
 
 class BanIn(BaseModel):
@@ -190,7 +196,9 @@ class BanIn(BaseModel):
         extra="forbid", json_schema_extra={"example": {"reason": "copied answers"}}
     )
 
-    reason: StrictStr = Field(default="banned by the requester", min_length=1, max_length=500)
+    reason: StrictStr = Field(
+        default="banned by the requester", min_length=1, max_length=500, pattern=NO_NUL
+    )
 
 
 # --- Webhooks -----------------------------------------------------------------------------

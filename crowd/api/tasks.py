@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps
+from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
 from crowd.api.schemas import TasksIn
 from crowd.errors import Invalid
@@ -17,6 +17,7 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/v1/projects")
 
 @bp.post("/<int:project_id>/tasks")
 @auth.require(*MANAGERS)
+@idempotency.idempotent()
 def post_batch(project_id: int) -> ResponseReturnValue:
     project = auth.project_for_requester(project_id)
     spec = body.json_body(TasksIn)
@@ -43,8 +44,10 @@ def post_batch(project_id: int) -> ResponseReturnValue:
                     f"{project.labels[:20]}"
                 )
         batch.append(NewTask(task.external_id, task.data, gold))
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         created = tasks.insert_batch(cur, project.id, project.overlap, batch)
+        out = {"created": created, "existing": len(batch) - created}
+        idempotency.record(cur, 201, out)
     if any(t.gold is not None for t in batch) and not project.has_gold:
         auth.forget_project(project.id)  # so this process mixes the gold in at once
-    return jsonify({"created": created, "existing": len(batch) - created}), 201
+    return jsonify(out), 201

@@ -7,7 +7,7 @@ import secrets
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps
+from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
 from crowd.api.schemas import WebhookIn
 from crowd.errors import Conflict, NotFound
@@ -30,6 +30,7 @@ def _webhook(cur: Cursor, project_id: int, webhook_id: int) -> Webhook:
 
 @bp.post("/<int:project_id>/webhooks")
 @auth.require(*MANAGERS)
+@idempotency.idempotent()
 def create(project_id: int) -> ResponseReturnValue:
     """Register a URL; the response carries the signing secret, shown only this once.
 
@@ -39,7 +40,7 @@ def create(project_id: int) -> ResponseReturnValue:
     project = auth.project_for_requester(project_id)
     spec = body.json_body(WebhookIn)
     secret = spec.secret or secrets.token_urlsafe(32)
-    with deps.db().transaction() as cur:
+    with idempotency.transaction() as cur:
         if webhooks.lock_and_count(cur, project.id) >= webhooks.MAX_PER_PROJECT:
             raise Conflict(
                 f"a project has at most {webhooks.MAX_PER_PROJECT} webhooks; DELETE one "
@@ -50,7 +51,10 @@ def create(project_id: int) -> ResponseReturnValue:
         ):
             webhooks.baseline_completed(cur, project.id)
         hook = webhooks.create(cur, project.id, spec.url, list(spec.events), secret)
-    return jsonify({**hook.to_json(), "secret": secret}), 201
+        # The secret is kept with the key's response: it is stored beside the URL anyway.
+        out = {**hook.to_json(), "secret": secret}
+        idempotency.record(cur, 201, out)
+    return jsonify(out), 201
 
 
 @bp.get("/<int:project_id>/webhooks")

@@ -52,6 +52,15 @@ def create(
     return Account(account_id, role, name, created_by), token
 
 
+def rotate_token(cur: Cursor, account_id: int) -> str:
+    """Give the account a new token, which replaces (and so revokes) its current one."""
+    token = new_token()
+    cur.execute(
+        "UPDATE accounts SET token_hash = %s WHERE id = %s", (hash_token(token), account_id)
+    )
+    return token
+
+
 def authenticate(cur: Cursor, token: str) -> Account | None:
     """The account owning ``token``, or None. The hash is compared in constant time."""
     digest = hash_token(token)
