@@ -32,9 +32,10 @@ class Assignment:
 
 @dataclass(frozen=True)
 class Answered:
-    """An accepted answer. ``created`` is False when the service already had this very answer
-    (a retry of a call whose response was lost): it is stored once either way. ``next`` is
-    the following task when it was asked for, None when none is left for this worker."""
+    """An accepted answer, stored once. ``created`` is False when the service already had
+    this very answer from a call with another idempotency key; a retry of this call (its
+    response lost) gets the first response back, so True. ``next`` is the following task
+    when it was asked for, None when none is left for this worker."""
 
     assignment_id: int
     label: str
