@@ -1,5 +1,6 @@
 """The requester dashboard in a real Chromium: numbers change after a real aggregation run,
-workers sort, a confusion matrix is drawn, bans and unbans reach PostgreSQL."""
+workers sort, a confusion matrix is drawn, bans and unbans reach PostgreSQL, and the model panel
+draws each trained version's accuracy on gold as the models endpoint reports it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from playwright.sync_api import Page, expect
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, drain, post_tasks
 from tests.conftest import auth
+from tests.models.test_models import FEATURES, _answer, _tasks
 
 
 def _figure(page: Page, name: str):
@@ -48,7 +50,7 @@ def test_dashboard_numbers_change_after_an_aggregation_run(
     expect(page.get_by_text("No aggregation run has published results yet.")).to_be_visible()
     expect(page.locator("#worker-rows tr")).to_have_count(3)
     expect(page.locator("#worker-rows")).not_to_contain_text("%")  # no estimates before a run
-    expect(page.locator("#models-panel")).to_be_hidden()  # no models endpoint answers here
+    expect(page.locator("#models-panel")).to_be_hidden()  # a project without a model
 
     drain(settings)  # a real RQ worker runs the queued aggregation
     page.get_by_role("button", name="Refresh").click()
@@ -109,3 +111,58 @@ def test_project_list_links_to_each_dashboard_and_a_bad_token_is_refused(
     page.goto(f"/dashboard/projects/{mine + 1000}")  # signed in already, in this tab
     expect(page.get_by_role("status")).to_contain_text(f"No project {mine + 1000} among")
     expect(page.locator("#signin")).to_be_hidden()
+
+
+def _pct(share: float) -> str:
+    """A share as the dashboard writes it (fmtPct: one decimal)."""
+    return f"{100 * share:.1f}%"
+
+
+def test_model_panel_shows_each_version_and_its_gold_accuracy(
+    page: Page, client, requester, make_worker, make_project, settings
+) -> None:
+    pid = make_project(requester, name="signs", labels=["neg", "pos"], overlap=1, gold_rate=0.0,
+                       model=FEATURES, retrain_every=1000)["id"]  # fmt: skip
+    post_tasks(client, requester, pid, _tasks(40, seed=11))
+    post_tasks(client, requester, pid, _tasks(30, seed=12, prefix="g", gold=True))
+    worker = make_worker(requester)
+    for _ in range(2):  # two versions, each asked for after more answers were aggregated
+        _answer(client, worker, pid, 12)
+        drain(settings)
+        r = client.post(f"/api/v1/projects/{pid}/models", headers=auth(requester))
+        assert r.status_code == 202 and r.json["model"]["status"] == "queued", r.json
+        drain(settings)
+    r = client.get(f"/api/v1/projects/{pid}/models", headers=auth(requester))
+    newest, oldest = r.json["models"]
+    assert [v["status"] for v in (oldest, newest)] == ["succeeded", "succeeded"]
+    assert (oldest["trained_tasks"], newest["trained_tasks"]) == (12, 24)
+
+    page.goto(f"/dashboard/projects/{pid}#token={requester}")
+    expect(page.locator("#project-name")).to_have_text("signs")
+    panel = page.locator("#models-panel")
+    expect(panel).to_be_visible()
+    expect(panel.get_by_role("heading")).to_have_text("Model accuracy across versions")
+    # oldest to newest, left to right, one dot per version with its exact figures
+    expect(panel.locator("text.tick", has_text="v")).to_have_text(
+        [f"v{oldest['id']}", f"v{newest['id']}"]
+    )
+    expect(panel.locator("circle.dot title")).to_have_text(
+        [
+            f"model {v['id']} (succeeded): gold accuracy {_pct(v['metrics']['gold_accuracy'])}"
+            f" on 30 gold tasks, trained on {v['trained_tasks']} tasks"
+            for v in (oldest, newest)
+        ]
+    )
+    expect(panel.get_by_role("img")).to_have_attribute(
+        "aria-label",
+        "Model gold accuracy by version: "
+        + "; ".join(f"v{v['id']} {_pct(v['metrics']['gold_accuracy'])}" for v in (oldest, newest)),
+    )
+    # the figures are written on the chart too, and the newest version is summed up under it
+    expect(panel.locator("text.value")).to_have_text(
+        [_pct(v["metrics"]["gold_accuracy"]) for v in (oldest, newest)]
+    )
+    expect(panel.locator("#models-latest")).to_have_text(
+        f"Latest scored version, v{newest['id']}: {_pct(newest['metrics']['gold_accuracy'])}"
+        " right on 30 gold tasks, trained on 24 tasks."
+    )

@@ -114,14 +114,16 @@ const CrowdCharts = (() => {
     return node;
   }
 
-  /* A line with dots over ordered points: [{label, value, title}], values in [0, 1]. */
+  /* A line with dots over ordered points: [{label, value, title, text}], values in [0, 1];
+   * a point's `text`, when given, is written above its dot. */
   function line(points, opts) {
-    const width = 520, height = 220;
-    const m = { left: 52, right: 16, top: 12, bottom: 46 };
+    const width = 520, height = 230;
+    const m = { left: 52, right: 16, top: 24, bottom: 46 };
     const plotW = width - m.left - m.right, plotH = height - m.top - m.bottom;
     const node = root(width, height, opts.label);
     const y = (v) => m.top + plotH - v * plotH;
-    const x = (i) => m.left + (points.length === 1 ? plotW / 2 : (i * plotW) / (points.length - 1));
+    const pad = 30;  // the first and last dots (and their texts) clear the axis labels
+    const x = (i) => m.left + (points.length === 1 ? plotW / 2 : pad + (i * (plotW - 2 * pad)) / (points.length - 1));
     for (const tick of [0, 0.5, 1]) {
       node.append(
         svg("line", { x1: m.left, x2: width - m.right, y1: y(tick), y2: y(tick), class: "grid" }),
@@ -136,6 +138,10 @@ const CrowdCharts = (() => {
     points.forEach((p, i) => {
       if (p.value !== null && p.value !== undefined) {
         node.append(svg("circle", { cx: x(i), cy: y(p.value), r: 4.5, class: "dot" }, title(p.title)));
+        if (p.text) {
+          node.append(svg("text", { x: x(i), y: y(p.value) - 10, class: "value", "text-anchor": "middle" },
+            p.text));
+        }
       }
       node.append(svg("text", { x: x(i), y: height - m.bottom + 16, class: "tick", "text-anchor": "middle" }, p.label));
     });

@@ -264,13 +264,18 @@
     const points = [...list].reverse().map((m) => {
       const metrics = m.metrics || {};
       const value = typeof metrics.gold_accuracy === "number" ? metrics.gold_accuracy : null;
-      return { label: "v" + m.id, value,
+      return { label: "v" + m.id, value, text: value === null ? null : fmtPct(value),
         title: `model ${m.id} (${m.status}): gold accuracy ${fmtPct(value)} on ${fmtInt(metrics.gold_tasks)} gold tasks, ` +
           `trained on ${fmtInt(m.trained_tasks)} tasks` };
     });
     $("models-chart").replaceChildren(line(points, {
       label: "Model gold accuracy by version: " + points.map((p) => `${p.label} ${fmtPct(p.value)}`).join("; "),
       xTitle: "model version", yTitle: "gold accuracy" }));
+    const scored = list.find((m) => m.metrics && typeof m.metrics.gold_accuracy === "number");
+    $("models-latest").textContent = scored
+      ? `Latest scored version, v${scored.id}: ${fmtPct(scored.metrics.gold_accuracy)} right on ` +
+        `${fmtInt(scored.metrics.gold_tasks)} gold tasks, trained on ${fmtInt(scored.trained_tasks)} tasks.`
+      : "No version has an accuracy yet: it is measured on gold tasks once a version has trained.";
     show($("models-panel"), true);
   }
 
