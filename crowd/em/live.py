@@ -97,6 +97,7 @@ def typical_worker_posteriors(
     for its answers, normalised. Unlike a per-worker fit it cannot be sure of a label on the
     word of the few workers it trusts most: on a split vote it stays uncertain, and only a
     clear majority of typical answers makes it confident. Tasks with no answers get ``priors``.
+    :func:`fit_run` uses it to keep such tasks open under dynamic overlap.
     """
     k = confusion.shape[1]
     weight = np.bincount(worker_index, minlength=confusion.shape[0]).astype(np.float64)
@@ -152,8 +153,11 @@ def fit_run(
 
     Gold tasks with answers are clamped to their labels. The fit warm-starts from
     ``warm_*`` (the previous run's estimates, worker ids sorted) when given. With ``decide``
-    (dynamic overlap on) and a confusion-matrix method, ``decision`` comes from a second
-    Dawid-Skene fit with ``smoothing=DECISION_SMOOTHING``, started from the first one.
+    (dynamic overlap on) and a confusion-matrix method, ``decision`` is the label's posterior
+    under a second Dawid-Skene fit with ``smoothing=DECISION_SMOOTHING``, started from the
+    first one, unless the label is not strictly the most probable class under
+    :func:`typical_worker_posteriors` (a split vote carried by a few trusted workers, which
+    more answers can flip): then it is the smaller of the two posteriors, below one half.
     """
     k = n_classes
     tasks, task_index = np.unique(task_ids, return_inverse=True)
@@ -203,7 +207,11 @@ def fit_run(
             confusion=smooth.confusion_,  # type: ignore[attr-defined]
             priors=smooth.priors_,  # type: ignore[attr-defined]
         )
-        decision = np.minimum(smooth.posteriors_[rows, best], typical[rows, best])
+        decision = smooth.posteriors_[rows, best]
+        rivals = typical.copy()
+        rivals[rows, best] = -1.0
+        outvoted = typical[rows, best] <= rivals.max(axis=1)
+        decision = np.where(outvoted, np.minimum(decision, typical[rows, best]), decision)
 
     # Gold accuracy: answers on gold tasks, compared with the gold label.
     gold_of_task = np.full(tasks.size, -1, dtype=np.int64)
