@@ -51,6 +51,9 @@ skips, requests, rounds, aggregation runs, how many results equal the majority v
 stored answers and how many classes they use, and wall time; a WARNING for a published fit
 that looks permuted or collapsed.
 
+To compare stopping rules quickly, benchmarks/overlap_sim.py runs the same protocol offline
+(no HTTP, seconds per dataset); its figures are for exploring, this benchmark's are measured.
+
 Default datasets, chosen to keep the run under 10 minutes on 2 cores: each skip costs two
 requests (skip, then fetch) and a replay makes up to workers x tasks of them, so the default is
 the datasets with >= 5 answers per task and a small workers x tasks product: bluebirds

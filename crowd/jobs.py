@@ -53,10 +53,21 @@ def services() -> tuple[Database, Redis]:
 #: and stop after an iteration; a cold fit at every doubling costs O(total answers) overall.
 REFIT_GROWTH = 2.0
 
+#: Projects with at most this many answers start every run cold. A warm-started run can stay
+#: in a worse fit than a cold fit of the same answers finds (benchmarks/RESULTS.md, label
+#: efficiency: zheng_face published 0.6370 where a cold refit gave 0.6473), and dynamic
+#: overlap closes tasks on those fits; below this size a cold fit of the default method costs
+#: well under a second, so the run's results are simply those of its answers.
+COLD_FIT_ANSWERS = 100_000
+
 
 def _warm_start(snap: snapshot.Snapshot) -> dict[str, Any]:
     """The previous run's estimates as ``fit_run`` arguments, or none (a cold start)."""
-    if snap.warm_priors is None or snap.n_answers > REFIT_GROWTH * snap.warm_cold_answers:
+    if (
+        snap.warm_priors is None
+        or snap.n_answers <= COLD_FIT_ANSWERS
+        or snap.n_answers > REFIT_GROWTH * snap.warm_cold_answers
+    ):
         return {}
     return {
         "warm_workers": snap.warm_workers,

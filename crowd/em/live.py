@@ -81,6 +81,34 @@ def _warm_params(
     return DSParams(confusion=confusion, priors=np.asarray(warm_priors, dtype=np.float64))
 
 
+def typical_worker_posteriors(
+    task_index: IntArray,
+    worker_index: IntArray,
+    labels: IntArray,
+    *,
+    n_tasks: int,
+    confusion: FloatArray,
+    priors: FloatArray,
+) -> FloatArray:
+    """Posteriors ``(n_tasks, K)`` as if every answer came from the crowd's typical worker.
+
+    The typical worker's confusion is the mean of ``confusion`` ``(n_workers, K, K)`` weighted
+    by each worker's answers; a task's posterior is then ``priors`` times that matrix's entries
+    for its answers, normalised. Unlike a per-worker fit it cannot be sure of a label on the
+    word of the few workers it trusts most: on a split vote it stays uncertain, and only a
+    clear majority of typical answers makes it confident. Tasks with no answers get ``priors``.
+    :func:`fit_run` uses it to keep such tasks open under dynamic overlap.
+    """
+    k = confusion.shape[1]
+    weight = np.bincount(worker_index, minlength=confusion.shape[0]).astype(np.float64)
+    typical = np.einsum("w,wkl->kl", weight / max(weight.sum(), 1.0), confusion)
+    votes = np.bincount(task_index * k + labels, minlength=n_tasks * k).reshape(n_tasks, k)
+    log_joint = np.log(np.maximum(priors, 1e-300)) + votes @ np.log(np.maximum(typical, 1e-300)).T
+    log_joint -= log_joint.max(axis=1, keepdims=True)
+    joint = np.exp(log_joint)
+    return np.asarray(joint / joint.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
 def recent_gold(
     answer_ids: IntArray,
     worker_index: IntArray,
@@ -125,8 +153,11 @@ def fit_run(
 
     Gold tasks with answers are clamped to their labels. The fit warm-starts from
     ``warm_*`` (the previous run's estimates, worker ids sorted) when given. With ``decide``
-    (dynamic overlap on) and a confusion-matrix method, ``decision`` comes from a second
-    Dawid-Skene fit with ``smoothing=DECISION_SMOOTHING``, started from the first one.
+    (dynamic overlap on) and a confusion-matrix method, ``decision`` is the label's posterior
+    under a second Dawid-Skene fit with ``smoothing=DECISION_SMOOTHING``, started from the
+    first one, unless the label is not strictly the most probable class under
+    :func:`typical_worker_posteriors` (a split vote carried by a few trusted workers, which
+    more answers can flip): then it is the smaller of the two posteriors, below one half.
     """
     k = n_classes
     tasks, task_index = np.unique(task_ids, return_inverse=True)
@@ -167,7 +198,20 @@ def fit_run(
     decision = confidence
     if decide and method != "mv":
         start = DSParams(confusion=model.confusion_, priors=model.priors_)  # type: ignore[attr-defined]
-        decision = fit(DawidSkene(smoothing=DECISION_SMOOTHING), start).posteriors_[rows, best]
+        smooth = fit(DawidSkene(smoothing=DECISION_SMOOTHING), start)
+        typical = typical_worker_posteriors(
+            task_index,
+            worker_index,
+            labels,
+            n_tasks=tasks.size,
+            confusion=smooth.confusion_,  # type: ignore[attr-defined]
+            priors=smooth.priors_,  # type: ignore[attr-defined]
+        )
+        decision = smooth.posteriors_[rows, best]
+        rivals = typical.copy()
+        rivals[rows, best] = -1.0
+        outvoted = typical[rows, best] <= rivals.max(axis=1)
+        decision = np.where(outvoted, np.minimum(decision, typical[rows, best]), decision)
 
     # Gold accuracy: answers on gold tasks, compared with the gold label.
     gold_of_task = np.full(tasks.size, -1, dtype=np.int64)

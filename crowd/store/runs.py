@@ -278,7 +278,7 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
     """Dynamic overlap, from the results just written.
 
     A task with at least ``overlap`` answers whose decision confidence (``task_results.decision``:
-    the label's posterior under a smoothed fit, see :func:`crowd.em.live.fit_run`) reaches the
+    the label's probability for this rule, see :func:`crowd.em.live.fit_run`) reaches the
     target is closed (``done``): it gets no more assignments. A task whose slots are all
     answered and whose decision confidence is below the target gets one more slot, up to
     ``max_overlap``. A closed task whose decision confidence later falls below the target is

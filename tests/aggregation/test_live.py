@@ -130,8 +130,11 @@ def test_answers_during_runs_cause_one_follow_up_each_time_and_none_is_lost(
 
 
 def test_a_requested_run_is_queued_once_and_warm_starts_from_the_previous_one(
-    client, requester, make_worker, make_project, settings
+    client, requester, make_worker, make_project, settings, monkeypatch
 ) -> None:
+    # Projects this small start every run cold (crowd.jobs.COLD_FIT_ANSWERS); lower the bar so
+    # this one behaves like a large project (the forked RQ worker inherits the setting).
+    monkeypatch.setattr("crowd.jobs.COLD_FIT_ANSWERS", 0)
     pid = make_project(requester, labels=["a", "b"], overlap=2, gold_rate=0.0)["id"]
     post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(20)])
     workers = [make_worker(requester, f"w{i}") for i in range(2)]
@@ -153,6 +156,22 @@ def test_a_requested_run_is_queued_once_and_warm_starts_from_the_previous_one(
     assert [r["trigger"] for r in history] == ["answers", "api"]
     assert [r["warm_start"] for r in history] == [False, True]
     assert history[1]["iterations"] <= history[0]["iterations"]
+
+
+def test_a_small_projects_runs_all_start_cold(
+    client, requester, make_worker, make_project, settings
+) -> None:
+    """Below crowd.jobs.COLD_FIT_ANSWERS a run's results are those of a cold fit of its answers,
+    never of a warm start that may have stayed in a worse fit."""
+    pid = make_project(requester, labels=["a", "b"], overlap=2, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(4)])
+    workers = [make_worker(requester, f"w{i}") for i in range(2)]
+    for w in workers:
+        answer_next(client, w, pid, lambda t: "a")
+        drain(settings)
+    history = runs(client, requester, pid)
+    assert [r["answers"] for r in history] == [1, 2]
+    assert [r["warm_start"] for r in history] == [False, False]
 
 
 def test_gold_tasks_are_mixed_in_at_the_gold_rate_and_any_number_may_answer_them(
@@ -289,9 +308,10 @@ def test_dynamic_overlap_closes_confident_tasks_and_extends_uncertain_ones(
 
 
 def test_a_run_on_far_more_answers_than_the_last_cold_fit_starts_cold(
-    client, requester, make_worker, make_project, settings
+    client, requester, make_worker, make_project, settings, monkeypatch
 ) -> None:
     """A first run on one answer sees one class; warm-starting from it would keep that."""
+    monkeypatch.setattr("crowd.jobs.COLD_FIT_ANSWERS", 0)  # as in a large project
     pid = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=0.0)["id"]
     post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(20)])
     truth = {f"t{i}": "ab"[i % 2] for i in range(20)}

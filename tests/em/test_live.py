@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crowd.em.live import changed_rows, fit_run, recent_gold
+from crowd.em.live import changed_rows, fit_run, recent_gold, typical_worker_posteriors
 
 
 def _answers() -> tuple[np.ndarray, ...]:
@@ -88,3 +88,51 @@ def test_decide_gives_a_less_extreme_probability_of_the_same_label() -> None:
     assert np.all(run.decision <= run.confidence + 1e-12)
     assert np.any(run.decision < run.confidence - 1e-3)
     assert np.all((run.decision > 0) & (run.decision < 1))
+
+
+def _mixed_crowd() -> tuple[np.ndarray, ...]:
+    """40 tasks of truth 0/1 alternating; workers 1-3 always right, workers 4-6 right on 70%.
+    Task 900 has one answer from a reliable worker (0) against two from noisy ones (1); task
+    901 has three reliable workers agreeing on 0."""
+    rng = np.random.default_rng(3)
+    rows = []  # (task, worker, label)
+    for t in range(40):
+        truth = t % 2
+        rows += [(t, w, truth) for w in (1, 2, 3)]
+        rows += [(t, w, truth if rng.random() < 0.7 else 1 - truth) for w in (4, 5, 6)]
+    rows += [(900, 1, 0), (900, 4, 1), (900, 5, 1)]
+    rows += [(901, w, 0) for w in (1, 2, 3)]
+    t, w, lab = np.array(rows).T
+    return np.arange(t.size), t, w, lab
+
+
+def test_decide_keeps_open_a_label_that_a_few_more_typical_answers_could_flip() -> None:
+    ids, task, worker, label = _mixed_crowd()
+    none = np.zeros(0, int)
+    run = fit_run(ids, task, worker, label, n_classes=2, gold_task_ids=none, gold_labels=none,
+                  decide=True)  # fmt: skip
+    split, clear = np.searchsorted(run.task_ids, [900, 901])
+    # The per-worker fit trusts worker 1 and is sure of 0 on the split task ...
+    assert run.labels[split] == 0 and run.confidence[split] > 0.99
+    # ... but two typical answers say 1: dynamic overlap must not close it at any target.
+    assert run.decision[split] < 0.5
+    # Three reliable answers agreeing: confident under both views, so it can close.
+    assert run.labels[clear] == 0 and run.decision[clear] > 0.99
+
+
+def test_typical_worker_posteriors_by_hand() -> None:
+    # Two workers, 2 classes: worker 0 (3 answers) always right, worker 1 (1 answer) a coin.
+    confusion = np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5], [0.5, 0.5]]])
+    confusion = np.clip(confusion, 0.1, 0.9)  # typical = 3/4 * [[.9,.1],[.1,.9]] + 1/4 * coin
+    task = np.array([0, 0, 0, 1])
+    worker = np.array([0, 0, 0, 1])
+    label = np.array([0, 0, 1, 1])
+    before = confusion.copy()
+    post = typical_worker_posteriors(task, worker, label, n_tasks=3, confusion=confusion,
+                                     priors=np.array([0.5, 0.5]))  # fmt: skip
+    np.testing.assert_array_equal(confusion, before)
+    right = 0.75 * 0.9 + 0.25 * 0.5  # 0.8
+    # task 0: two votes for 0, one for 1 -> odds right/wrong = 0.8 / 0.2
+    np.testing.assert_allclose(post[0], [0.8, 0.2])
+    np.testing.assert_allclose(post[1], [1 - right, right])
+    np.testing.assert_allclose(post[2], [0.5, 0.5])  # no answers: the priors
