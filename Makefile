@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: venv bench-venv run test lint bench-em bench-accuracy bench-api
+.PHONY: venv bench-venv run test lint chromium bench-em bench-accuracy bench-api
 
 $(BIN)/crowd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,17 @@ lint: venv
 	$(BIN)/ruff check crowd workers tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The browser tests (tests/web/) drive the system's Chromium (Debian packages); install it
+# when missing (as root, or through sudo).
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+chromium:
+	@[ -x $(CHROMIUM) ] || { echo "installing chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+
+test: lint chromium
 	$(BIN)/pytest
 
 # Benchmarks (not part of the tests): each prints our figure beside its peer's, as a ratio.

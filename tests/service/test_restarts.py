@@ -53,6 +53,21 @@ def _latest_run(database_url: str, pid: int) -> tuple[str, str, int | None] | No
     return None if row is None else (row[0], row[1], row[2])
 
 
+def _runs(database_url: str, pid: int) -> list[tuple[object, ...]]:
+    """The project's last runs, newest first, for a failure message."""
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT id, status, trigger, answers_total, error FROM aggregation_runs"
+                " WHERE project_id = %s ORDER BY id DESC LIMIT 8",
+                (pid,),
+            )
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
 def _succeeded(database_url: str, pid: int) -> bool:
     conn = psycopg2.connect(database_url)
     try:
@@ -144,7 +159,12 @@ def test_redis_restart_under_load_loses_no_answer_and_aggregation_catches_up(
         assert load.missing_retry_after == 0
         stored = check_stored(url, pid, load.acked)
         # No answer comes after the restart: only the workers' catch-up can aggregate them.
-        wait_for(lambda: _caught_up(url, pid, stored), 90, "a run covering every answer")
+        try:
+            wait_for(lambda: _caught_up(url, pid, stored), 90, "a run covering every answer")
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\nstored {stored}; runs: {_runs(url, pid)}\n{crowd.log('worker')[-3000:]}"
+            ) from None
         assert worker.poll() is None, crowd.log("worker")
     finally:
         crowd.stop()
