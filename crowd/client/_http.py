@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import requests
 
@@ -171,3 +171,27 @@ def _api_error(response: requests.Response, method: str, path: str) -> ApiError:
     except (ValueError, KeyError, TypeError):
         pass
     return ApiError(response.status_code, code, message, method=method, path=path)
+
+
+class Client:
+    """What both clients share: a :class:`Transport` (``http``) and closing it, also as a
+    context manager."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.http = Transport(base_url, token, timeout=timeout, retry=retry or RetryPolicy())
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crowd.client._http import RetryPolicy, Transport
+from crowd.client._http import Client
 
 #: Tasks per POST when posting a batch (the service accepts up to CROWD_MAX_BATCH_TASKS,
 #: 10,000 by default).
@@ -52,7 +52,7 @@ class ResultsPass:
     last_run_id: int | None
 
 
-class RequesterClient:
+class RequesterClient(Client):
     """Calls the API with a requester (or admin) token.
 
     Every call retries on connection errors, 429, 502, 503 and 504 (honouring
@@ -62,25 +62,6 @@ class RequesterClient:
 
     >>> client = RequesterClient("http://127.0.0.1:8000", token)  # doctest: +SKIP
     """
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.http = Transport(base_url, token, timeout=timeout, retry=retry or RetryPolicy())
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> RequesterClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     # -- projects --------------------------------------------------------------------------
 

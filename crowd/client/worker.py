@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from crowd.client._http import ApiError, RetryPolicy, Transport
+from crowd.client._http import ApiError, Client
 
 
 @dataclass(frozen=True)
@@ -43,32 +43,13 @@ class Answered:
     next: Assignment | None = None
 
 
-class WorkerClient:
+class WorkerClient(Client):
     """Calls the API with a worker token: :meth:`fetch`, :meth:`answer`, :meth:`skip`.
 
     Retries and idempotency keys as in :class:`~crowd.client.RequesterClient`. A worker
     banned from the project gets :class:`~crowd.client.ApiError` with ``code == "banned"``
     on fetch.
     """
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.http = Transport(base_url, token, timeout=timeout, retry=retry or RetryPolicy())
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> WorkerClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def fetch(self, project_id: int) -> Assignment | None:
         """Reserve this worker's next task in the project; None when nothing is left for it
