@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -266,11 +266,26 @@ def _orphaned(redis: Redis, project_id: int) -> bool:
 
 
 def _job_lost(redis: Redis, run_id: int) -> bool:
+    """Nothing will run the (still queued) run's job: it is gone, ended without running it,
+    or was started by a worker that is no longer busy with it. The last happens when Redis
+    goes away just as a worker hands the job to its work-horse: RQ's worker quits, and the job
+    stays ``started`` in Redis's append-only file for the hour of its timeout."""
     try:
         job = Job.fetch(job_id(run_id), connection=redis)
     except NoSuchJobError:
         return True
-    return job.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+    status = job.get_status()
+    if status == JobStatus.STARTED:
+        return not _worker_busy_with(redis, job)
+    return status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+
+
+def _worker_busy_with(redis: Redis, job: Job) -> bool:
+    if not job.worker_name:
+        return False
+    key = Worker.redis_worker_namespace_prefix + job.worker_name
+    worker = Worker.find_by_key(key, connection=redis)
+    return worker is not None and worker.get_current_job_id() == job.id
 
 
 def reap(db: Database, redis: Redis) -> list[int]:

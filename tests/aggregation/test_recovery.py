@@ -6,8 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from redis import Redis
+from rq import Queue
+from rq.job import Job, JobStatus
 
+from crowd import scheduling
 from crowd.api import create_app
+from crowd.scheduling import flush_all
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, drain, post_tasks, results, runs
 
@@ -55,3 +59,36 @@ def test_a_queued_run_whose_job_vanished_with_redis_is_requeued(
     ]
     assert "lost" in history[0]["error"]
     assert results(client, requester, pid)["t0"]["run_id"] == history[1]["id"]
+
+
+def test_a_queued_run_whose_job_a_vanished_worker_had_started_is_requeued(
+    client, requester, make_worker, make_project, settings, database: Database
+) -> None:
+    """Redis went away just as a worker handed the run's job to its work-horse: RQ's worker
+    quit, the job stayed ``started`` (Redis kept it), and the run never began."""
+    pid = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": "t0"}])
+    answer_next(client, make_worker(requester), pid, lambda t: "a")
+    flush_all()
+    (stranded,) = runs(client, requester, pid)
+    assert settings.redis_url
+    redis = Redis.from_url(settings.redis_url)
+    job = Job.fetch(scheduling.job_id(stranded["id"]), connection=redis)
+    Queue(job.origin, connection=redis).remove(job)
+    job.worker_name = "a-worker-that-quit"
+    job.set_status(JobStatus.STARTED)
+    job.save()
+    with database.transaction() as cur:  # ... a while ago
+        cur.execute(
+            "UPDATE aggregation_runs SET created_at = now() - interval '5 minutes' WHERE id = %s",
+            (stranded["id"],),
+        )
+
+    drain(settings)
+
+    history = runs(client, requester, pid)
+    assert [(r["status"], r["trigger"]) for r in history] == [
+        ("failed", "answers"),
+        ("succeeded", "retry"),
+    ]
+    assert "lost" in history[0]["error"]
