@@ -4,13 +4,16 @@ and queued runs whose jobs vanished, are aggregated by the next worker."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
 from crowd import scheduling
 from crowd.api import create_app
+from crowd.config import Settings
 from crowd.scheduling import flush_all
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, drain, post_tasks, results, runs
@@ -44,20 +47,9 @@ def test_a_queued_run_whose_job_vanished_with_redis_is_requeued(
     (lost,) = runs(client, requester, pid)
     assert settings.redis_url
     Redis.from_url(settings.redis_url).flushdb()  # a Redis restart without persistence
-    with database.transaction() as cur:  # ... a while ago
-        cur.execute(
-            "UPDATE aggregation_runs SET created_at = now() - interval '5 minutes' WHERE id = %s",
-            (lost["id"],),
-        )
+    _queued_long_ago(database, lost["id"])
 
-    drain(settings)
-
-    history = runs(client, requester, pid)
-    assert [(r["status"], r["trigger"]) for r in history] == [
-        ("failed", "answers"),
-        ("succeeded", "retry"),
-    ]
-    assert "lost" in history[0]["error"]
+    history = _drained_history(client, requester, pid, settings)
     assert results(client, requester, pid)["t0"]["run_id"] == history[1]["id"]
 
 
@@ -78,17 +70,28 @@ def test_a_queued_run_whose_job_a_vanished_worker_had_started_is_requeued(
     job.worker_name = "a-worker-that-quit"
     job.set_status(JobStatus.STARTED)
     job.save()
-    with database.transaction() as cur:  # ... a while ago
+    _queued_long_ago(database, stranded["id"])
+
+    _drained_history(client, requester, pid, settings)
+
+
+def _queued_long_ago(database: Database, run_id: int) -> None:
+    with database.transaction() as cur:
         cur.execute(
             "UPDATE aggregation_runs SET created_at = now() - interval '5 minutes' WHERE id = %s",
-            (stranded["id"],),
+            (run_id,),
         )
 
-    drain(settings)
 
+def _drained_history(
+    client: FlaskClient, requester: str, pid: int, settings: Settings
+) -> list[dict[str, Any]]:
+    """Run a worker; the lost run is recorded failed and its retry succeeds. Returns the runs."""
+    drain(settings)
     history = runs(client, requester, pid)
     assert [(r["status"], r["trigger"]) for r in history] == [
         ("failed", "answers"),
         ("succeeded", "retry"),
     ]
     assert "lost" in history[0]["error"]
+    return history

@@ -64,22 +64,7 @@ def test_a_worker_killed_while_publishing_leaves_nothing_and_the_run_is_retried(
             answer_next(client, worker, pid, lambda t: "a")
     (queued,) = runs(client, requester, pid)
 
-    # Hold a lock that makes the run's publish transaction wait, so the kill lands inside it.
-    assert settings.database_url
-    blocker = psycopg2.connect(settings.database_url)
-    proc = None
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("LOCK TABLE task_results IN EXCLUSIVE MODE")
-        proc = _worker(settings)
-
-        _wait_for(lambda: _waiting_to_publish(database))
-        _kill_all(proc)
-    finally:
-        blocker.rollback()
-        blocker.close()
-        if proc is not None and proc.poll() is None:
-            _kill_all(proc)
+    _kill_worker_while_publishing(settings, database)
 
     # Nothing of the killed run is visible.
     with database.transaction() as cur:
@@ -176,21 +161,7 @@ def test_results_after_a_killed_run_is_retried_equal_a_clean_runs(
     _answer_all(client, killed, workers)
     runs(client, requester, killed)  # its run is queued
 
-    # kill -9 the worker (and its work-horse) while the run waits to publish
-    assert settings.database_url
-    blocker = psycopg2.connect(settings.database_url)
-    proc = None
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("LOCK TABLE task_results IN EXCLUSIVE MODE")
-        proc = _worker(settings)
-        _wait_for(lambda: _waiting_to_publish(database))
-        _kill_all(proc)
-    finally:
-        blocker.rollback()
-        blocker.close()
-        if proc is not None and proc.poll() is None:
-            _kill_all(proc)
+    _kill_worker_while_publishing(settings, database)
 
     # The same answers in a second project, aggregated by a run nobody disturbs.
     clean = make_project(requester, **spec)["id"]
@@ -212,6 +183,25 @@ def test_results_after_a_killed_run_is_retried_equal_a_clean_runs(
     assert after_retry == clean_run
     assert len(after_retry[0]) == 12 and len(after_retry[1]) == 3  # type: ignore[arg-type]
 
+
+
+def _kill_worker_while_publishing(settings: Settings, database: Database) -> None:
+    """Start a worker and kill -9 it (and its work-horse) inside the run's publish
+    transaction: a lock held here makes that transaction wait, so the kill lands in it."""
+    assert settings.database_url
+    blocker = psycopg2.connect(settings.database_url)
+    proc = None
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE task_results IN EXCLUSIVE MODE")
+        proc = _worker(settings)
+        _wait_for(lambda: _waiting_to_publish(database))
+        _kill_all(proc)
+    finally:
+        blocker.rollback()
+        blocker.close()
+        if proc is not None and proc.poll() is None:
+            _kill_all(proc)
 
 def _waiting_to_publish(database: Database) -> bool:
     """A run's publish transaction waits for a lock (in this database: the server may be
