@@ -75,6 +75,9 @@ class Settings:
         )
 
 
+#: How long RQ keeps a finished job (seconds), and a failed one (for a look at its traceback).
+JOB_KEEP = {"result_ttl": 600, "failure_ttl": 7 * 24 * 3600}
+
 # RQ queues the workers listen on, in priority order: aggregation runs, then model training.
 QUEUES = ("crowd", "crowd-models")
 # Webhook deliveries have a queue of their own, listened to after QUEUES: a slow receiver

@@ -42,7 +42,7 @@ from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from crowd.config import QUEUES
+from crowd.config import JOB_KEEP, QUEUES
 from crowd.store import runs
 from crowd.store.db import Cursor, Database
 from crowd.store.runs import Run
@@ -113,8 +113,7 @@ def enqueue(
             run.id,
             job_id=job_id(run.id),
             job_timeout=3600,
-            result_ttl=600,
-            failure_ttl=7 * 24 * 3600,
+            **JOB_KEEP,
             description=f"aggregate project {project_id} (run {run.id})",
         )
     except RedisError as exc:

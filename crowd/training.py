@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from crowd import webhooks
-from crowd.config import QUEUES
+from crowd.config import JOB_KEEP, QUEUES
 from crowd.store import models, projects
 from crowd.store import webhooks as hooks_store
 from crowd.store.db import Cursor, Database
@@ -75,8 +75,7 @@ def request(
             version.id,
             job_id=job_id(version.id),
             job_timeout=3600,
-            result_ttl=600,
-            failure_ttl=7 * 24 * 3600,
+            **JOB_KEEP,
             description=f"train the model of project {project.id} (version {version.id})",
         )
     except RedisError as exc:

@@ -30,7 +30,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from crowd import __version__
-from crowd.config import WEBHOOK_QUEUE, Settings
+from crowd.config import JOB_KEEP, WEBHOOK_QUEUE, Settings
 from crowd.store import runs
 from crowd.store import webhooks as store
 from crowd.store.db import Cursor, Database
@@ -169,8 +169,7 @@ def enqueue(redis: Redis, delivery_ids: Iterable[int]) -> None:
                 job_id=job_id(delivery_id),
                 retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
                 job_timeout=60,
-                result_ttl=600,
-                failure_ttl=7 * 24 * 3600,
+                **JOB_KEEP,
                 description=f"webhook delivery {delivery_id}",
             )
         except RedisError as exc:
