@@ -46,7 +46,6 @@ CREATE TABLE aggregation_runs (
     converged    boolean,
     objective    double precision,
     warm_start   boolean,
-    cold_answers integer,                -- answers of the newest cold-started fit behind this one
     priors       double precision[],
     error        text
 );
@@ -61,9 +60,6 @@ CREATE TABLE task_results (
     run_id      bigint NOT NULL,          -- the run that last changed this row
     label       smallint NOT NULL,
     confidence  double precision NOT NULL,
-    -- What dynamic overlap decides on: the label's posterior under a smoothed fit (see
-    -- crowd.em.live.DECISION_SMOOTHING), less overconfident on tasks with few answers.
-    decision    double precision NOT NULL,
     answers     integer NOT NULL,         -- answers the run used
     posteriors  real[] NOT NULL
 );
