@@ -139,13 +139,15 @@ def next_cursor(ids: list[int], limit: int) -> str | None:
     return encode_cursor(ids[-1]) if len(ids) == limit else None
 
 
-def int_arg(name: str) -> int | None:
-    """An optional non-negative whole-number query parameter; a bad value is a 400."""
+def int_arg(name: str, lo: int = 0, hi: int | None = None) -> int | None:
+    """An optional whole-number query parameter from ``lo`` to ``hi`` (default: the largest
+    id); a bad value is a 400."""
     raw = request.args.get(name, "")
     if raw == "":
         return None
-    if not _digits(raw, 19) or int(raw) > MAX_ID:
-        raise BadRequest(f"{name} must be a whole number from 0 to {MAX_ID}, got {raw[:40]!r}")
+    top = MAX_ID if hi is None else hi
+    if not _digits(raw, len(str(top))) or not lo <= int(raw) <= top:
+        raise BadRequest(f"{name} must be a whole number from {lo} to {top}, got {raw[:40]!r}")
     return int(raw)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, deps
+from crowd.api import auth, body, deps
 from crowd.api.projects import MANAGERS
-from crowd.errors import BadRequest
 from crowd.store import projects, stats
 
 bp = Blueprint("stats", __name__, url_prefix="/api/v1/projects")
@@ -16,12 +15,8 @@ MAX_BINS = 100
 
 
 def _bins() -> int:
-    raw = request.args.get("bins", "")
-    if raw == "":
-        return 10
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_BINS:
-        raise BadRequest(f"bins must be a whole number from 1 to {MAX_BINS}, got {raw[:40]!r}")
-    return int(raw)
+    bins = body.int_arg("bins", 1, MAX_BINS)
+    return 10 if bins is None else bins
 
 
 @bp.get("/<int:project_id>/stats")
