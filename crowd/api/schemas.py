@@ -47,7 +47,7 @@ class ModelSettings(BaseModel):
 Order = Literal["fifo", "uncertainty"]
 RetrainEvery = Annotated[StrictInt, Field(ge=1, le=10_000_000)]
 # Auto-labelling's target accuracy on gold; below one half it would mean "worse than a coin".
-AutoLabelAccuracy = Annotated[float, Field(ge=0.5, le=1.0, allow_inf_nan=False, strict=False)]
+AutoLabelAccuracy = Annotated[float, Field(ge=0.5, le=1.0, allow_inf_nan=False, strict=True)]
 
 
 class ProjectSettings(BaseModel):
