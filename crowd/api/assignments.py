@@ -114,7 +114,8 @@ def _reserve_after_sweep(
 
 
 def _record_fetch(cur: Cursor, reservation: Reservation) -> None:
-    idempotency.record(cur, 201, reservation.to_json())
+    if idempotency.keyed():  # the hot path builds no response to store without a key
+        idempotency.record(cur, 201, reservation.to_json())
 
 
 @bp.post("/projects/<int:project_id>/assignments")
