@@ -24,7 +24,7 @@ def list_runs(project_id: int) -> ResponseReturnValue:
     project = auth.project_for_requester(project_id)
     before, limit = body.page_params()
     with deps.db().transaction() as cur:
-        page = runs.page(cur, project.id, before or 2**63 - 1, limit)
+        page = runs.page(cur, project.id, before or body.MAX_ID, limit)
     return jsonify(
         {
             "aggregations": [r.to_json() for r in page],

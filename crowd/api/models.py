@@ -25,7 +25,7 @@ def list_versions(project_id: int) -> ResponseReturnValue:
     project = auth.project_for_requester(project_id)
     before, limit = body.page_params()
     with deps.db().transaction() as cur:
-        page = models.page(cur, project.id, before or 2**63 - 1, limit)
+        page = models.page(cur, project.id, before or body.MAX_ID, limit)
     return jsonify(
         {
             "models": [v.to_json() for v in page],

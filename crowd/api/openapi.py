@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from crowd import __version__
+from crowd.api import body
 from crowd.api.schemas import AnswerIn, BanIn, ProjectIn, ProjectPatch, TasksIn, WorkerIn
 
-_MAX_ID = 2**63 - 1  # PostgreSQL bigint
+_MAX_ID = body.MAX_ID  # PostgreSQL bigint
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -647,7 +648,10 @@ _SCHEMAS["ProjectStats"] = {
             "type": "object",
             "required": ["tasks", "bins"],
             "properties": {
-                "tasks": {"type": "integer", "description": "regular tasks with a published result"},
+                "tasks": {
+                    "type": "integer",
+                    "description": "regular tasks with a published result",
+                },
                 "bins": {
                     "type": "array",
                     "items": {
@@ -738,19 +742,16 @@ def _with_auth_limit(paths: dict[str, Any]) -> dict[str, Any]:
 @functools.cache
 def document() -> dict[str, Any]:
     schemas = dict(_SCHEMAS)
-    for model in (ProjectIn, ProjectPatch, TasksIn, AnswerIn, WorkerIn, BanIn):
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, sub in schema.pop("$defs", {}).items():
-            schemas[name] = sub
-        schemas[model.__name__] = schema
     # Webhooks keep their part of the document in a module of their own.
     from crowd.api import openapi_webhooks
 
     schemas.update(openapi_webhooks.SCHEMAS)
-    for hook_model in openapi_webhooks.MODELS:
-        schemas[hook_model.__name__] = hook_model.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
+    models = (ProjectIn, ProjectPatch, TasksIn, AnswerIn, WorkerIn, BanIn, *openapi_webhooks.MODELS)
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[model.__name__] = schema
     return {
         "openapi": "3.1.0",
         "info": {
