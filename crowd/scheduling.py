@@ -264,19 +264,23 @@ def _orphaned(redis: Redis, project_id: int) -> bool:
     return ttl > 0 and QUEUED_TTL - ttl > LOST_AFTER.total_seconds()
 
 
-def _job_lost(redis: Redis, run_id: int) -> bool:
-    """Nothing will run the (still queued) run's job: it is gone, ended without running it,
-    or was started by a worker that is no longer busy with it. The last happens when Redis
-    goes away just as a worker hands the job to its work-horse: RQ's worker quits, and the job
+def job_lost(redis: Redis, rq_job_id: str) -> bool:
+    """Nothing will run this RQ job (any of crowd's): it is gone, ended without running, or
+    was started by a worker that is no longer busy with it. The last happens when Redis goes
+    away just as a worker hands the job to its work-horse: RQ's worker quits, and the job
     stays ``started`` in Redis's append-only file for the hour of its timeout."""
     try:
-        job = Job.fetch(job_id(run_id), connection=redis)
+        job = Job.fetch(rq_job_id, connection=redis)
     except NoSuchJobError:
         return True
     status = job.get_status()
     if status == JobStatus.STARTED:
         return not _worker_busy_with(redis, job)
-    return status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+    return status not in _WILL_RUN
+
+
+#: Job states that still lead to a run of the job (SCHEDULED: waiting for a retry).
+_WILL_RUN = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def _worker_busy_with(redis: Redis, job: Job) -> bool:
@@ -320,7 +324,7 @@ def reap(db: Database, redis: Redis) -> list[int]:
                     reason = "the worker running it stopped before it finished"
                 else:
                     old = datetime.now(UTC) - created_at > LOST_AFTER
-                    dead = old and _job_lost(redis, run_id)
+                    dead = old and job_lost(redis, job_id(run_id))
                     reason = "its queued job was lost"
                 if not dead:
                     continue

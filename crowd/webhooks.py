@@ -26,10 +26,8 @@ import requests
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 
-from crowd import __version__
+from crowd import __version__, scheduling
 from crowd.config import JOB_KEEP, WEBHOOK_QUEUE, Settings
 from crowd.store import runs
 from crowd.store import webhooks as store
@@ -44,8 +42,6 @@ log = logging.getLogger(__name__)
 TIMEOUT = (3.0, 5.0)
 #: A pending delivery untouched this long (seconds) whose job is gone is queued again.
 LOST_AFTER = 60.0
-#: Job states in which a delivery's job will still run (SCHEDULED: waiting for a retry).
-_ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 _intervals: tuple[int, ...] | None = None
 
@@ -177,20 +173,12 @@ def enqueue(redis: Redis, delivery_ids: Iterable[int]) -> None:
             return
 
 
-def _job_alive(redis: Redis, delivery_id: int) -> bool:
-    try:
-        job = Job.fetch(job_id(delivery_id), connection=redis)
-    except NoSuchJobError:
-        return False
-    return job.get_status() in _ALIVE
-
-
 def requeue_lost(db: Database, redis: Redis, idle_seconds: float = LOST_AFTER) -> list[int]:
     """Queue again the pending deliveries idle for ``idle_seconds`` whose job is gone (lost
     with Redis, never queued, or its worker died); returns their ids."""
     with db.transaction() as cur:
         candidates = store.stalled(cur, idle_seconds)
-    lost = [d for d in candidates if not _job_alive(redis, d)]
+    lost = [d for d in candidates if scheduling.job_lost(redis, job_id(d))]
     if lost:
         log.warning("queueing %s webhook deliveries whose job was lost", len(lost))
         enqueue(redis, lost)
