@@ -55,14 +55,17 @@ def request(
     trigger: str,
     run_id: int | None = None,
     on_queued: Callable[[Cursor, ModelVersion], None] | None = None,
+    complete: int | None = None,
 ) -> ModelVersion | None:
     """Queue a version of the project's model; None when one is already queued or running.
 
     ``on_queued`` runs in the transaction that records the version (the API stores its
-    idempotent response there).
+    idempotent response there). ``complete``: the project's crowd-complete tasks, when the
+    caller has just counted them.
     """
     with db.transaction() as cur:
-        complete = models.complete_tasks(cur, project.id)
+        if complete is None:
+            complete = models.complete_tasks(cur, project.id)
         version = models.create(cur, project.id, trigger, run_id, complete)
         if version is not None and on_queued is not None:
             on_queued(cur, version)
@@ -93,12 +96,11 @@ def after_run(db: Database, redis: Redis, project_id: int, run_id: int) -> Model
             project = projects.get(cur, project_id)
             if project is None or project.model is None:
                 return None
-            due = models.complete_tasks(cur, project_id) - models.last_complete_tasks(
-                cur, project_id
-            )
+            complete = models.complete_tasks(cur, project_id)
+            due = complete - models.last_complete_tasks(cur, project_id)
         if due < project.retrain_every:
             return None
-        return request(db, redis, project, "tasks", run_id)
+        return request(db, redis, project, "tasks", run_id, complete=complete)
     except Exception:
         log.exception("project %s: could not queue a retrain after run %s", project_id, run_id)
         return None

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from crowd.store import projects
 from crowd.store.db import Cursor
 from crowd.store.projects import COMPLETE
 
@@ -245,13 +246,11 @@ def training_rows(
         {"project": project_id, "field": field},
     )
     rows = cur.fetchall()
-    cur.execute("SELECT last_run_id FROM projects WHERE id = %s", (project_id,))
-    last = cur.fetchone()
     return (
         [r[0] for r in rows],
         [r[1] for r in rows],
         [list(r[2]) for r in rows],
-        last[0] if last else None,
+        projects.last_run_id(cur, project_id),
     )
 
 

@@ -293,7 +293,9 @@ def mark_completed_tasks(
         else """AND t.id IN (SELECT unnest(%(ids)s::bigint[])
                          UNION ALL
                          SELECT id FROM tasks WHERE project_id = %(project)s AND done
-                             AND completed_run_id IS NULL AND gold IS NULL)"""
+                             AND completed_run_id IS NULL AND gold IS NULL
+                             -- auto-labelled tasks have no crowd result to report
+                             AND NOT auto_labelled)"""
     )
     cur.execute(
         f"""
