@@ -18,15 +18,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from crowd.cli import admin, aggregate, serve
+    from crowd.cli import admin, aggregate, demo, serve
 
-    for module in (serve, admin, aggregate):
-        for command in module.COMMANDS:
-            main.add_command(command)
-    # `crowd demo` (issue 7): the whole cycle on one machine.
-    from crowd.cli import demo
-
-    for module in (demo,):
+    for module in (serve, admin, aggregate, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 
