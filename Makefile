@@ -23,7 +23,7 @@ lint: venv
 
 # The browser tests (tests/web/) drive the system's Chromium (Debian packages); install it
 # when missing (as root, or through sudo).
-CHROMIUM ?= /usr/bin/chromium
+CHROMIUM ?= $(or $(CROWD_TEST_CHROMIUM),/usr/bin/chromium)
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 chromium:

@@ -72,7 +72,8 @@ def request(
     if version is None:
         return None
     try:
-        # The models queue comes after the aggregation queue: a long training never delays runs.
+        # The models queue comes after the aggregation queue: a training starts only when no
+        # run is queued (though it then holds its worker until it ends).
         Queue(QUEUES[1], connection=redis).enqueue(
             train,
             version.id,

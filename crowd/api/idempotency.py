@@ -14,7 +14,10 @@ response of the first attempt instead of a second effect. How:
   neither, one killed after it leaves both. A request that changes nothing (an error, a 204)
   records nothing and is simply evaluated again when retried.
 * Two attempts with one key in flight at once: the second waits in :func:`record` until the
-  first commits, then rolls its own effect back and replays the first's response.
+  first commits, then rolls its own effect back and replays the first's response. (For the
+  run and model triggers, whose one-at-a-time rule lives outside that transaction, the
+  second attempt instead finds the first's run or version queued and answers
+  ``"run": null`` / ``"model": null``, which queues nothing more.)
 
 Without the header none of this runs; the view's cost is one dictionary look-up.
 """

@@ -1,8 +1,8 @@
 """Rate limiting of failed authentication, per client address, on Redis.
 
 Only requests whose token is unknown count. A request whose token this process has
-authenticated recently (the account cache in :mod:`crowd.api.auth`) never reaches Redis, so
-successful requests cost nothing. Any other token is checked here *before* it is looked up:
+authenticated recently (the account cache in :mod:`crowd.api.auth`, 30 s) never reaches
+Redis, so successful requests cost nothing while their token is cached. Any other token is checked here *before* it is looked up:
 once an address has used up its allowance of failures, every uncached token from it, right or
 wrong, gets 429 with ``Retry-After`` until the window has room again, so guessing cannot go on
 at full speed. If Redis is unreachable the check is skipped (authentication itself never
