@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import psycopg2
 import requests
 from psycopg2.extensions import make_dsn, parse_dsn
@@ -111,3 +112,14 @@ def requester_token(crowd_cmd: str, env: dict[str, str], name: str) -> str:
     if made.returncode != 0:
         raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
     return made.stdout.strip().splitlines()[-1]
+
+
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has been busy (idle, iowait and steal left out)."""
+    t = psutil.cpu_times()
+    idle = t.idle + sum(getattr(t, k, 0.0) for k in ("iowait", "steal", "guest", "guest_nice"))
+    return float(sum(t) - idle)
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -71,7 +71,16 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _floor_app
-from _service import Proc, bench_database, crowd_bin, requester_token, service_env, wait_healthy
+from _service import (
+    Proc,
+    bench_database,
+    crowd_bin,
+    loadavg,
+    machine_cpu,
+    requester_token,
+    service_env,
+    wait_healthy,
+)
 
 HERE = Path(__file__).resolve().parent
 GOAL_THROUGHPUT_RATIO = 0.6
@@ -518,12 +527,12 @@ def run_load(target: Target, warmup: float, seconds: float, profile: bool) -> Lo
 
     time.sleep(max(0.0, measure_start - time.monotonic()))
     server = _tree(target.server_pid)
-    before = (_cpu(server), _pg_cpu(target.postmaster), _cpu(client_pids), _machine_cpu())
+    before = (_cpu(server), _pg_cpu(target.postmaster), _cpu(client_pids), machine_cpu())
     spy = _start_pyspy(target.server_pid, seconds) if profile else None
     time.sleep(max(0.0, measure_start + seconds / 2 - time.monotonic()))
     connections = _connections(target.server_pid, target.port)
     time.sleep(max(0.0, measure_end - time.monotonic()))
-    after = (_cpu(server), _pg_cpu(target.postmaster), _cpu(client_pids), _machine_cpu())
+    after = (_cpu(server), _pg_cpu(target.postmaster), _cpu(client_pids), machine_cpu())
 
     total = Samples()
     for proc, pipe in zip(procs, pipes, strict=True):
@@ -543,12 +552,6 @@ def run_load(target: Target, warmup: float, seconds: float, profile: bool) -> Lo
         connections_per_worker=connections,
         pyspy=_finish_pyspy(spy),
     )
-
-
-def _machine_cpu() -> float:
-    t = psutil.cpu_times()
-    idle = t.idle + sum(getattr(t, k, 0.0) for k in ("iowait", "steal", "guest", "guest_nice"))
-    return float(sum(t) - idle)
 
 
 # --------------------------------------------------------------------------------------------
@@ -678,10 +681,6 @@ def _gunicorn_shape(serve_pid: int, timeout: float = 10.0) -> tuple[int, int]:
         if time.monotonic() > deadline:
             raise SystemExit(f"error: no gunicorn --workers/--threads under pid {serve_pid}")
         time.sleep(0.2)
-
-
-def _loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _python_beside(crowd: str) -> str:
@@ -1008,7 +1007,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" workers x {threads} threads; {args.tasks} tasks, {args.concurrency} workers in"
             f" the {args.loop} loop, {args.rounds} x {window:.0f} s per app"
             f" (+{args.warmup:.0f} s warm-up each); {args.client_procs} client processes;"
-            f" {os.cpu_count()} cores; load average {_loadavg()}",
+            f" {os.cpu_count()} cores; load average {loadavg()}",
             flush=True,
         )
         _check_connections(url, web_workers, threads)
@@ -1073,7 +1072,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(load.samples.profile)
     if plan:
         print(f"\nfetch query plan now:\n{plan}")
-    print(f"\nload average at the end {_loadavg()}")
+    print(f"\nload average at the end {loadavg()}")
     print(f"goals {'met' if goals_met else 'NOT met'}; server logs in {logs}")
     return 0 if all(ok for _, _, ok in checks) else 1
 

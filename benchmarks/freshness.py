@@ -83,7 +83,16 @@ import redis as redis_lib
 from crowd.client import ApiError, ConnectionFailed, RequesterClient, RetryPolicy, WorkerClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import bench_database, crowd_bin, requester_token, service_env, spawn, wait_healthy
+from _service import (
+    bench_database,
+    crowd_bin,
+    loadavg,
+    machine_cpu,
+    requester_token,
+    service_env,
+    spawn,
+    wait_healthy,
+)
 
 GOAL_P95 = 5.0  # seconds
 LABEL_NAMES = ("cat", "dog", "bird", "fish", "frog", "owl", "cow", "pig", "bee", "ant")
@@ -121,12 +130,6 @@ def _pg_cpu(url: str) -> float:
     return _tree_cpu([postmaster])
 
 
-def _machine_cpu() -> float:
-    t = psutil.cpu_times()
-    idle = t.idle + sum(getattr(t, k, 0.0) for k in ("iowait", "steal", "guest", "guest_nice"))
-    return float(sum(t) - idle)
-
-
 def _crowd_source() -> str:
     """Where ``crowd`` is imported from (with its git commit, when it is a checkout)."""
     import crowd
@@ -145,10 +148,6 @@ def _crowd_source() -> str:
     return (
         f"{where} @ {head.stdout.strip()}{' + uncommitted changes' if dirty.stdout.strip() else ''}"
     )
-
-
-def _loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" crowd worker; {args.tasks} tasks x {args.answers_per_task} answers, {args.workers}"
             f" workers, {args.labels} labels; {args.clients} clients at {args.rate:g} answers/s"
             f" for {args.seconds:g} s, poll every {args.poll_interval:g} s; {os.cpu_count()}"
-            f" cores; load average {_loadavg()}; crowd from {_crowd_source()}",
+            f" cores; load average {loadavg()}; crowd from {_crowd_source()}",
             flush=True,
         )
         t = time.monotonic()
@@ -592,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         window_start = time.time()
         ours = [os.getpid(), server.proc.pid, *(w.proc.pid for w in rq)]
-        cpu_before = (_tree_cpu(ours), _pg_cpu(url), _machine_cpu())
+        cpu_before = (_tree_cpu(ours), _pg_cpu(url), machine_cpu())
         poll.start()
         for th in subs:
             th.start()
@@ -600,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             th.join(args.seconds + 60)
         shared.stop_submit.set()
         window_end = time.time()
-        cpu_after = (_tree_cpu(ours), _pg_cpu(url), _machine_cpu())
+        cpu_after = (_tree_cpu(ours), _pg_cpu(url), machine_cpu())
         drain_end = time.monotonic() + args.drain
         while time.monotonic() < drain_end:
             with shared.lock:
@@ -739,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failed:
         print(f"{len(failed)} runs failed; first error: {failed[0]['error']}")
     print(
-        f"total {time.monotonic() - began:.0f} s; load average at the end {_loadavg()};"
+        f"total {time.monotonic() - began:.0f} s; load average at the end {loadavg()};"
         f" logs in {logs}"
     )
     print(f"goal {'met' if met else 'NOT met'}: p95 {p95:.2f} s vs {GOAL_P95:g} s")

@@ -55,6 +55,7 @@ from _service import (
     Proc,
     bench_database,
     crowd_bin,
+    loadavg,
     requester_token,
     service_env,
     spawn,
@@ -543,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shape = api_load._gunicorn_shape(services.serve.proc.pid)
             print(
                 f"stress: gunicorn gthread {shape[0]} workers x {shape[1]} threads, one crowd"
-                f" worker; {os.cpu_count()} cores; load average {api_load._loadavg()}",
+                f" worker; {os.cpu_count()} cores; load average {loadavg()}",
                 flush=True,
             )
             pid, tokens = setup(services.base, services.requester, cfg)
@@ -568,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" ratio {steady / floor:.2f}; {rate:.0f} answers/s over the whole run,"
             f" ratio {rate / floor:.2f}"
         )
-    print(f"load average at the end {api_load._loadavg()}; logs in {logs}")
+    print(f"load average at the end {loadavg()}; logs in {logs}")
     return 0 if all(ok for _, _, ok in checks) else 1
 
 
