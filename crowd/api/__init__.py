@@ -68,10 +68,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         aggregations,
         assignments,
         errors,
+        export,
         health,
         me,
+        models,
         projects,
         quality,
+        ratelimit,
         results,
         stats,
         tasks,
@@ -92,16 +95,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         webhooks,
         stats,
         me,
+        models,
+        export,
         web,
     ):
         app.register_blueprint(module.bp)
-
-    from crowd.api import export, models  # models: versions, predictions, export
-
-    for module in (models, export):
-        app.register_blueprint(module.bp)
-
-    from crowd.api import ratelimit
 
     app.extensions["crowd.auth_failures"] = ratelimit.FailedAuthLimit(
         app.extensions["crowd.redis"], settings.auth_failure_limit
