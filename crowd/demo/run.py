@@ -180,7 +180,12 @@ def _watch(
         if now.answers != last_answers:
             last_answers, last_change = now.answers, time.monotonic()
         if now.tasks and now.tasks_complete == now.tasks:
-            return "every task is complete"
+            # A run over the last answers can still reopen a task whose confidence fell:
+            # settle while the crowd is still here to answer it.
+            _settle(req, pid)
+            counts = req.project(pid)["counts"]
+            if int(counts["tasks_complete"]) == int(counts["tasks"]):
+                return "every task is complete"
         idle = time.monotonic() - last_change
         if idle > stall and not any(_pending(r) for r in _newest_runs(req, pid)):
             # Runs are what open slots; with none pending and no answer for a while, the
