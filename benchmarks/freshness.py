@@ -416,10 +416,9 @@ def _ts(value: str | None) -> float | None:
 
 def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, float]]:
     """Run ``repeats`` aggregation runs here, as crowd.jobs.aggregate does, timing each phase:
-    crowd.store.snapshot.load, crowd.em.live.fit_run, and the job's publish step
+    crowd.store.snapshot.load, crowd.jobs.fit, and the job's publish step
     (crowd.jobs._publish: picks the changed rows, then crowd.store.runs.publish)."""
     from crowd import jobs
-    from crowd.em.live import fit_run
     from crowd.store import projects, runs, snapshot
     from crowd.store.db import Database
 
@@ -437,14 +436,8 @@ def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, float]]
             with db.transaction() as cur:
                 snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
             t1 = time.perf_counter()
-            result = fit_run(
-                snap.answer_ids, snap.task_ids, snap.worker_ids, snap.labels, n_classes=k,
-                gold_task_ids=snap.gold_task_ids, gold_labels=snap.gold_labels,
-                method=project.method, gold_window=project.gold_window,
-                decide=project.dynamic, **jobs._warm_start(snap),
-            )  # fmt: skip
+            result, cold_answers = jobs.fit(snap, project)
             t2 = time.perf_counter()
-            cold_answers = snap.warm_cold_answers if result.warm_start else snap.n_answers
             jobs._publish(db, run.id, project, result, snap, cold_answers)
             t3 = time.perf_counter()
             with db.transaction() as cur:

@@ -53,27 +53,52 @@ def services() -> tuple[Database, Redis]:
 #: and stop after an iteration; a cold fit at every doubling costs O(total answers) overall.
 REFIT_GROWTH = 2.0
 
-#: Projects with at most this many answers start every run cold. A warm-started run can stay
-#: in a worse fit than a cold fit of the same answers finds (benchmarks/RESULTS.md, label
-#: efficiency: zheng_face published 0.6370 where a cold refit gave 0.6473), and dynamic
-#: overlap closes tasks on those fits; below this size a cold fit of the default method costs
-#: well under a second, so the run's results are simply those of its answers.
+#: Projects with at most this many answers fit every run twice: warm-started from the previous
+#: run and cold, publishing the warm fit only when its objective is better (see
+#: :func:`crowd.em.live.fit_run`'s ``cold_check``). A warm start alone can stay in a worse fit
+#: than a cold fit of the same answers finds (benchmarks/RESULTS.md, label efficiency:
+#: zheng_face published 0.6370 where a cold refit gave 0.6473), and dynamic overlap closes
+#: tasks on those fits; below this size a cold fit of the default method costs well under a
+#: second, so a run's results are never worse than those of a cold fit of its answers.
 COLD_FIT_ANSWERS = 100_000
 
 
 def _warm_start(snap: snapshot.Snapshot) -> dict[str, Any]:
-    """The previous run's estimates as ``fit_run`` arguments, or none (a cold start)."""
-    if (
-        snap.warm_priors is None
-        or snap.n_answers <= COLD_FIT_ANSWERS
-        or snap.n_answers > REFIT_GROWTH * snap.warm_cold_answers
-    ):
+    """The previous run's estimates as ``fit_run`` arguments (with ``cold_check`` for a
+    project of at most ``COLD_FIT_ANSWERS``), or none (a cold start)."""
+    if snap.warm_priors is None:
+        return {}
+    small = snap.n_answers <= COLD_FIT_ANSWERS
+    if not small and snap.n_answers > REFIT_GROWTH * snap.warm_cold_answers:
         return {}
     return {
         "warm_workers": snap.warm_workers,
         "warm_confusion": snap.warm_confusion,
         "warm_priors": snap.warm_priors,
+        "cold_check": small,
     }
+
+
+def fit(snap: snapshot.Snapshot, project: Project) -> tuple[RunResult, int]:
+    """Fit a run's snapshot as the project says (method, gold window, dynamic overlap's
+    decision, warm start); also the answers of the newest cold fit behind the result, which
+    the run records for ``REFIT_GROWTH``."""
+    warm = _warm_start(snap)
+    result = fit_run(
+        snap.answer_ids,
+        snap.task_ids,
+        snap.worker_ids,
+        snap.labels,
+        n_classes=len(project.labels),
+        gold_task_ids=snap.gold_task_ids,
+        gold_labels=snap.gold_labels,
+        method=project.method,
+        gold_window=project.gold_window,
+        decide=project.dynamic,
+        **warm,
+    )
+    cold_fitted = not result.warm_start or bool(warm.get("cold_check"))
+    return result, snap.n_answers if cold_fitted else snap.warm_cold_answers
 
 
 def _publish(
@@ -145,20 +170,7 @@ def aggregate(run_id: int) -> None:
             k = len(project.labels)
             with db.transaction() as cur:
                 snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
-            result = fit_run(
-                snap.answer_ids,
-                snap.task_ids,
-                snap.worker_ids,
-                snap.labels,
-                n_classes=k,
-                gold_task_ids=snap.gold_task_ids,
-                gold_labels=snap.gold_labels,
-                method=project.method,
-                gold_window=project.gold_window,
-                decide=project.dynamic,
-                **_warm_start(snap),
-            )
-            cold_answers = snap.warm_cold_answers if result.warm_start else snap.n_answers
+            result, cold_answers = fit(snap, project)
             _publish(db, run_id, project, result, snap, cold_answers)
             if project.model is not None:
                 training.after_run(db, redis, project_id, run_id)  # never raises

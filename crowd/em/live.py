@@ -109,6 +109,16 @@ def typical_worker_posteriors(
     return np.asarray(joint / joint.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
+def _better(warm: Aggregator, cold: Aggregator) -> bool:
+    """Whether ``warm``'s final objective beats ``cold``'s by more than the method's ``tol``."""
+    warm_history = list(getattr(warm, "objective_history_", []))
+    cold_history = list(getattr(cold, "objective_history_", []))
+    if not warm_history or not cold_history:
+        return False
+    margin = float(getattr(warm, "tol", 0.0))
+    return float(warm_history[-1]) > float(cold_history[-1]) + margin
+
+
 def recent_gold(
     answer_ids: IntArray,
     worker_index: IntArray,
@@ -148,11 +158,17 @@ def fit_run(
     warm_confusion: FloatArray | None = None,
     warm_priors: FloatArray | None = None,
     decide: bool = False,
+    cold_check: bool = False,
 ) -> RunResult:
     """Fit ``method`` on one project's answers (database ids); inputs are not modified.
 
     Gold tasks with answers are clamped to their labels. The fit warm-starts from
-    ``warm_*`` (the previous run's estimates, worker ids sorted) when given. With ``decide``
+    ``warm_*`` (the previous run's estimates, worker ids sorted) when given. With
+    ``cold_check`` as well, the answers are also fitted cold (the method's majority-vote
+    start), and the warm fit is kept only when its objective beats the cold one's by more than
+    the method's ``tol``: a warm start that stayed in a worse fit (a first run's single class)
+    or a relabelled one (same objective) gives way to the cold fit, and ``warm_start`` says
+    which was kept. With ``decide``
     (dynamic overlap on) and a confusion-matrix method, ``decision`` is the label's posterior
     under a second Dawid-Skene fit with ``smoothing=DECISION_SMOOTHING``, started from the
     first one, unless the label is not strictly the most probable class under
@@ -191,6 +207,10 @@ def fit_run(
             )
 
     model = fit(METHODS[method](), init)
+    if init is not None and cold_check:
+        cold = fit(METHODS[method](), None)
+        if not _better(model, cold):
+            model, init = cold, None
     posteriors = np.asarray(model.posteriors_, dtype=np.float64)
     best = np.asarray(model.labels_, dtype=np.int64)
     rows = np.arange(tasks.size)

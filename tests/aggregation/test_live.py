@@ -158,20 +158,26 @@ def test_a_requested_run_is_queued_once_and_warm_starts_from_the_previous_one(
     assert history[1]["iterations"] <= history[0]["iterations"]
 
 
-def test_a_small_projects_runs_all_start_cold(
+def test_a_small_projects_run_is_never_worse_than_a_cold_fit_of_its_answers(
     client, requester, make_worker, make_project, settings
 ) -> None:
-    """Below crowd.jobs.COLD_FIT_ANSWERS a run's results are those of a cold fit of its answers,
-    never of a warm start that may have stayed in a worse fit."""
-    pid = make_project(requester, labels=["a", "b"], overlap=2, gold_rate=0.0)["id"]
-    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(4)])
-    workers = [make_worker(requester, f"w{i}") for i in range(2)]
-    for w in workers:
-        answer_next(client, w, pid, lambda t: "a")
-        drain(settings)
-    history = runs(client, requester, pid)
-    assert [r["answers"] for r in history] == [1, 2]
-    assert [r["warm_start"] for r in history] == [False, False]
+    """Below crowd.jobs.COLD_FIT_ANSWERS a run warm-starts and also fits cold, and publishes
+    the warm fit only when it is better: a first run on one answer sees one class, and a warm
+    start from it alone would keep that class for every task."""
+    pid = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(20)])
+    truth = {f"t{i}": "ab"[i % 2] for i in range(20)}
+    workers = [make_worker(requester, f"w{i}") for i in range(3)]
+    answer_next(client, workers[0], pid, truth.__getitem__)
+    drain(settings)
+    for i, worker in enumerate(workers):
+        for _ in range(19 if i == 0 else 20):
+            answer_next(client, worker, pid, truth.__getitem__)
+    drain(settings)
+    first, second = runs(client, requester, pid)
+    assert first["answers"] == 1 and not first["warm_start"]
+    assert second["answers"] == 60 and not second["warm_start"]  # the cold fit won
+    assert {t: r["label"] for t, r in results(client, requester, pid).items()} == truth
 
 
 def test_gold_tasks_are_mixed_in_at_the_gold_rate_and_any_number_may_answer_them(

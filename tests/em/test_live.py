@@ -136,3 +136,54 @@ def test_typical_worker_posteriors_by_hand() -> None:
     np.testing.assert_allclose(post[0], [0.8, 0.2])
     np.testing.assert_allclose(post[1], [1 - right, right])
     np.testing.assert_allclose(post[2], [0.5, 0.5])  # no answers: the priors
+
+
+NO_GOLD = {"gold_task_ids": np.zeros(0, np.int64), "gold_labels": np.zeros(0, np.int64)}
+
+
+def _previous(run):  # the warm_* arguments a later run gets from ``run``
+    return {
+        "warm_workers": run.worker_ids,
+        "warm_confusion": run.confusion,
+        "warm_priors": run.priors,
+    }
+
+
+def test_cold_check_replaces_a_warm_start_stuck_in_the_first_runs_single_class() -> None:
+    # A first run saw one answer, so one class; its estimates floor the other class's prior.
+    first = fit_run(np.array([1]), np.array([0]), np.array([0]), np.array([0]), n_classes=2,
+                    **NO_GOLD)  # fmt: skip
+    task = np.repeat(np.arange(20), 3)
+    worker = np.tile(np.arange(3), 20)
+    label = np.repeat(np.arange(20) % 2, 3)  # every worker right, both classes
+    ids = np.arange(task.size)
+    stuck = fit_run(ids, task, worker, label, n_classes=2, **NO_GOLD, **_previous(first))
+    checked = fit_run(
+        ids, task, worker, label, n_classes=2, **NO_GOLD, **_previous(first), cold_check=True
+    )
+    cold = fit_run(ids, task, worker, label, n_classes=2, **NO_GOLD)
+    assert stuck.warm_start and len(set(stuck.labels.tolist())) == 1  # the trap
+    assert not checked.warm_start
+    np.testing.assert_array_equal(checked.labels, cold.labels)
+    np.testing.assert_array_equal(checked.labels, np.arange(20) % 2)
+
+
+def test_cold_check_keeps_a_warm_start_that_found_a_better_fit() -> None:
+    # Eight tasks, three workers: EM from majority-vote shares (cold) stops in a local optimum
+    # that a start from other estimates beats (found by search; objective per answer).
+    label = np.array([1, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+    task = np.repeat(np.arange(8), 3)
+    worker = np.tile(np.arange(3), 8)
+    ids = np.arange(label.size)
+    draw = np.random.default_rng(1004)
+    previous = {
+        "warm_workers": np.arange(3),
+        "warm_confusion": draw.dirichlet(np.ones(2), size=(3, 2)),
+        "warm_priors": draw.dirichlet(np.ones(2)),
+    }
+    checked = fit_run(ids, task, worker, label, n_classes=2, **NO_GOLD, **previous,
+                      cold_check=True)  # fmt: skip
+    cold = fit_run(ids, task, worker, label, n_classes=2, **NO_GOLD)
+    assert checked.warm_start
+    assert checked.objective is not None and cold.objective is not None
+    assert checked.objective > cold.objective + 1e-3
