@@ -161,13 +161,14 @@ def random_subsets(fixed: Sim, share: float, draws: int) -> list[float]:
     rows = np.asarray(fixed.rows, dtype=np.int64)
     by_task = np.argsort(rows[:, 0], kind="stable")
     starts = np.searchsorted(rows[by_task, 0], np.arange(len(fixed.data.tasks) + 1))
+    control = set(fixed.control.tolist())
     out = []
     for draw in range(draws):
         rng = np.random.default_rng(draw)
         keep: list[int] = []
         for j in range(len(fixed.data.tasks)):
             mine = by_task[starts[j] : starts[j + 1]]
-            if j in set(fixed.control.tolist()) or mine.size == 0:
+            if j in control or mine.size == 0:
                 keep += mine.tolist()
                 continue
             take = max(1, round(share * mine.size))
