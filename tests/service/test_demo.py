@@ -53,7 +53,7 @@ def test_demo_on_a_simulated_crowd_beats_majority_vote_bans_spammers_and_saves_a
     settings: Settings, clean: None, tmp_path: Path
 ) -> None:
     out, rows = _demo(
-        settings, tmp_path, "--tasks", "120", "--workers", "8", "--spammers", "2", "--think", "0"
+        settings, tmp_path, "--tasks", "120", "--good-workers", "8", "--spammers", "2", "--think", "0"
     )
     assert rows["tasks scored against the truth"] == "120"
     assert rows["tasks complete"] == "120"
