@@ -76,7 +76,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import csv
 import os
 import random
 import sys
@@ -92,6 +91,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _service import Api, bench_database, crowd_bin, start_services
+
+from crowd import datasets
 
 GOAL_POINTS = 0.005  # dynamic accuracy at most half a point below fixed
 GOAL_SHARE = 0.70  # with at most 70% of fixed overlap's answers
@@ -135,17 +136,15 @@ def load(folder: Path) -> Dataset:
     answers: dict[str, dict[str, str]] = {}
     per_task: dict[str, int] = {}
     labels: set[str] = set()
-    with (folder / "answers.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            task, worker, label = row["task"], row["worker"], row["label"]
-            labels.add(label)
-            mine = answers.setdefault(worker, {})
-            if task in mine:
-                continue  # a repeated answer: the service keeps one per worker and task
-            mine[task] = label
-            per_task[task] = per_task.get(task, 0) + 1
-    with (folder / "gold.csv").open(newline="") as handle:
-        gold = {row["task"]: row["label"] for row in csv.DictReader(handle)}
+    found = datasets.read(folder)
+    for task, worker, label in found.answers:
+        labels.add(label)
+        mine = answers.setdefault(worker, {})
+        if task in mine:
+            continue  # a repeated answer: the service keeps one per worker and task
+        mine[task] = label
+        per_task[task] = per_task.get(task, 0) + 1
+    gold = found.gold
     labels |= set(gold.values())
     return Dataset(
         name=folder.name,
