@@ -31,6 +31,8 @@ def read(folder: Path) -> Dataset:
     Raises FileNotFoundError when either is missing, ValueError (naming the file and the
     line) when one is not in the format.
     """
+    for path in (folder / "answers.csv", folder / "gold.csv"):
+        _exists(path)
     answers = read_csv(folder / "answers.csv", ANSWER_COLUMNS)
     gold = read_csv(folder / "gold.csv", GOLD_COLUMNS)
     return Dataset(
@@ -46,11 +48,7 @@ def read_csv(path: Path, columns: Sequence[str]) -> list[tuple[str, ...]]:
     The file's first line names its columns: ``columns`` must be among them (others are left
     out). Every further row must have as many fields as that line; blank lines are skipped.
     """
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: a dataset folder holds answers.csv (task,worker,label) and"
-            " gold.csv (task,label)"
-        )
+    _exists(path)
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = [name.strip() for name in next(reader, [])]
@@ -69,3 +67,11 @@ def read_csv(path: Path, columns: Sequence[str]) -> list[tuple[str, ...]]:
                 raise ValueError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}")
             out.append(tuple(row[i] for i in at))
     return out
+
+
+def _exists(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: a dataset folder holds answers.csv (task,worker,label) and"
+            " gold.csv (task,label)"
+        )

@@ -39,6 +39,6 @@ def test_a_file_not_in_the_format_is_named_with_its_line(tmp_path: Path) -> None
         ValueError, match=r"must name the columns task,worker,label \(label missing"
     ):
         datasets.read(folder)
-    _folder(tmp_path, "task,worker,label\n").joinpath("gold.csv").unlink()
+    (tmp_path / "gold.csv").unlink()  # a missing file is said before a malformed one
     with pytest.raises(FileNotFoundError, match=r"gold\.csv not found"):
         datasets.read(folder)
