@@ -162,18 +162,20 @@ def start_services(
     crowd_cmd: str, database_url: str, redis_url: str, port: int, logs: Path, *serve_args: str,
     name: str = "bench", workers: int = 1, host: str = "127.0.0.1",
 ) -> Services:  # fmt: skip
-    """A requester token (``name``; this also migrates the database), ``crowd serve
-    --no-worker --host host --port port *serve_args`` once healthy (log ``serve.log``), then
-    ``workers`` ``crowd worker`` processes; all on the given servers, logging under ``logs``."""
+    """A requester token (``name``; this also migrates the database), then ``crowd serve
+    --no-worker --host host --port port *serve_args`` (log ``serve.log``) and ``workers``
+    ``crowd worker`` processes, on the given servers, logging under ``logs``; returns once the
+    server is healthy."""
     env = service_env(database_url, redis_url, logs)
     requester = requester_token(crowd_cmd, env, name)
     base = f"http://{host}:{port}"
     serve = [crowd_cmd, "serve", "--no-worker", "--host", host, "--port", str(port), *serve_args]
     services = Services(
-        crowd_cmd, env, logs, base, requester, spawn_healthy(serve, env, logs / "serve.log", base)
+        crowd_cmd, env, logs, base, requester, spawn(serve, env, logs / "serve.log")
     )
     try:
-        services.add_workers(workers)
+        services.add_workers(workers)  # while the server starts: a worker is slow to import
+        wait_healthy(services.serve, base)
     except BaseException:
         services.stop()
         raise
