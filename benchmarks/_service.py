@@ -1,4 +1,5 @@
-"""What the service benchmarks share: a throw-away database, and crowd processes with logs."""
+"""What the service benchmarks share: a throw-away database, crowd processes with logs, and
+an HTTP client."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg2
 import requests
 from psycopg2.extensions import make_dsn, parse_dsn
+
+from crowd.client import RequesterClient
 
 
 @contextlib.contextmanager
@@ -73,6 +77,7 @@ class Proc:
 
 
 def spawn(command: list[str], env: dict[str, str], log: Path) -> Proc:
+    """Start ``command`` with its output (stdout and stderr) in ``log``."""
     handle = log.open("wb")
     proc = subprocess.Popen(
         command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
@@ -91,6 +96,20 @@ def wait_healthy(server: Proc, base: str, timeout: float = 60.0) -> None:
                 return
         time.sleep(0.2)
     raise SystemExit(f"error: server not healthy after {timeout:.0f} s\n{server.tail()}")
+
+
+def spawn_healthy(
+    command: list[str], env: dict[str, str], log: Path, base: str, timeout: float = 60.0
+) -> Proc:
+    """:func:`spawn` a server, then wait until ``base``/healthz answers 200 (stopping the
+    server if it does not)."""
+    server = spawn(command, env, log)
+    try:
+        wait_healthy(server, base, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def service_env(database_url: str, redis_url: str, logs: Path) -> dict[str, str]:
@@ -112,6 +131,83 @@ def requester_token(crowd_cmd: str, env: dict[str, str], name: str) -> str:
     if made.returncode != 0:
         raise SystemExit(f"error: crowd token create failed:\n{made.stderr}")
     return made.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class Services:
+    """``crowd serve --no-worker`` and ``crowd worker`` processes, from :func:`start_services`."""
+
+    crowd_cmd: str
+    env: dict[str, str]
+    logs: Path
+    base: str  # http://host:port
+    requester: str  # a requester token
+    serve: Proc
+    workers: list[Proc] = field(default_factory=list)
+
+    def add_workers(self, n: int) -> None:
+        """Start ``n`` more ``crowd worker`` processes (logs ``worker<i>.log``)."""
+        for i in range(len(self.workers), len(self.workers) + n):
+            self.workers.append(
+                spawn([self.crowd_cmd, "worker"], self.env, self.logs / f"worker{i}.log")
+            )
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.serve.stop()
+
+
+def start_services(
+    crowd_cmd: str, database_url: str, redis_url: str, port: int, logs: Path, *serve_args: str,
+    name: str = "bench", workers: int = 1, host: str = "127.0.0.1",
+) -> Services:  # fmt: skip
+    """A requester token (``name``; this also migrates the database), then ``crowd serve
+    --no-worker --host host --port port *serve_args`` (log ``serve.log``) and ``workers``
+    ``crowd worker`` processes, on the given servers, logging under ``logs``; returns once the
+    server is healthy."""
+    env = service_env(database_url, redis_url, logs)
+    requester = requester_token(crowd_cmd, env, name)
+    base = f"http://{host}:{port}"
+    serve = [crowd_cmd, "serve", "--no-worker", "--host", host, "--port", str(port), *serve_args]
+    services = Services(
+        crowd_cmd, env, logs, base, requester, spawn(serve, env, logs / "serve.log")
+    )
+    try:
+        services.add_workers(workers)  # while the server starts: a worker is slow to import
+        wait_healthy(services.serve, base)
+    except BaseException:
+        services.stop()
+        raise
+    return services
+
+
+class Api(RequesterClient):
+    """:class:`crowd.client.RequesterClient` with one token (a requester's or a worker's),
+    plus :meth:`call` for the raw calls a benchmark makes, and ``requests``: how many HTTP
+    responses it has had, every call and page included."""
+
+    def __init__(self, base: str, token: str) -> None:
+        super().__init__(base, token, timeout=120)
+        self.requests = 0
+        self.session.hooks["response"].append(self._count)
+
+    @property
+    def session(self) -> requests.Session:
+        return self.http.session
+
+    def _count(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        self.requests += 1
+
+    def call(
+        self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)
+    ) -> requests.Response:
+        """Send ``body`` as JSON to ``path`` (under the base URL); raise unless the status is
+        in ``ok`` (a 4xx raises :class:`crowd.client.ApiError`)."""
+        r = self.http.call(method, path, json=body)
+        if r.status_code not in ok:
+            raise RuntimeError(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
+        return r
 
 
 def machine_cpu() -> float:

@@ -22,7 +22,6 @@ Crowd-Kit's DS (goal: no dataset below -0.5 point).
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 import warnings
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from crowd import datasets
 from crowd.em import DEFAULT_METHOD, METHODS, encode
 
 CROWDKIT_METHODS = ("MV", "Wawa", "DS", "OneCoinDS", "GLAD", "MACE")
@@ -51,19 +51,12 @@ class Dataset:
     gold_labels: np.ndarray
 
 
-def read_columns(path: Path, columns: Sequence[str]) -> list[np.ndarray]:
-    """Read the named columns of a CSV file as string arrays."""
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if rows and any(c not in rows[0] for c in columns):
-        raise SystemExit(f"{path}: expected columns {', '.join(columns)}")
-    return [np.array([row[c] for row in rows], dtype=str) for c in columns]
-
-
 def load(folder: Path) -> Dataset:
-    tasks, workers, labels = read_columns(folder / "answers.csv", ("task", "worker", "label"))
-    gold_tasks, gold_labels = read_columns(folder / "gold.csv", ("task", "label"))
-    return Dataset(folder.name, tasks, workers, labels, gold_tasks, gold_labels)
+    found = datasets.read(folder)
+    tasks, workers, labels = np.array(found.answers, dtype=str).reshape(-1, 3).T
+    gold_tasks = np.array(list(found.gold), dtype=str)
+    gold_labels = np.array(list(found.gold.values()), dtype=str)
+    return Dataset(found.name, tasks, workers, labels, gold_tasks, gold_labels)
 
 
 def accuracy(data: Dataset, predicted: dict[str, str]) -> float:

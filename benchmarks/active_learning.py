@@ -46,8 +46,8 @@ from typing import Any
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import bench_database, crowd_bin, requester_token, service_env, spawn, wait_healthy
-from replay import Api, Dataset, load, wait_caught_up
+from _service import Api, bench_database, crowd_bin, start_services
+from replay import Dataset, load, wait_caught_up
 
 GOAL_SHARE = 0.60  # uncertainty reaches fifo's final accuracy with <= 60% of its answers
 TASK_BATCH = 5000
@@ -268,7 +268,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     crowd_cmd = crowd_bin(args.crowd)
-    base = f"http://127.0.0.1:{args.port}"
     logs = Path(tempfile.mkdtemp(prefix="crowd_active_"))
     queue = redis.Redis.from_url(args.redis)
     queue.flushdb()
@@ -279,16 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_database(args.postgres, args.keep_db, "bench_active") as url,
             contextlib.ExitStack() as up,
         ):
-            env = service_env(url, args.redis, logs)
-            requester = requester_token(crowd_cmd, env, "active")
-            serve = [crowd_cmd, "serve", "--no-worker", "--host", "127.0.0.1",
-                     "--port", str(args.port), "--workers", "1"]  # fmt: skip
-            server = spawn(serve, env, logs / "serve.log")
-            up.callback(server.stop)
-            wait_healthy(server, base)
-            worker = spawn([crowd_cmd, "worker"], env, logs / "worker.log")
-            up.callback(worker.stop)
-            api = Api(base, requester)
+            services = start_services(
+                crowd_cmd, url, args.redis, args.port, logs, "--workers", "1", name="active"
+            )
+            up.callback(services.stop)
+            base = services.base
+            api = Api(base, services.requester)
             for order in ("fifo", "uncertainty"):
                 pid = create_project(
                     api, data, order, overlap, args.step, pool, evaluation, items, args.input

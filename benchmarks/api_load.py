@@ -72,14 +72,13 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _floor_app
 from _service import (
-    Proc,
     bench_database,
     crowd_bin,
     loadavg,
     machine_cpu,
     requester_token,
     service_env,
-    wait_healthy,
+    spawn_healthy,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -627,25 +626,6 @@ def summarise_stacks(raw: str, top: int = 22) -> str:
 # Servers.
 
 
-@dataclass
-class Server(Proc):
-    base: str = ""
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        wait_healthy(self, self.base, timeout)
-
-
-def _start(command: list[str], env: dict[str, str], log: Path, base: str) -> Server:
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    handle.close()
-    server = Server(proc, log, base)
-    server.wait_healthy()
-    return server
-
-
 def _check_connections(url: str, web_workers: int, threads: int) -> None:
     """Both apps stay up through the run: their connections must fit under max_connections."""
     need = web_workers * (threads + 1) + web_workers * threads  # crowd's pools + floor's threads
@@ -998,7 +978,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve += ["--workers", str(args.web_workers)]
         if args.threads is not None:
             serve += ["--threads", str(args.threads)]
-        crowd_server = _start(serve, env, logs / "crowd.log", f"http://{host}:{args.port}")
+        base = f"http://{host}:{args.port}"
+        crowd_server = spawn_healthy(serve, env, logs / "crowd.log", base)
         up.callback(crowd_server.stop)
         # The floor gets the shape crowd serve chose, read off the gunicorn it started.
         web_workers, threads = _gunicorn_shape(crowd_server.proc.pid)
@@ -1012,7 +993,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         _check_connections(url, web_workers, threads)
         project_id, tokens, tasks_rate = setup_project(
-            crowd_server.base, requester, args.tasks, args.batch, args.concurrency
+            base, requester, args.tasks, args.batch, args.concurrency
         )
         print(f"setup: {args.tasks} tasks posted at {tasks_rate:.0f} tasks/s")
 
@@ -1028,7 +1009,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--worker-class", "gthread", "--graceful-timeout", "10",
             "--access-logfile", "/dev/null", "--chdir", str(HERE), "_floor_app:create_app()",
         ]  # fmt: skip
-        floor_server = _start(
+        floor_server = spawn_healthy(
             floor_cmd, floor_env, logs / "floor.log", f"http://{host}:{args.port + 1}"
         )
         up.callback(floor_server.stop)

@@ -83,16 +83,7 @@ import redis as redis_lib
 from crowd.client import ApiError, ConnectionFailed, RequesterClient, RetryPolicy, WorkerClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import (
-    bench_database,
-    crowd_bin,
-    loadavg,
-    machine_cpu,
-    requester_token,
-    service_env,
-    spawn,
-    wait_healthy,
-)
+from _service import bench_database, crowd_bin, loadavg, machine_cpu, start_services
 
 GOAL_P95 = 5.0  # seconds
 LABEL_NAMES = ("cat", "dog", "bird", "fish", "frog", "owl", "cow", "pig", "bee", "ant")
@@ -503,12 +494,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         contextlib.ExitStack() as up,
     ):
         up.callback(rdb.flushdb)
-        env = service_env(url, args.redis, logs)
-        requester = requester_token(crowd_cmd, env, "bench")
-        serve = [crowd_cmd, "serve", "--host", host, "--port", str(args.port), "--no-worker"]
-        server = spawn(serve, env, logs / "serve.log")
-        up.callback(server.stop)
-        wait_healthy(server, base)
+        services = start_services(crowd_cmd, url, args.redis, args.port, logs, workers=0, host=host)
+        up.callback(services.stop)
+        requester = services.requester
         print(
             f"freshness: crowd serve --no-worker (default gunicorn shape) + {args.rq_workers}"
             f" crowd worker; {args.tasks} tasks x {args.answers_per_task} answers, {args.workers}"
@@ -533,12 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
-        rq = [
-            spawn([crowd_cmd, "worker"], env, logs / f"worker{i}.log")
-            for i in range(args.rq_workers)
-        ]
-        for w in rq:
-            up.callback(w.stop)
+        services.add_workers(args.rq_workers)
+        rq = services.workers
         req = RequesterClient(base, requester, timeout=60)
         first = req.request_run(project_id)
         if first is None:
@@ -583,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             daemon=True,
         )
         window_start = time.time()
-        ours = [os.getpid(), server.proc.pid, *(w.proc.pid for w in rq)]
+        ours = [os.getpid(), services.serve.proc.pid, *(w.proc.pid for w in rq)]
         cpu_before = (_tree_cpu(ours), _pg_cpu(url), machine_cpu())
         poll.start()
         for th in subs:
@@ -603,9 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         poll.join(60)
         runs_all = all_runs(req, project_id)
         job_end = job_ends(rdb, [int(run["id"]) for run in runs_all])
-        for w in rq:
-            w.stop()
-        server.stop()
+        services.stop()
         phases = breakdown(url, project_id, args.breakdown_runs) if args.breakdown_runs else []
 
     # ----------------------------------------------------------------------------------------

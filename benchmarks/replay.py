@@ -76,7 +76,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import csv
 import os
 import random
 import sys
@@ -89,10 +88,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import bench_database, crowd_bin, requester_token, service_env, spawn, wait_healthy
+from _service import Api, bench_database, crowd_bin, start_services
+
+from crowd import datasets
 
 GOAL_POINTS = 0.005  # dynamic accuracy at most half a point below fixed
 GOAL_SHARE = 0.70  # with at most 70% of fixed overlap's answers
@@ -136,17 +136,15 @@ def load(folder: Path) -> Dataset:
     answers: dict[str, dict[str, str]] = {}
     per_task: dict[str, int] = {}
     labels: set[str] = set()
-    with (folder / "answers.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            task, worker, label = row["task"], row["worker"], row["label"]
-            labels.add(label)
-            mine = answers.setdefault(worker, {})
-            if task in mine:
-                continue  # a repeated answer: the service keeps one per worker and task
-            mine[task] = label
-            per_task[task] = per_task.get(task, 0) + 1
-    with (folder / "gold.csv").open(newline="") as handle:
-        gold = {row["task"]: row["label"] for row in csv.DictReader(handle)}
+    found = datasets.read(folder)
+    for task, worker, label in found.answers:
+        labels.add(label)
+        mine = answers.setdefault(worker, {})
+        if task in mine:
+            continue  # a repeated answer: the service keeps one per worker and task
+        mine[task] = label
+        per_task[task] = per_task.get(task, 0) + 1
+    gold = found.gold
     labels |= set(gold.values())
     return Dataset(
         name=folder.name,
@@ -180,33 +178,7 @@ def dataset_folders(data: Path, names: Sequence[str] | None, take_all: bool) -> 
 
 
 # --------------------------------------------------------------------------------------------
-# HTTP.
-
-
-class Api:
-    """A keep-alive session with one token; raises on any unexpected status."""
-
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
-        self.requests = 0
-
-    def call(
-        self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)
-    ) -> requests.Response:
-        for attempt in range(3):
-            try:
-                r = self.session.request(method, self.base + path, json=body, timeout=120)
-                break
-            except requests.ConnectionError:
-                if attempt == 2:
-                    raise
-                time.sleep(0.2)
-        self.requests += 1
-        if r.status_code not in ok:
-            raise RuntimeError(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
-        return r
+# HTTP (through _service.Api).
 
 
 @dataclass
@@ -288,16 +260,7 @@ def runs_state(api: Api, project_id: int) -> tuple[bool, int | None]:
 
 def all_runs(api: Api, project_id: int) -> list[dict[str, Any]]:
     """Every run of the project, newest first."""
-    out: list[dict[str, Any]] = []
-    cursor = ""
-    while True:
-        page = api.call(
-            "GET", f"/api/v1/projects/{project_id}/aggregations?limit=1000&cursor={cursor}"
-        ).json()
-        out += page["aggregations"]
-        cursor = page.get("next_cursor") or ""
-        if not cursor:
-            return out
+    return list(api.runs(project_id, page_size=1000))
 
 
 def wait_caught_up(api: Api, project_id: int, answers: int, timeout: float = 600.0) -> None:
@@ -324,19 +287,13 @@ def wait_caught_up(api: Api, project_id: int, answers: int, timeout: float = 600
 
 def read_results(api: Api, project_id: int) -> tuple[dict[str, str], int | None]:
     predicted: dict[str, str] = {}
-    cursor = ""
     last_run: int | None = None
-    while True:
-        page = api.call(
-            "GET", f"/api/v1/projects/{project_id}/results?limit=1000&cursor={cursor}"
-        ).json()
-        last_run = page.get("last_run_id")
-        for row in page["results"]:
+    for page in api.result_pages(project_id):
+        last_run = page.last_run_id
+        for row in page.results:
             if row.get("label") is not None:
                 predicted[str(row["external_id"])] = str(row["label"])
-        cursor = page.get("next_cursor") or ""
-        if not cursor:
-            return predicted, last_run
+    return predicted, last_run
 
 
 @dataclass(frozen=True)
@@ -365,18 +322,10 @@ def check_answers(
     index = {label: i for i, label in enumerate(labels)}
     rows: list[tuple[int, int, int, int]] = []
     external: dict[int, str] = {}
-    cursor = ""
-    while True:
-        page = api.call(
-            "GET", f"/api/v1/projects/{project_id}/answers?limit=1000&cursor={cursor}"
-        ).json()
-        for row in page["answers"]:
-            task = int(row["task_id"])
-            external[task] = str(row["external_id"])
-            rows.append((int(row["id"]), task, int(row["worker_id"]), index[row["label"]]))
-        cursor = page.get("next_cursor") or ""
-        if not cursor:
-            break
+    for row in api.answers(project_id):
+        task = int(row["task_id"])
+        external[task] = str(row["external_id"])
+        rows.append((int(row["id"]), task, int(row["worker_id"]), index[row["label"]]))
     votes: dict[str, list[int]] = {}
     for _, task, _, label in rows:
         votes.setdefault(external[task], [0] * len(labels))[label] += 1
@@ -625,15 +574,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_database(args.postgres, args.keep_db, "bench_replay") as url,
             contextlib.ExitStack() as up,
         ):
-            env = service_env(url, args.redis, logs)
-            requester = requester_token(crowd_cmd, env, "replay")
-            serve = [crowd_cmd, "serve", "--no-worker", "--host", host, "--port", str(args.port)]
-            server = spawn(serve, env, logs / "serve.log")
-            up.callback(server.stop)
-            wait_healthy(server, base)
-            for i in range(args.agg_workers):
-                worker = spawn([crowd_cmd, "worker"], env, logs / f"worker{i}.log")
-                up.callback(worker.stop)
+            services = start_services(
+                crowd_cmd, url, args.redis, args.port, logs, name="replay",
+                workers=args.agg_workers, host=host,
+            )  # fmt: skip
+            up.callback(services.stop)
+            requester = services.requester
 
             api = Api(base, requester)
             jobs: list[Replay] = []

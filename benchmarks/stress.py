@@ -51,16 +51,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _floor_app
 import api_load
-from _service import (
-    Proc,
-    bench_database,
-    crowd_bin,
-    loadavg,
-    requester_token,
-    service_env,
-    spawn,
-    wait_healthy,
-)  # fmt: skip
+from _service import bench_database, crowd_bin, loadavg, spawn_healthy, start_services
 
 LABELS = ("cat", "dog", "bird")
 
@@ -411,39 +402,6 @@ def invariants(
     ]  # fmt: skip
 
 
-@dataclass
-class Services:
-    """``crowd serve --no-worker`` and one ``crowd worker`` on the given servers."""
-
-    base: str
-    requester: str
-    serve: Proc
-    worker: Proc
-
-    def stop(self) -> None:
-        self.worker.stop()
-        self.serve.stop()
-
-
-def start_services(
-    crowd_cmd: str, database_url: str, redis_url: str, port: int, logs: Path, *extra: str
-) -> Services:
-    env = service_env(database_url, redis_url, logs)
-    requester = requester_token(crowd_cmd, env, "stress")  # also migrates
-    base = f"http://127.0.0.1:{port}"
-    serve = spawn(
-        [crowd_cmd, "serve", "--no-worker", "--port", str(port), *extra], env, logs / "serve.log"
-    )
-    worker = spawn([crowd_cmd, "worker"], env, logs / "worker.log")
-    services = Services(base, requester, serve, worker)
-    try:
-        wait_healthy(serve, base)
-    except BaseException:
-        services.stop()
-        raise
-    return services
-
-
 def report(cfg: Config, out: Outcome, checks: list[Check]) -> str:
     rate = len(out.acked) / out.seconds if out.seconds else 0.0
     lines = [
@@ -473,7 +431,7 @@ def _floor_rate(
         "--graceful-timeout", "10", "--access-logfile", "/dev/null",
         "--chdir", str(api_load.HERE), "_floor_app:create_app()",
     ]  # fmt: skip
-    floor = api_load._start(command, env, logs / "floor.log", f"http://127.0.0.1:{port}")
+    floor = spawn_healthy(command, env, logs / "floor.log", f"http://127.0.0.1:{port}")
     try:
         target = api_load.Target(
             "floor", "", "127.0.0.1", port, 0, floor.proc.pid, api_load._postmaster(url),
@@ -539,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = own.start(postgres=True, redis=False)[0] or ""
             stack.callback(own.stop)
         url = stack.enter_context(bench_database(server, args.keep_db, "crowd_stress"))
-        services = start_services(crowd_cmd, url, args.redis, port, logs)
+        services = start_services(crowd_cmd, url, args.redis, port, logs, name="stress")
         try:
             shape = api_load._gunicorn_shape(services.serve.proc.pid)
             print(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,19 +12,14 @@ from types import FrameType
 import click
 import requests
 
-from crowd.config import Settings
+from crowd.cli.serve import listen_options, servers_ready
 from crowd.demo.report import bans, score, table
 from crowd.demo.run import Progress, play
 from crowd.demo.scenarios import Scenario, replay, simulated
-from crowd.embedded import servers_for
-from crowd.store import accounts, migrate
-from crowd.store.accounts import Role
-from crowd.store.db import Database
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to serve on.")
+@listen_options
 @click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -44,12 +38,20 @@ from crowd.store.db import Database
     "--tasks", default=400, show_default=True, type=click.IntRange(1), help="Simulated tasks."
 )
 @click.option(
-    "--workers",
+    "--good-workers",
     "good",
     default=16,
     show_default=True,
     type=click.IntRange(1),
     help="Simulated good workers (accuracy 0.70-0.95).",
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1),
+    hidden=True,
+    deprecated="use --good-workers (crowd serve's --workers is gunicorn processes)",
+    help="The old spelling of --good-workers.",
 )
 @click.option(
     "--spammers",
@@ -97,8 +99,8 @@ from crowd.store.db import Database
 )
 def demo(
     host: str, port: int, data: Path | None, limit_tasks: int, tasks: int, good: int,
-    spammers: int, labels: int, gold_share: float, think: float, seed: int, timeout: int,
-    exit_: bool,
+    workers: int | None, spammers: int, labels: int, gold_share: float, think: float,
+    seed: int, timeout: int, exit_: bool,
 ) -> None:  # fmt: skip
     """Run the whole cycle: serve, post a batch, let a crowd answer, aggregate, score.
 
@@ -118,34 +120,26 @@ def demo(
             raise click.BadParameter(str(exc), param_hint="--data") from None
     else:
         scenario = simulated(
-            tasks=tasks, good=good, spammers=spammers, labels=labels, gold_share=gold_share,
-            think=think, seed=seed,
+            tasks=tasks, good=workers or good, spammers=spammers, labels=labels,
+            gold_share=gold_share, think=think, seed=seed,
         )  # fmt: skip
     # SIGTERM ends the demo like Ctrl-C does: the service and embedded servers are stopped.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    with servers_for(Settings.from_env()) as (settings, embedded):
-        assert settings.database_url and settings.redis_url
-        if embedded:
-            click.echo(f"crowd: embedded PostgreSQL and Redis under {settings.data_dir}/", err=True)
-        db = Database(settings.database_url, max_connections=1)
-        migrate.upgrade(db)
-        with db.transaction() as cur:
-            token = accounts.create(cur, Role.REQUESTER, "demo requester")[1]
-        db.close()
-        env = {
-            **os.environ,
-            "CROWD_DATABASE_URL": settings.database_url,
-            "CROWD_REDIS_URL": settings.redis_url,
-        }
+    with servers_ready("demo requester", first_start_only=False) as servers:
         command = [sys.executable, "-m", "crowd.cli", "serve", "--host", host, "--port",
                    str(port), "--with-worker"]  # fmt: skip
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        log_path = settings.data_dir / "demo-service.log"
+        data_dir = servers.settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = data_dir / "demo-service.log"
         with log_path.open("ab") as log:
             click.echo(f"crowd demo: the service logs to {log_path}", err=True)
-            service = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            service = subprocess.Popen(
+                command, env=servers.env, stdout=log, stderr=subprocess.STDOUT
+            )
             try:
-                raise SystemExit(_demo(service, host, port, token, scenario, timeout, exit_))
+                raise SystemExit(
+                    _demo(service, host, port, servers.token, scenario, timeout, exit_)
+                )
             finally:
                 _stop(service)
 

@@ -6,7 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
+from typing import TypeVar
 
 import click
 
@@ -24,9 +28,63 @@ def _default_web_workers() -> int:
     return max(2, min(os.cpu_count() or 1, 4))
 
 
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def listen_options(command: F) -> F:
+    """``--host`` and ``--port``, as `crowd serve` and `crowd demo` take them."""
+    command = click.option(
+        "--port", default=8000, show_default=True, type=int, help="Port to listen on."
+    )(command)
+    return click.option(
+        "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+    )(command)
+
+
+@dataclass(frozen=True)
+class Servers:
+    """The servers the service runs on, ready for it (see :func:`servers_ready`)."""
+
+    settings: Settings  # both URLs filled in
+    embedded: bool  # embedded servers were started (or attached to)
+    token: str  # the requester token created, or "" when none was
+    env: dict[str, str]  # this environment with both URLs: for the service's processes
+
+
+@contextmanager
+def servers_ready(token_name: str, *, first_start_only: bool) -> Iterator[Servers]:
+    """What `crowd serve` and `crowd demo` do before they start the service.
+
+    Uses CROWD_DATABASE_URL and CROWD_REDIS_URL, or starts (or attaches to) embedded servers
+    under CROWD_DATA_DIR for those unset, stopped when the block ends; applies pending
+    migrations; creates a requester token named ``token_name`` (with ``first_start_only``:
+    only when the database has no account yet). Each step that did something is said on
+    stderr, the token aside.
+    """
+    with servers_for(Settings.from_env()) as (settings, embedded):
+        assert settings.database_url and settings.redis_url
+        if embedded:
+            click.echo(f"crowd: embedded PostgreSQL and Redis under {settings.data_dir}/", err=True)
+        db = Database(settings.database_url, max_connections=1)
+        try:
+            applied = migrate.upgrade(db)
+            if applied:
+                click.echo(f"crowd: applied migrations {', '.join(applied)}", err=True)
+            with db.transaction() as cur:
+                wanted = not first_start_only or accounts.count(cur) == 0
+                token = accounts.create(cur, Role.REQUESTER, token_name)[1] if wanted else ""
+        finally:
+            db.close()
+        env = {
+            **os.environ,
+            "CROWD_DATABASE_URL": settings.database_url,
+            "CROWD_REDIS_URL": settings.redis_url,
+        }
+        yield Servers(settings, embedded, token, env)
+
+
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@listen_options
 @click.option(
     "--workers",
     "web_workers",
@@ -58,28 +116,10 @@ def serve(
     everything. Applies pending migrations first. On the first start against an empty
     database it prints a requester token and the next steps.
     """
-    with servers_for(Settings.from_env()) as (settings, embedded):
-        assert settings.database_url and settings.redis_url
-        if embedded:
-            click.echo(f"crowd: embedded PostgreSQL and Redis under {settings.data_dir}/", err=True)
-        db = Database(settings.database_url, max_connections=1)
-        applied = migrate.upgrade(db)
-        if applied:
-            click.echo(f"crowd: applied migrations {', '.join(applied)}", err=True)
-        with db.transaction() as cur:
-            first_start = accounts.count(cur) == 0
-            token = (
-                accounts.create(cur, Role.REQUESTER, "first requester")[1] if first_start else ""
-            )
-        db.close()
-        if first_start:
-            _welcome(token, host, port)
-        env = {
-            **os.environ,
-            "CROWD_DATABASE_URL": settings.database_url,
-            "CROWD_REDIS_URL": settings.redis_url,
-            "CROWD_DB_POOL_SIZE": str(max(threads, 1) + 1),
-        }
+    with servers_ready("first requester", first_start_only=True) as servers:
+        if servers.token:
+            _welcome(servers.token, host, port)
+        env = {**servers.env, "CROWD_DB_POOL_SIZE": str(max(threads, 1) + 1)}
         command = [
             sys.executable, "-m", "gunicorn",
             "--bind", f"{host}:{port}",
@@ -92,7 +132,7 @@ def serve(
             "crowd.api:create_app()",
         ]  # fmt: skip
         commands = [command]
-        if embedded if with_worker is None else with_worker:
+        if servers.embedded if with_worker is None else with_worker:
             commands.append([sys.executable, "-m", "crowd.cli", "worker"])
         raise SystemExit(_run_children(commands, env))
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Any
 
 from crowd.demo.run import Outcome
 from crowd.demo.scenarios import Scenario
-from crowd.em import MajorityVote
+from crowd.em import MajorityVote, encode
 
 
 @dataclass(frozen=True)
@@ -51,23 +50,9 @@ class Report:
 def score(scenario: Scenario, outcome: Outcome) -> Report:
     truth = {t.external_id: t.truth for t in scenario.tasks if not t.gold}
     gold = {t.external_id for t in scenario.tasks if t.gold}
-    labels = scenario.labels
     regular = [a for a in outcome.answers if a["external_id"] in truth]
     scored_ids = sorted(t for t, label in truth.items() if label is not None)
-    index = {t: i for i, t in enumerate(scored_ids)}
-    voted = [a for a in regular if a["external_id"] in index]
-    mv = np.full(len(scored_ids), -1)
-    if voted:
-        fitted = MajorityVote().fit(
-            np.array([index[a["external_id"]] for a in voted]),
-            np.unique([a["worker_id"] for a in voted], return_inverse=True)[1],
-            np.array([labels.index(a["label"]) for a in voted]),
-            n_tasks=len(scored_ids),
-            n_classes=len(labels),
-        )
-        answered = np.bincount([index[a["external_id"]] for a in voted], minlength=len(mv)) > 0
-        mv = np.where(answered, fitted.labels_, -1)
-    want = np.array([labels.index(str(truth[t])) for t in scored_ids])
+    mv = _majority_vote([a for a in regular if truth[a["external_id"]] is not None], scenario)
     ds = {r["external_id"]: r["label"] for r in outcome.results}
     ds_right = sum(ds.get(t) == truth[t] for t in scored_ids)
     banned = {outcome.workers[w] for w in outcome.banned if w in outcome.workers}
@@ -78,7 +63,7 @@ def score(scenario: Scenario, outcome: Outcome) -> Report:
         title=scenario.title,
         scored=len(scored_ids),
         gold_tasks=len(gold),
-        mv_accuracy=float(np.sum(mv == want)) / n,
+        mv_accuracy=sum(mv.get(t) == truth[t] for t in scored_ids) / n,
         ds_accuracy=ds_right / n,
         answers_used=len(regular),
         gold_answers=sum(1 for a in outcome.answers if a["external_id"] in gold),
@@ -103,6 +88,28 @@ def score(scenario: Scenario, outcome: Outcome) -> Report:
             if w in outcome.workers
         ],
     )
+
+
+def _majority_vote(answers: list[dict[str, Any]], scenario: Scenario) -> dict[str, str]:
+    """The majority vote of ``answers`` (the API's rows) per task external id, ties to the
+    label listed first in the scenario."""
+    if not answers:
+        return {}
+    # Labels go in as their place in the scenario's list, so that class order is list order.
+    place = {label: i for i, label in enumerate(scenario.labels)}
+    enc = encode(
+        [a["external_id"] for a in answers],
+        [a["worker_id"] for a in answers],
+        [place[a["label"]] for a in answers],
+    )
+    fitted = MajorityVote().fit(
+        enc.tasks, enc.workers, enc.labels, n_tasks=enc.n_tasks, n_classes=enc.n_classes
+    )
+    winners = enc.decode_labels(fitted.labels_).tolist()
+    return {
+        str(t): scenario.labels[int(c)]
+        for t, c in zip(enc.task_index.tolist(), winners, strict=True)
+    }
 
 
 def table(report: Report) -> str:

@@ -93,6 +93,7 @@ def _play(
     )
     accounts = {sim.name: req.create_worker(sim.name) for sim in scenario.workers}
     crowd = _Crowd()
+    finished = _FinishedRuns()
     threads = [
         threading.Thread(
             target=_work,
@@ -105,7 +106,7 @@ def _play(
     for thread in threads:
         thread.start()
     try:
-        ended = _watch(req, pid, crowd, began, progress, every, stall, timeout)
+        ended = _watch(req, pid, crowd, began, progress, every, stall, timeout, finished)
     finally:
         crowd.stop.set()
         for thread in threads:
@@ -114,7 +115,7 @@ def _play(
         raise crowd.errors[0]
     _settle(req, pid)
     if progress is not None:
-        progress(_progress(req, pid, began))
+        progress(_progress(req, pid, began, finished))
     return Outcome(
         project=req.project(pid),
         results=list(req.results(pid)),
@@ -170,11 +171,12 @@ def _watch(
     every: float,
     stall: float,
     timeout: float,
+    finished: _FinishedRuns,
 ) -> str:
     """Wait for the end of the answering; returns why it ended."""
     last_answers, last_change = -1, time.monotonic()
     while not crowd.stop.wait(every):
-        now = _progress(req, pid, began)
+        now = _progress(req, pid, began, finished)
         if progress is not None:
             progress(now)
         if now.answers != last_answers:
@@ -196,16 +198,36 @@ def _watch(
     return "a worker failed"
 
 
-def _progress(req: RequesterClient, pid: int, began: float) -> Progress:
+def _progress(req: RequesterClient, pid: int, began: float, finished: _FinishedRuns) -> Progress:
     counts = req.project(pid)["counts"]
     return Progress(
         seconds=time.monotonic() - began,
         answers=int(counts["answers"]),
         tasks=int(counts["tasks"]),
         tasks_complete=int(counts["tasks_complete"]),
-        runs=sum(1 for r in req.runs(pid) if not _pending(r)),
+        runs=finished.count(req, pid),
         banned=sum(1 for _ in req.project_workers(pid, status="banned")),
     )
+
+
+@dataclass
+class _FinishedRuns:
+    """Counts a project's finished runs, reading on each look only the runs newer than those
+    it has counted already (the API lists runs newest first), not every run every second."""
+
+    counted: int = 0
+    upto: int = 0  # every run with an id up to this one is finished and counted
+
+    def count(self, req: RequesterClient, pid: int) -> int:
+        newer = list(
+            itertools.takewhile(lambda r: int(r["id"]) > self.upto, req.runs(pid, page_size=20))
+        )
+        newer.reverse()  # oldest first
+        settled = list(itertools.takewhile(lambda r: not _pending(r), newer))
+        if settled:
+            self.counted += len(settled)
+            self.upto = int(settled[-1]["id"])
+        return self.counted + sum(1 for r in newer[len(settled) :] if not _pending(r))
 
 
 def _pending(run: dict[str, Any]) -> bool:

@@ -2,13 +2,11 @@
 
 A scenario is plain data plus, per worker, a ``choose(external_id) -> label | None`` function
 (None: skip the task). :func:`simulated` makes up a crowd; :func:`replay` reads a real one
-from a dataset in the ``answers.csv`` / ``gold.csv`` format (``task,worker,label`` and
-``task,label``).
+from a dataset folder (:mod:`crowd.datasets`: ``answers.csv`` and ``gold.csv``).
 """
 
 from __future__ import annotations
 
-import csv
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from crowd import datasets
 from crowd.em import DawidSkene, MajorityVote, class_order, encode
 
 Choose = Callable[[str], str | None]
@@ -181,14 +180,8 @@ def replay(
     project bans workers whose estimated accuracy falls below it after 20 answers.
     """
     answers_path, gold_path = data_dir / "answers.csv", data_dir / "gold.csv"
-    for path in (answers_path, gold_path):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} not found; --data takes a folder with answers.csv (task,worker,label)"
-                " and gold.csv (task,label)"
-            )
-    rows = _read_csv(answers_path, ("task", "worker", "label"))
-    gold = {task: label for task, label in _read_csv(gold_path, ("task", "label"))}
+    found = datasets.read(data_dir)
+    rows, gold = found.answers, found.gold
     order = list(dict.fromkeys(task for task, _w, _l in rows))
     if limit_tasks is not None and limit_tasks < len(order):
         keep = set(random.Random(seed).sample(order, limit_tasks))
@@ -267,17 +260,3 @@ def _offline_accuracy(
             )
         )
     return rows
-
-
-def _read_csv(path: Path, header: tuple[str, ...]) -> list[tuple[str, ...]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        first = next(reader, None)
-        if first is None or tuple(h.strip() for h in first) != header:
-            raise ValueError(f"{path}: the first line must be {','.join(header)}")
-        out = []
-        for line, row in enumerate(reader, start=2):
-            if len(row) != len(header):
-                raise ValueError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}")
-            out.append(tuple(row))
-    return out

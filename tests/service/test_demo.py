@@ -46,6 +46,8 @@ def _demo(settings: Settings, tmp_path: Path, *args: str) -> tuple[str, dict[str
     assert done.returncode == 0, done.stdout + done.stderr
     assert "answering ended" in done.stderr and "tasks complete" in done.stderr  # progress
     rows = dict(re.findall(r"^\| (.+?) +\| (.+?) \|$", done.stdout, re.MULTILINE))
+    # the last progress line, after the runs have settled, counts every run
+    assert re.findall(r"\| runs (\d+) \|", done.stderr)[-1] == rows["aggregation runs"]
     return done.stdout, rows
 
 
@@ -53,8 +55,9 @@ def test_demo_on_a_simulated_crowd_beats_majority_vote_bans_spammers_and_saves_a
     settings: Settings, clean: None, tmp_path: Path
 ) -> None:
     out, rows = _demo(
-        settings, tmp_path, "--tasks", "120", "--workers", "8", "--spammers", "2", "--think", "0"
-    )
+        settings, tmp_path, "--tasks", "120", "--good-workers", "8", "--spammers", "2",
+        "--think", "0",
+    )  # fmt: skip
     assert rows["tasks scored against the truth"] == "120"
     assert rows["tasks complete"] == "120"
     mv = float(rows["accuracy: majority vote (all answers)"])

@@ -88,7 +88,7 @@ def test_dashboard_numbers_change_after_an_aggregation_run(
 
 
 def test_project_list_links_to_each_dashboard_and_a_bad_token_is_refused(
-    page: Page, client, requester, other_requester, make_project
+    page: Page, client, requester, other_requester, make_project, make_worker
 ) -> None:
     mine = make_project(requester, name="mine")["id"]
     make_project(other_requester, name="theirs")
@@ -97,6 +97,9 @@ def test_project_list_links_to_each_dashboard_and_a_bad_token_is_refused(
     page.get_by_label("Requester token").fill("crowd_wrong")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not known")
+    page.get_by_label("Requester token").fill(make_worker(requester, "bob"))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("needs a requester or admin token")
 
     page.get_by_label("Requester token").fill(requester)
     page.get_by_role("button", name="Sign in").click()

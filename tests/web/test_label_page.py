@@ -86,6 +86,9 @@ def test_a_worker_signs_in_picks_a_project_and_is_told_it_is_banned(
     page.get_by_label("Worker token").fill("crowd_not_a_token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not known")
+    page.get_by_label("Worker token").fill(requester)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not a worker token")
 
     page.get_by_label("Worker token").fill(worker)
     page.get_by_role("button", name="Sign in").click()

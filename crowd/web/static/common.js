@@ -86,6 +86,19 @@ const Crowd = (() => {
     return d.toLocaleString("en-GB", { dateStyle: "short", timeStyle: "medium" });
   }
 
+  /* The sign-in error for a token the API refused (`err`, an ApiError): an unknown token
+   * (401), one of another role than the page's `role` ("requester" or "worker", 403), or
+   * the API's own message. */
+  function signInMessage(err, role) {
+    if (err.status === 401) return "That token is not known. Check that it was copied whole.";
+    if (err.status === 403) {
+      return role === "worker"
+        ? "That is not a worker token. The labelling page needs the token of a worker."
+        : "The dashboard needs a requester or admin token.";
+    }
+    return err.message;
+  }
+
   /* Wire a sign-in form: on submit, store the token under `key` and call onToken(token). */
   function signInForm(form, input, key, onToken) {
     form.addEventListener("submit", (event) => {
@@ -98,5 +111,5 @@ const Crowd = (() => {
     });
   }
 
-  return { takeToken, ApiError, api, el, show, fmtInt, fmtPct, fmtTime, signInForm };
+  return { takeToken, ApiError, api, el, show, fmtInt, fmtPct, fmtTime, signInMessage, signInForm };
 })();

@@ -32,9 +32,7 @@
     } catch (err) {
       sessionStorage.removeItem(KEY);
       show($("signin"), true);
-      $("signin-error").textContent = err.status === 401
-        ? "That token is not known. Check that it was copied whole."
-        : err.status === 403 ? "The dashboard needs a requester or admin token." : err.message;
+      $("signin-error").textContent = Crowd.signInMessage(err, "requester");
       $("signin-token").focus();
     }
   }

@@ -49,11 +49,7 @@
     show($("projects"), false);
     show($("work"), false);
     show($("signin"), true);
-    $("signin-error").textContent = err.status === 401
-      ? "That token is not known. Check that it was copied whole."
-      : err.status === 403
-        ? "That is not a worker token. The labelling page needs the token of a worker."
-        : err.message;
+    $("signin-error").textContent = Crowd.signInMessage(err, "worker");
     $("signin-token").focus();
   }
 

@@ -83,8 +83,7 @@
       $("updated").textContent = "Updated " + new Date().toLocaleTimeString("en-GB");
       return true;
     } catch (err) {
-      if (err.status === 401) needSignIn("That token is not known. Check that it was copied whole.");
-      else if (err.status === 403) needSignIn("The dashboard needs a requester or admin token.");
+      if (err.status === 401 || err.status === 403) needSignIn(Crowd.signInMessage(err, "requester"));
       else if (err.status === 404) {
         clearInterval(state.timer);
         show($("signin"), false);
