@@ -8,6 +8,11 @@ it on gold (held out), calibrates the auto-labelling threshold, writes a predict
 task in batches, and records the version (:func:`crowd.store.models.record_trained`) with its
 ``model.trained`` webhook event. A failure is recorded on the version with its error; it never
 touches aggregation.
+
+Like an aggregation run, a training holds a per-project advisory lock while it runs, and the
+workers' sweep (:func:`reap`, every 15 s) uses the same test as for runs
+(:func:`crowd.scheduling.abandoned`): a ``running`` version whose lock is free lost its worker
+and is failed (and retried once); a ``queued`` version whose RQ job was lost is queued again.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
-from crowd import webhooks
+from crowd import scheduling, webhooks
 from crowd.config import JOB_KEEP, QUEUES
 from crowd.store import models, projects
 from crowd.store import webhooks as hooks_store
@@ -42,6 +47,12 @@ log = logging.getLogger(__name__)
 PREDICT_BATCH = 5000
 #: Fewest gold tasks above a threshold for it to count (see crowd.learn.calibrate).
 MIN_GOLD_SUPPORT = 20
+#: Namespace of the per-project advisory locks that mark a training as alive (aggregation
+#: runs have their own, :data:`crowd.scheduling.LOCK_NAMESPACE`).
+LOCK_NAMESPACE = 0x43524F4D  # "CROM"
+#: The trigger of a version queued because the one before it lost its worker. A retry whose
+#: worker dies too is not retried again: the training itself may be what kills it (memory).
+RETRY = "retry"
 
 
 def job_id(version_id: int) -> str:
@@ -72,21 +83,76 @@ def request(
     if version is None:
         return None
     try:
-        # The models queue comes after the aggregation queue: a training starts only when no
-        # run is queued (though it then holds its worker until it ends).
-        Queue(QUEUES[1], connection=redis).enqueue(
-            train,
-            version.id,
-            job_id=job_id(version.id),
-            job_timeout=3600,
-            **JOB_KEEP,
-            description=f"train the model of project {project.id} (version {version.id})",
-        )
+        _enqueue(redis, version)
     except RedisError as exc:
         with db.transaction() as cur:
             models.fail(cur, version.id, f"could not queue the training: {exc}")
         raise
     return version
+
+
+def _enqueue(redis: Redis, version: ModelVersion) -> None:
+    # The models queue comes after the aggregation queue: a training starts only when no run
+    # is queued (though it then holds its worker until it ends).
+    Queue(QUEUES[1], connection=redis).enqueue(
+        train,
+        version.id,
+        job_id=job_id(version.id),
+        job_timeout=3600,
+        **JOB_KEEP,
+        description=f"train the model of project {version.project_id} (version {version.id})",
+    )
+
+
+def reap(db: Database, redis: Redis) -> list[int]:
+    """Recover versions that nothing will finish (the workers run it every 15 s, beside
+    :func:`crowd.scheduling.reap`); returns the ids of the versions it failed.
+
+    :func:`crowd.scheduling.abandoned` finds them, as it does runs. A ``queued`` version
+    whose RQ job was lost (Redis flushed or restarted without its data) never started: its
+    job is queued again, and it trains as itself. A ``running`` version whose worker died
+    (killed, crashed, out of memory) is recorded as failed, with that error, and a new
+    version (trigger ``retry``) is queued, unless it was itself a retry (its training may be
+    what kills the worker) or the project has no model any more.
+    """
+    with db.transaction() as cur:
+        candidates = models.open_versions(cur)
+    failed = []
+    for version_id, project_id, status in scheduling.abandoned(
+        db, redis, candidates, LOCK_NAMESPACE, job_id
+    ):
+        with db.transaction() as cur:
+            version = models.lock_if(cur, version_id, status)
+            if version is None:
+                continue  # it moved on meanwhile
+            if status == models.ModelStatus.QUEUED:
+                # Checked again under the row lock: another worker's sweep may have requeued it.
+                if scheduling.job_lost(redis, job_id(version_id)):
+                    _enqueue(redis, version)
+                    log.warning(
+                        "model version %s of project %s: its queued job was lost; queued again",
+                        version_id, project_id,
+                    )  # fmt: skip
+                continue
+            project = projects.get(cur, project_id)
+            retry = version.trigger != RETRY and project is not None and project.model is not None
+            error = (
+                "the worker training it stopped before it finished"
+                " (killed, crashed or out of memory)"
+            )
+            if retry:
+                error += "; a new version retries it"
+            elif version.trigger == RETRY:
+                error += (
+                    "; not retried, as it was itself a retry: "
+                    f"POST /api/v1/projects/{project_id}/models to train again"
+                )
+            models.fail(cur, version_id, error)
+        failed.append(version_id)
+        log.warning("model version %s of project %s: %s", version_id, project_id, error)
+        if retry and project is not None:
+            request(db, redis, project, RETRY)
+    return failed
 
 
 def after_run(db: Database, redis: Redis, project_id: int, run_id: int) -> ModelVersion | None:
@@ -165,10 +231,19 @@ def train(version_id: int) -> None:
     db, redis = services()
     with db.transaction() as cur:
         version = models.get(cur, version_id)
-        started = version is not None and models.start(cur, version_id)
-        project = projects.get(cur, version.project_id) if version else None
-    if not started or project is None:
-        return  # gone with its project, or a duplicate of a job already run
+    if version is None:
+        return  # gone with its project
+    # Held until the end is recorded: a free lock on a running version means its worker died.
+    with scheduling.project_lock(db.url, version.project_id, LOCK_NAMESPACE):
+        with db.transaction() as cur:
+            started = models.start(cur, version_id)
+            project = projects.get(cur, version.project_id)
+        if not started or project is None:
+            return  # a duplicate of a job already run, or reaped meanwhile
+        _train(db, redis, project, version_id)
+
+
+def _train(db: Database, redis: Redis, project: Project, version_id: int) -> None:
     try:
         from crowd import learn  # scikit-learn: inside, so a broken install fails the version
 

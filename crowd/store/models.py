@@ -3,7 +3,8 @@
 A version goes ``queued`` -> ``running`` -> ``succeeded`` | ``failed``, like an aggregation
 run; at most one per project is queued or running (a partial unique index). A succeeded
 version holds its fitted model (joblib bytes) and its metrics, and is recorded by
-:func:`record_trained` alone.
+:func:`record_trained` alone. Versions whose worker died or whose job was lost are found by
+the workers' sweep (:func:`crowd.training.reap`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,6 @@ class ModelStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
-
-#: A version queued or running for longer than this lost its worker; the next request for a
-#: version records it as failed (the job's own timeout is shorter).
-ABANDONED_AFTER = "2 hours"
 
 _COLUMNS = (
     "id, project_id, status, trigger, run_id, complete_tasks, trained_tasks, skipped_tasks,"
@@ -113,15 +110,7 @@ def last_complete_tasks(cur: Cursor, project_id: int) -> int:
 def create(
     cur: Cursor, project_id: int, trigger: str, run_id: int | None, complete: int
 ) -> ModelVersion | None:
-    """Queue a version; None when one is already queued or running. A version left queued or
-    running for :data:`ABANDONED_AFTER` is first recorded as failed."""
-    cur.execute(
-        "UPDATE model_versions SET status = 'failed', finished_at = now(),"
-        " error = 'the worker training it stopped before it finished'"
-        " WHERE project_id = %s AND status IN ('queued', 'running')"
-        f" AND created_at < now() - interval '{ABANDONED_AFTER}'",
-        (project_id,),
-    )
+    """Queue a version; None when one is already queued or running."""
     cur.execute(
         "INSERT INTO model_versions (project_id, status, trigger, run_id, complete_tasks)"
         " VALUES (%s, 'queued', %s, %s, %s)"
@@ -165,6 +154,25 @@ def fail(cur: Cursor, version_id: int, error: str) -> None:
         " WHERE id = %s AND status IN ('queued', 'running')",
         (error[:4000], version_id),
     )
+
+
+def open_versions(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
+    """``(version_id, project_id, status, created_at)`` of every queued or running version."""
+    cur.execute(
+        "SELECT id, project_id, status, created_at FROM model_versions"
+        " WHERE status IN ('queued', 'running') ORDER BY id"
+    )
+    return list(cur.fetchall())
+
+
+def lock_if(cur: Cursor, version_id: int, status: str) -> ModelVersion | None:
+    """The version, row-locked until the transaction ends, if its status is ``status``."""
+    cur.execute(
+        f"SELECT {_COLUMNS} FROM model_versions WHERE id = %s AND status = %s FOR UPDATE",
+        (version_id, status),
+    )
+    row = cur.fetchone()
+    return ModelVersion(*row) if row else None
 
 
 def record_trained(
