@@ -284,7 +284,11 @@ _SCHEMAS: dict[str, Any] = {
             "id": {"type": "integer"},
             "project_id": {"type": "integer"},
             "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
-            "trigger": {"type": "string", "enum": ["tasks", "api"]},
+            "trigger": {
+                "type": "string",
+                "enum": ["tasks", "api", "retry"],
+                "description": "retry: queued because the version before it lost its worker",
+            },
             "run_id": {
                 "type": ["integer", "null"],
                 "description": "the aggregation run whose labels it trained on",
