@@ -181,20 +181,21 @@ def _predict_all(
     model: Pipeline,
     dim: int | None,
     threshold: float | None,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Predict every task (gold ones too), :data:`PREDICT_BATCH` at a time, each batch written in a
-    transaction of its own (short row locks). Returns ``(predicted, auto_labelled)``."""
+    transaction of its own (short row locks). Returns ``(predicted, auto_labelled, stamped)``
+    (see :func:`crowd.store.models.write_predictions`)."""
     from crowd import learn
 
     k = len(project.labels)
-    after, predicted, closed = 0, 0, 0
+    after, predicted, closed, stamped = 0, 0, 0, 0
     while True:
         with db.transaction() as cur:
             batch = models.prediction_batch(
                 cur, project.id, spec.field, spec.input, after, PREDICT_BATCH
             )
         if not batch:
-            return predicted, closed
+            return predicted, closed, stamped
         after = batch[-1][0]
         usable, X, _ = learn.extract(spec, [value for _, value in batch], dim)
         label, confidence, margin = learn.summarize(learn.predict(model, X, k))
@@ -209,7 +210,10 @@ def _predict_all(
         for attempt in range(3):
             try:
                 with db.transaction() as cur:
-                    closed += models.write_predictions(cur, project.id, version_id, rows, threshold)
+                    now_closed, now_stamped = models.write_predictions(
+                        cur, project.id, version_id, rows, threshold
+                    )
+                closed, stamped = closed + now_closed, stamped + now_stamped
                 break
             except psycopg2.errors.DeadlockDetected:
                 # An aggregation run's publish or a reservation sweep met these task rows in
@@ -241,6 +245,21 @@ def train(version_id: int) -> None:
         if not started or project is None:
             return  # a duplicate of a job already run, or reaped meanwhile
         _train(db, redis, project, version_id)
+
+
+def _move_results_cursor(db: Database, redis: Redis, project_id: int) -> None:
+    """Ask for an aggregation run (trigger ``model``) after auto labels were set or changed.
+
+    ``since_run`` polling returns such a task while the project's ``last_run_id`` is still the
+    run it was stamped with (:func:`crowd.store.models.write_predictions`); the next run to
+    publish moves past it, so a poller gets the task in one pass, or two, not in every pass.
+    If a run is already queued or running, this is the one follow-up after it. Never raises:
+    the version is recorded already.
+    """
+    try:
+        scheduling.mark_stale(db, redis, project_id, trigger="model")
+    except Exception as exc:
+        log.warning("project %s: could not queue a run after auto-labelling: %s", project_id, exc)
 
 
 def _train(db: Database, redis: Redis, project: Project, version_id: int) -> None:
@@ -277,7 +296,9 @@ def _train(db: Database, redis: Redis, project: Project, version_id: int) -> Non
                 project.auto_label_accuracy,
                 min_support=MIN_GOLD_SUPPORT,
             )
-        predicted, closed = _predict_all(db, project, spec, version_id, model, dim, threshold)
+        predicted, closed, stamped = _predict_all(
+            db, project, spec, version_id, model, dim, threshold
+        )
         with db.transaction() as cur:
             trained = models.record_trained(
                 cur,
@@ -299,6 +320,8 @@ def _train(db: Database, redis: Redis, project: Project, version_id: int) -> Non
                 else []
             )
         webhooks.enqueue(redis, deliveries)
+        if stamped:
+            _move_results_cursor(db, redis, project.id)
     except Exception as exc:
         log.error("model version %s of project %s failed:\n%s", version_id, project.id,
                   traceback.format_exc())  # fmt: skip
