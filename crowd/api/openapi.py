@@ -628,6 +628,12 @@ def _model_paths(pid: dict[str, Any]) -> dict[str, Any]:
                         },
                     },
                     **_errors(400, 401, 403, 404, 503),
+                    "429": _ok(
+                        "Too many failed authentications from this address, or this server "
+                        "process already streams CROWD_EXPORT_CONCURRENCY exports; retry after "
+                        "Retry-After seconds",
+                        _ref("Error"),
+                    ),
                 },
             },
         },
