@@ -19,12 +19,14 @@ from crowd.config import Settings
 from crowd.errors import Unavailable
 from crowd.store.db import Database
 from tests.aggregation.test_live import post_tasks
-from tests.conftest import auth
+from tests.conftest import ClosingClient, auth
 from tests.service.servers import wait_for
 
 
 def _client(settings: Settings, **changes: Any) -> FlaskClient:
-    return create_app(replace(settings, **changes)).test_client()
+    app = create_app(replace(settings, **changes))
+    app.test_client_class = ClosingClient
+    return app.test_client()
 
 
 def _project(client: FlaskClient, make_project: Any, requester: str) -> int:
