@@ -55,6 +55,12 @@ class Settings:
     auth_failure_limit: str = "30/minute"
     # Reverse proxies in front of the API whose X-Forwarded-For entries are trusted (0: none).
     trusted_proxies: int = 0
+    #: Exports one API process streams at once; more get 429 (each holds a database connection
+    #: and a snapshot while its client downloads).
+    export_concurrency: int = 2
+    #: Seconds an export may wait on a client that reads nothing before PostgreSQL ends its
+    #: transaction (idle_in_transaction_session_timeout) and the download is cut short.
+    export_idle_timeout: int = 60
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -72,6 +78,8 @@ class Settings:
             ),
             auth_failure_limit=os.environ.get("CROWD_AUTH_FAILURE_LIMIT") or "30/minute",
             trusted_proxies=_int("CROWD_TRUSTED_PROXIES", 0),
+            export_concurrency=_int("CROWD_EXPORT_CONCURRENCY", 2),
+            export_idle_timeout=_int("CROWD_EXPORT_IDLE_TIMEOUT", 60),
         )
 
 

@@ -21,6 +21,8 @@ running) or whose RQ job was lost, records them as failed, and queues a retry; a
 a catch-up run for any project with more stored answers than its last run read and no run
 pending (a ``stale`` mark lost while Redis was down), taking over a ``queued`` flag that a
 run ending while Redis was down could not release. Workers call it every 15 s.
+:func:`abandoned`, the test of a dead or lost job, is shared with model versions
+(:func:`crowd.training.reap`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -56,7 +58,8 @@ QUEUED_TTL = 3600
 #: after the run row commits, so a few seconds would do); and a ``queued`` flag this old with no
 #: run queued or running in PostgreSQL is an orphan (its run ended while Redis was down).
 LOST_AFTER = timedelta(seconds=20)
-#: Namespace of the per-project advisory locks that mark a run as alive.
+#: Namespace of the per-project advisory locks that mark a run as alive (model trainings have
+#: their own: :data:`crowd.training.LOCK_NAMESPACE`).
 LOCK_NAMESPACE = 0x43524F57  # "CROW"
 
 _MARK = """
@@ -230,28 +233,32 @@ def finish(db: Database, redis: Redis, project_id: int) -> Run | None:
 
 
 @contextmanager
-def project_lock(database_url: str, project_id: int) -> Iterator[None]:
-    """Hold the project's run lock on a connection of its own for the ``with`` block.
+def project_lock(
+    database_url: str, project_id: int, namespace: int = LOCK_NAMESPACE
+) -> Iterator[None]:
+    """Hold the project's lock in ``namespace`` (by default its run lock) on a connection of
+    its own for the ``with`` block.
 
     The lock lives as long as the session: if the process dies, PostgreSQL drops it, which is
-    how :func:`reap` tells a dead run from a slow one. No transaction stays open.
+    how :func:`abandoned` tells a dead job from a slow one. No transaction stays open. A job
+    takes it before it marks itself running and keeps it until it has recorded its end.
     """
     conn = psycopg2.connect(database_url)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, project_id))
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", (namespace, project_id))
         yield
     finally:
         conn.close()
 
 
-def _lock_is_free(cur: psycopg2.extensions.cursor, project_id: int) -> bool:
-    cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, project_id))
+def _lock_is_free(cur: psycopg2.extensions.cursor, namespace: int, project_id: int) -> bool:
+    cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (namespace, project_id))
     row = cur.fetchone()
     got = bool(row and row[0])
     if got:
-        cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, project_id))
+        cur.execute("SELECT pg_advisory_unlock(%s, %s)", (namespace, project_id))
     return got
 
 
@@ -291,16 +298,56 @@ def _worker_busy_with(redis: Redis, job: Job) -> bool:
     return worker is not None and worker.get_current_job_id() == job.id
 
 
+def abandoned(
+    db: Database,
+    redis: Redis,
+    candidates: Iterable[tuple[int, int, str, datetime]],
+    namespace: int,
+    rq_job_id: Callable[[int], str],
+) -> Iterator[tuple[int, int, str]]:
+    """Which queued or running jobs recorded in PostgreSQL (aggregation runs, model versions)
+    nothing will finish: yields ``(id, project_id, status)`` among ``candidates``
+    ``(id, project_id, status, created_at)``.
+
+    * ``running`` with the project's lock in ``namespace`` free: the job holds that lock
+      (:func:`project_lock`) from before it marks itself running until its end is recorded,
+      and PostgreSQL drops it with the session, so the worker died (killed, crashed, out of
+      memory, machine lost).
+    * ``queued`` for over :data:`LOST_AFTER` whose RQ job (``rq_job_id(id)``) is lost
+      (:func:`job_lost`): gone with Redis, or stranded by a worker that quit.
+
+    Each is checked just before it is yielded; the job may still move on meanwhile, so the
+    caller acts only if the status is unchanged under a row lock.
+    """
+    candidates = list(candidates)
+    if not candidates:
+        return
+    conn = psycopg2.connect(db.url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for id_, project_id, status, created_at in candidates:
+                if status == "running":
+                    dead = _lock_is_free(cur, namespace, project_id)
+                else:
+                    old = datetime.now(UTC) - created_at > LOST_AFTER
+                    dead = old and job_lost(redis, rq_job_id(id_))
+                if dead:
+                    yield id_, project_id, status
+    finally:
+        conn.close()
+
+
 def reap(db: Database, redis: Redis) -> list[int]:
     """Fail and retry abandoned runs, and catch up projects left behind; returns the ids of
     the runs it failed.
 
-    A run marked ``running`` whose advisory lock is free lost its worker (killed, crashed,
-    machine lost): nothing of it was published, since publishing is one transaction. A run
-    ``queued`` for over :data:`LOST_AFTER` whose RQ job is gone was lost with Redis. A
-    project with more stored answers than its last run read, and no run pending, lost its
-    ``stale`` mark (Redis was down when the answers came): it gets a ``catch-up`` run, taking
-    over a ``queued`` flag left orphaned by a run that could not release it.
+    A run :func:`abandoned` finds (its worker died, or it was queued and its RQ job was lost
+    with Redis) is recorded as failed, and a retry is queued: nothing of it was published,
+    since publishing is one transaction. A project with more stored answers than its last
+    run read, and no run pending, lost its ``stale`` mark (Redis was down when the answers
+    came): it gets a ``catch-up`` run, taking over a ``queued`` flag left orphaned by a run
+    that could not release it.
     """
     with db.transaction() as cur:
         candidates = runs.open_runs(cur)
@@ -311,37 +358,20 @@ def reap(db: Database, redis: Redis) -> list[int]:
         ):
             redis_release(redis, project_id)
             mark_stale(db, redis, project_id, trigger="catch-up")
-    if not candidates:
-        return []
     reaped = []
-    conn = psycopg2.connect(db.url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for run_id, project_id, status, created_at in candidates:
-                if status == runs.RunStatus.RUNNING:
-                    dead = _lock_is_free(cur, project_id)
-                    reason = "the worker running it stopped before it finished"
-                else:
-                    old = datetime.now(UTC) - created_at > LOST_AFTER
-                    dead = old and job_lost(redis, job_id(run_id))
-                    reason = "its queued job was lost"
-                if not dead:
-                    continue
-                with db.transaction() as tx:
-                    tx.execute(
-                        "SELECT status FROM aggregation_runs WHERE id = %s FOR UPDATE", (run_id,)
-                    )
-                    row = tx.fetchone()
-                    if row is None or row[0] != status:
-                        continue
-                    runs.fail(tx, run_id, f"{reason}; run retried")
-                reaped.append(run_id)
-                redis.set(_keys(project_id)[1], "1", ex=QUEUED_TTL)
-                retry = enqueue(db, redis, project_id, "retry")
-                log.warning(
-                    "run %s of project %s: %s; queued run %s", run_id, project_id, reason, retry.id
-                )
-    finally:
-        conn.close()
+    for run_id, project_id, status in abandoned(db, redis, candidates, LOCK_NAMESPACE, job_id):
+        if status == runs.RunStatus.RUNNING:
+            reason = "the worker running it stopped before it finished"
+        else:
+            reason = "its queued job was lost"
+        with db.transaction() as tx:
+            tx.execute("SELECT status FROM aggregation_runs WHERE id = %s FOR UPDATE", (run_id,))
+            row = tx.fetchone()
+            if row is None or row[0] != status:
+                continue
+            runs.fail(tx, run_id, f"{reason}; run retried")
+        reaped.append(run_id)
+        redis.set(_keys(project_id)[1], "1", ex=QUEUED_TTL)
+        retry = enqueue(db, redis, project_id, "retry")
+        log.warning("run %s of project %s: %s; queued run %s", run_id, project_id, reason, retry.id)
     return reaped

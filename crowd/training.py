@@ -8,6 +8,11 @@ it on gold (held out), calibrates the auto-labelling threshold, writes a predict
 task in batches, and records the version (:func:`crowd.store.models.record_trained`) with its
 ``model.trained`` webhook event. A failure is recorded on the version with its error; it never
 touches aggregation.
+
+Like an aggregation run, a training holds a per-project advisory lock while it runs, and the
+workers' sweep (:func:`reap`, every 15 s) uses the same test as for runs
+(:func:`crowd.scheduling.abandoned`): a ``running`` version whose lock is free lost its worker
+and is failed (and retried once); a ``queued`` version whose RQ job was lost is queued again.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
-from crowd import webhooks
+from crowd import scheduling, webhooks
 from crowd.config import JOB_KEEP, QUEUES
 from crowd.store import models, projects
 from crowd.store import webhooks as hooks_store
@@ -42,6 +47,12 @@ log = logging.getLogger(__name__)
 PREDICT_BATCH = 5000
 #: Fewest gold tasks above a threshold for it to count (see crowd.learn.calibrate).
 MIN_GOLD_SUPPORT = 20
+#: Namespace of the per-project advisory locks that mark a training as alive (aggregation
+#: runs have their own, :data:`crowd.scheduling.LOCK_NAMESPACE`).
+LOCK_NAMESPACE = 0x43524F4D  # "CROM"
+#: The trigger of a version queued because the one before it lost its worker. A retry whose
+#: worker dies too is not retried again: the training itself may be what kills it (memory).
+RETRY = "retry"
 
 
 def job_id(version_id: int) -> str:
@@ -72,21 +83,76 @@ def request(
     if version is None:
         return None
     try:
-        # The models queue comes after the aggregation queue: a training starts only when no
-        # run is queued (though it then holds its worker until it ends).
-        Queue(QUEUES[1], connection=redis).enqueue(
-            train,
-            version.id,
-            job_id=job_id(version.id),
-            job_timeout=3600,
-            **JOB_KEEP,
-            description=f"train the model of project {project.id} (version {version.id})",
-        )
+        _enqueue(redis, version)
     except RedisError as exc:
         with db.transaction() as cur:
             models.fail(cur, version.id, f"could not queue the training: {exc}")
         raise
     return version
+
+
+def _enqueue(redis: Redis, version: ModelVersion) -> None:
+    # The models queue comes after the aggregation queue: a training starts only when no run
+    # is queued (though it then holds its worker until it ends).
+    Queue(QUEUES[1], connection=redis).enqueue(
+        train,
+        version.id,
+        job_id=job_id(version.id),
+        job_timeout=3600,
+        **JOB_KEEP,
+        description=f"train the model of project {version.project_id} (version {version.id})",
+    )
+
+
+def reap(db: Database, redis: Redis) -> list[int]:
+    """Recover versions that nothing will finish (the workers run it every 15 s, beside
+    :func:`crowd.scheduling.reap`); returns the ids of the versions it failed.
+
+    :func:`crowd.scheduling.abandoned` finds them, as it does runs. A ``queued`` version
+    whose RQ job was lost (Redis flushed or restarted without its data) never started: its
+    job is queued again, and it trains as itself. A ``running`` version whose worker died
+    (killed, crashed, out of memory) is recorded as failed, with that error, and a new
+    version (trigger ``retry``) is queued, unless it was itself a retry (its training may be
+    what kills the worker) or the project has no model any more.
+    """
+    with db.transaction() as cur:
+        candidates = models.open_versions(cur)
+    failed = []
+    for version_id, project_id, status in scheduling.abandoned(
+        db, redis, candidates, LOCK_NAMESPACE, job_id
+    ):
+        with db.transaction() as cur:
+            version = models.lock_if(cur, version_id, status)
+            if version is None:
+                continue  # it moved on meanwhile
+            if status == models.ModelStatus.QUEUED:
+                # Checked again under the row lock: another worker's sweep may have requeued it.
+                if scheduling.job_lost(redis, job_id(version_id)):
+                    _enqueue(redis, version)
+                    log.warning(
+                        "model version %s of project %s: its queued job was lost; queued again",
+                        version_id, project_id,
+                    )  # fmt: skip
+                continue
+            project = projects.get(cur, project_id)
+            retry = version.trigger != RETRY and project is not None and project.model is not None
+            error = (
+                "the worker training it stopped before it finished"
+                " (killed, crashed or out of memory)"
+            )
+            if retry:
+                error += "; a new version retries it"
+            elif version.trigger == RETRY:
+                error += (
+                    "; not retried, as it was itself a retry: "
+                    f"POST /api/v1/projects/{project_id}/models to train again"
+                )
+            models.fail(cur, version_id, error)
+        failed.append(version_id)
+        log.warning("model version %s of project %s: %s", version_id, project_id, error)
+        if retry and project is not None:
+            request(db, redis, project, RETRY)
+    return failed
 
 
 def after_run(db: Database, redis: Redis, project_id: int, run_id: int) -> ModelVersion | None:
@@ -115,20 +181,21 @@ def _predict_all(
     model: Pipeline,
     dim: int | None,
     threshold: float | None,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Predict every task (gold ones too), :data:`PREDICT_BATCH` at a time, each batch written in a
-    transaction of its own (short row locks). Returns ``(predicted, auto_labelled)``."""
+    transaction of its own (short row locks). Returns ``(predicted, auto_labelled, stamped)``
+    (see :func:`crowd.store.models.write_predictions`)."""
     from crowd import learn
 
     k = len(project.labels)
-    after, predicted, closed = 0, 0, 0
+    after, predicted, closed, stamped = 0, 0, 0, 0
     while True:
         with db.transaction() as cur:
             batch = models.prediction_batch(
                 cur, project.id, spec.field, spec.input, after, PREDICT_BATCH
             )
         if not batch:
-            return predicted, closed
+            return predicted, closed, stamped
         after = batch[-1][0]
         usable, X, _ = learn.extract(spec, [value for _, value in batch], dim)
         label, confidence, margin = learn.summarize(learn.predict(model, X, k))
@@ -143,7 +210,10 @@ def _predict_all(
         for attempt in range(3):
             try:
                 with db.transaction() as cur:
-                    closed += models.write_predictions(cur, project.id, version_id, rows, threshold)
+                    now_closed, now_stamped = models.write_predictions(
+                        cur, project.id, version_id, rows, threshold
+                    )
+                closed, stamped = closed + now_closed, stamped + now_stamped
                 break
             except psycopg2.errors.DeadlockDetected:
                 # An aggregation run's publish or a reservation sweep met these task rows in
@@ -165,10 +235,34 @@ def train(version_id: int) -> None:
     db, redis = services()
     with db.transaction() as cur:
         version = models.get(cur, version_id)
-        started = version is not None and models.start(cur, version_id)
-        project = projects.get(cur, version.project_id) if version else None
-    if not started or project is None:
-        return  # gone with its project, or a duplicate of a job already run
+    if version is None:
+        return  # gone with its project
+    # Held until the end is recorded: a free lock on a running version means its worker died.
+    with scheduling.project_lock(db.url, version.project_id, LOCK_NAMESPACE):
+        with db.transaction() as cur:
+            started = models.start(cur, version_id)
+            project = projects.get(cur, version.project_id)
+        if not started or project is None:
+            return  # a duplicate of a job already run, or reaped meanwhile
+        _train(db, redis, project, version_id)
+
+
+def _move_results_cursor(db: Database, redis: Redis, project_id: int) -> None:
+    """Ask for an aggregation run (trigger ``model``) after auto labels were set or changed.
+
+    ``since_run`` polling returns such a task while the project's ``last_run_id`` is still the
+    run it was stamped with (:func:`crowd.store.models.write_predictions`); the next run to
+    publish moves past it, so a poller gets the task in one pass, or two, not in every pass.
+    If a run is already queued or running, this is the one follow-up after it. Never raises:
+    the version is recorded already.
+    """
+    try:
+        scheduling.mark_stale(db, redis, project_id, trigger="model")
+    except Exception as exc:
+        log.warning("project %s: could not queue a run after auto-labelling: %s", project_id, exc)
+
+
+def _train(db: Database, redis: Redis, project: Project, version_id: int) -> None:
     try:
         from crowd import learn  # scikit-learn: inside, so a broken install fails the version
 
@@ -202,7 +296,9 @@ def train(version_id: int) -> None:
                 project.auto_label_accuracy,
                 min_support=MIN_GOLD_SUPPORT,
             )
-        predicted, closed = _predict_all(db, project, spec, version_id, model, dim, threshold)
+        predicted, closed, stamped = _predict_all(
+            db, project, spec, version_id, model, dim, threshold
+        )
         with db.transaction() as cur:
             trained = models.record_trained(
                 cur,
@@ -224,6 +320,8 @@ def train(version_id: int) -> None:
                 else []
             )
         webhooks.enqueue(redis, deliveries)
+        if stamped:
+            _move_results_cursor(db, redis, project.id)
     except Exception as exc:
         log.error("model version %s of project %s failed:\n%s", version_id, project.id,
                   traceback.format_exc())  # fmt: skip

@@ -95,9 +95,21 @@ def clean(database: Database, settings: Settings) -> None:
     Redis.from_url(settings.redis_url).flushdb()
 
 
+class ClosingClient(FlaskClient):
+    """A test client that reads every response whole and closes it, as a WSGI server does
+    (werkzeug's default leaves a streamed body unread and open: an export would then keep its
+    slot for the rest of the session). Pass ``buffered=False`` to read a stream yourself, and
+    close the response when done."""
+
+    def open(self, *args: Any, buffered: bool = True, **kwargs: Any) -> Any:
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(settings: Settings) -> Flask:
-    return create_app(settings)
+    app = create_app(settings)
+    app.test_client_class = ClosingClient
+    return app
 
 
 @pytest.fixture()

@@ -3,7 +3,8 @@
 Importing numpy/scipy, ``crowd.em`` and ``crowd.learn`` (scikit-learn) before forking
 work-horses means each job starts without paying for those imports again. When it starts and
 every ``REAP_EVERY`` seconds, the worker also reaps abandoned aggregation runs (see
-:func:`crowd.scheduling.reap`), queues webhook deliveries whose job was lost (see
+:func:`crowd.scheduling.reap`) and model versions (see :func:`crowd.training.reap`), queues
+webhook deliveries whose job was lost (see
 :func:`crowd.webhooks.requeue_lost`) and deletes expired idempotency keys. It runs RQ's
 scheduler too, which queues webhook delivery retries when their backoff is over, and it is
 started again when it quits because Redis went away.
@@ -22,7 +23,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Worker
 
-from crowd import jobs, scheduling, webhooks
+from crowd import jobs, scheduling, training, webhooks
 from crowd.config import QUEUES, WEBHOOK_QUEUE, Settings
 from crowd.store import idempotency
 
@@ -42,8 +43,8 @@ def preload() -> None:
 
 
 class CrowdWorker(Worker):
-    """An RQ worker that also requeues aggregation runs other workers abandoned, and webhook
-    deliveries whose job was lost."""
+    """An RQ worker that also requeues aggregation runs and model versions other workers
+    abandoned, and webhook deliveries whose job was lost."""
 
     #: A stop signal (SIGTERM, SIGINT) came: :func:`run` must not start another worker.
     stop_asked = False
@@ -62,6 +63,7 @@ class CrowdWorker(Worker):
 
         for what, task in (
             ("reaping abandoned aggregation runs", lambda: scheduling.reap(db, redis)),
+            ("reaping abandoned model versions", lambda: training.reap(db, redis)),
             ("requeueing lost webhook deliveries", lambda: webhooks.requeue_lost(db, redis)),
             ("deleting expired idempotency keys", purge_keys),
         ):

@@ -188,7 +188,8 @@ _SCHEMAS: dict[str, Any] = {
             "confidence": {"type": ["number", "null"]},
             "run_id": {
                 "type": ["integer", "null"],
-                "description": "the run that last changed this row; null: majority vote, no run yet",
+                "description": "the run that last changed this row; null: no run yet (majority"
+                " vote), or auto-labelled (label_source model)",
             },
             "answers": {"type": "integer", "description": "answers stored now"},
             "aggregated_answers": {"type": "integer", "description": "answers the run used"},
@@ -219,7 +220,9 @@ _SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
             "trigger": {
                 "type": "string",
-                "enum": ["answers", "api", "follow-up", "retry", "catch-up"],
+                "enum": ["answers", "api", "follow-up", "retry", "catch-up", "model"],
+                "description": "model: asked for by a model version that set or changed auto"
+                " labels, so since_run polling moves past them",
             },
             "method": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -284,7 +287,11 @@ _SCHEMAS: dict[str, Any] = {
             "id": {"type": "integer"},
             "project_id": {"type": "integer"},
             "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
-            "trigger": {"type": "string", "enum": ["tasks", "api"]},
+            "trigger": {
+                "type": "string",
+                "enum": ["tasks", "api", "retry"],
+                "description": "retry: queued because the version before it lost its worker",
+            },
             "run_id": {
                 "type": ["integer", "null"],
                 "description": "the aggregation run whose labels it trained on",
@@ -472,7 +479,8 @@ def _paths() -> dict[str, Any]:
                     _query(
                         "since_run",
                         {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
-                        "only results changed after run N",
+                        "only results changed after run N (and tasks auto-labelled while run N "
+                        "or a later one was the project's last)",
                     ),
                     _query("status", {"type": "string", "enum": ["complete", "pending"]}),
                     _query("posteriors", {"type": "boolean"}, "add each label's probability"),
@@ -620,6 +628,12 @@ def _model_paths(pid: dict[str, Any]) -> dict[str, Any]:
                         },
                     },
                     **_errors(400, 401, 403, 404, 503),
+                    "429": _ok(
+                        "Too many failed authentications from this address, or this server "
+                        "process already streams CROWD_EXPORT_CONCURRENCY exports; retry after "
+                        "Retry-After seconds",
+                        _ref("Error"),
+                    ),
                 },
             },
         },

@@ -21,9 +21,10 @@ def list_results(project_id: int) -> ResponseReturnValue:
 
     ``run_id`` is the aggregation run that last changed the row; until a run covers a task its
     row has ``run_id: null`` and the majority vote, with the winner's vote share as
-    ``confidence``. ``?since_run=N`` returns only tasks whose result changed after run N:
-    page through with the cursor, then poll again with the ``last_run_id`` of the first
-    page of that pass. ``?status=complete|pending`` filters,
+    ``confidence``. ``?since_run=N`` returns only tasks whose result changed after run N, and
+    tasks the model auto-labelled (or relabelled) since then (see
+    :func:`crowd.store.results.page`): page through with the cursor, then poll again with the
+    ``last_run_id`` of the first page of that pass. ``?status=complete|pending`` filters,
     ``?posteriors=true`` adds each label's probability. In a project with a model,
     ``model_label`` and ``model_confidence`` are the latest version's prediction (null before
     one), and ``label_source`` is ``model`` for a task closed by auto-labelling, else ``crowd``.

@@ -28,8 +28,13 @@ def rows(cur: Cursor, project_id: int, batch: int = 2000) -> Iterator[list[tuple
     """Yield the project's tasks by id, ``batch`` rows at a time, as tuples of :data:`COLUMNS`
     with labels as indices into the project's labels.
 
-    ``label`` is the published aggregation result, or the model's label for a task closed by
-    auto-labelling (``label_source`` ``model``); null for a task no run has covered yet.
+    ``label`` and ``label_source``: the published aggregation result (``crowd``); the model's
+    label for a task closed by auto-labelling (``model``); the known answer of a gold task
+    (``gold``, with no confidence). A task with none of these (no run has covered it yet: it
+    has no answers, or its answers came after the last run) has ``label``, ``label_source``
+    and ``confidence`` null and ``status`` ``pending``: in the export, ``complete`` means the
+    task needs no more answers *and* has its label.
+
     A named (server-side) cursor on the caller's transaction keeps memory flat whatever the
     project's size; the caller keeps the transaction open while it consumes the rows.
     """
@@ -38,19 +43,29 @@ def rows(cur: Cursor, project_id: int, batch: int = 2000) -> Iterator[list[tuple
     try:
         named.execute(
             f"""
-            SELECT t.id, t.external_id, t.gold,
-                   CASE WHEN r.task_id IS NOT NULL THEN r.label
-                        WHEN t.auto_labelled THEN t.model_label END,
-                   CASE WHEN r.task_id IS NOT NULL THEN 'crowd'
-                        WHEN t.auto_labelled AND t.model_label IS NOT NULL THEN 'model' END,
-                   CASE WHEN r.task_id IS NOT NULL THEN r.confidence
-                        WHEN t.auto_labelled THEN t.model_confidence END,
-                   t.answers, CASE WHEN {COMPLETE} THEN 'complete' ELSE 'pending' END,
-                   r.run_id, t.model_label, t.model_confidence
-            FROM tasks t JOIN projects p ON p.id = t.project_id
-            LEFT JOIN task_results r ON r.task_id = t.id
-            WHERE t.project_id = %s
-            ORDER BY t.id
+            SELECT id, external_id, gold, label, source, confidence, answers,
+                   CASE WHEN source IS NOT NULL AND (source = 'gold' OR complete)
+                        THEN 'complete' ELSE 'pending' END,
+                   run_id, model_label, model_confidence
+            FROM (
+                SELECT t.id, t.external_id, t.gold,
+                       CASE WHEN t.gold IS NOT NULL THEN t.gold
+                            WHEN r.task_id IS NOT NULL THEN r.label
+                            WHEN t.auto_labelled THEN t.model_label END AS label,
+                       CASE WHEN t.gold IS NOT NULL THEN 'gold'
+                            WHEN r.task_id IS NOT NULL THEN 'crowd'
+                            WHEN t.auto_labelled AND t.model_label IS NOT NULL THEN 'model'
+                       END AS source,
+                       CASE WHEN t.gold IS NOT NULL THEN NULL
+                            WHEN r.task_id IS NOT NULL THEN r.confidence
+                            WHEN t.auto_labelled THEN t.model_confidence END AS confidence,
+                       t.answers, {COMPLETE} AS complete,
+                       r.run_id, t.model_label, t.model_confidence
+                FROM tasks t JOIN projects p ON p.id = t.project_id
+                LEFT JOIN task_results r ON r.task_id = t.id
+                WHERE t.project_id = %s
+            ) x
+            ORDER BY id
             """,
             (project_id,),
         )

@@ -3,7 +3,8 @@
 A version goes ``queued`` -> ``running`` -> ``succeeded`` | ``failed``, like an aggregation
 run; at most one per project is queued or running (a partial unique index). A succeeded
 version holds its fitted model (joblib bytes) and its metrics, and is recorded by
-:func:`record_trained` alone.
+:func:`record_trained` alone. Versions whose worker died or whose job was lost are found by
+the workers' sweep (:func:`crowd.training.reap`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from crowd.em.live import CONFIDENCE_TOL
 from crowd.store import projects
-from crowd.store.db import Cursor
+from crowd.store.db import Cursor, one
 from crowd.store.projects import COMPLETE
 
 
@@ -27,10 +29,6 @@ class ModelStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
-
-#: A version queued or running for longer than this lost its worker; the next request for a
-#: version records it as failed (the job's own timeout is shorter).
-ABANDONED_AFTER = "2 hours"
 
 _COLUMNS = (
     "id, project_id, status, trigger, run_id, complete_tasks, trained_tasks, skipped_tasks,"
@@ -113,15 +111,7 @@ def last_complete_tasks(cur: Cursor, project_id: int) -> int:
 def create(
     cur: Cursor, project_id: int, trigger: str, run_id: int | None, complete: int
 ) -> ModelVersion | None:
-    """Queue a version; None when one is already queued or running. A version left queued or
-    running for :data:`ABANDONED_AFTER` is first recorded as failed."""
-    cur.execute(
-        "UPDATE model_versions SET status = 'failed', finished_at = now(),"
-        " error = 'the worker training it stopped before it finished'"
-        " WHERE project_id = %s AND status IN ('queued', 'running')"
-        f" AND created_at < now() - interval '{ABANDONED_AFTER}'",
-        (project_id,),
-    )
+    """Queue a version; None when one is already queued or running."""
     cur.execute(
         "INSERT INTO model_versions (project_id, status, trigger, run_id, complete_tasks)"
         " VALUES (%s, 'queued', %s, %s, %s)"
@@ -165,6 +155,25 @@ def fail(cur: Cursor, version_id: int, error: str) -> None:
         " WHERE id = %s AND status IN ('queued', 'running')",
         (error[:4000], version_id),
     )
+
+
+def open_versions(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
+    """``(version_id, project_id, status, created_at)`` of every queued or running version."""
+    cur.execute(
+        "SELECT id, project_id, status, created_at FROM model_versions"
+        " WHERE status IN ('queued', 'running') ORDER BY id"
+    )
+    return list(cur.fetchall())
+
+
+def lock_if(cur: Cursor, version_id: int, status: str) -> ModelVersion | None:
+    """The version, row-locked until the transaction ends, if its status is ``status``."""
+    cur.execute(
+        f"SELECT {_COLUMNS} FROM model_versions WHERE id = %s AND status = %s FOR UPDATE",
+        (version_id, status),
+    )
+    row = cur.fetchone()
+    return ModelVersion(*row) if row else None
 
 
 def record_trained(
@@ -292,18 +301,45 @@ def write_predictions(
     version_id: int,
     rows: list[tuple[int, int | None, float | None, float | None]],
     threshold: float | None,
-) -> int:
+) -> tuple[int, int]:
     """Store ``(task_id, label, confidence, margin)`` predictions (None: the model could not
     read the task). With a ``threshold``, close the tasks among them that nobody has answered
-    or holds and whose confidence reaches it (auto-labelling); returns how many it closed."""
+    or holds and whose confidence reaches it (auto-labelling). Returns ``(closed, stamped)``:
+    the tasks it closed, and the auto-labelled tasks whose result it set or changed (those
+    closed now, and earlier ones whose label, or confidence by more than
+    :data:`~crowd.em.live.CONFIDENCE_TOL`, the new prediction changes).
+
+    Each stamped task gets ``auto_after_run``: the project's ``last_run_id`` as this
+    transaction commits, so ``GET .../results?since_run=N`` returns it when N is at most that
+    (see :func:`crowd.store.results.page`). The project row is share-locked for that, after
+    the task rows, in the order a run's publish takes them, so no run publishes in between.
+    """
     cur.execute(
         "CREATE TEMP TABLE new_predictions (task_id bigint, label smallint, confidence real,"
-        " margin real) ON COMMIT DROP"
+        " margin real, stamp boolean NOT NULL DEFAULT false) ON COMMIT DROP"
     )
     text = "".join(f"{t}\t{_cell(lab)}\t{_cell(c)}\t{_cell(m)}\n" for t, lab, c, m in rows)
     cur.copy_expert(
         "COPY new_predictions (task_id, label, confidence, margin) FROM STDIN",
         io.StringIO(text),
+    )
+    params = {
+        "version": version_id,
+        "project": project_id,
+        "threshold": threshold,
+        "tol": CONFIDENCE_TOL,
+    }
+    # Auto-labelled tasks whose result (the model's label) this prediction changes; read
+    # before the update below overwrites the old prediction.
+    cur.execute(
+        """
+        UPDATE new_predictions n SET stamp = true
+        FROM tasks t
+        WHERE t.id = n.task_id AND t.project_id = %(project)s AND t.auto_labelled
+          AND (t.model_label IS DISTINCT FROM n.label
+               OR abs(t.model_confidence - n.confidence) > %(tol)s)
+        """,
+        params,
     )
     cur.execute(
         """
@@ -311,18 +347,35 @@ def write_predictions(
                model_confidence = n.confidence, model_margin = n.margin
         FROM new_predictions n WHERE t.id = n.task_id AND t.project_id = %(project)s
         """,
-        {"version": version_id, "project": project_id},
+        params,
     )
-    if threshold is None:
-        return 0
-    cur.execute(
-        """
-        UPDATE tasks t SET done = true, auto_labelled = true
-        FROM new_predictions n
-        WHERE t.id = n.task_id AND t.project_id = %(project)s AND t.gold IS NULL
-          AND NOT t.done AND t.answers = 0 AND t.taken = 0
-          AND n.confidence >= %(threshold)s::real
-        """,
-        {"project": project_id, "threshold": threshold},
-    )
-    return int(cur.rowcount)
+    closed = 0
+    if threshold is not None:
+        cur.execute(
+            """
+            WITH closed AS (
+                UPDATE tasks t SET done = true, auto_labelled = true
+                FROM new_predictions n
+                WHERE t.id = n.task_id AND t.project_id = %(project)s AND t.gold IS NULL
+                  AND NOT t.done AND t.answers = 0 AND t.taken = 0
+                  AND n.confidence >= %(threshold)s::real
+                RETURNING t.id
+            )
+            UPDATE new_predictions n SET stamp = true FROM closed c WHERE n.task_id = c.id
+            """,
+            params,
+        )
+        closed = int(cur.rowcount)
+    cur.execute("SELECT count(*) FROM new_predictions WHERE stamp")
+    stamped = int(one(cur)[0])
+    if stamped:
+        cur.execute(
+            "SELECT coalesce(last_run_id, 0) FROM projects WHERE id = %s FOR SHARE",
+            (project_id,),
+        )
+        cur.execute(
+            "UPDATE tasks t SET auto_after_run = %s FROM new_predictions n"
+            " WHERE n.stamp AND t.id = n.task_id",
+            (one(cur)[0],),
+        )
+    return closed, stamped

@@ -25,9 +25,31 @@ def page(
     model_confidence, auto_labelled)``. The run columns come
     from the last run that changed the task's result; a task no run has covered yet (run_id
     None) has the majority vote instead, ties going to the label listed first in the
-    project. ``since_run`` keeps tasks whose result a later run changed; ``status`` is
-    ``complete`` or ``pending`` (see :data:`crowd.store.projects.COMPLETE`).
+    project. ``since_run`` keeps tasks whose result a later run changed, and auto-labelled
+    tasks whose label the model set or changed while run ``since_run`` or a later one was the
+    project's last (``tasks.auto_after_run``, see
+    :func:`crowd.store.models.write_predictions`); ``status`` is ``complete`` or ``pending``
+    (see :data:`crowd.store.projects.COMPLETE`).
     """
+    where = (
+        "t.project_id = %(project)s AND t.gold IS NULL AND t.id > %(after)s"
+        f" AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {COMPLETE})"
+    )
+    changed = ""
+    if since_run is not None:
+        # Two branches, each cut at the page size, so each gets its own plan: through its
+        # index when few tasks changed (task_results_run, tasks_auto_after_run), walking the
+        # tasks by id when many did. One OR over the joined rows would scan the project.
+        changed = f"""
+          AND t.id IN (
+              (SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id
+               JOIN task_results r ON r.task_id = t.id
+               WHERE {where} AND r.project_id = %(project)s AND r.run_id > %(since)s
+               ORDER BY t.id LIMIT %(limit)s)
+              UNION ALL
+              (SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id
+               WHERE {where} AND t.auto_labelled AND t.auto_after_run >= %(since)s
+               ORDER BY t.id LIMIT %(limit)s))"""
     cur.execute(
         f"""
         SELECT t.id, t.external_id, t.answers, {COMPLETE}, r.run_id, r.label, r.confidence,
@@ -41,9 +63,7 @@ def page(
             WHERE a.task_id = t.id AND a.status = 'answered' AND r.task_id IS NULL
             GROUP BY a.label ORDER BY count(*) DESC, a.label LIMIT 1
         ) v ON true
-        WHERE t.project_id = %(project)s AND t.gold IS NULL AND t.id > %(after)s
-          AND (%(since)s::bigint IS NULL OR r.run_id > %(since)s)
-          AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {COMPLETE})
+        WHERE {where} {changed}
         ORDER BY t.id LIMIT %(limit)s
         """,
         {

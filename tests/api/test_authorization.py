@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from crowd.scheduling import flush_all
 from crowd.store import accounts
 from crowd.store.accounts import Role
 from crowd.store.db import Database
@@ -123,7 +124,11 @@ def world(client: FlaskClient, database: Database) -> World:
     done = post(f"/api/v1/projects/{pid}/assignments", worker["token"])["assignment_id"]
     post(f"/api/v1/assignments/{done}/answer", worker["token"], {"label": "b"})
     held = post(f"/api/v1/projects/{pid}/assignments", worker["token"])["assignment_id"]
-    run = post(f"/api/v1/projects/{pid}/aggregations", requester)["run"]["id"]
+    # The answer queues a run (from the stale-mark thread); the request joins it or queues one.
+    flush_all()
+    post(f"/api/v1/projects/{pid}/aggregations", requester)
+    runs = client.get(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester))
+    run = runs.json["aggregations"][0]["id"]  # type: ignore[index]
     hook = post(f"/api/v1/projects/{pid}/webhooks", requester, {"url": "https://example.com/h"})
     return World(
         tokens={

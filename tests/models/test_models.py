@@ -212,8 +212,10 @@ def test_export_streams_every_task_with_labels_and_model_fields(
     pid = _project(client, make_project, requester, retrain_every=10)
     post_tasks(client, requester, pid, _tasks(25, seed=8))
     post_tasks(client, requester, pid, _tasks(5, seed=9, prefix="g", gold=True))
-    answered = set(_answer(client, make_worker(requester), pid, 12))
+    worker = make_worker(requester)
+    answered = set(_answer(client, worker, pid, 12))
     drain(settings)
+    (unaggregated,) = _answer(client, worker, pid, 1)  # answered, and no run has covered it yet
 
     r = client.get(f"/api/v1/projects/{pid}/export", headers=auth(requester))
     assert r.status_code == 200 and r.mimetype == "application/x-ndjson"
@@ -226,9 +228,15 @@ def test_export_streams_every_task_with_labels_and_model_fields(
         if external_id in answered:
             assert row["label_source"] == "crowd" and row["answers"] == 1
             assert row["status"] == "complete" and row["label"] in ("neg", "pos")
-        else:
-            assert row["label"] is None and row["answers"] == 0
-    assert by_id["g0"]["gold"] in ("neg", "pos") and by_id["t0"]["gold"] is None
+        elif external_id.startswith("g"):  # gold: its known answer is its label
+            assert row["label_source"] == "gold" and row["label"] == row["gold"]
+            assert row["gold"] in ("neg", "pos") and row["status"] == "complete"
+            assert row["confidence"] is None
+        else:  # no label yet: says so, rather than a complete task with a null label
+            assert row["label"] is None and row["label_source"] is None
+            assert row["confidence"] is None and row["status"] == "pending"
+            assert row["answers"] == (1 if external_id == unaggregated else 0)
+    assert by_id["t0"]["gold"] is None
 
     r = client.get(f"/api/v1/projects/{pid}/export?format=csv", headers=auth(requester))
     assert r.status_code == 200 and r.mimetype == "text/csv"

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg2
 import requests
 from redis import Redis
@@ -119,6 +120,28 @@ class OwnRedis:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def crowd_worker(database_url: str, redis_url: str, *args: str) -> subprocess.Popen[str]:
+    """``crowd worker`` as a process of its own (its output piped), on the given servers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROWD_")}
+    env.update(CROWD_DATABASE_URL=database_url, CROWD_REDIS_URL=redis_url)
+    return subprocess.Popen(
+        [CROWD, "worker", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def kill_worker(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL a ``crowd worker`` and its work-horse (which RQ puts in a session of its own)."""
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for p in family:
+        p.kill()
+    psutil.wait_procs(family, timeout=30)
+    proc.communicate(timeout=30)  # reap it and close its pipe
 
 
 def crowd_env(database_url: str, redis_url: str, data_dir: Path) -> dict[str, str]:

@@ -4,44 +4,21 @@ with its error."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import psutil
 import psycopg2
 
 from crowd.config import Settings
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, drain, post_tasks, runs
 from tests.conftest import auth
-
-CROWD = shutil.which("crowd", path=str(Path(sys.executable).parent)) or "crowd"
+from tests.service.servers import crowd_worker, kill_worker
 
 
 def _worker(settings: Settings, *args: str) -> subprocess.Popen[str]:
     assert settings.database_url and settings.redis_url
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CROWD_")}
-    env.update(CROWD_DATABASE_URL=settings.database_url, CROWD_REDIS_URL=settings.redis_url)
-    return subprocess.Popen(
-        [CROWD, "worker", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _kill_all(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL the worker and its work-horse (which RQ puts in a session of its own)."""
-    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    for p in family:
-        p.kill()
-    psutil.wait_procs(family, timeout=30)
-    proc.communicate(timeout=30)  # reap it and close its pipe
+    return crowd_worker(settings.database_url, settings.redis_url, *args)
 
 
 def _wait_for(check, seconds: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -184,7 +161,6 @@ def test_results_after_a_killed_run_is_retried_equal_a_clean_runs(
     assert len(after_retry[0]) == 12 and len(after_retry[1]) == 3  # type: ignore[arg-type]
 
 
-
 def _kill_worker_while_publishing(settings: Settings, database: Database) -> None:
     """Start a worker and kill -9 it (and its work-horse) inside the run's publish
     transaction: a lock held here makes that transaction wait, so the kill lands in it."""
@@ -196,12 +172,13 @@ def _kill_worker_while_publishing(settings: Settings, database: Database) -> Non
             cur.execute("LOCK TABLE task_results IN EXCLUSIVE MODE")
         proc = _worker(settings)
         _wait_for(lambda: _waiting_to_publish(database))
-        _kill_all(proc)
+        kill_worker(proc)
     finally:
         blocker.rollback()
         blocker.close()
         if proc is not None and proc.poll() is None:
-            _kill_all(proc)
+            kill_worker(proc)
+
 
 def _waiting_to_publish(database: Database) -> bool:
     """A run's publish transaction waits for a lock (in this database: the server may be
