@@ -30,6 +30,13 @@ CONFIDENCE_TOL = 1e-3
 DECISION_SMOOTHING = 1.0
 FloatArray = NDArray[np.float64]
 
+#: A warm-started fit agreeing with the majority vote on fewer than this share of the tasks
+#: with a strict majority is refitted cold (see :func:`fit_run`). Dawid-Skene departs from the
+#: majority where it trusts some workers more (in benchmarks/replay.py's replays of real
+#: crowds, 86-99% of the results equal their majority vote); a fit with its classes swapped
+#: departs from it almost everywhere.
+RELABELLED_AGREEMENT = 0.5
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -109,6 +116,16 @@ def typical_worker_posteriors(
     return np.asarray(joint / joint.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
+def majority_agreement(votes: IntArray, labels: IntArray) -> float:
+    """Share of the tasks with a strict majority (``votes`` ``(n_tasks, K)``) whose ``labels``
+    are that majority; 1.0 when no task has one."""
+    top = np.sort(votes, axis=1)
+    strict = top[:, -1] > top[:, -2] if votes.shape[1] > 1 else top[:, -1] > 0
+    if not strict.any():
+        return 1.0
+    return float(np.mean(labels[strict] == votes[strict].argmax(axis=1)))
+
+
 def _better(warm: Aggregator, cold: Aggregator) -> bool:
     """Whether ``warm``'s final objective beats ``cold``'s by more than the method's ``tol``."""
     warm_history = list(getattr(warm, "objective_history_", []))
@@ -168,7 +185,10 @@ def fit_run(
     start), and the warm fit is kept only when its objective beats the cold one's by more than
     the method's ``tol``: a warm start that stayed in a worse fit (a first run's single class)
     or a relabelled one (same objective) gives way to the cold fit, and ``warm_start`` says
-    which was kept. With ``decide``
+    which was kept. Without it, a warm fit whose labels agree with the majority vote on fewer
+    than ``RELABELLED_AGREEMENT`` of the tasks with a strict majority is taken for a relabelled
+    one (its classes swapped: as likely as the right one, so no objective can tell) and the
+    answers are fitted cold; the cold fit is kept when it agrees more. With ``decide``
     (dynamic overlap on) and a confusion-matrix method, ``decision`` is the label's posterior
     under a second Dawid-Skene fit with ``smoothing=DECISION_SMOOTHING``, started from the
     first one, unless the label is not strictly the most probable class under
@@ -211,6 +231,14 @@ def fit_run(
         cold = fit(METHODS[method](), None)
         if not _better(model, cold):
             model, init = cold, None
+    elif init is not None:
+        votes = np.bincount(task_index * k + labels, minlength=tasks.size * k)
+        votes = votes.reshape(tasks.size, k)
+        warm_agrees = majority_agreement(votes, np.asarray(model.labels_))
+        if warm_agrees < RELABELLED_AGREEMENT:
+            cold = fit(METHODS[method](), None)
+            if majority_agreement(votes, np.asarray(cold.labels_)) > warm_agrees:
+                model, init = cold, None
     posteriors = np.asarray(model.posteriors_, dtype=np.float64)
     best = np.asarray(model.labels_, dtype=np.int64)
     rows = np.arange(tasks.size)

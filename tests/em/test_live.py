@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from crowd.em.live import changed_rows, fit_run, recent_gold, typical_worker_posteriors
+from crowd.em.live import (
+    changed_rows,
+    fit_run,
+    majority_agreement,
+    recent_gold,
+    typical_worker_posteriors,
+)
 
 
 def _answers() -> tuple[np.ndarray, ...]:
@@ -187,3 +193,33 @@ def test_cold_check_keeps_a_warm_start_that_found_a_better_fit() -> None:
     assert checked.warm_start
     assert checked.objective is not None and cold.objective is not None
     assert checked.objective > cold.objective + 1e-3
+
+
+def test_a_warm_start_with_its_classes_swapped_is_refitted_cold() -> None:
+    # A relabelled fit is as likely as the right one, so only the majority vote can tell.
+    task = np.repeat(np.arange(30), 3)
+    worker = np.tile(np.arange(3), 30)
+    label = np.repeat(np.arange(30) % 2, 3)
+    label[::7] = 1 - label[::7]  # a few wrong answers
+    ids = np.arange(task.size)
+    right = fit_run(ids, task, worker, label, n_classes=2, **NO_GOLD)
+    swapped = {
+        "warm_workers": right.worker_ids,
+        "warm_confusion": right.confusion[:, ::-1, :].copy(),  # true classes swapped
+        "warm_priors": right.priors[::-1].copy(),
+    }
+    run = fit_run(ids, task, worker, label, n_classes=2, **NO_GOLD, **swapped)
+    assert not run.warm_start
+    np.testing.assert_array_equal(run.labels, right.labels)
+    np.testing.assert_array_equal(run.labels, np.arange(30) % 2)
+    # a warm start that agrees with the majority is kept
+    kept = fit_run(ids, task, worker, label, n_classes=2, **NO_GOLD, **_previous(right))
+    assert kept.warm_start
+    np.testing.assert_array_equal(kept.labels, right.labels)
+
+
+def test_majority_agreement_counts_only_strict_majorities() -> None:
+    votes = np.array([[3, 0], [1, 1], [0, 2], [0, 0]])
+    assert majority_agreement(votes, np.array([0, 1, 1, 0])) == 1.0
+    assert majority_agreement(votes, np.array([1, 0, 1, 1])) == 0.5
+    assert majority_agreement(np.array([[1, 1]]), np.array([0])) == 1.0
