@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from crowd.config import Settings
@@ -158,12 +159,16 @@ def test_a_requested_run_is_queued_once_and_warm_starts_from_the_previous_one(
     assert history[1]["iterations"] <= history[0]["iterations"]
 
 
-def test_a_small_projects_run_is_never_worse_than_a_cold_fit_of_its_answers(
-    client, requester, make_worker, make_project, settings
+@pytest.mark.parametrize("large", [False, True], ids=["small project", "large project"])
+def test_a_warm_start_from_a_first_run_on_one_answer_is_never_published(
+    client, requester, make_worker, make_project, settings, monkeypatch, large
 ) -> None:
-    """Below crowd.jobs.COLD_FIT_ANSWERS a run warm-starts and also fits cold, and publishes
-    the warm fit only when it is better: a first run on one answer sees one class, and a warm
-    start from it alone would keep that class for every task."""
+    """A first run on one answer sees one class, and a warm start from it alone would keep
+    that class for every task. Below crowd.jobs.COLD_FIT_ANSWERS the run also fits cold and
+    publishes the better fit; above it, a run on more than twice the answers of the newest
+    cold fit starts cold."""
+    if large:
+        monkeypatch.setattr("crowd.jobs.COLD_FIT_ANSWERS", 0)
     pid = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=0.0)["id"]
     post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(20)])
     truth = {f"t{i}": "ab"[i % 2] for i in range(20)}
@@ -176,7 +181,7 @@ def test_a_small_projects_run_is_never_worse_than_a_cold_fit_of_its_answers(
     drain(settings)
     first, second = runs(client, requester, pid)
     assert first["answers"] == 1 and not first["warm_start"]
-    assert second["answers"] == 60 and not second["warm_start"]  # the cold fit won
+    assert second["answers"] == 60 and not second["warm_start"]  # the cold fit was published
     assert {t: r["label"] for t, r in results(client, requester, pid).items()} == truth
 
 
@@ -311,23 +316,3 @@ def test_dynamic_overlap_closes_confident_tasks_and_extends_uncertain_ones(
     assert counts["tasks_complete"] == 2 and counts["answers"] == 6
     pending = results(client, requester, pid, "&status=pending")
     assert pending == {}
-
-
-def test_a_run_on_far_more_answers_than_the_last_cold_fit_starts_cold(
-    client, requester, make_worker, make_project, settings, monkeypatch
-) -> None:
-    """A first run on one answer sees one class; warm-starting from it would keep that."""
-    monkeypatch.setattr("crowd.jobs.COLD_FIT_ANSWERS", 0)  # as in a large project
-    pid = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=0.0)["id"]
-    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(20)])
-    truth = {f"t{i}": "ab"[i % 2] for i in range(20)}
-    workers = [make_worker(requester, f"w{i}") for i in range(3)]
-    answer_next(client, workers[0], pid, truth.__getitem__)
-    drain(settings)
-    for i, worker in enumerate(workers):
-        for _ in range(19 if i == 0 else 20):
-            answer_next(client, worker, pid, truth.__getitem__)
-    drain(settings)
-    first, second = runs(client, requester, pid)
-    assert first["answers"] == 1 and not second["warm_start"]
-    assert {t: r["label"] for t, r in results(client, requester, pid).items()} == truth
