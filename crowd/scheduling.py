@@ -272,10 +272,17 @@ def _orphaned(redis: Redis, project_id: int) -> bool:
 
 
 def job_lost(redis: Redis, rq_job_id: str) -> bool:
-    """Nothing will run this RQ job (any of crowd's): it is gone, ended without running, or
-    was started by a worker that is no longer busy with it. The last happens when Redis goes
-    away just as a worker hands the job to its work-horse: RQ's worker quits, and the job
-    stays ``started`` in Redis's append-only file for the hour of its timeout."""
+    """Nothing will run this RQ job (any of crowd's): it is gone, ended without running, was
+    started by a worker that is no longer busy with it, or is ``queued`` but in no queue.
+
+    The last two happen when Redis goes away while a worker takes the job, with Redis's
+    append-only file keeping what was written: a worker that had popped the job from its
+    queue but not yet marked it started leaves it ``queued`` in no queue, and one that had
+    marked it started quits and leaves it ``started``, each for the hour of its timeout. (A
+    healthy worker's job is out of the queue and still ``queued`` for a moment between the
+    two; callers act only on runs queued for over :data:`LOST_AFTER`, and a retry of a run
+    that then starts anyway is harmless: :func:`crowd.store.runs.start` lets one of them run.)
+    """
     try:
         job = Job.fetch(rq_job_id, connection=redis)
     except NoSuchJobError:
@@ -283,6 +290,8 @@ def job_lost(redis: Redis, rq_job_id: str) -> bool:
     status = job.get_status()
     if status == JobStatus.STARTED:
         return not _worker_busy_with(redis, job)
+    if status == JobStatus.QUEUED:
+        return redis.lpos(Queue(job.origin, connection=redis).key, job.id) is None
     return status not in _WILL_RUN
 
 

@@ -75,6 +75,27 @@ def test_a_queued_run_whose_job_a_vanished_worker_had_started_is_requeued(
     _drained_history(client, requester, pid, settings)
 
 
+def test_a_queued_run_whose_job_a_vanished_worker_had_popped_is_requeued(
+    client, requester, make_worker, make_project, settings, database: Database
+) -> None:
+    """Redis went away just after a worker popped the run's job from its queue (Redis's
+    append-only file kept the pop) and before the worker marked it started: the job stays
+    ``queued`` in no queue, and no worker will ever take it."""
+    pid = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=0.0)["id"]
+    post_tasks(client, requester, pid, [{"external_id": "t0"}])
+    answer_next(client, make_worker(requester), pid, lambda t: "a")
+    flush_all()
+    (stranded,) = runs(client, requester, pid)
+    assert settings.redis_url
+    redis = Redis.from_url(settings.redis_url)
+    job = Job.fetch(scheduling.job_id(stranded["id"]), connection=redis)
+    Queue(job.origin, connection=redis).remove(job)
+    assert job.get_status() == JobStatus.QUEUED
+    _queued_long_ago(database, stranded["id"])
+
+    _drained_history(client, requester, pid, settings)
+
+
 def _queued_long_ago(database: Database, run_id: int) -> None:
     with database.transaction() as cur:
         cur.execute(
