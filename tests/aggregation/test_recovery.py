@@ -58,20 +58,10 @@ def test_a_queued_run_whose_job_a_vanished_worker_had_started_is_requeued(
 ) -> None:
     """Redis went away just as a worker handed the run's job to its work-horse: RQ's worker
     quit, the job stayed ``started`` (Redis kept it), and the run never began."""
-    pid = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=0.0)["id"]
-    post_tasks(client, requester, pid, [{"external_id": "t0"}])
-    answer_next(client, make_worker(requester), pid, lambda t: "a")
-    flush_all()
-    (stranded,) = runs(client, requester, pid)
-    assert settings.redis_url
-    redis = Redis.from_url(settings.redis_url)
-    job = Job.fetch(scheduling.job_id(stranded["id"]), connection=redis)
-    Queue(job.origin, connection=redis).remove(job)
+    pid, job = _popped_job(client, requester, make_worker, make_project, settings, database)
     job.worker_name = "a-worker-that-quit"
     job.set_status(JobStatus.STARTED)
     job.save()
-    _queued_long_ago(database, stranded["id"])
-
     _drained_history(client, requester, pid, settings)
 
 
@@ -81,6 +71,22 @@ def test_a_queued_run_whose_job_a_vanished_worker_had_popped_is_requeued(
     """Redis went away just after a worker popped the run's job from its queue (Redis's
     append-only file kept the pop) and before the worker marked it started: the job stays
     ``queued`` in no queue, and no worker will ever take it."""
+    pid, job = _popped_job(client, requester, make_worker, make_project, settings, database)
+    assert job.get_status() == JobStatus.QUEUED
+    _drained_history(client, requester, pid, settings)
+
+
+def _popped_job(
+    client: FlaskClient,
+    requester: str,
+    make_worker: Any,
+    make_project: Any,
+    settings: Settings,
+    database: Database,
+) -> tuple[int, Job]:
+    """A project whose one queued run's job has been taken out of its queue, as a worker
+    popping it does; the run is made old enough for the workers' sweep. Returns
+    ``(project id, job)``."""
     pid = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=0.0)["id"]
     post_tasks(client, requester, pid, [{"external_id": "t0"}])
     answer_next(client, make_worker(requester), pid, lambda t: "a")
@@ -90,10 +96,8 @@ def test_a_queued_run_whose_job_a_vanished_worker_had_popped_is_requeued(
     redis = Redis.from_url(settings.redis_url)
     job = Job.fetch(scheduling.job_id(stranded["id"]), connection=redis)
     Queue(job.origin, connection=redis).remove(job)
-    assert job.get_status() == JobStatus.QUEUED
     _queued_long_ago(database, stranded["id"])
-
-    _drained_history(client, requester, pid, settings)
+    return pid, job
 
 
 def _queued_long_ago(database: Database, run_id: int) -> None:
