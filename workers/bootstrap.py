@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 REAP_EVERY = 15
 #: Seconds between a worker quitting on an error (Redis gone) and the next one starting.
 RESTART_AFTER = 2.0
+#: Seconds the worker's command (pub/sub) thread waits for a message before it checks whether
+#: it should stop. RQ uses 60, and redis-py >= 8.2 joins that thread with no time limit when it
+#: stops, so a stopping worker hung for up to a minute; 1 s bounds the stop on any version.
+PUBSUB_WAKE = 1.0
 
 
 def preload() -> None:
@@ -52,6 +56,15 @@ class CrowdWorker(Worker):
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_asked = True
         super().request_stop(signum, frame)
+
+    def subscribe(self) -> None:
+        """RQ's subscription to this worker's command channel, with a thread that wakes every
+        :data:`PUBSUB_WAKE` seconds, so that stopping it (in RQ's teardown) is bounded."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=PUBSUB_WAKE, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
