@@ -3,19 +3,40 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+# Every install takes its versions from the lock (`make upgrade` refreshes it), so a release
+# published tomorrow cannot change what `make run` and `make test` install today.
+LOCK    = constraints.txt
+PIP     = $(BIN)/pip install -q -c $(LOCK)
+PIP_VERSION = 26.3
 
-.PHONY: venv bench-venv run test lint chromium bench-em bench-accuracy bench-api
+.PHONY: venv run-venv bench-venv run test lint chromium upgrade bench-em bench-accuracy bench-api
 
-$(BIN)/crowd: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(BIN)/crowd
+	$(BIN)/pip install -q pip==$(PIP_VERSION)
 
-venv: $(BIN)/crowd
+# What running needs (`make run`), and what testing adds (`make test`): two stamps, so that
+# `make run` installs no test tools and a later `make test` adds only those.
+$(VENV)/.installed-run: pyproject.toml $(LOCK) | $(BIN)/python
+	$(PIP) -e .
+	touch $@
 
-run: venv
+$(VENV)/.installed-dev: pyproject.toml $(LOCK) | $(BIN)/python
+	$(PIP) -e '.[dev]'
+	touch $@ $(VENV)/.installed-run
+
+run-venv: $(VENV)/.installed-run
+
+venv: $(VENV)/.installed-dev
+
+run: run-venv
 	$(BIN)/crowd demo
+
+# Resolve every dependency (all extras, every platform and Python the project supports) to
+# its newest allowed release and write the lock; review the diff, run `make test`, commit.
+upgrade: $(BIN)/python
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --upgrade -q -o $(LOCK)
 
 lint: venv
 	$(BIN)/ruff check crowd workers tests benchmarks
@@ -32,13 +53,13 @@ chromium:
 	  $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 
 test: lint chromium
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 # Benchmarks (not part of the tests): each prints our figure beside its peer's, as a ratio.
 DATA ?= ../shared/datasets
 
 bench-venv: venv
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(PIP) -e '.[dev,bench]'
 
 bench-em: bench-venv
 	$(BIN)/python benchmarks/em_speed.py

@@ -184,3 +184,34 @@ def live_url(app: Flask, clean: None) -> Iterator[str]:
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session
+
+
+#: A test whose call takes longer than this must say why in its docstring: the suite's time is a
+#: guarded figure (under 6 minutes on a 2-core machine), and a slow test with no reason given
+#: fails the session (see :func:`pytest_sessionfinish`).
+SLOW_SECONDS = 20.0
+_slow_without_reason: list[tuple[str, float]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.duration > SLOW_SECONDS:
+        function = getattr(item, "function", None)
+        if not (function is not None and (function.__doc__ or "").strip()):
+            _slow_without_reason.append((item.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _slow_without_reason:
+        terminalreporter.section(f"tests over {SLOW_SECONDS:.0f} s with no reason given")
+        for nodeid, seconds in _slow_without_reason:
+            terminalreporter.write_line(
+                f"{seconds:6.1f} s {nodeid}: say in its docstring why it needs this long"
+            )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _slow_without_reason and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -62,7 +62,7 @@ class CrowdWorker(Worker):
         :data:`PUBSUB_WAKE` seconds, so that stopping it (in RQ's teardown) is bounded."""
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]  # RQ: None
             sleep_time=PUBSUB_WAKE, daemon=True, exception_handler=self._pubsub_exception_handler
         )
 

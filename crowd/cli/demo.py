@@ -12,7 +12,7 @@ from types import FrameType
 import click
 import requests
 
-from crowd.cli.serve import listen_options, servers_ready
+from crowd.cli.serve import check_listen, listen_options, servers_ready
 from crowd.demo.report import bans, score, table
 from crowd.demo.run import Progress, play
 from crowd.demo.scenarios import Scenario, replay, simulated
@@ -113,6 +113,7 @@ def demo(
     truth, answers used with a fixed overlap, and who was banned; then the service keeps
     serving (the dashboard URL is printed) until Ctrl-C, or stops with --exit.
     """
+    check_listen(host, port)
     if data is not None:
         try:
             scenario = replay(data, limit_tasks=limit_tasks or None, seed=seed)

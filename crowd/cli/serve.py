@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -32,13 +34,49 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def listen_options(command: F) -> F:
-    """``--host`` and ``--port``, as `crowd serve` and `crowd demo` take them."""
+    """``--host`` and ``--port``, as `crowd serve` and `crowd demo` take them (check them with
+    :func:`check_listen` before starting anything)."""
     command = click.option(
-        "--port", default=8000, show_default=True, type=int, help="Port to listen on."
+        "--port", default=8000, show_default=True, type=int, help="Port to listen on (1-65535)."
     )(command)
     return click.option(
         "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
     )(command)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Exit with status 2 and one line on stderr unless ``host:port`` can be listened on.
+
+    Called before any server starts: gunicorn, given a port it cannot bind, retries and logs
+    for seconds, and a second `make run` would meanwhile find the first one's service
+    healthy on that port and drive it instead of its own.
+    """
+
+    def fail(message: str) -> None:
+        click.echo(f"crowd: error: {message}", err=True)
+        raise SystemExit(2)
+
+    if not 1 <= port <= 65535:
+        fail(f"--port {port} is not a port: give a number from 1 to 65535, e.g. --port 8000")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        fail(f"cannot listen on --host {host}: {exc.strerror}; give an address such as 127.0.0.1")
+    with socket.socket(family, kind, proto) as probe:
+        # As gunicorn binds: a port whose old connections linger in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except PermissionError:
+            fail(f"port {port} is privileged (below 1024) and needs root: pass --port 8000 or "
+                 "another port above 1023")  # fmt: skip
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(f"{host}:{port} is already in use (is another `crowd serve` or `make run` "
+                     "serving there?): stop it, or pass another --port")  # fmt: skip
+            fail(f"cannot listen on {host}:{port}: {exc.strerror}; check --host and --port")
 
 
 @dataclass(frozen=True)
@@ -116,6 +154,7 @@ def serve(
     everything. Applies pending migrations first. On the first start against an empty
     database it prints a requester token and the next steps.
     """
+    check_listen(host, port)
     with servers_ready("first requester", first_start_only=True) as servers:
         if servers.token:
             _welcome(servers.token, host, port)

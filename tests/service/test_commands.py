@@ -211,3 +211,45 @@ def test_worker_burst_runs_queued_jobs_and_exits(settings: Settings, clean: None
     assert done.returncode == 0, done.stderr
     job.refresh()
     assert job.get_status() == "finished" and job.return_value() == 3628800
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("crowd: error: "), proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return lines[0]
+
+
+def test_serve_and_demo_on_a_port_in_use_say_so_in_one_line_and_exit_2(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A second `make run` (or `crowd serve`) while one serves must not start servers, nor
+    drive the instance already listening there: it stops at once, before anything starts."""
+    env = _env(CROWD_DATA_DIR=str(tmp_path / "data"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for command in (["serve"], ["demo", "--exit"]):
+            proc = subprocess.run(
+                [CROWD, *command, "--port", port],
+                env=env, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            line = _one_error_line(proc)
+            assert f"127.0.0.1:{port} is already in use" in line and "--port" in line
+    assert not (tmp_path / "data").exists()  # no embedded server was started
+
+
+def test_a_port_that_cannot_be_bound_gets_one_line_and_exit_2() -> None:
+    for port, expected in (("70000", "give a number from 1 to 65535"), ("0", "1 to 65535")):
+        proc = subprocess.run(
+            [CROWD, "serve", "--port", port],
+            env=_env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert expected in _one_error_line(proc)
+    proc = subprocess.run(
+        [CROWD, "serve", "--host", "no-such-host.invalid"],
+        env=_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "--host no-such-host.invalid" in _one_error_line(proc)
