@@ -26,6 +26,8 @@ LABELS = ["a", "b", "c"]
 def test_concurrent_workers_never_break_overlap_or_lose_answers(
     live_url: str, requester: str, database: Database
 ) -> None:
+    """Slow (10-15 s on 2 cores): many threads race for the same tasks over real HTTP, and
+    leases of 5 s must expire for the hand-out-again path to be exercised."""
     api = f"{live_url}/api/v1"
     hdr = {"Authorization": f"Bearer {requester}"}
     project = requests.post(

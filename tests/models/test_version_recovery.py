@@ -74,6 +74,8 @@ def test_a_queued_version_whose_job_vanished_with_redis_is_queued_again_and_trai
 def test_a_training_whose_worker_is_killed_is_failed_and_retried_and_the_retry_trains(
     client, requester, make_worker, make_project, settings, database: Database
 ) -> None:
+    """Slow (about 12 s): a real worker is SIGKILLed mid-training, and the lost job is found
+    only by the next maintenance sweep of another worker."""
     pid = _trained_project(client, requester, make_worker, make_project, settings)
     killed_id = _ask_for_version(client, requester, pid)
 

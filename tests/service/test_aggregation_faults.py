@@ -33,6 +33,8 @@ def _wait_for(check, seconds: float = 60.0) -> None:  # type: ignore[no-untyped-
 def test_a_worker_killed_while_publishing_leaves_nothing_and_the_run_is_retried(
     client, requester, make_worker, make_project, settings, database: Database
 ) -> None:
+    """Slow (about 10 s): a real worker is SIGKILLed while publishing, and the retry comes from
+    another worker's maintenance sweep."""
     pid = make_project(requester, labels=["a", "b"], overlap=2, gold_rate=0.0)["id"]
     post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(10)])
     for name in ("w0", "w1"):
@@ -84,6 +86,8 @@ def _lock_released(database: Database, project_id: int) -> bool:
 def test_a_failing_run_is_recorded_with_its_error_and_shown_by_the_api(
     client, requester, make_worker, make_project, settings, database: Database
 ) -> None:
+    """Slow (about 10 s): a real RQ worker runs the failing job, with RQ's retry and failure
+    bookkeeping."""
     pid = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=0.0)["id"]
     post_tasks(client, requester, pid, [{"external_id": "t0"}])
     with database.transaction() as cur:  # a method this version does not know
@@ -130,6 +134,8 @@ def _published(client, token: str, pid: int) -> tuple[object, object]:  # type: 
 def test_results_after_a_killed_run_is_retried_equal_a_clean_runs(
     client, requester, make_worker, make_project, settings, database: Database
 ) -> None:
+    """Slow (about 15 s): two projects are aggregated by real workers, one of them SIGKILLed
+    mid-run and retried by the sweep."""
     spec = {"labels": ["a", "b", "c"], "overlap": 3, "gold_rate": 0.0, "method": "ds"}
     tasks = [{"external_id": f"t{i}"} for i in range(12)]
     workers = [make_worker(requester, f"w{i}") for i in range(3)]

@@ -45,6 +45,8 @@ def _export_sessions(database: Database) -> int:
 def test_a_client_that_stops_reading_an_export_loses_its_slot(
     settings: Settings, database: Database, clean: None, tmp_path: Path
 ) -> None:
+    """Slow (about 18 s): a real gunicorn must notice, through its idle timeout, that a client
+    stopped reading."""
     assert settings.database_url and settings.redis_url
     crowd = Crowd(settings.database_url, settings.redis_url, tmp_path)
     crowd.env.update(CROWD_EXPORT_CONCURRENCY="1", CROWD_EXPORT_IDLE_TIMEOUT="2")

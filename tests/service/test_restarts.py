@@ -90,6 +90,8 @@ def _caught_up(database_url: str, pid: int, stored: int) -> bool:
 def test_postgres_restart_under_load_gives_503_with_retry_after_and_recovers_by_itself(
     own_postgres: OwnPostgres, servers: tuple[str, str], tmp_path: Path
 ) -> None:
+    """Slow (about 20 s): a PostgreSQL server of the test's own is stopped and started again
+    under load, and the service must recover by itself."""
     url = own_postgres.create_database(f"crowd_faults_{uuid.uuid4().hex[:8]}")
     crowd = Crowd(url, servers[1], tmp_path)
     requester = crowd.token()  # also migrates
@@ -131,6 +133,8 @@ def _gunicorn(crowd: Crowd) -> list[psutil.Process]:
 def test_redis_restart_under_load_loses_no_answer_and_aggregation_catches_up(
     own_redis: OwnRedis, settings, clean: None, tmp_path: Path
 ) -> None:
+    """Slow (up to a minute): a Redis server of the test's own is restarted under load, and the
+    test waits for the worker to come back and every answer to be aggregated."""
     url = settings.database_url
     crowd = Crowd(url, own_redis.url, tmp_path)
     requester = crowd.token()
@@ -173,6 +177,8 @@ def test_redis_restart_under_load_loses_no_answer_and_aggregation_catches_up(
 def test_redis_dying_while_a_run_is_in_progress_leaves_the_worker_running_and_caught_up(
     own_redis: OwnRedis, settings, clean: None, tmp_path: Path
 ) -> None:
+    """Slow (about 30 s): Redis dies while a run is held in progress, and the worker must
+    restart itself and catch up once Redis is back."""
     url = settings.database_url
     crowd = Crowd(url, own_redis.url, tmp_path)
     requester = crowd.token()

@@ -17,6 +17,8 @@ import stress
 def test_200_workers_skipping_and_abandoning_keep_every_invariant(
     settings: Settings, clean: None, tmp_path: Path
 ) -> None:
+    """Slow (about 60 s): 200 workers answer, skip and abandon 600 tasks over real HTTP for up
+    to a minute, as long as leases take to expire and be handed out again."""
     assert settings.database_url and settings.redis_url
     cfg = stress.Config(
         tasks=600, workers=200, lease=5, skip=0.1, abandon=0.05, late=0.01, max_seconds=60
