@@ -414,12 +414,19 @@ def _paths() -> dict[str, Any]:
         "/api/v1/projects/{project_id}/tasks": {
             "post": {
                 "summary": "Post a batch of up to 10,000 tasks; idempotent on external_id",
+                "description": (
+                    "A task whose external_id the project already has is not created again "
+                    "(it counts as `existing`), so a retried batch is harmless. A task is "
+                    "fixed once posted: an external_id sent again with other `data` or `gold` "
+                    "is a 409 (`task_changed`) naming those external_ids, and nothing of the "
+                    "batch is stored; post changed content under new external_ids."
+                ),
                 "security": requester,
                 "parameters": [pid],
                 "requestBody": _body(TasksIn),
                 "responses": {
                     "201": _ok(
-                        "Counts of created and already existing tasks",
+                        "Counts of created tasks and of tasks already posted with this content",
                         {
                             "type": "object",
                             "required": ["created", "existing"],
@@ -430,6 +437,10 @@ def _paths() -> dict[str, Any]:
                         },
                     ),
                     **_errors(400, 401, 403, 404, 413, 422, 503),
+                    "409": _ok(
+                        "Tasks already posted with other data or gold; the message names them",
+                        _ref("Error"),
+                    ),
                 },
             },
         },
