@@ -190,7 +190,9 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
     assert leftovers == []
 
 
-def test_worker_burst_runs_queued_jobs_and_exits(settings: Settings, clean: None) -> None:
+def test_worker_burst_runs_queued_jobs_and_exits_logging_jobs_but_not_maintenance(
+    settings: Settings, clean: None
+) -> None:
     from redis import Redis
     from rq import Queue
 
@@ -199,6 +201,7 @@ def test_worker_burst_runs_queued_jobs_and_exits(settings: Settings, clean: None
     assert settings.redis_url
     queue = Queue(QUEUES[0], connection=Redis.from_url(settings.redis_url))
     job = queue.enqueue("math.factorial", 10)
+    failing = queue.enqueue("math.sqrt", -1)
     done = subprocess.run(
         [CROWD, "worker", "--burst"],
         env=_env(
@@ -211,3 +214,8 @@ def test_worker_burst_runs_queued_jobs_and_exits(settings: Settings, clean: None
     assert done.returncode == 0, done.stderr
     job.refresh()
     assert job.get_status() == "finished" and job.return_value() == 3628800
+    # Each job's start, result and failure is in the log; RQ's registry cleaning is not.
+    log = done.stdout + done.stderr
+    assert f"crowd: math.factorial(10) ({job.id})" in log and f"Job OK ({job.id})" in log
+    assert failing.id in log and "math domain error" in log
+    assert "cleaning" not in log
