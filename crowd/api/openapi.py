@@ -201,8 +201,14 @@ _SCHEMAS: dict[str, Any] = {
             },
             "label_source": {
                 "type": "string",
-                "enum": ["crowd", "model"],
-                "description": "model: closed by auto-labelling, the label is the model's",
+                "enum": ["crowd", "model", "gold"],
+                "description": "model: closed by auto-labelling, the label is the model's;"
+                " gold: a gold task's known label (with ?include_gold=true)",
+            },
+            "gold": {
+                "type": ["string", "null"],
+                "description": "with ?include_gold=true: a gold task's known label (null on"
+                " regular tasks); a gold task's row has it as label, confidence null",
             },
             "model_label": {
                 "type": ["string", "null"],
@@ -482,7 +488,8 @@ def _paths() -> dict[str, Any]:
         },
         "/api/v1/projects/{project_id}/results": {
             "get": {
-                "summary": "Aggregated label per task, by task id",
+                "summary": "Aggregated label per task, by task id (gold tasks only with "
+                "?include_gold=true)",
                 "security": requester,
                 "parameters": [
                     pid,
@@ -495,6 +502,12 @@ def _paths() -> dict[str, Any]:
                     ),
                     _query("status", {"type": "string", "enum": ["complete", "pending"]}),
                     _query("posteriors", {"type": "boolean"}, "add each label's probability"),
+                    _query(
+                        "include_gold",
+                        {"type": "boolean"},
+                        "also list gold (control) tasks, left out by default: label and gold "
+                        "are their known label, confidence null, status complete",
+                    ),
                 ],
                 "responses": {
                     "200": _ok("A page of results", _page_of("results", _ref("Result"))),
