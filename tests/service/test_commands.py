@@ -127,6 +127,8 @@ def test_serve_runs_gunicorn_and_greets_an_empty_database(
     token = re.search(r"crowd_[A-Za-z0-9_-]{43}", output[0])
     assert token, output
     assert "Next steps" in output[0]
+    assert f"{url}/label#token=" in output[0]  # where a worker labels, and the dashboard
+    assert f"{url}/dashboard#token={token.group(0)}" in output[0]
     with database.transaction() as cur:
         account = accounts.authenticate(cur, token.group(0))
     assert account is not None and account.role == Role.REQUESTER
