@@ -667,7 +667,7 @@ def _model_paths(pid: dict[str, Any]) -> dict[str, Any]:
 # Issue 7 (UI): what the labelling page and the dashboard read beyond the endpoints above.
 _SCHEMAS["WorkerProject"] = {
     "type": "object",
-    "required": ["id", "name", "labels", "lease_seconds", "banned", "ban_reason"],
+    "required": ["id", "name", "labels", "lease_seconds", "banned", "ban_reason", "has_tasks"],
     "properties": {
         "id": {"type": "integer"},
         "name": {"type": "string"},
@@ -675,6 +675,12 @@ _SCHEMAS["WorkerProject"] = {
         "lease_seconds": {"type": "integer"},
         "banned": {"type": "boolean"},
         "ban_reason": {"type": ["string", "null"]},
+        "has_tasks": {
+            "type": "boolean",
+            "description": "a task is waiting for this worker now (a fetch would get one);"
+            " false when all are answered, reserved by others or seen by this worker, or"
+            " when it is banned",
+        },
     },
 }
 _SCHEMAS["ProjectStats"] = {
