@@ -234,6 +234,11 @@ _SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string", "format": "date-time"},
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "seconds": {
+                "type": ["number", "null"],
+                "description": "finished_at - started_at, to the millisecond (null until the"
+                " run ends): reading the snapshot, fitting and publishing",
+            },
             "answers": {"type": ["integer", "null"]},
             "tasks": {"type": ["integer", "null"]},
             "workers": {"type": ["integer", "null"]},
