@@ -138,12 +138,10 @@ def test_when_the_reservation_runs_out_the_next_task_is_fetched(
 def test_the_chooser_lists_only_projects_with_a_task_left_for_this_worker(
     page: Page, client, requester, make_project, make_worker
 ) -> None:
-    pids = {
-        name: make_project(requester, name=name, labels=["yes", "no"], overlap=1, gold_rate=0.0)[
-            "id"
-        ]  # fmt: skip
-        for name in ("done", "empty", "open one", "open two")
-    }
+    pids = {}
+    for name in ("done", "empty", "open one", "open two"):
+        project = make_project(requester, name=name, labels=["yes", "no"], overlap=1, gold_rate=0)
+        pids[name] = project["id"]
     for name in ("done", "open one", "open two"):
         _post_tasks(client, requester, pids[name], [{"external_id": f"{name} 1"}])
     other = make_worker(requester, "other")  # answers the only task of "done"
