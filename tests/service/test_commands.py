@@ -214,10 +214,10 @@ def test_worker_burst_runs_queued_jobs_and_exits_logging_jobs_but_not_maintenanc
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    job.refresh()
-    assert job.get_status() == "finished" and job.return_value() == 3628800
     # Each job's start, result and failure is in the log; RQ's registry cleaning is not.
     log = done.stdout + done.stderr
     assert f"crowd: math.factorial(10) ({job.id})" in log and f"Job OK ({job.id})" in log
     assert failing.id in log and "math domain error" in log
     assert "cleaning" not in log
+    job.refresh()
+    assert job.get_status() == "finished" and job.return_value() == 3628800
