@@ -40,6 +40,25 @@ RESTART_AFTER = 2.0
 PUBSUB_WAKE = 1.0
 
 
+class QuietMaintenance(logging.Filter):
+    """Demote RQ's per-round maintenance lines ("cleaning registries for queue ...", four every
+    :data:`REAP_EVERY` seconds) to DEBUG, so an idle worker's log stays quiet while job
+    starts, results and failures stay at INFO and above. They show again at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and "cleaning" in str(record.msg):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def quiet_maintenance() -> None:
+    """Install :class:`QuietMaintenance` on RQ's worker logger (once)."""
+    logger = logging.getLogger("rq.worker")
+    if not any(isinstance(f, QuietMaintenance) for f in logger.filters):
+        logger.addFilter(QuietMaintenance())
+
+
 def preload() -> None:
     modules = ("numpy", "scipy.special", "scipy.sparse", "pyarrow.csv", "crowd.em")
     for name in (*modules, "crowd.learn"):  # crowd.learn: scikit-learn, for model training
@@ -105,6 +124,7 @@ def run(settings: Settings, *, burst: bool = False) -> None:
     restart does not leave the machine without a worker.
     """
     preload()
+    quiet_maintenance()
     while True:
         worker = None
         try:

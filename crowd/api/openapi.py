@@ -201,8 +201,14 @@ _SCHEMAS: dict[str, Any] = {
             },
             "label_source": {
                 "type": "string",
-                "enum": ["crowd", "model"],
-                "description": "model: closed by auto-labelling, the label is the model's",
+                "enum": ["crowd", "model", "gold"],
+                "description": "model: closed by auto-labelling, the label is the model's;"
+                " gold: a gold task's known label (with ?include_gold=true)",
+            },
+            "gold": {
+                "type": ["string", "null"],
+                "description": "with ?include_gold=true: a gold task's known label (null on"
+                " regular tasks); a gold task's row has it as label, confidence null",
             },
             "model_label": {
                 "type": ["string", "null"],
@@ -228,6 +234,11 @@ _SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string", "format": "date-time"},
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "seconds": {
+                "type": ["number", "null"],
+                "description": "finished_at - started_at, to the millisecond (null until the"
+                " run ends): reading the snapshot, fitting and publishing",
+            },
             "answers": {"type": ["integer", "null"]},
             "tasks": {"type": ["integer", "null"]},
             "workers": {"type": ["integer", "null"]},
@@ -414,12 +425,19 @@ def _paths() -> dict[str, Any]:
         "/api/v1/projects/{project_id}/tasks": {
             "post": {
                 "summary": "Post a batch of up to 10,000 tasks; idempotent on external_id",
+                "description": (
+                    "A task whose external_id the project already has is not created again "
+                    "(it counts as `existing`), so a retried batch is harmless. A task is "
+                    "fixed once posted: an external_id sent again with other `data` or `gold` "
+                    "is a 409 (`task_changed`) naming those external_ids, and nothing of the "
+                    "batch is stored; post changed content under new external_ids."
+                ),
                 "security": requester,
                 "parameters": [pid],
                 "requestBody": _body(TasksIn),
                 "responses": {
                     "201": _ok(
-                        "Counts of created and already existing tasks",
+                        "Counts of created tasks and of tasks already posted with this content",
                         {
                             "type": "object",
                             "required": ["created", "existing"],
@@ -430,6 +448,10 @@ def _paths() -> dict[str, Any]:
                         },
                     ),
                     **_errors(400, 401, 403, 404, 413, 422, 503),
+                    "409": _ok(
+                        "Tasks already posted with other data or gold; the message names them",
+                        _ref("Error"),
+                    ),
                 },
             },
         },
@@ -471,7 +493,8 @@ def _paths() -> dict[str, Any]:
         },
         "/api/v1/projects/{project_id}/results": {
             "get": {
-                "summary": "Aggregated label per task, by task id",
+                "summary": "Aggregated label per task, by task id (gold tasks only with "
+                "?include_gold=true)",
                 "security": requester,
                 "parameters": [
                     pid,
@@ -484,6 +507,12 @@ def _paths() -> dict[str, Any]:
                     ),
                     _query("status", {"type": "string", "enum": ["complete", "pending"]}),
                     _query("posteriors", {"type": "boolean"}, "add each label's probability"),
+                    _query(
+                        "include_gold",
+                        {"type": "boolean"},
+                        "also list gold (control) tasks, left out by default: label and gold "
+                        "are their known label, confidence null, status complete",
+                    ),
                 ],
                 "responses": {
                     "200": _ok("A page of results", _page_of("results", _ref("Result"))),
@@ -643,7 +672,7 @@ def _model_paths(pid: dict[str, Any]) -> dict[str, Any]:
 # Issue 7 (UI): what the labelling page and the dashboard read beyond the endpoints above.
 _SCHEMAS["WorkerProject"] = {
     "type": "object",
-    "required": ["id", "name", "labels", "lease_seconds", "banned", "ban_reason"],
+    "required": ["id", "name", "labels", "lease_seconds", "banned", "ban_reason", "has_tasks"],
     "properties": {
         "id": {"type": "integer"},
         "name": {"type": "string"},
@@ -651,6 +680,12 @@ _SCHEMAS["WorkerProject"] = {
         "lease_seconds": {"type": "integer"},
         "banned": {"type": "boolean"},
         "ban_reason": {"type": ["string", "null"]},
+        "has_tasks": {
+            "type": "boolean",
+            "description": "a task is waiting for this worker now (a fetch would get one);"
+            " false when all are answered, reserved by others or seen by this worker, or"
+            " when it is banned",
+        },
     },
 }
 _SCHEMAS["ProjectStats"] = {

@@ -28,25 +28,39 @@ def list_results(project_id: int) -> ResponseReturnValue:
     ``?posteriors=true`` adds each label's probability. In a project with a model,
     ``model_label`` and ``model_confidence`` are the latest version's prediction (null before
     one), and ``label_source`` is ``model`` for a task closed by auto-labelling, else ``crowd``.
+    Gold tasks are left out unless ``?include_gold=true``, which adds them with their known
+    label as ``label`` and ``gold`` (null on regular tasks), ``confidence`` null and status
+    ``complete``.
     """
     project = auth.project_for_requester(project_id)
     after, limit = body.page_params()
     since_run = body.int_arg("since_run")
     status = body.choice_arg("status", ("complete", "pending"))
     with_posteriors = body.flag_arg("posteriors")
+    include_gold = body.flag_arg("include_gold")
     with deps.db().transaction() as cur:
         # One snapshot for the page and last_run_id: a run committing between the two reads
         # would otherwise be skipped for good by a client polling with since_run.
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         last_run_id = projects.last_run_id(cur, project.id)
-        rows = results.page(cur, project.id, after, limit, since_run=since_run, status=status)
+        rows = results.page(
+            cur,
+            project.id,
+            after,
+            limit,
+            since_run=since_run,
+            status=status,
+            include_gold=include_gold,
+        )
     out = []
     labels = project.labels
     for (task_id, external_id, answers, complete, run_id, label, confidence, used, posteriors,
-         mv_label, mv_votes, model_label, model_confidence, auto) in rows:  # fmt: skip
+         mv_label, mv_votes, model_label, model_confidence, auto, gold) in rows:  # fmt: skip
         item: dict[str, Any] = {"task_id": task_id, "external_id": external_id}
         by_model = auto and run_id is None and model_label is not None
-        if by_model:  # auto-labelled: no crowd answer, the model's label stands
+        if gold is not None:  # a control task: its known label, not an estimate
+            item.update(label=labels[gold], confidence=None, run_id=None)
+        elif by_model:  # auto-labelled: no crowd answer, the model's label stands
             item.update(label=labels[model_label], confidence=round(model_confidence, 6),
                         run_id=None)  # fmt: skip
         elif run_id is not None:
@@ -62,9 +76,11 @@ def list_results(project_id: int) -> ResponseReturnValue:
             aggregated_answers=used if run_id is not None else 0,
             status="complete" if complete else "pending",
         )
+        if include_gold:
+            item["gold"] = labels[gold] if gold is not None else None
         if project.model is not None:
             item.update(
-                label_source="model" if by_model else "crowd",
+                label_source="gold" if gold is not None else "model" if by_model else "crowd",
                 model_label=labels[model_label] if model_label is not None else None,
                 model_confidence=(
                     round(model_confidence, 6) if model_confidence is not None else None

@@ -8,17 +8,27 @@ from flask.typing import ResponseReturnValue
 from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
 from crowd.api.schemas import TasksIn
-from crowd.errors import Invalid
+from crowd.errors import Conflict, Invalid
 from crowd.store import tasks
 from crowd.store.tasks import NewTask
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/projects")
 
 
+#: External ids a 409 names before it says "and N more".
+_NAMED = 20
+
+
 @bp.post("/<int:project_id>/tasks")
 @auth.require(*MANAGERS)
 @idempotency.idempotent()
 def post_batch(project_id: int) -> ResponseReturnValue:
+    """Create the batch's new tasks; ``existing`` counts those already posted identically.
+
+    A task is fixed once posted: re-posting an external_id with other ``data`` or ``gold`` is a
+    409 naming those external_ids, and nothing of the batch is stored, so a retry of the same
+    batch stays harmless and an edit is never silently dropped.
+    """
     project = auth.project_for_requester(project_id)
     spec = body.json_body(TasksIn)
     limit = deps.settings().max_batch_tasks
@@ -46,8 +56,24 @@ def post_batch(project_id: int) -> ResponseReturnValue:
         batch.append(NewTask(task.external_id, task.data, gold))
     with idempotency.transaction() as cur:
         created = tasks.insert_batch(cur, project.id, project.overlap, batch)
+        if created < len(batch):
+            _refuse_changes(tasks.differing(cur, project.id, batch))
         out = {"created": created, "existing": len(batch) - created}
         idempotency.record(cur, 201, out)
     if any(t.gold is not None for t in batch) and not project.has_gold:
         auth.forget_project(project.id)  # so this process mixes the gold in at once
     return jsonify(out), 201
+
+
+def _refuse_changes(changed: list[str]) -> None:
+    """409 (rolling the batch back) when existing tasks were re-posted with other content."""
+    if not changed:
+        return
+    named = ", ".join(repr(e) for e in changed[:_NAMED])
+    more = f" and {len(changed) - _NAMED} more" if len(changed) > _NAMED else ""
+    raise Conflict(
+        f"tasks {named}{more} already exist with other data or gold, and a task cannot be "
+        "changed once posted; nothing in this batch was stored. Send those tasks exactly "
+        "as first posted (or leave them out), or post the new content under new external_ids",
+        code="task_changed",
+    )

@@ -165,7 +165,12 @@ def _demo(
     pid = outcome.project["id"]
     click.echo(
         f"\nProject {pid}. Dashboard: {url}/dashboard/projects/{pid}#token={token}\n"
-        f"API: {url}/api/v1/projects/{pid}/results with 'Authorization: Bearer {token}'"
+        f"API: {url}/api/v1/projects/{pid}/results with 'Authorization: Bearer {token}'\n"
+        f"Label tasks yourself on {url}/label with a worker token; make one with\n"
+        f"    curl -s -X POST {url}/api/v1/workers -H 'Authorization: Bearer {token}' \\\n"
+        f"         -H 'Content-Type: application/json' -d '{{\"name\": \"me\"}}'\n"
+        f'and open {url}/label#token=<the "token" it returns> (this project\'s tasks may all be\n'
+        f"complete: post more to {url}/api/v1/projects/{pid}/tasks, see the README)."
     )
     if exit_:
         return 0

@@ -191,6 +191,8 @@ Next steps:
     curl -s -X POST {base}/workers -H "Authorization: Bearer $CROWD_TOKEN" \\
          -H 'Content-Type: application/json' -d '{{"name":"alice"}}'
 
+A worker labels in the browser at http://{host}:{port}/label#token=<the worker's "token">;
+the dashboard is http://{host}:{port}/dashboard#token={token}.
 The README walks through the whole flow; GET /openapi.json describes every endpoint.
 """
     )

@@ -17,7 +17,9 @@ class Report:
     ``mv_accuracy`` is majority vote over every stored answer, banned workers' included (ties
     to the label listed first); ``ds_accuracy`` is the service's published label (its
     Dawid-Skene results, which leave banned workers out). ``answers_used`` counts answers on
-    regular tasks; ``fixed_answers`` is what the scenario's fixed overlap would ask for.
+    regular tasks; ``fixed_answers`` is what the scenario's fixed overlap would ask for and
+    ``base_answers`` what its base overlap ``base_overlap`` asks for before dynamic overlap
+    adds any.
     """
 
     title: str
@@ -29,6 +31,8 @@ class Report:
     gold_answers: int
     fixed_answers: int
     fixed_text: str
+    base_answers: int
+    base_overlap: int
     complete: int
     bad_banned: int
     bad_total: int
@@ -69,6 +73,8 @@ def score(scenario: Scenario, outcome: Outcome) -> Report:
         gold_answers=sum(1 for a in outcome.answers if a["external_id"] in gold),
         fixed_answers=scenario.fixed_answers,
         fixed_text=scenario.fixed_text,
+        base_answers=scenario.base_answers,
+        base_overlap=int(scenario.settings["overlap"]),
         complete=sum(
             1 for r in outcome.results if r["external_id"] in truth and r["status"] == "complete"
         ),
@@ -116,6 +122,9 @@ def table(report: Report) -> str:
     """The report as a two-column Markdown table (one figure a row)."""
     saved = report.answers_saved
     share = saved / report.fixed_answers if report.fixed_answers else 0.0
+    extra = report.answers_used - report.base_answers
+    extra_share = extra / report.base_answers if report.base_answers else 0.0
+    base = f"the base overlap {report.base_overlap}"
     rows = [
         ("tasks scored against the truth", f"{report.scored}"),
         ("tasks complete", f"{report.complete}"),
@@ -124,7 +133,9 @@ def table(report: Report) -> str:
         *report.reference,
         ("answers used on regular tasks", f"{report.answers_used}"),
         (f"answers {report.fixed_text}", f"{report.fixed_answers}"),
-        ("answers saved", f"{saved} ({share:.1%})"),
+        ("answers saved against that", f"{saved} ({share:.1%})"),
+        (f"answers at {base}", f"{report.base_answers}"),
+        (f"answers beyond {base} (dynamic overlap)", f"{extra:+d} ({extra_share:+.1%})"),
         (f"{report.bad_name} banned", f"{report.bad_banned} of {report.bad_total}"),
         (f"{report.good_name} banned (wrongly)", f"{report.good_banned} of {report.good_total}"),
         ("gold tasks / answers on them", f"{report.gold_tasks} / {report.gold_answers}"),

@@ -47,7 +47,9 @@ class Scenario:
     """Tasks, workers and the project settings to run them with.
 
     ``fixed_answers`` is the comparison for dynamic overlap: the answers on regular tasks a
-    fixed overlap would have asked for, described by ``fixed_text``. ``bad_name`` and
+    fixed overlap would have asked for, described by ``fixed_text``; ``base_answers`` is what
+    the project's base ``overlap`` alone asks for (dynamic overlap adds to it where labels
+    are unsure). ``bad_name`` and
     ``good_name`` name the two kinds of worker in the report.
     """
 
@@ -58,6 +60,7 @@ class Scenario:
     settings: dict[str, Any]
     fixed_answers: int
     fixed_text: str
+    base_answers: int
     bad_name: str = "spammers"
     good_name: str = "good workers"
     #: Extra (figure, value) rows for the report, e.g. offline accuracy on every answer.
@@ -140,6 +143,7 @@ def simulated(
         },
         fixed_answers=7 * tasks,
         fixed_text="at fixed overlap 7 (max_overlap)",
+        base_answers=3 * tasks,
     )
 
 
@@ -215,6 +219,7 @@ def replay(
             )
         )
     most = max(per_task.values())
+    overlap = min(3, most)
     recorded = [(t, w, lab) for w, answered in by_worker.items() for t, lab in answered.items()]
     return Scenario(
         title=f"replay of {data_dir.name}: {len(order)} tasks, {len(crowd)} real workers,"
@@ -223,7 +228,7 @@ def replay(
         tasks=[Task(t, gold.get(t)) for t in order],
         workers=crowd,
         settings={
-            "overlap": min(3, most),
+            "overlap": overlap,
             "max_overlap": most,
             "confidence_target": 0.95,
             "gold_rate": 0.0,
@@ -234,6 +239,8 @@ def replay(
         },
         fixed_answers=sum(per_task.values()),
         fixed_text=f"recorded in the dataset (up to {most} per task)",
+        # A task with fewer recorded answers than the overlap cannot get more.
+        base_answers=sum(min(overlap, n) for n in per_task.values()),
         bad_name=f"workers with accuracy < {bad_below:g}",
         good_name="other workers",
         reference=_offline_accuracy(recorded, gold),

@@ -167,6 +167,33 @@ def held_by(cur: Cursor, project_id: int, worker_id: int) -> Reservation | None:
     return Reservation(*row) if row else None
 
 
+def with_work_for(cur: Cursor, worker_id: int, project_ids: list[int]) -> set[int]:
+    """The projects among ``project_ids`` where a fetch would now find the worker a regular
+    task: one not done and not seen by the worker, with a free slot or a slot held by an
+    expired reservation (a fetch reclaims those first). Bans are not checked here."""
+    if not project_ids:
+        return set()
+    cur.execute(
+        """
+        SELECT p.id FROM unnest(%(ids)s::bigint[]) AS p (id)
+        WHERE EXISTS (
+                SELECT 1 FROM tasks t
+                WHERE t.project_id = p.id AND t.taken < t.target AND NOT t.done
+                  AND t.gold IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM assignments a
+                                  WHERE a.task_id = t.id AND a.worker_id = %(worker)s))
+           OR EXISTS (
+                SELECT 1 FROM assignments r JOIN tasks t ON t.id = r.task_id
+                WHERE r.project_id = p.id AND r.status = 'reserved' AND r.expires_at < now()
+                  AND NOT t.done AND t.gold IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM assignments a
+                                  WHERE a.task_id = t.id AND a.worker_id = %(worker)s))
+        """,
+        {"ids": project_ids, "worker": worker_id},
+    )
+    return {int(r[0]) for r in cur.fetchall()}
+
+
 class Outcome(StrEnum):
     """What happened to an answer or skip request; the API maps each to a status code."""
 

@@ -17,12 +17,14 @@ def page(
     *,
     since_run: int | None = None,
     status: str | None = None,
+    include_gold: bool = False,
 ) -> list[tuple[Any, ...]]:
-    """Results of the project's regular (non-gold) tasks, by task id.
+    """Results of the project's regular (non-gold) tasks, by task id; with ``include_gold``
+    its gold tasks too (complete, since their label is known; no run changes them).
 
     Rows: ``(task_id, external_id, answers, complete, run_id, label, confidence,
     aggregated_answers, posteriors, majority_label, majority_votes, model_label,
-    model_confidence, auto_labelled)``. The run columns come
+    model_confidence, auto_labelled, gold)``. The run columns come
     from the last run that changed the task's result; a task no run has covered yet (run_id
     None) has the majority vote instead, ties going to the label listed first in the
     project. ``since_run`` keeps tasks whose result a later run changed, and auto-labelled
@@ -31,9 +33,10 @@ def page(
     :func:`crowd.store.models.write_predictions`); ``status`` is ``complete`` or ``pending``
     (see :data:`crowd.store.projects.COMPLETE`).
     """
+    complete = f"(t.gold IS NOT NULL OR {COMPLETE})"
     where = (
-        "t.project_id = %(project)s AND t.gold IS NULL AND t.id > %(after)s"
-        f" AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {COMPLETE})"
+        "t.project_id = %(project)s AND (t.gold IS NULL OR %(gold)s) AND t.id > %(after)s"
+        f" AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {complete})"
     )
     changed = ""
     if since_run is not None:
@@ -52,15 +55,16 @@ def page(
                ORDER BY t.id LIMIT %(limit)s))"""
     cur.execute(
         f"""
-        SELECT t.id, t.external_id, t.answers, {COMPLETE}, r.run_id, r.label, r.confidence,
+        SELECT t.id, t.external_id, t.answers, {complete}, r.run_id, r.label, r.confidence,
                r.answers, r.posteriors, v.label, coalesce(v.n, 0),
-               t.model_label, t.model_confidence, t.auto_labelled
+               t.model_label, t.model_confidence, t.auto_labelled, t.gold
         FROM tasks t
         JOIN projects p ON p.id = t.project_id
         LEFT JOIN task_results r ON r.task_id = t.id
         LEFT JOIN LATERAL (
             SELECT a.label, count(*) AS n FROM assignments a
             WHERE a.task_id = t.id AND a.status = 'answered' AND r.task_id IS NULL
+                  AND t.gold IS NULL
             GROUP BY a.label ORDER BY count(*) DESC, a.label LIMIT 1
         ) v ON true
         WHERE {where} {changed}
@@ -72,6 +76,7 @@ def page(
             "limit": limit,
             "since": since_run,
             "status": status,
+            "gold": include_gold,
         },
     )
     return list(cur.fetchall())

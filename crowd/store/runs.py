@@ -55,6 +55,14 @@ class Run:
     warm_start: bool | None
     error: str | None
 
+    @property
+    def seconds(self) -> float | None:
+        """How long the run took, from its start to its publication (or failure), to the
+        millisecond; None until it ends."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
     def to_json(self) -> dict[str, Any]:
         def at(value: datetime | None) -> str | None:
             return value.isoformat() if value else None
@@ -68,6 +76,7 @@ class Run:
             "created_at": at(self.created_at),
             "started_at": at(self.started_at),
             "finished_at": at(self.finished_at),
+            "seconds": self.seconds,
             "answers": self.answers,
             "tasks": self.tasks,
             "workers": self.workers,

@@ -23,7 +23,8 @@ def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewT
     """Insert the tasks not yet present; return how many were created.
 
     A task whose ``external_id`` already exists in the project is left as it is, so posting the
-    same batch twice (a client retry) creates nothing the second time. Tasks get ``target``
+    same batch twice (a client retry) creates nothing the second time; the caller checks with
+    :func:`differing` that those existing tasks are the ones it sent. Tasks get ``target``
     slots, gold tasks unlimited ones (any number of workers may answer a control task).
     """
     if not batch:
@@ -46,3 +47,28 @@ def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewT
         fetch=True,
     )
     return len(rows)
+
+
+def differing(cur: Cursor, project_id: int, batch: Sequence[NewTask]) -> list[str]:
+    """The external_ids in ``batch`` that exist in the project with other data or gold.
+
+    Run after :func:`insert_batch` in the same transaction: a concurrent post of the same
+    external_id has committed by then (the insert waited for it), so its row is compared too.
+    Data compare as JSON values (key order and ``1`` vs ``1.0`` do not matter).
+    """
+    if not batch:
+        return []
+    cur.execute(
+        "SELECT t.external_id"
+        " FROM unnest(%s::text[], %s::jsonb[], %s::smallint[]) AS b (external_id, data, gold)"
+        " JOIN tasks t ON t.project_id = %s AND t.external_id = b.external_id"
+        " WHERE t.data <> b.data OR t.gold IS DISTINCT FROM b.gold"
+        " ORDER BY t.id",
+        (
+            [t.external_id for t in batch],
+            [Json(t.data) for t in batch],
+            [t.gold for t in batch],
+            project_id,
+        ),
+    )
+    return [r[0] for r in cur.fetchall()]

@@ -1,4 +1,5 @@
-"""Browser pages served by the app: the worker's labelling page and the requester dashboard.
+"""Browser pages served by the app: a landing page at ``/``, the worker's labelling page and
+the requester dashboard.
 
 The pages are static HTML shells; their vanilla JavaScript (``static/``, no build step, no CDN)
 calls the JSON API with a token held in the tab's ``sessionStorage``. A token arrives in the
@@ -35,6 +36,12 @@ def _headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    """Where to go from here: the labelling page, the dashboard and the API's description."""
+    return render_template("home.html")
 
 
 @bp.get("/label")

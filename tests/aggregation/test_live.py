@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -75,6 +76,9 @@ def test_answers_queue_one_run_whose_results_and_worker_estimates_are_published(
     (run,) = runs(client, requester, pid)
     assert run["status"] == "succeeded" and run["answers"] == 30 and run["tasks"] == 10
     assert run["iterations"] >= 1 and run["error"] is None
+    # How long it took, to the millisecond (the dashboard's Seconds column shows it)
+    took = datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
+    assert 0 < run["seconds"] == round(took.total_seconds(), 3)
     got = results(client, requester, pid, "&posteriors=true")
     assert {t: r["label"] for t, r in got.items()} == truth
     assert all(r["run_id"] == run["id"] and r["aggregated_answers"] == 3 for r in got.values())

@@ -82,6 +82,7 @@ TABLE = [
     # The worker's own project list: workers only; the other worker sees its own (none).
     Row("GET", "/api/v1/me/projects", None, (403, 403, 403, 200, 200, 401)),
     # Browser pages are public HTML: they sign in from the page, with the API's tokens.
+    Row("GET", "/", None, (200,) * 6),
     Row("GET", "/label", None, (200,) * 6),
     Row("GET", "/dashboard", None, (200,) * 6),
     Row("GET", "/dashboard/projects/<int:project_id>", None, (200,) * 6),

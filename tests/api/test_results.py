@@ -110,3 +110,39 @@ def test_bad_paging_parameters_are_400_saying_what_to_send(client, requester, ma
         assert r.status_code == 400, query
         message = r.json["error"]["message"]
         assert ("limit must be" in message) or ("next_cursor" in message), query
+
+
+def test_gold_tasks_are_left_out_unless_include_gold_lists_them_with_their_known_label(
+    client, requester, make_project, make_worker
+) -> None:
+    pid = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=1.0)["id"]
+    tasks = [{"external_id": "r1"}, {"external_id": "g1", "gold": "b"}]
+    client.post(f"/api/v1/projects/{pid}/tasks", json={"tasks": tasks}, headers=auth(requester))
+    _answer_all(client, pid, make_worker(requester), {"r1": "a", "g1": "a"})
+
+    def results(query: str) -> dict[str, dict]:
+        page = client.get(f"/api/v1/projects/{pid}/results{query}", headers=auth(requester)).json
+        return {r["external_id"]: r for r in page["results"]}
+
+    assert list(results("")) == ["r1"] and "gold" not in results("")["r1"]
+    both = results("?include_gold=true")
+    assert both["r1"]["gold"] is None and both["r1"]["label"] == "a"
+    # The known label, not the worker's wrong answer; nothing estimated, so no confidence.
+    assert both["g1"] | {"task_id": 0} == {
+        "task_id": 0,
+        "external_id": "g1",
+        "gold": "b",
+        "label": "b",
+        "confidence": None,
+        "run_id": None,
+        "answers": 1,
+        "aggregated_answers": 0,
+        "status": "complete",
+    }
+    assert list(results("?include_gold=true&status=complete")) == ["r1", "g1"]
+    assert list(results("?include_gold=true&status=pending")) == []
+    bad = client.get(f"/api/v1/projects/{pid}/results?include_gold=yes", headers=auth(requester))
+    assert (
+        bad.status_code == 400
+        and "include_gold must be true or false" in bad.json["error"]["message"]
+    )

@@ -31,6 +31,49 @@ def test_posting_the_same_batch_twice_creates_nothing_twice(
     assert _task_count(client, requester, pid) == 51
 
 
+def test_re_posting_a_task_with_other_data_or_gold_is_a_409_that_stores_nothing(
+    client, requester, make_project, make_worker
+) -> None:
+    pid = make_project(requester, gold_rate=0)["id"]
+    first = [
+        {"external_id": "empty"},
+        {"external_id": "same", "data": {"text": "kept", "n": 1}},
+        {"external_id": "control", "data": {"text": "g"}, "gold": "a"},
+    ]
+    assert _post(client, requester, pid, first) == (201, {"created": 3, "existing": 0})
+    # Identical content (key order and 1 vs 1.0 do not matter) is a harmless retry.
+    retry = [{"external_id": "same", "data": {"n": 1.0, "text": "kept"}}, *first[::2]]
+    assert _post(client, requester, pid, retry) == (201, {"created": 0, "existing": 3})
+
+    changed = [
+        {"external_id": "new"},
+        {"external_id": "empty", "data": {"text": "filled in later"}},
+        {"external_id": "same", "data": {"text": "kept", "n": 1}},
+        {"external_id": "control", "data": {"text": "g"}, "gold": "b"},
+    ]
+    status, body = _post(client, requester, pid, changed)
+    assert status == 409 and body["error"]["code"] == "task_changed"
+    message = body["error"]["message"]
+    assert "'empty'" in message and "'control'" in message and "'same'" not in message
+    assert "new external_ids" in message
+    assert _task_count(client, requester, pid) == 2  # not gold: "empty", "same"; no "new"
+    worker = make_worker(requester)
+    task = client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(worker)).json["task"]
+    assert task["external_id"] == "empty" and task["data"] == {}
+
+
+def test_a_409_names_twenty_changed_tasks_and_counts_the_rest(
+    client, requester, make_project
+) -> None:
+    pid = make_project(requester)["id"]
+    batch = [{"external_id": f"t{i:02}", "data": {"v": 0}} for i in range(25)]
+    assert _post(client, requester, pid, batch)[0] == 201
+    status, body = _post(client, requester, pid, [{**t, "data": {"v": 1}} for t in batch])
+    assert status == 409
+    assert "'t19'" in body["error"]["message"] and "'t20'" not in body["error"]["message"]
+    assert "and 5 more" in body["error"]["message"]
+
+
 def test_a_batch_of_10000_is_accepted_and_10001_is_refused(client, requester, make_project) -> None:
     pid = make_project(requester)["id"]
     batch = [{"external_id": str(i)} for i in range(10_001)]

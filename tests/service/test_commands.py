@@ -127,6 +127,8 @@ def test_serve_runs_gunicorn_and_greets_an_empty_database(
     token = re.search(r"crowd_[A-Za-z0-9_-]{43}", output[0])
     assert token, output
     assert "Next steps" in output[0]
+    assert f"{url}/label#token=" in output[0]  # where a worker labels, and the dashboard
+    assert f"{url}/dashboard#token={token.group(0)}" in output[0]
     with database.transaction() as cur:
         account = accounts.authenticate(cur, token.group(0))
     assert account is not None and account.role == Role.REQUESTER
@@ -190,7 +192,9 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
     assert leftovers == []
 
 
-def test_worker_burst_runs_queued_jobs_and_exits(settings: Settings, clean: None) -> None:
+def test_worker_burst_runs_queued_jobs_and_exits_logging_jobs_but_not_maintenance(
+    settings: Settings, clean: None
+) -> None:
     from redis import Redis
     from rq import Queue
 
@@ -199,6 +203,7 @@ def test_worker_burst_runs_queued_jobs_and_exits(settings: Settings, clean: None
     assert settings.redis_url
     queue = Queue(QUEUES[0], connection=Redis.from_url(settings.redis_url))
     job = queue.enqueue("math.factorial", 10)
+    failing = queue.enqueue("math.sqrt", -1)
     done = subprocess.run(
         [CROWD, "worker", "--burst"],
         env=_env(
@@ -209,6 +214,11 @@ def test_worker_burst_runs_queued_jobs_and_exits(settings: Settings, clean: None
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    # Each job's start, result and failure is in the log; RQ's registry cleaning is not.
+    log = done.stdout + done.stderr
+    assert f"crowd: math.factorial(10) ({job.id})" in log and f"Job OK ({job.id})" in log
+    assert failing.id in log and "math domain error" in log
+    assert "cleaning" not in log
     job.refresh()
     assert job.get_status() == "finished" and job.return_value() == 3628800
 

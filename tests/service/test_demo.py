@@ -63,14 +63,23 @@ def test_demo_on_a_simulated_crowd_beats_majority_vote_bans_spammers_and_saves_a
     mv = float(rows["accuracy: majority vote (all answers)"])
     ds = float(rows["accuracy: crowd (Dawid-Skene, bans, dynamic overlap)"])
     assert ds >= 0.85 and ds >= mv - 0.03, rows
-    assert int(rows["answers used on regular tasks"]) < int(
-        rows["answers at fixed overlap 7 (max_overlap)"]
+    used = int(rows["answers used on regular tasks"])
+    assert used < int(rows["answers at fixed overlap 7 (max_overlap)"])
+    # ... and what dynamic overlap added to the base overlap's 3 answers a task
+    assert rows["answers at the base overlap 3"] == "360"
+    extra = used - 360
+    assert rows["answers beyond the base overlap 3 (dynamic overlap)"] == (
+        f"{extra:+d} ({extra / 360:+.1%})"
     )
     assert rows["spammers banned"] == "2 of 2"
     assert int(rows["good workers banned (wrongly)"].split(" of ")[0]) <= 1
     assert re.search(r"^banned: spammer-\d+, spammer \(", out, re.MULTILINE), out
-    link = re.search(r"http://127\.0\.0\.1:\d+/dashboard/projects/(\d+)#token=(crowd_\S+)", out)
+    link = re.search(r"(http://127\.0\.0\.1:\d+)/dashboard/projects/(\d+)#token=(crowd_\S+)", out)
     assert link, out
+    # How to label yourself: the page, and the request that makes a worker token for it
+    base, token = link.group(1), link.group(3)
+    assert f"{base}/label#token=" in out
+    assert f"curl -s -X POST {base}/api/v1/workers -H 'Authorization: Bearer {token}'" in out
 
 
 def test_demo_replays_a_real_dataset(settings: Settings, clean: None, tmp_path: Path) -> None:
@@ -90,6 +99,7 @@ def test_demo_replays_a_real_dataset(settings: Settings, clean: None, tmp_path: 
     recorded = int(rows["answers recorded in the dataset (up to 10 per task)"])
     assert recorded == 120
     assert 36 <= int(rows["answers used on regular tasks"]) <= recorded  # overlap 3 at least
+    assert rows["answers at the base overlap 3"] == "36"
     assert float(rows["accuracy: crowd (Dawid-Skene, bans, dynamic overlap)"]) >= 0.75
     # the slice's reference: every recorded answer, aggregated offline (the vote is right on
     # all 12 tasks)

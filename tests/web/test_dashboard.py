@@ -57,6 +57,12 @@ def test_dashboard_numbers_change_after_an_aggregation_run(
 
     expect(page.locator("#run-rows tr").first.locator(".badge")).to_have_text("succeeded")
     expect(page.locator("#run-rows tr").first).to_contain_text("18")
+    # Seconds: the run's own duration, in hundredths (not 0.0 for every run under 50 ms)
+    (run,) = client.get(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester)).json[
+        "aggregations"
+    ]
+    shown = page.locator("#run-rows tr").first.locator("td").nth(5)
+    expect(shown).to_have_text("< 0.01" if run["seconds"] < 0.01 else f"{run['seconds']:.2f}")
     expect(_figure(page, "aggregated_tasks")).to_have_text("6 tasks with a published result")
     bars = page.locator("#confidence-chart rect.bar")
     expect(bars).to_have_count(10)
@@ -69,9 +75,14 @@ def test_dashboard_numbers_change_after_an_aggregation_run(
     expect(page.locator("th[aria-sort='descending']")).to_have_text("Accuracy ▼")
     expect(page.locator("#worker-rows tr").last.locator("th")).to_contain_text("spam")
 
+    page.set_viewport_size({"width": 1200, "height": 600})  # the panel starts below the fold
     page.get_by_role("button", name="Confusion of spam").click()
     expect(page.get_by_role("heading", name="Confusion matrix of spam")).to_be_visible()
     expect(page.locator("#confusion-chart rect.cell")).to_have_count(4)
+    # The whole matrix is in the window, and the keyboard focus is on its heading.
+    box = page.locator("#confusion-panel").bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 600, box
+    expect(page.get_by_role("heading", name="Confusion matrix of spam")).to_be_focused()
 
     page.get_by_role("button", name="Ban spam").click()
     page.get_by_label("Reason (the worker sees it)").fill("always pos")

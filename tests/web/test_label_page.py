@@ -133,3 +133,61 @@ def test_when_the_reservation_runs_out_the_next_task_is_fetched(
     page.keyboard.press("2")
     expect(page.get_by_role("heading", name="No task left")).to_be_visible()
     assert _stored(database, pid) == {"q1": ("expired", None), "q2": ("answered", "b")}
+
+
+def test_the_chooser_lists_only_projects_with_a_task_left_for_this_worker(
+    page: Page, client, requester, make_project, make_worker
+) -> None:
+    pids = {}
+    for name in ("done", "empty", "open one", "open two"):
+        project = make_project(requester, name=name, labels=["yes", "no"], overlap=1, gold_rate=0)
+        pids[name] = project["id"]
+    for name in ("done", "open one", "open two"):
+        _post_tasks(client, requester, pids[name], [{"external_id": f"{name} 1"}])
+    other = make_worker(requester, "other")  # answers the only task of "done"
+    got = client.post(f"/api/v1/projects/{pids['done']}/assignments", headers=auth(other)).json
+    client.post(f"/api/v1/assignments/{got['assignment_id']}/answer", json={"label": "yes"},
+                headers=auth(other))  # fmt: skip
+
+    page.goto(f"/label#token={make_worker(requester, 'carol')}")
+    choices = page.locator("#project-list button.choice .choice-name")
+    expect(choices).to_have_text(["open one", "open two"])
+    expect(page.locator("#idle-note")).to_have_text(
+        "Not shown: 2 projects have nothing left for you to label right now. "
+        "Check again later, or ask your requester for more tasks."
+    )
+
+    # Once its only task is labelled, "open one" leaves the list too.
+    page.get_by_role("button", name="open one").click()
+    expect(page.locator("#task-id")).to_have_text("open one 1")
+    page.keyboard.press("1")
+    expect(page.get_by_role("heading", name="No task left")).to_be_visible()
+    page.get_by_role("button", name="Change project").click()
+    expect(choices).to_have_text(["open two"])
+    expect(page.locator("#idle-note")).to_contain_text("Not shown: 3 projects have nothing left")
+
+
+def test_a_token_link_opened_in_the_already_open_page_signs_that_worker_in(
+    page: Page, client, requester, make_project, make_worker, database
+) -> None:
+    pid = make_project(requester, name="p", labels=["yes", "no"], overlap=1, gold_rate=0.0)["id"]
+    _post_tasks(client, requester, pid, [{"external_id": "t1"}, {"external_id": "t2"}])
+    alice, bob = make_worker(requester, "alice"), make_worker(requester, "bob")
+
+    page.goto(f"/label#token={alice}")
+    expect(page.locator("#task-id")).to_have_text("t1")
+    # The same tab follows a link to the page with another token: only the fragment changes.
+    page.evaluate("token => { window.location.hash = 'token=' + token; }", bob)
+    expect(page.locator("#task-id")).to_have_text("t2")  # bob's reservation (alice holds t1)
+    assert "token" not in page.url
+    assert page.evaluate("sessionStorage.getItem('crowd.worker_token')") == bob
+    page.keyboard.press("2")
+    expect(page.get_by_role("heading", name="No task left")).to_be_visible()
+    with database.transaction() as cur:
+        cur.execute(
+            "SELECT t.external_id, w.name, a.status FROM assignments a"
+            " JOIN tasks t ON t.id = a.task_id JOIN accounts w ON w.id = a.worker_id"
+            " WHERE a.project_id = %s ORDER BY t.external_id",
+            (pid,),
+        )
+        assert cur.fetchall() == [("t1", "alice", "reserved"), ("t2", "bob", "answered")]

@@ -20,6 +20,7 @@
     timer: null,
     recheck: null,
     projectsCursor: null,
+    idle: 0,            // listed projects with nothing left for this worker (not shown)
   };
 
   function status(text) { $("status").textContent = text; }
@@ -58,13 +59,12 @@
     $("signin-error").textContent = "";
     show($("signin"), false);
     show($("signout"), true);
-    $("project-list").replaceChildren();
-    state.projectsCursor = null;
     const wanted = Number(new URLSearchParams(window.location.search).get("project"));
     try {
-      const projects = await loadProjects();
+      const projects = await reloadProjects();
+      const listed = projects.filter(listable);
       const chosen = projects.find((p) => p.id === wanted) ||
-        (projects.length === 1 ? projects[0] : null);
+        (listed.length === 1 && !state.projectsCursor ? listed[0] : null);
       if (chosen) openProject(chosen);
       else showProjects(projects.length === 0);
     } catch (err) {
@@ -73,20 +73,46 @@
     }
   }
 
+  /* The project list from its first page (what is left to do changes as the worker labels). */
+  function reloadProjects() {
+    $("project-list").replaceChildren();
+    state.projectsCursor = null;
+    state.idle = 0;
+    return loadProjects();
+  }
+
   async function loadProjects() {
     const query = state.projectsCursor ? "&cursor=" + encodeURIComponent(state.projectsCursor) : "";
     const { body } = await api(state.token, "GET", "/api/v1/me/projects?limit=100" + query);
     state.projectsCursor = body.next_cursor;
+    // Only projects with a task waiting for this worker, and those it is banned from (with
+    // the reason); the others are counted below the list.
     for (const project of body.projects) {
+      if (!listable(project)) {
+        state.idle += 1;
+        continue;
+      }
       $("project-list").append(el("li", {},
         el("button", { type: "button", class: "choice", onclick: () => openProject(project) },
           el("span", { class: "choice-name" }, project.name),
           el("span", { class: "choice-meta" },
             project.banned ? "You are banned from this project" : project.labels.join(" · ")))));
     }
+    showIdle();
     show($("more-projects"), Boolean(body.next_cursor));
     $("who").textContent = "Signed in as a worker";
     return body.projects;
+  }
+
+  function listable(project) { return project.has_tasks || project.banned; }
+
+  function showIdle() {
+    const n = state.idle;
+    const listed = $("project-list").querySelectorAll("button").length;
+    $("idle-note").textContent = !n ? "" : (listed ? "Not shown: " : "") +
+      (n === 1 ? "1 project has" : n + " projects have") + " nothing left for you to label " +
+      "right now. Check again later, or ask your requester for more tasks.";
+    show($("idle-note"), n > 0);
   }
 
   function showProjects(empty) {
@@ -295,10 +321,27 @@
 
   $("skip").addEventListener("click", skip);
   $("check-again").addEventListener("click", fetchTask);
-  $("change-project").addEventListener("click", () => showProjects(false));
+  $("change-project").addEventListener("click", () => {
+    stopTimers();
+    reloadProjects().then((projects) => showProjects(projects.length === 0),
+      (err) => (err.status === 401 ? failSignIn(err) : status(err.message)));
+  });
   $("more-projects").addEventListener("click", () => loadProjects().catch((err) => status(err.message)));
   $("signout").addEventListener("click", signOut);
   Crowd.signInForm($("signin-form"), $("signin-token"), KEY, start);
+
+  // A #token= link opened while the page is already open only changes the fragment: sign in
+  // with that token now (the reservation on screen is left to expire, as on Change project).
+  window.addEventListener("hashchange", () => {
+    const before = state.token;
+    const token = Crowd.takeToken(KEY);
+    if (token && token !== before) {
+      stopTimers();
+      state.assignment = null;
+      show($("work"), false);
+      start(token);
+    }
+  });
 
   const token = Crowd.takeToken(KEY);
   if (token) start(token);

@@ -170,8 +170,10 @@
 
   function drawRuns(runs) {
     $("run-rows").replaceChildren(...runs.map((r) => {
-      const seconds = r.started_at && r.finished_at
-        ? ((Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000).toFixed(1) : "–";
+      // Most runs take well under a second: below 10 s, show hundredths (one decimal
+      // showed every fast run as 0.0).
+      const seconds = r.seconds === null || r.seconds === undefined ? "–"
+        : r.seconds < 0.01 ? "< 0.01" : r.seconds.toFixed(r.seconds < 10 ? 2 : 1);
       return el("tr", { "data-run": r.id },
         el("td", { class: "num" }, "#" + r.id),
         el("td", {}, el("span", { class: "badge " + r.status }, r.status)),
@@ -236,7 +238,10 @@
     state.selected = id;
     drawWorkers(state.project.labels);
     show($("confusion-panel"), true);
-    $("confusion-title").focus();
+    // The panel is below the worker table, often past the bottom of the window: bring the
+    // whole panel into view (scrolling as little as possible), then focus its heading.
+    $("confusion-panel").scrollIntoView({ block: "nearest" });
+    $("confusion-title").focus({ preventScroll: true });
   }
 
   function drawConfusion(labels) {
