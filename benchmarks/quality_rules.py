@@ -284,12 +284,18 @@ def synthetic(args: argparse.Namespace) -> None:
     today, new = rows[0], rows[1]
     ratio = new[6] / today[6]
     print()
-    print(f"goal: projects banning an honest worker <= 1%: {new[1]:.1%} ->"
-          f" {'met' if new[1] <= 0.01 else 'NOT met'}")
-    print(f"goal: spammers + adversaries banned >= 99%: {new[4]:.1%} ->"
-          f" {'met' if new[4] >= 0.99 else 'NOT met'}")
-    print(f"goal: median spammer's answers at ban <= 1.5x today's: {new[6]:g} vs {today[6]:g}"
-          f" = {ratio:.2f}x -> {'met' if ratio <= 1.5 else 'NOT met'}")
+    print(
+        f"goal: projects banning an honest worker <= 1%: {new[1]:.1%} ->"
+        f" {'met' if new[1] <= 0.01 else 'NOT met'}"
+    )
+    print(
+        f"goal: spammers + adversaries banned >= 99%: {new[4]:.1%} ->"
+        f" {'met' if new[4] >= 0.99 else 'NOT met'}"
+    )
+    print(
+        f"goal: median spammer's answers at ban <= 1.5x today's: {new[6]:g} vs {today[6]:g}"
+        f" = {ratio:.2f}x -> {'met' if ratio <= 1.5 else 'NOT met'}"
+    )
 
 
 def replay(folder: Path, args: argparse.Namespace) -> list[tuple[str, ...]]:
@@ -298,7 +304,9 @@ def replay(folder: Path, args: argparse.Namespace) -> list[tuple[str, ...]]:
     label_of = {label: i for i, label in enumerate(labels)}
     tasks = {t: i for i, t in enumerate(dict.fromkeys(t for t, _, _ in data.answers))}
     workers = {w: i for i, w in enumerate(dict.fromkeys(w for _, w, _ in data.answers))}
-    gold = {tasks[t]: label_of[lab] for t, lab in data.gold.items() if t in tasks and lab in label_of}
+    gold = {
+        tasks[t]: label_of[lab] for t, lab in data.gold.items() if t in tasks and lab in label_of
+    }
     rng = np.random.default_rng(args.seed)
     gold_ids = np.array(sorted(gold), dtype=np.int64)
     served = np.sort(rng.choice(gold_ids, size=max(1, gold_ids.size // 10), replace=False))
@@ -322,23 +330,23 @@ def replay(folder: Path, args: argparse.Namespace) -> list[tuple[str, ...]]:
             live.run(rule)
         ids = np.array(sorted(live.banned), dtype=np.int64)
         n_right, n_asked = right[ids].sum(), asked[ids].sum()
-        acc = f"{n_right / n_asked:.3f} on {int(n_asked)}" if n_asked else "–"
+        acc = f"{n_right / n_asked:.3f} on {int(n_asked)}" if n_asked else "-"
         rest = np.setdiff1d(np.arange(len(workers)), ids)
         rest_acc = right[rest].sum() / max(asked[rest].sum(), 1)
         worst = ids[np.argsort(right[ids] / np.maximum(asked[ids], 1))] if ids.size else ids
         best = (
             f"{right[worst[-1]] / asked[worst[-1]]:.2f} ({int(asked[worst[-1]])} gold)"
             if ids.size and asked[worst[-1]]
-            else "–"
+            else "-"
         )
-        out.append(
-            (data.name, name, f"{ids.size} of {len(workers)}", acc, best, f"{rest_acc:.3f}")
-        )
+        out.append((data.name, name, f"{ids.size} of {len(workers)}", acc, best, f"{rest_acc:.3f}"))
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--projects", type=int, default=200)
     ap.add_argument("--workers", type=int, default=20)
     ap.add_argument("--tasks", type=int, default=400)
@@ -348,8 +356,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--datasets",
         nargs="*",
-        default=["bluebirds", "dog", "music_genre", "snow_rte", "snow_temp", "zencrowd_us",
-                 "zheng_face", "web"],
+        default=[
+            "bluebirds",
+            "dog",
+            "music_genre",
+            "snow_rte",
+            "snow_temp",
+            "zencrowd_us",
+            "zheng_face",
+            "web",
+        ],
     )
     args = ap.parse_args(argv)
     if args.projects:
@@ -363,8 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print("Real crowds replayed offline (10% of gold served as gold; accuracy on all gold):")
         print()
-        print("| dataset | rules | workers banned | their accuracy on gold | best banned |"
-              " accuracy of the rest |")
+        print(
+            "| dataset | rules | workers banned | their accuracy on gold | best banned |"
+            " accuracy of the rest |"
+        )
         print("|---|---|---:|---:|---:|---:|")
         for folder in folders:
             for row in replay(folder, args):

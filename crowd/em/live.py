@@ -156,12 +156,15 @@ def held_out_correct(
 ) -> tuple[FloatArray, FloatArray]:
     """Per worker, the evidence behind its accuracy: ``(answers judged, expected correct)``.
 
-    Each answer is judged by the other answers to its task, through the fitted model: the
-    probability that it is right is its label's posterior under ``priors`` and the other
-    answers' ``confusion`` rows (leave one out), so a worker's own answers never vouch for
-    themselves. An answer on a gold task is right or wrong outright. An answer no one else
-    judged (the task's only answer, not gold) is left out. Shapes ``(n_workers,)`` each;
-    ``confusion`` ``(n_workers, K, K)``, ``priors`` ``(K,)``.
+    Each answer is judged by the other answers to its task, through the fitted model (leave
+    one out), so a worker's own answers never vouch for themselves: the task's posterior
+    under ``priors`` and the other answers' ``confusion`` rows (each shrunk toward uniform
+    answers by ``LOO_SHRINK`` x K pseudo-answers, as a matrix fitted on a few answers
+    overstates what they say). The answer counts by how sure that posterior is
+    (``(sum_k p_k^2 - 1/K) / (1 - 1/K)``: 1 certain, 0 uniform), and is right with the
+    posterior probability of its label. An answer on a gold task counts 1 and is right or
+    wrong outright; the only answer to a task that is not gold counts 0. Shapes
+    ``(n_workers,)``; ``confusion`` ``(n_workers, K, K)``, ``priors`` ``(K,)``.
     """
     n_workers, k = confusion.shape[0], confusion.shape[1]
     # Each worker's confusion, shrunk toward uniform answers by a pseudo-count of K per row:
@@ -185,8 +188,8 @@ def held_out_correct(
     on_gold = gold_of_task[task_index] >= 0
     right = np.where(on_gold, (labels == gold_of_task[task_index]).astype(np.float64), right)
     sure = np.where(on_gold, 1.0, sure)
-    n = np.bincount(worker_index, weights=sure, minlength=n_workers)
-    ok = np.bincount(worker_index, weights=sure * right, minlength=n_workers)
+    n = np.bincount(worker_index, weights=sure, minlength=n_workers).astype(np.float64)
+    ok = np.bincount(worker_index, weights=sure * right, minlength=n_workers).astype(np.float64)
     return n, ok
 
 

@@ -39,7 +39,6 @@ PRIOR_STRENGTH = (2.0, 8.0)
 INTERVAL = 0.95
 #: How far ahead ``more_answers`` looks (answers); beyond it a decision is reported as never.
 HORIZON = 100_000
-_STEPS = np.unique(np.concatenate([np.arange(0, 64), np.geomspace(64, HORIZON, 400).round()]))
 
 
 @dataclass(frozen=True)
@@ -122,22 +121,36 @@ class RuleEvidence:
     rejects: BoolArray
 
 
-def _more_answers(
-    rule: RuleInput, prior: BetaPrior, p_below: FloatArray, confidence: float
-) -> FloatArray:
-    """Answers until the rule decides, if the evidence keeps its observed rate."""
+def _more_answers(rule: RuleInput, prior: BetaPrior, confidence: float) -> FloatArray:
+    """Answers until the rule decides, if the evidence keeps its observed rate.
+
+    The probability of being below the threshold moves monotonically toward 0 or 1 as
+    evidence at a fixed rate accumulates, so the first deciding amount is found by bisection.
+    """
     s = np.asarray(rule.successes, dtype=np.float64)
     n = np.asarray(rule.trials, dtype=np.float64)
     rate = np.where(n > 0, s / np.maximum(n, 1e-12), prior.mean)
-    extra = _STEPS[None, :]
-    a = prior.alpha + s[:, None] + rate[:, None] * extra
-    b = prior.beta + (n - s)[:, None] + (1.0 - rate[:, None]) * extra
-    p = betainc(a, b, rule.threshold)
-    decided = (p >= confidence) | (p <= 1.0 - confidence)
+
+    def decided(extra: FloatArray) -> BoolArray:
+        p = betainc(
+            prior.alpha + s + rate * extra,
+            prior.beta + (n - s) + (1.0 - rate) * extra,
+            rule.threshold,
+        )
+        return np.asarray((p >= confidence) | (p <= 1.0 - confidence))
+
+    top = np.full(n.size, float(HORIZON))
     if rule.cap is not None:
-        decided &= n[:, None] + extra <= rule.cap
-    first = np.where(decided.any(axis=1), decided.argmax(axis=1), -1)
-    evidence_needed = np.where(first >= 0, _STEPS[np.maximum(first, 0)], np.nan)
+        top = np.maximum(rule.cap - n, 0.0)
+    lo, hi = np.zeros(n.size), top.copy()
+    now = decided(lo)
+    ever = now | decided(hi)
+    while np.any(hi - lo > 1.0):  # invariant: undecided at lo (unless now), decided at hi
+        mid = np.floor((lo + hi) / 2.0)
+        d = decided(mid)
+        hi = np.where(d, mid, hi)
+        lo = np.where(d, lo, mid)
+    evidence_needed = np.where(now, 0.0, np.where(ever, hi, np.nan))
     pace = np.asarray(rule.rate, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         answers = np.where(
@@ -147,9 +160,7 @@ def _more_answers(
     return np.where(answers > HORIZON, np.nan, answers)
 
 
-def evaluate(
-    rule: RuleInput, confidence: float, prior: BetaPrior | None = None
-) -> RuleEvidence:
+def evaluate(rule: RuleInput, confidence: float, prior: BetaPrior | None = None) -> RuleEvidence:
     """The posterior evidence of one rule (prior fitted by :func:`fit_prior` unless given)."""
     s = np.asarray(rule.successes, dtype=np.float64)
     n = np.asarray(rule.trials, dtype=np.float64)
@@ -167,7 +178,7 @@ def evaluate(
         low=np.asarray(betaincinv(a, b, tail), dtype=np.float64),
         high=np.asarray(betaincinv(a, b, 1.0 - tail), dtype=np.float64),
         p_below=p_below,
-        more_answers=_more_answers(rule, prior, p_below, confidence),
+        more_answers=_more_answers(rule, prior, confidence),
         rejects=rejects,
     )
 

@@ -16,7 +16,6 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-
 from psycopg2.extras import Json, execute_values
 
 from crowd.em.live import CONFIDENCE_TOL, RunResult
@@ -228,12 +227,13 @@ def publish(
 
     cur.execute(
         "CREATE TEMP TABLE new_workers (worker_id bigint, answers integer, accuracy double"
-        " precision, accuracy_n double precision, confusion double precision[],"
+        " precision, accuracy_n double precision, accuracy_right double precision,"
+        " confusion double precision[],"
         " gold_answers integer, gold_correct integer) ON COMMIT DROP"
     )
     workers = [
         f"{w}\t{int(result.worker_answers[i])}\t{float(result.accuracy[i])!r}\t"
-        f"{float(result.accuracy_n[i])!r}\t"
+        f"{float(result.accuracy_n[i])!r}\t{float(result.accuracy_right[i])!r}\t"
         f"{_array(result.confusion[i])}\t{int(result.gold_answers[i])}\t"
         f"{int(result.gold_correct[i])}\n"
         for i, w in enumerate(result.worker_ids.tolist())
@@ -241,19 +241,22 @@ def publish(
     _copy_rows(
         cur,
         "new_workers",
-        "worker_id, answers, accuracy, accuracy_n, confusion, gold_answers, gold_correct",
+        "worker_id, answers, accuracy, accuracy_n, accuracy_right, confusion, gold_answers,"
+        " gold_correct",
         workers,
     )
     cur.execute(
         """
         INSERT INTO project_workers AS pw (project_id, worker_id, run_id, answers, accuracy,
-                                           accuracy_n, confusion, gold_answers, gold_correct)
-        SELECT %s, n.worker_id, %s, n.answers, n.accuracy, n.accuracy_n, n.confusion,
-               n.gold_answers, n.gold_correct
+                                           accuracy_n, accuracy_right, confusion, gold_answers,
+                                           gold_correct)
+        SELECT %s, n.worker_id, %s, n.answers, n.accuracy, n.accuracy_n, n.accuracy_right,
+               n.confusion, n.gold_answers, n.gold_correct
         FROM new_workers n
         ON CONFLICT (project_id, worker_id) DO UPDATE SET
             run_id = excluded.run_id, answers = excluded.answers, accuracy = excluded.accuracy,
-            accuracy_n = excluded.accuracy_n, confusion = excluded.confusion,
+            accuracy_n = excluded.accuracy_n, accuracy_right = excluded.accuracy_right,
+            confusion = excluded.confusion,
             gold_answers = excluded.gold_answers, gold_correct = excluded.gold_correct
         """,
         (project.id, run_id),
@@ -377,7 +380,7 @@ def apply_bans(cur: Cursor, project: Project) -> list[int]:
         return []
     cur.execute(
         "SELECT worker_id, status, ban_rule, answers, judge_after, accuracy,"
-        " coalesce(accuracy_n, 0), gold_answers, gold_correct"
+        " coalesce(accuracy_n, 0), coalesce(accuracy_right, 0), gold_answers, gold_correct"
         # Locked: a requester's unban or ban waits until the decisions are written.
         " FROM project_workers WHERE project_id = %s ORDER BY worker_id FOR UPDATE",
         (project.id,),
@@ -385,7 +388,6 @@ def apply_bans(cur: Cursor, project: Project) -> list[int]:
     rows = cur.fetchall()
     if not rows:
         return []
-    ids = [r[0] for r in rows]
     columns = np.array([r[3:] for r in rows], dtype=np.float64).T  # None -> NaN
     figures = WorkerFigures(*columns)
     found = verdict(project, figures)
