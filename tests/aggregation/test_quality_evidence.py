@@ -23,9 +23,9 @@ def test_workers_endpoint_shows_each_rules_evidence_and_flags_a_reversed_ban(
         qc_min_gold_accuracy=0.6,
         qc_min_gold_answers=2,
     )["id"]
-    assert client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json[
-        "qc_confidence"
-    ] == 0.95
+    assert (
+        client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json["qc_confidence"] == 0.95
+    )
     post_tasks(
         client,
         requester,
