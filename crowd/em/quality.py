@@ -54,6 +54,13 @@ class BetaPrior:
     def mean(self) -> float:
         return self.alpha / (self.alpha + self.beta)
 
+    def at_least(self, mean: float) -> BetaPrior:
+        """The same strength, its mean raised to ``mean`` if below it."""
+        if self.mean >= mean:
+            return self
+        strength = self.alpha + self.beta
+        return BetaPrior(mean * strength, (1.0 - mean) * strength, self.fitted)
+
 
 def fit_prior(
     successes: FloatArray, trials: FloatArray, *, min_workers: int = MIN_PRIOR_WORKERS
@@ -165,7 +172,10 @@ def evaluate(rule: RuleInput, confidence: float, prior: BetaPrior | None = None)
     s = np.asarray(rule.successes, dtype=np.float64)
     n = np.asarray(rule.trials, dtype=np.float64)
     if prior is None:
-        prior = fit_prior(s, n)
+        # The benefit of the doubt: a crowd that looks poor (early on, every worker's held-out
+        # evidence is low while spammers' answers are in) does not by itself push a worker
+        # below the threshold; only the worker's own evidence can.
+        prior = fit_prior(s, n).at_least(rule.threshold)
     a = prior.alpha + s
     b = prior.beta + np.maximum(n - s, 0.0)
     tail = (1.0 - INTERVAL) / 2.0
