@@ -3,15 +3,14 @@ bans whose evidence reverses (flagged, never lifted by themselves)."""
 
 from __future__ import annotations
 
-from crowd.store.db import Database
-from tests.aggregation.test_live import answer_next, drain, post_tasks
+from tests.aggregation.test_live import drain, good_and_bad_on_gold
 from tests.conftest import auth
 
 FIELDS = {"threshold", "estimate", "low", "high", "p_below", "more_answers"}
 
 
 def test_workers_endpoint_shows_each_rules_evidence_and_flags_a_reversed_ban(
-    client, requester, make_worker, make_project, settings, database: Database
+    client, requester, make_worker, make_project, settings
 ) -> None:
     pid = make_project(
         requester,
@@ -26,17 +25,7 @@ def test_workers_endpoint_shows_each_rules_evidence_and_flags_a_reversed_ban(
     assert (
         client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json["qc_confidence"] == 0.95
     )
-    post_tasks(
-        client,
-        requester,
-        pid,
-        [{"external_id": f"g{i}", "gold": "a"} for i in range(10)]
-        + [{"external_id": f"t{i}"} for i in range(30)],
-    )
-    good, bad = make_worker(requester, "good"), make_worker(requester, "bad")
-    for _ in range(8):
-        answer_next(client, good, pid, lambda t: "a")
-        answer_next(client, bad, pid, lambda t: "b" if t.startswith("g") else "a")
+    _good, bad = good_and_bad_on_gold(client, requester, make_worker, pid)
     drain(settings)
 
     listed = client.get(f"/api/v1/projects/{pid}/workers", headers=auth(requester)).json

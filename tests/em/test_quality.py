@@ -8,6 +8,7 @@ import pytest
 from crowd.em.quality import (
     BetaPrior,
     RuleInput,
+    Verdict,
     WorkerFigures,
     evaluate,
     fit_prior,
@@ -27,6 +28,19 @@ def gold_rule(right: list[float], asked: list[float], *, floor: float = 0.0) -> 
         floor_left=np.full(n.size, floor),
         rate=np.ones(n.size),
     )
+
+
+def gold_verdict(answers: int, gold: int, right: int) -> Verdict:
+    """The gold rule alone (bar 0.5) at the issue's floors, on one worker's record."""
+    rules = project_rules(
+        figures(answers, gold, right),
+        min_accuracy=None,
+        min_gold_accuracy=0.5,
+        min_answers=15,
+        min_gold_answers=5,
+        gold_window=20,
+    )
+    return judge(rules, 0.95)
 
 
 def figures(answers: int, gold: int, right: int) -> WorkerFigures:
@@ -65,36 +79,11 @@ def test_confidence_decides_and_must_be_between_one_half_and_one() -> None:
 
 
 def test_no_ban_below_the_floors_however_strong_the_evidence() -> None:
-    rules = project_rules(
-        figures(answers=14, gold=10, right=0),
-        min_accuracy=None,
-        min_gold_accuracy=0.5,
-        min_answers=15,
-        min_gold_answers=5,
-        gold_window=20,
-    )
-    found = judge(rules, 0.95)
+    found = gold_verdict(answers=14, gold=10, right=0)
     assert found.evidence["gold"].p_below[0] > 0.999 and not found.ban[0]
     assert found.evidence["gold"].more_answers[0] == 1  # one answer short of the floor
-    # too few gold answers: 4 wrong of 4 after 40 answers
-    rules = project_rules(
-        figures(answers=40, gold=4, right=0),
-        min_accuracy=None,
-        min_gold_accuracy=0.5,
-        min_answers=15,
-        min_gold_answers=5,
-        gold_window=20,
-    )
-    assert not judge(rules, 0.95).ban[0]
-    rules = project_rules(
-        figures(answers=50, gold=5, right=0),
-        min_accuracy=None,
-        min_gold_accuracy=0.5,
-        min_answers=15,
-        min_gold_answers=5,
-        gold_window=20,
-    )
-    found = judge(rules, 0.95)
+    assert not gold_verdict(answers=40, gold=4, right=0).ban[0]  # too few gold answers
+    found = gold_verdict(answers=50, gold=5, right=0)
     assert found.ban[0] and found.rule == ["gold"]
 
 

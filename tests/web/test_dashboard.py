@@ -7,7 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from crowd.store.db import Database
-from tests.aggregation.test_live import answer_next, drain, post_tasks
+from tests.aggregation.test_live import answer_next, drain, good_and_bad_on_gold, post_tasks
 from tests.conftest import auth
 from tests.models.test_models import FEATURES, _answer, _tasks
 
@@ -176,17 +176,7 @@ def test_dashboard_shows_each_quality_rules_interval_probability_and_a_reversed_
 ) -> None:
     pid = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=1.0, qc_min_answers=4,
                        qc_min_gold_accuracy=0.6, qc_min_gold_answers=2)["id"]  # fmt: skip
-    post_tasks(
-        client,
-        requester,
-        pid,
-        [{"external_id": f"g{i}", "gold": "a"} for i in range(10)]
-        + [{"external_id": f"t{i}"} for i in range(30)],
-    )
-    good, bad = make_worker(requester, "good"), make_worker(requester, "bad")
-    for _ in range(8):
-        answer_next(client, good, pid, lambda t: "a")
-        answer_next(client, bad, pid, lambda t: "b" if t.startswith("g") else "a")
+    _good, _bad = good_and_bad_on_gold(client, requester, make_worker, pid)
     drain(settings)
 
     page.goto(f"/dashboard/projects/{pid}#token={requester}")
