@@ -30,9 +30,10 @@ CONFIDENCE_TOL = 1e-3
 DECISION_SMOOTHING = 1.0
 FloatArray = NDArray[np.float64]
 
-#: Pseudo-answers per class (times K) by which :func:`held_out_correct` shrinks a worker's
-#: confusion toward uniform answers before it judges others' answers with it.
-LOO_SHRINK = 1.0
+#: Pseudo-answers per row (times K) by which :func:`held_out_correct` shrinks a worker's
+#: confusion toward uniform answers before it judges others' answers with it. Chosen with
+#: benchmarks/quality_rules.py (0: more honest workers banned; 1: spammers banned later).
+LOO_SHRINK = 0.25
 
 #: A warm-started fit agreeing with the majority vote on fewer than this share of the tasks
 #: with a strict majority is refitted cold (see :func:`fit_run`). Dawid-Skene departs from the
@@ -158,20 +159,24 @@ def held_out_correct(
 
     Each answer is judged by the other answers to its task, through the fitted model (leave
     one out), so a worker's own answers never vouch for themselves: the task's posterior
-    under ``priors`` and the other answers' ``confusion`` rows (each shrunk toward uniform
-    answers by ``LOO_SHRINK`` x K pseudo-answers, as a matrix fitted on a few answers
-    overstates what they say). The answer counts by how sure that posterior is
+    under ``priors`` and the other answerers' accuracies, from their ``confusion`` shrunk
+    toward uniform answers by ``LOO_SHRINK`` x K pseudo-answers per row (errors spread
+    evenly: a worker's few answers say little about each of the K x K entries). The answer counts by how sure that posterior is
     (``(sum_k p_k^2 - 1/K) / (1 - 1/K)``: 1 certain, 0 uniform), and is right with the
     posterior probability of its label. An answer on a gold task counts 1 and is right or
     wrong outright; the only answer to a task that is not gold counts 0. Shapes
     ``(n_workers,)``; ``confusion`` ``(n_workers, K, K)``, ``priors`` ``(K,)``.
     """
     n_workers, k = confusion.shape[0], confusion.shape[1]
-    # Each worker's confusion, shrunk toward uniform answers by a pseudo-count of K per row:
-    # a matrix fitted on a worker's first answers overstates what they say about others.
+    # Each worker's accuracy (its confusion shrunk toward uniform answers by LOO_SHRINK x K
+    # pseudo-answers per row), its errors spread evenly: a worker's first answers cannot
+    # say much about K x K entries, and an overfitted matrix judges others' answers harshly.
     rows = np.bincount(worker_index, minlength=n_workers).astype(np.float64) / k
     weight = (rows / (rows + LOO_SHRINK * k))[:, None, None]
-    shrunk = weight * confusion + (1.0 - weight) / k
+    accuracy = np.einsum("k,wkk->w", priors, weight * confusion + (1.0 - weight) / k)
+    shrunk = np.broadcast_to(((1.0 - accuracy) / max(k - 1, 1))[:, None, None], confusion.shape)
+    shrunk = shrunk.copy()
+    shrunk[:, np.arange(k), np.arange(k)] = accuracy[:, None]
     # log P(answer | true class) for every answer: (n_answers, K)
     own = np.log(np.maximum(shrunk[worker_index, :, labels], 1e-6))
     total = np.zeros((n_tasks, k))
