@@ -55,8 +55,9 @@ class BetaPrior:
         return self.alpha / (self.alpha + self.beta)
 
     def at_least(self, mean: float) -> BetaPrior:
-        """The same strength, its mean raised to ``mean`` if below it."""
-        if self.mean >= mean:
+        """A fitted prior of the same strength with its mean raised to ``mean`` if below it;
+        the fallback (uniform, neutral) stays as it is."""
+        if self.mean >= mean or not self.fitted:
             return self
         strength = self.alpha + self.beta
         return BetaPrior(mean * strength, (1.0 - mean) * strength, self.fitted)
