@@ -12,6 +12,8 @@ FIELDS = {"threshold", "estimate", "low", "high", "p_below", "more_answers"}
 def test_workers_endpoint_shows_each_rules_evidence_and_flags_a_reversed_ban(
     client, requester, make_worker, make_project, settings
 ) -> None:
+    """Two aggregation runs by a real forking RQ worker (about 5 s each on a loaded machine):
+    one bans, the next reverses the evidence."""
     pid = make_project(
         requester,
         labels=["a", "b"],

@@ -174,6 +174,8 @@ def test_model_panel_shows_each_version_and_its_gold_accuracy(
 def test_dashboard_shows_each_quality_rules_interval_probability_and_a_reversed_ban(
     page: Page, client, requester, make_project, make_worker, settings
 ) -> None:
+    """Chromium plus two aggregation runs by a real forking RQ worker: one bans, the next
+    reverses the evidence, and the page shows both."""
     pid = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=1.0, qc_min_answers=4,
                        qc_min_gold_accuracy=0.6, qc_min_gold_answers=2)["id"]  # fmt: skip
     _good, _bad = good_and_bad_on_gold(client, requester, make_worker, pid)
