@@ -123,6 +123,7 @@ _SCHEMAS: dict[str, Any] = {
             "qc_min_accuracy": {"type": ["number", "null"]},
             "qc_min_gold_accuracy": {"type": ["number", "null"]},
             "qc_min_gold_answers": {"type": "integer"},
+            "qc_confidence": {"type": "number"},
             "exclude_banned": {"type": "boolean"},
             "method": {"type": "string"},
             "last_run_id": {"type": ["integer", "null"]},
@@ -267,6 +268,41 @@ _SCHEMAS: dict[str, Any] = {
             "reason": {"type": ["string", "null"]},
             "banned_at": {"type": ["string", "null"], "format": "date-time"},
             "run_id": {"type": ["integer", "null"]},
+            "rules": {
+                "type": ["object", "null"],
+                "description": "Per quality rule the project turns on (accuracy: the model's"
+                " estimate; gold: recent gold answers), the last run's evidence; null before"
+                " a run judged the worker (docs/QUALITY.md).",
+                "additionalProperties": {"$ref": "#/components/schemas/RuleEvidence"},
+            },
+            "ban_rule": {
+                "type": ["string", "null"],
+                "description": "The rule that banned the worker; null if banned by hand.",
+            },
+            "evidence_reversed": {
+                "type": "boolean",
+                "description": "The banning rule's evidence now says the worker is more"
+                " likely above its threshold than below; the ban stays until lifted.",
+            },
+        },
+    },
+    "RuleEvidence": {
+        "type": "object",
+        "properties": {
+            "threshold": {"type": "number"},
+            "estimate": {"type": ["number", "null"], "description": "Posterior mean"},
+            "low": {"type": ["number", "null"], "description": "95% interval, lower end"},
+            "high": {"type": ["number", "null"], "description": "95% interval, upper end"},
+            "p_below": {
+                "type": ["number", "null"],
+                "description": "Probability that the worker is below the threshold",
+            },
+            "more_answers": {
+                "type": ["integer", "null"],
+                "description": "Answers, at the worker's current pace, until the evidence"
+                " decides (ban, or clear of the threshold) if it keeps its current rate; 0 if"
+                " decided, null if it never would",
+            },
         },
     },
     "Answer": {

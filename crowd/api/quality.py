@@ -19,8 +19,9 @@ bp = Blueprint("quality", __name__, url_prefix="/api/v1/projects")
 def list_workers(project_id: int) -> ResponseReturnValue:
     """Workers with answers in the project (or banned from it), by id: answers, the last
     run's accuracy estimate and confusion matrix (rows: true label, columns: answer, in the
-    project's label order), accuracy on their recent gold tasks, and status.
-    ``?status=active|banned`` filters."""
+    project's label order), accuracy on their recent gold tasks, status, and per quality rule
+    the evidence: estimate, 95% interval, probability below the threshold and answers still
+    needed for a decision (docs/QUALITY.md). ``?status=active|banned`` filters."""
     project = auth.project_for_requester(project_id)
     after, limit = body.page_params()
     status = body.choice_arg("status", ("active", "banned"))

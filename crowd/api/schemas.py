@@ -47,6 +47,9 @@ class ModelSettings(BaseModel):
 Order = Literal["fifo", "uncertainty"]
 RetrainEvery = Annotated[StrictInt, Field(ge=1, le=10_000_000)]
 # Auto-labelling's target accuracy on gold; below one half it would mean "worse than a coin".
+# How sure a quality rule must be that a worker is below its threshold to ban it: above one
+# half (else it would ban workers more likely above), below 1 (certainty never comes).
+QcConfidence = Annotated[float, Field(gt=0.5, lt=1.0, allow_inf_nan=False, strict=True)]
 AutoLabelAccuracy = Annotated[float, Field(ge=0.5, le=1.0, allow_inf_nan=False, strict=True)]
 
 
@@ -65,13 +68,15 @@ class ProjectSettings(BaseModel):
     gold_rate: Share = 0.1
     # A worker's gold accuracy counts its last `gold_window` gold answers.
     gold_window: Count = 20
-    # Quality rules: ban a worker with at least `qc_min_answers` answers whose estimated
-    # accuracy is below `qc_min_accuracy`, or whose gold accuracy (with at least
-    # `qc_min_gold_answers` gold answers) is below `qc_min_gold_accuracy`. null: rule off.
+    # Quality rules (docs/QUALITY.md): ban a worker with at least `qc_min_answers` answers
+    # when the probability that its accuracy is below `qc_min_accuracy` (the model's
+    # estimate), or its gold accuracy (with at least `qc_min_gold_answers` gold answers)
+    # below `qc_min_gold_accuracy`, is at least `qc_confidence`. null: rule off.
     qc_min_answers: Count = 20
     qc_min_accuracy: Share | None = None
     qc_min_gold_accuracy: Share | None = None
     qc_min_gold_answers: Count = 5
+    qc_confidence: QcConfidence = 0.95
     # Whether a banned worker's (stored) answers are left out of the aggregation.
     exclude_banned: StrictBool = True
     method: Method = "ds"
@@ -148,6 +153,7 @@ class ProjectPatch(BaseModel):
     qc_min_accuracy: Share | None = None
     qc_min_gold_accuracy: Share | None = None
     qc_min_gold_answers: Count | None = None
+    qc_confidence: QcConfidence | None = None
     exclude_banned: StrictBool | None = None
     method: Method | None = None
     model: ModelSettings | None = None

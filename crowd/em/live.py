@@ -30,6 +30,11 @@ CONFIDENCE_TOL = 1e-3
 DECISION_SMOOTHING = 1.0
 FloatArray = NDArray[np.float64]
 
+#: Pseudo-answers per row (times K) by which :func:`held_out_correct` shrinks a worker's
+#: confusion toward uniform answers before it judges others' answers with it. Chosen with
+#: benchmarks/quality_rules.py (0: more honest workers banned; 1: spammers banned later).
+LOO_SHRINK = 0.25
+
 #: A warm-started fit agreeing with the majority vote on fewer than this share of the tasks
 #: with a strict majority is refitted cold (see :func:`fit_run`). Dawid-Skene departs from the
 #: majority where it trusts some workers more (in benchmarks/replay.py's replays of real
@@ -45,7 +50,9 @@ class RunResult:
     Per task that has answers (gold tasks included: their posterior is their gold label):
     ``task_ids``, ``labels`` (class index), ``confidence`` (posterior of that class),
     ``posteriors`` ``(n, K)`` and ``task_answers``. Per worker with answers: ``worker_ids``,
-    ``worker_answers``, ``accuracy`` (the model's estimate), ``confusion`` ``(m, K, K)``,
+    ``worker_answers``, ``accuracy`` (the model's estimate), ``accuracy_n`` and
+    ``accuracy_right`` (answers judged by the others' and how many of them the model
+    expects right, see :func:`held_out_correct`), ``confusion`` ``(m, K, K)``,
     ``gold_answers`` and ``gold_correct`` over the worker's last ``gold_window`` gold answers.
     ``decision``: the probability of each task's label that dynamic overlap compares with the
     confidence target (``confidence`` unless ``fit_run`` was asked to ``decide``).
@@ -60,6 +67,8 @@ class RunResult:
     worker_ids: IntArray
     worker_answers: IntArray
     accuracy: FloatArray
+    accuracy_n: FloatArray
+    accuracy_right: FloatArray
     confusion: FloatArray
     gold_answers: IntArray
     gold_correct: IntArray
@@ -134,6 +143,59 @@ def _better(warm: Aggregator, cold: Aggregator) -> bool:
         return False
     margin = float(getattr(warm, "tol", 0.0))
     return float(warm_history[-1]) > float(cold_history[-1]) + margin
+
+
+def held_out_correct(
+    task_index: IntArray,
+    worker_index: IntArray,
+    labels: IntArray,
+    *,
+    confusion: FloatArray,
+    priors: FloatArray,
+    n_tasks: int,
+    gold: tuple[IntArray, IntArray],
+) -> tuple[FloatArray, FloatArray]:
+    """Per worker, the evidence behind its accuracy: ``(answers judged, expected correct)``.
+
+    Each answer is judged by the other answers to its task, through the fitted model (leave
+    one out), so a worker's own answers never vouch for themselves: the task's posterior
+    under ``priors`` and the other answerers' accuracies, from their ``confusion`` shrunk
+    toward uniform answers by ``LOO_SHRINK`` x K pseudo-answers per row (errors spread
+    evenly: a worker's few answers say little about each of the K x K entries). The answer counts by how sure that posterior is
+    (``(sum_k p_k^2 - 1/K) / (1 - 1/K)``: 1 certain, 0 uniform), and is right with the
+    posterior probability of its label. An answer on a gold task counts 1 and is right or
+    wrong outright; the only answer to a task that is not gold counts 0. Shapes
+    ``(n_workers,)``; ``confusion`` ``(n_workers, K, K)``, ``priors`` ``(K,)``.
+    """
+    n_workers, k = confusion.shape[0], confusion.shape[1]
+    # Each worker's accuracy (its confusion shrunk toward uniform answers by LOO_SHRINK x K
+    # pseudo-answers per row), its errors spread evenly: a worker's first answers cannot
+    # say much about K x K entries, and an overfitted matrix judges others' answers harshly.
+    rows = np.bincount(worker_index, minlength=n_workers).astype(np.float64) / k
+    weight = (rows / (rows + LOO_SHRINK * k))[:, None, None]
+    accuracy = np.einsum("k,wkk->w", priors, weight * confusion + (1.0 - weight) / k)
+    shrunk = np.broadcast_to(((1.0 - accuracy) / max(k - 1, 1))[:, None, None], confusion.shape)
+    shrunk = shrunk.copy()
+    shrunk[:, np.arange(k), np.arange(k)] = accuracy[:, None]
+    # log P(answer | true class) for every answer: (n_answers, K)
+    own = np.log(np.maximum(shrunk[worker_index, :, labels], 1e-6))
+    total = np.zeros((n_tasks, k))
+    np.add.at(total, task_index, own)
+    held_out = np.log(np.maximum(priors, 1e-12))[None, :] + total[task_index] - own
+    held_out -= held_out.max(axis=1, keepdims=True)
+    post = np.exp(held_out)
+    post /= post.sum(axis=1, keepdims=True)
+    right = post[np.arange(labels.size), labels]
+    sure = np.clip((np.sum(post**2, axis=1) - 1.0 / k) / (1.0 - 1.0 / k), 0.0, 1.0)
+    sure = np.where(np.bincount(task_index, minlength=n_tasks)[task_index] >= 2, sure, 0.0)
+    gold_of_task = np.full(n_tasks, -1, dtype=np.int64)
+    gold_of_task[gold[0]] = gold[1]
+    on_gold = gold_of_task[task_index] >= 0
+    right = np.where(on_gold, (labels == gold_of_task[task_index]).astype(np.float64), right)
+    sure = np.where(on_gold, 1.0, sure)
+    n = np.bincount(worker_index, weights=sure, minlength=n_workers).astype(np.float64)
+    ok = np.bincount(worker_index, weights=sure * right, minlength=n_workers).astype(np.float64)
+    return n, ok
 
 
 def recent_gold(
@@ -273,6 +335,15 @@ def fit_run(
         workers.size,
         gold_window,
     )
+    judged, judged_right = held_out_correct(
+        task_index,
+        worker_index,
+        labels,
+        confusion=np.asarray(model.confusion_, dtype=np.float64),  # type: ignore[attr-defined]
+        priors=np.asarray(model.priors_, dtype=np.float64),  # type: ignore[attr-defined]
+        n_tasks=tasks.size,
+        gold=gold,
+    )
     history = list(model.objective_history_)  # type: ignore[attr-defined]
     return RunResult(
         task_ids=tasks.astype(np.int64),
@@ -284,6 +355,8 @@ def fit_run(
         worker_ids=workers.astype(np.int64),
         worker_answers=np.bincount(worker_index, minlength=workers.size).astype(np.int64),
         accuracy=np.asarray(model.worker_accuracy_, dtype=np.float64),  # type: ignore[attr-defined]
+        accuracy_n=judged,
+        accuracy_right=judged_right,
         confusion=np.asarray(model.confusion_, dtype=np.float64),  # type: ignore[attr-defined]
         gold_answers=gold_answers,
         gold_correct=gold_correct,

@@ -15,7 +15,9 @@ _COLUMNS = (
     " confidence_target, gold_rate, gold_window, qc_min_answers, qc_min_accuracy,"
     " qc_min_gold_accuracy, qc_min_gold_answers, exclude_banned, method, last_run_id,"
     # Models (migration 0003); "order" is a reserved word, so always quoted.
-    ' model, retrain_every, "order", random_share, auto_label_accuracy'
+    ' model, retrain_every, "order", random_share, auto_label_accuracy,'
+    # Quality rules' evidence (migration 0008).
+    " qc_confidence"
 )
 
 #: Settings a requester may set at creation and change later (PATCH), with their columns.
@@ -39,6 +41,8 @@ SETTINGS = (
     "order",
     "random_share",
     "auto_label_accuracy",
+    # Quality rules' evidence (see crowd/em/quality.py)
+    "qc_confidence",
 )
 
 #: Largest task target: gold tasks take any number of answers.
@@ -71,6 +75,7 @@ class Project:
     order: str = "fifo"
     random_share: float = 0.1
     auto_label_accuracy: float | None = None
+    qc_confidence: float = 0.95
     #: Whether the project had gold tasks when read (only :func:`get` fills it in).
     has_gold: bool = False
 
@@ -105,6 +110,7 @@ class Project:
             "qc_min_accuracy": self.qc_min_accuracy,
             "qc_min_gold_accuracy": self.qc_min_gold_accuracy,
             "qc_min_gold_answers": self.qc_min_gold_answers,
+            "qc_confidence": self.qc_confidence,
             "exclude_banned": self.exclude_banned,
             "method": self.method,
             "last_run_id": self.last_run_id,

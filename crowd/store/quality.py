@@ -30,7 +30,8 @@ def ban(cur: Cursor, project_id: int, worker_id: int, reason: str) -> None:
         INSERT INTO project_workers (project_id, worker_id, status, reason, banned_at)
         VALUES (%s, %s, 'banned', %s, now())
         ON CONFLICT (project_id, worker_id) DO UPDATE
-            SET status = 'banned', reason = excluded.reason, banned_at = now()
+            SET status = 'banned', reason = excluded.reason, banned_at = now(),
+                ban_rule = NULL, evidence_reversed = false
         """,
         (project_id, worker_id, reason),
     )
@@ -42,6 +43,7 @@ def unban(cur: Cursor, project_id: int, worker_id: int) -> bool:
     answers. False if the worker was not banned."""
     cur.execute(
         "UPDATE project_workers SET status = 'active', reason = NULL, banned_at = NULL,"
+        " ban_rule = NULL, evidence_reversed = false,"
         " judge_after = answers WHERE project_id = %s AND worker_id = %s AND status = 'banned'",
         (project_id, worker_id),
     )
@@ -53,13 +55,19 @@ def page(
 ) -> list[dict[str, Any]]:
     """Workers who answered in the project or were banned from it, by id.
 
-    ``answers`` is the stored count (live), the estimates are the last run's.
+    ``answers`` is the stored count (live), the estimates are the last run's. ``rules``: per
+    quality rule the project turns on, the last run's evidence (see
+    :func:`crowd.em.quality.describe`), or None before a run judged the worker.
+    ``ban_rule``: the rule that banned the worker (None if banned by hand);
+    ``evidence_reversed``: that rule's evidence now says the worker is more likely above the
+    threshold than below (the ban stays until the requester lifts it).
     """
     cur.execute(
         """
         SELECT w.id, w.name, coalesce(n.answers, 0), pw.accuracy, pw.confusion,
                coalesce(pw.gold_answers, 0), coalesce(pw.gold_correct, 0),
-               coalesce(pw.status, 'active'), pw.reason, pw.banned_at, pw.run_id
+               coalesce(pw.status, 'active'), pw.reason, pw.banned_at, pw.run_id,
+               pw.evidence, pw.ban_rule, coalesce(pw.evidence_reversed, false)
         FROM (
             -- one pass over the project's answers gives both who answered and how often
             SELECT worker_id, count(*) AS answers FROM assignments
@@ -78,7 +86,7 @@ def page(
     )
     out = []
     for (wid, name, answers, accuracy, confusion, gold_n, gold_ok, status_, reason, banned_at,
-         run_id) in cur.fetchall():  # fmt: skip
+         run_id, evidence, ban_rule, reversed_) in cur.fetchall():  # fmt: skip
         out.append(
             {
                 "id": wid,
@@ -92,6 +100,9 @@ def page(
                 "reason": reason,
                 "banned_at": banned_at.isoformat() if banned_at else None,
                 "run_id": run_id,
+                "rules": evidence,
+                "ban_rule": ban_rule,
+                "evidence_reversed": reversed_,
             }
         )
     return out

@@ -16,8 +16,18 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+from psycopg2.extras import Json, execute_values
 
 from crowd.em.live import CONFIDENCE_TOL, RunResult
+from crowd.em.quality import (
+    RuleEvidence,
+    Verdict,
+    WorkerFigures,
+    describe,
+    judge,
+    project_rules,
+    reversed_evidence,
+)
 from crowd.store.assignments import release_held_by
 from crowd.store.db import Cursor, one
 from crowd.store.projects import Project
@@ -226,11 +236,13 @@ def publish(
 
     cur.execute(
         "CREATE TEMP TABLE new_workers (worker_id bigint, answers integer, accuracy double"
-        " precision, confusion double precision[], gold_answers integer, gold_correct integer)"
-        " ON COMMIT DROP"
+        " precision, accuracy_n double precision, accuracy_right double precision,"
+        " confusion double precision[],"
+        " gold_answers integer, gold_correct integer) ON COMMIT DROP"
     )
     workers = [
         f"{w}\t{int(result.worker_answers[i])}\t{float(result.accuracy[i])!r}\t"
+        f"{float(result.accuracy_n[i])!r}\t{float(result.accuracy_right[i])!r}\t"
         f"{_array(result.confusion[i])}\t{int(result.gold_answers[i])}\t"
         f"{int(result.gold_correct[i])}\n"
         for i, w in enumerate(result.worker_ids.tolist())
@@ -238,20 +250,23 @@ def publish(
     _copy_rows(
         cur,
         "new_workers",
-        "worker_id, answers, accuracy, confusion, gold_answers, gold_correct",
+        "worker_id, answers, accuracy, accuracy_n, accuracy_right, confusion, gold_answers,"
+        " gold_correct",
         workers,
     )
     cur.execute(
         """
         INSERT INTO project_workers AS pw (project_id, worker_id, run_id, answers, accuracy,
-                                           confusion, gold_answers, gold_correct)
-        SELECT %s, n.worker_id, %s, n.answers, n.accuracy, n.confusion, n.gold_answers,
-               n.gold_correct
+                                           accuracy_n, accuracy_right, confusion, gold_answers,
+                                           gold_correct)
+        SELECT %s, n.worker_id, %s, n.answers, n.accuracy, n.accuracy_n, n.accuracy_right,
+               n.confusion, n.gold_answers, n.gold_correct
         FROM new_workers n
         ON CONFLICT (project_id, worker_id) DO UPDATE SET
             run_id = excluded.run_id, answers = excluded.answers, accuracy = excluded.accuracy,
-            confusion = excluded.confusion, gold_answers = excluded.gold_answers,
-            gold_correct = excluded.gold_correct
+            accuracy_n = excluded.accuracy_n, accuracy_right = excluded.accuracy_right,
+            confusion = excluded.confusion,
+            gold_answers = excluded.gold_answers, gold_correct = excluded.gold_correct
         """,
         (project.id, run_id),
     )
@@ -332,38 +347,92 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
     )
 
 
+def verdict(project: Project, workers: WorkerFigures) -> Verdict:
+    """The quality rules' decision on workers, as the project's settings say (the function
+    :func:`apply_bans` calls, and benchmarks/quality_rules.py with it)."""
+    rules = project_rules(
+        workers,
+        min_accuracy=project.qc_min_accuracy,
+        min_gold_accuracy=project.qc_min_gold_accuracy,
+        min_answers=project.qc_min_answers,
+        min_gold_answers=project.qc_min_gold_answers,
+        gold_window=project.gold_window,
+    )
+    return judge(rules, project.qc_confidence)
+
+
+def _reason(rule: str, found: RuleEvidence, i: int, answers: int, gold: int) -> str:
+    p, low, high = found.p_below[i], found.low[i], found.high[i]
+    evidence = (
+        f"(95% interval {low:.3f}-{high:.3f}) is below the project minimum {found.threshold:g}"
+        f" with probability {p:.3f}"
+    )
+    if rule == "gold":
+        return f"accuracy on the last {gold} gold tasks {found.estimate[i]:.3f} {evidence}"
+    if rule == "accuracy":
+        return f"estimated accuracy {found.estimate[i]:.3f} {evidence} after {answers} answers"
+    return f"{rule} {found.estimate[i]:.3f} {evidence}"
+
+
 def apply_bans(cur: Cursor, project: Project) -> list[int]:
-    """Ban workers the quality rules reject; release their live reservations. Returns the ids
-    of workers banned now. A worker unbanned by the requester is judged again only after
-    ``qc_min_answers`` more answers (``judge_after``)."""
+    """Judge the project's workers by the quality rules (:func:`verdict`), write each one's
+    evidence, ban those the rules reject and release their live reservations; flag banned
+    workers whose banning rule's evidence has reversed (the ban stays: the requester
+    decides). Returns the ids of workers banned now. A worker unbanned by the requester is
+    judged again only after ``qc_min_answers`` more answers (``judge_after``)."""
     if project.qc_min_accuracy is None and project.qc_min_gold_accuracy is None:
+        cur.execute(
+            "UPDATE project_workers SET evidence = NULL, evidence_reversed = false"
+            " WHERE project_id = %s AND (evidence IS NOT NULL OR evidence_reversed)",
+            (project.id,),
+        )
         return []
     cur.execute(
-        """
-        UPDATE project_workers pw SET status = 'banned', banned_at = now(), reason = CASE
-            WHEN %(acc)s::float8 IS NOT NULL AND pw.accuracy < %(acc)s THEN
-                format('estimated accuracy %%s is below the project minimum %%s after %%s answers',
-                       round(pw.accuracy::numeric, 3), %(acc)s, pw.answers)
-            ELSE format('accuracy on the last %%s gold tasks %%s is below the project minimum %%s',
-                        pw.gold_answers, round((pw.gold_correct::numeric / pw.gold_answers), 3),
-                        %(gold)s)
-            END
-        WHERE pw.project_id = %(project)s AND pw.status = 'active'
-          AND pw.answers >= pw.judge_after + %(min)s
-          AND ((%(acc)s::float8 IS NOT NULL AND pw.accuracy < %(acc)s)
-               OR (%(gold)s::float8 IS NOT NULL AND pw.gold_answers >= %(min_gold)s
-                   AND pw.gold_correct::float8 / pw.gold_answers < %(gold)s))
-        RETURNING pw.worker_id
-        """,
-        {
-            "acc": project.qc_min_accuracy,
-            "gold": project.qc_min_gold_accuracy,
-            "min": project.qc_min_answers,
-            "min_gold": project.qc_min_gold_answers,
-            "project": project.id,
-        },
+        "SELECT worker_id, status, ban_rule, answers, judge_after, accuracy,"
+        " coalesce(accuracy_n, 0), coalesce(accuracy_right, 0), gold_answers, gold_correct"
+        # Locked: a requester's unban or ban waits until the decisions are written.
+        " FROM project_workers WHERE project_id = %s ORDER BY worker_id FOR UPDATE",
+        (project.id,),
     )
-    banned = [row[0] for row in cur.fetchall()]
+    rows = cur.fetchall()
+    if not rows:
+        return []
+    columns = np.array([r[3:] for r in rows], dtype=np.float64).T  # None -> NaN
+    figures = WorkerFigures(*columns)
+    found = verdict(project, figures)
+    banned: list[int] = []
+    updates = []
+    for i, (wid, status, ban_rule, answers, *_rest) in enumerate(rows):
+        evidence = {name: describe(e, i) for name, e in found.evidence.items()}
+        rule, reason = ban_rule, None
+        if status == "active" and found.ban[i]:
+            rule = found.rule[i]
+            assert rule is not None
+            reason = _reason(rule, found.evidence[rule], i, answers, int(figures.gold_answers[i]))
+            banned.append(wid)
+        # Only a rule's ban can be reversed by that rule's evidence; a new ban is not.
+        reverse = (
+            status == "banned"
+            and rule in found.evidence
+            and bool(reversed_evidence(found.evidence[rule])[i])
+        )
+        updates.append((wid, Json(evidence), reason, rule if reason else None, reverse))
+    execute_values(
+        cur,
+        f"""
+        UPDATE project_workers pw SET
+            evidence = u.evidence,
+            evidence_reversed = u.reverse,
+            status = CASE WHEN u.reason IS NULL THEN pw.status ELSE 'banned' END,
+            banned_at = CASE WHEN u.reason IS NULL THEN pw.banned_at ELSE now() END,
+            reason = coalesce(u.reason, pw.reason),
+            ban_rule = coalesce(u.rule, pw.ban_rule)
+        FROM (VALUES %s) AS u (worker_id, evidence, reason, rule, reverse)
+        WHERE pw.project_id = {int(project.id)} AND pw.worker_id = u.worker_id
+        """,
+        updates,
+        template="(%s::bigint, %s::jsonb, %s::text, %s::text, %s::boolean)",
+    )
     if banned:
         release_held_by(cur, project.id, banned)
     return banned

@@ -44,6 +44,26 @@ def answer_next(client: FlaskClient, worker: str, pid: int, choose: Callable[[st
     return external_id
 
 
+def good_and_bad_on_gold(
+    client: FlaskClient, requester: str, make_worker: Callable[..., str], pid: int
+) -> tuple[str, str]:
+    """Post 10 gold tasks ("a") and 30 others to a project (labels a, b; gold_rate 1), and have
+    worker "good" answer 8 tasks all "a" and worker "bad" answer its 8 gold tasks "b";
+    returns their tokens."""
+    post_tasks(
+        client,
+        requester,
+        pid,
+        [{"external_id": f"g{i}", "gold": "a"} for i in range(10)]
+        + [{"external_id": f"t{i}"} for i in range(30)],
+    )
+    good, bad = make_worker(requester, "good"), make_worker(requester, "bad")
+    for _ in range(8):
+        answer_next(client, good, pid, lambda t: "a")
+        answer_next(client, bad, pid, lambda t: "b" if t.startswith("g") else "a")
+    return good, bad
+
+
 def runs(client: FlaskClient, token: str, pid: int) -> list[dict[str, Any]]:
     flush_all()  # the API marks projects stale from a background thread
     r = client.get(f"/api/v1/projects/{pid}/aggregations?limit=1000", headers=auth(token))
@@ -238,17 +258,7 @@ def test_quality_rules_ban_a_worker_release_its_reservation_and_unban_reissues(
         qc_min_gold_accuracy=0.6,
         qc_min_gold_answers=2,
     )["id"]
-    post_tasks(
-        client,
-        requester,
-        pid,
-        [{"external_id": f"g{i}", "gold": "a"} for i in range(10)]
-        + [{"external_id": f"t{i}"} for i in range(30)],
-    )
-    good, bad = make_worker(requester, "good"), make_worker(requester, "bad")
-    for _ in range(8):
-        answer_next(client, good, pid, lambda t: "a")
-        answer_next(client, bad, pid, lambda t: "b" if t.startswith("g") else "a")
+    _good, bad = good_and_bad_on_gold(client, requester, make_worker, pid)
     held = client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(bad))
     assert held.status_code == 201
     drain(settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from crowd.store.db import Database
-from tests.aggregation.test_live import answer_next, drain, post_tasks
+from tests.aggregation.test_live import answer_next, drain, good_and_bad_on_gold, post_tasks
 from tests.conftest import auth
 from tests.models.test_models import FEATURES, _answer, _tasks
 
@@ -180,3 +180,35 @@ def test_model_panel_shows_each_version_and_its_gold_accuracy(
         f"Latest scored version, v{newest['id']}: {_pct(newest['metrics']['gold_accuracy'])}"
         " right on 30 gold tasks, trained on 24 tasks."
     )
+
+
+def test_dashboard_shows_each_quality_rules_interval_probability_and_a_reversed_ban(
+    page: Page, client, requester, make_project, make_worker, settings
+) -> None:
+    """Chromium plus two aggregation runs by a real forking RQ worker: one bans, the next
+    reverses the evidence, and the page shows both."""
+    pid = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=1.0, qc_min_answers=4,
+                       qc_min_gold_accuracy=0.6, qc_min_gold_answers=2)["id"]  # fmt: skip
+    _good, _bad = good_and_bad_on_gold(client, requester, make_worker, pid)
+    drain(settings)
+
+    page.goto(f"/dashboard/projects/{pid}#token={requester}")
+    # bad: 0 of 8 gold right under the fallback prior Beta(1, 1): Beta(1, 9), mean 10%,
+    # 95% interval 0.3%-33.6%, below 60% with probability 1 - 0.4^9 = 99.97%.
+    bad_row = page.locator("#worker-rows tr", has_text="bad")
+    expect(bad_row.locator("[data-rule=gold]")).to_have_text(
+        "Gold 10.0% (95%: 0.3%\u201333.6%); P(below 60%) 100.0%; decided"
+    )
+    expect(bad_row.locator(".badge")).to_have_text("banned")
+    expect(bad_row.locator(".flag")).to_have_count(0)
+    good_row = page.locator("#worker-rows tr", has_text="good")
+    expect(good_row.locator("[data-rule=gold]")).to_contain_text("Gold 90.0% (95%: 66.4%\u201399.7%)")
+
+    # A lower bar turns the evidence around: the ban stays, flagged for the requester.
+    client.patch(f"/api/v1/projects/{pid}", json={"qc_min_gold_accuracy": 0.05},
+                 headers=auth(requester))  # fmt: skip
+    client.post(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester))
+    drain(settings)
+    page.get_by_role("button", name="Refresh").click()
+    expect(bad_row.locator(".flag")).to_have_text(" evidence reversed")
+    expect(bad_row.locator(".badge")).to_have_text("banned")

@@ -17,8 +17,30 @@
     { key: "answers", title: "Answers", num: true, value: (w) => w.answers },
     { key: "accuracy", title: "Accuracy", num: true, value: (w) => w.accuracy },
     { key: "gold_accuracy", title: "Gold accuracy", num: true, value: (w) => w.gold_accuracy },
+    { key: "evidence", title: "Quality rules", num: true, value: (w) => worstEvidence(w) },
     { key: "status", title: "Status", value: (w) => w.status },
   ];
+  const RULE_NAMES = { accuracy: "Accuracy", gold: "Gold" };
+
+  /* The largest probability of being below a rule's threshold (how close to a ban). */
+  function worstEvidence(w) {
+    const found = Object.values(w.rules || {}).map((r) => r.p_below).filter((p) => p !== null);
+    return found.length ? Math.max(...found) : null;
+  }
+
+  /* One line per quality rule: the estimate and its 95% interval, the probability of being
+   * below the threshold, and how many more answers a decision needs (docs/QUALITY.md). */
+  function evidenceCell(w) {
+    const rules = Object.entries(w.rules || {});
+    if (!rules.length) return "–";
+    return el("ul", { class: "evidence" }, ...rules.map(([name, r]) => {
+      const more = r.more_answers === 0 ? "decided"
+        : r.more_answers === null ? "no decision in sight" : `${fmtInt(r.more_answers)} more answers to decide`;
+      return el("li", { "data-rule": name },
+        `${RULE_NAMES[name] || name} ${fmtPct(r.estimate)} (95%: ${fmtPct(r.low)}–${fmtPct(r.high)}); ` +
+        `P(below ${fmtPct(r.threshold, 0)}) ${fmtPct(r.p_below)}; ${more}`);
+    }));
+  }
 
   const state = {
     token: null, project: null, workers: [], sort: { key: "accuracy", dir: "ascending" },
@@ -211,7 +233,9 @@
       el("td", { class: "num" }, fmtInt(w.answers)),
       el("td", { class: "num" }, fmtPct(w.accuracy)),
       el("td", { class: "num" }, w.gold_answers ? `${fmtPct(w.gold_accuracy)} of ${w.gold_answers}` : "–"),
+      el("td", { class: "num" }, evidenceCell(w)),
       el("td", {}, el("span", { class: "badge " + w.status }, w.status),
+        w.evidence_reversed ? el("span", { class: "flag reversed", title: "The rule that banned this worker now finds it more likely above the threshold; the ban stays until you lift it." }, " evidence reversed") : null,
         w.reason ? el("span", { class: "reason" }, " " + w.reason) : null),
       el("td", { class: "actions" },
         el("button", { type: "button", disabled: !w.confusion, "aria-pressed": state.selected === w.id ? "true" : "false",
