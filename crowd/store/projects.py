@@ -15,7 +15,9 @@ _COLUMNS = (
     " confidence_target, gold_rate, gold_window, qc_min_answers, qc_min_accuracy,"
     " qc_min_gold_accuracy, qc_min_gold_answers, exclude_banned, method, last_run_id,"
     # Models (migration 0003); "order" is a reserved word, so always quoted.
-    ' model, retrain_every, "order", random_share, auto_label_accuracy'
+    ' model, retrain_every, "order", random_share, auto_label_accuracy,'
+    # Predictions (migration 0010)
+    " corrections_every"
 )
 
 #: Settings a requester may set at creation and change later (PATCH), with their columns.
@@ -39,6 +41,8 @@ SETTINGS = (
     "order",
     "random_share",
     "auto_label_accuracy",
+    # Predictions (see crowd/store/predictions.py)
+    "corrections_every",
 )
 
 #: Largest task target: gold tasks take any number of answers.
@@ -71,6 +75,7 @@ class Project:
     order: str = "fifo"
     random_share: float = 0.1
     auto_label_accuracy: float | None = None
+    corrections_every: int = 100
     #: Whether the project had gold tasks when read (only :func:`get` fills it in).
     has_gold: bool = False
 
@@ -113,6 +118,7 @@ class Project:
             "order": self.order,
             "random_share": self.random_share,
             "auto_label_accuracy": self.auto_label_accuracy,
+            "corrections_every": self.corrections_every,
             "owner_id": self.owner_id,
             "created_at": self.created_at.isoformat(),
         }
