@@ -79,10 +79,16 @@ def test_a_repeat_changes_nothing_and_another_label_is_a_409_that_stores_nothing
     client, requester, make_project, database
 ) -> None:
     pid = _project(client, make_project, requester)
-    first = {"model": "m", "predictions": [{"external_id": "r0", "label": "pos", "confidence": 0.9}]}
+    first = {
+        "model": "m",
+        "predictions": [{"external_id": "r0", "label": "pos", "confidence": 0.9}],
+    }
     assert _post(client, requester, pid, first).status_code == 201
     # The same label again, with another confidence: nothing changes.
-    again = {"model": "m", "predictions": [{"external_id": "r0", "label": "pos", "confidence": 0.5}]}
+    again = {
+        "model": "m",
+        "predictions": [{"external_id": "r0", "label": "pos", "confidence": 0.5}],
+    }
     r = _post(client, requester, pid, again)
     assert r.status_code == 201 and r.json == {"model": "m", "created": 0, "existing": 1}
     assert [row[3] for row in _stored(database)] == [pytest.approx(0.9)]
@@ -279,7 +285,9 @@ def test_results_and_export_show_the_newest_prediction_and_whether_people_correc
     shown = results(client, requester, pid)
     assert shown["r0"]["prediction"]["model"] == "new"  # the newest, not the first
     r = client.get(f"/api/v1/projects/{pid}/export", headers=auth(requester))
-    rows = {row["external_id"]: row for row in map(json.loads, r.get_data(as_text=True).splitlines())}
+    rows = {
+        row["external_id"]: row for row in map(json.loads, r.get_data(as_text=True).splitlines())
+    }
     answered = {e for e in truth if shown[e]["answers"]}
     for external_id, row in rows.items():
         if external_id in ("r0", "r1"):
@@ -294,8 +302,9 @@ def test_results_and_export_show_the_newest_prediction_and_whether_people_correc
     table = list(
         csv.DictReader(
             io.StringIO(
-                client.get(f"/api/v1/projects/{pid}/export?format=csv", headers=auth(requester))
-                .get_data(as_text=True)
+                client.get(
+                    f"/api/v1/projects/{pid}/export?format=csv", headers=auth(requester)
+                ).get_data(as_text=True)
             )
         )
     )
