@@ -77,7 +77,7 @@ def known_task_ids(cur: Cursor, project_id: int, task_ids: list[int]) -> set[int
         return set()
     cur.execute(
         "SELECT id FROM tasks WHERE project_id = %s AND id = ANY (%s::bigint[])",
-        (project_id, task_ids),
+        (project_id, id_array(task_ids)),
     )
     return {row[0] for row in cur.fetchall()}
 

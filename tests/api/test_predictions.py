@@ -372,3 +372,16 @@ def test_a_retried_prediction_post_replays_its_first_response(
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json == first.json == {"model": "m", "created": 1, "existing": 0}
     assert len(_stored(database)) == 1
+
+
+def test_corrections_every_is_a_project_setting_of_at_least_one(
+    client, requester, make_project
+) -> None:
+    project = make_project(requester)
+    assert project["corrections_every"] == 100
+    url = f"/api/v1/projects/{project['id']}"
+    r = client.patch(url, json={"corrections_every": 5}, headers=auth(requester))
+    assert r.status_code == 200 and r.json["corrections_every"] == 5
+    for bad in (0, None, "10"):
+        r = client.patch(url, json={"corrections_every": bad}, headers=auth(requester))
+        assert r.status_code == 422 and "corrections_every" in r.json["error"]["message"]
