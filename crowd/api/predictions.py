@@ -72,10 +72,7 @@ def checked_value(
     if value.label is not None:
         label = project.label_index(value.label)
         if label is None:
-            problems.add(
-                f"{where}.label: {value.label[:100]!r} is not one of the project's labels "
-                f"{labels[:20]}"
-            )
+            problems.add(_not_a_label(f"{where}.label", value.label, labels))
             return None
     if value.probabilities is None:
         if value.confidence is None:
@@ -90,10 +87,7 @@ def checked_value(
         return label, float(value.confidence), None
     unknown = [name for name in value.probabilities if project.label_index(name) is None]
     if unknown:
-        problems.add(
-            f"{where}.probabilities: {unknown[0][:100]!r} is not one of the project's labels "
-            f"{labels[:20]}"
-        )
+        problems.add(_not_a_label(f"{where}.probabilities", unknown[0], labels))
         return None
     total = math.fsum(value.probabilities.values())
     if abs(total - 1.0) > SUM_TOLERANCE:
@@ -106,6 +100,10 @@ def checked_value(
     if label is None:
         label = max(range(len(labels)), key=probabilities.__getitem__)
     return label, probabilities[label], probabilities
+
+
+def _not_a_label(where: str, name: str, labels: Sequence[str]) -> str:
+    return f"{where}: {name[:100]!r} is not one of the project's labels {list(labels[:20])}"
 
 
 def store_or_conflict(
