@@ -107,7 +107,9 @@ def insert(
                 p.confidence,
                 list(p.probabilities) if p.probabilities is not None else None,
             )
-            for p in batch
+            # In one order, so two requests inserting the same pairs wait on each other
+            # instead of deadlocking.
+            for p in sorted(batch, key=lambda p: (p.task_id, p.model))
         ],
         page_size=1000,
         fetch=True,

@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from typing import Any
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from crowd.store.db import Database
@@ -385,3 +387,46 @@ def test_corrections_every_is_a_project_setting_of_at_least_one(
     for bad in (0, None, "10"):
         r = client.patch(url, json={"corrections_every": bad}, headers=auth(requester))
         assert r.status_code == 422 and "corrections_every" in r.json["error"]["message"]
+
+
+def test_concurrent_posts_of_one_pair_store_one_label_and_the_other_gets_409(
+    live_url, requester, make_project, database
+) -> None:
+    pid = int(make_project(requester, labels=["pos", "neg"], overlap=1)["id"])
+    tasks = [{"external_id": f"r{i}"} for i in range(500)]
+    r = requests.post(
+        f"{live_url}/api/v1/projects/{pid}/tasks", json={"tasks": tasks}, headers=auth(requester)
+    )
+    assert r.status_code == 201
+    start = threading.Barrier(4)
+    codes: list[int] = []
+
+    def post(label: str, reverse: bool) -> None:
+        items = [
+            {"external_id": t["external_id"], "label": label, "confidence": 0.9} for t in tasks
+        ]
+        body = {"model": "m", "predictions": items[::-1] if reverse else items}
+        start.wait()
+        codes.append(
+            requests.post(
+                f"{live_url}/api/v1/projects/{pid}/predictions",
+                json=body,
+                headers=auth(requester),
+                timeout=60,
+            ).status_code
+        )
+
+    threads = [
+        threading.Thread(target=post, args=(label, reverse))
+        for label in ("pos", "neg")
+        for reverse in (False, True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Whichever label came first holds every pair; the other label's requests are refused
+    # whole, and the first label's second request finds its pairs stored.
+    assert sorted(codes) == [201, 201, 409, 409]
+    labels = {row[2] for row in _stored(database)}
+    assert len(_stored(database)) == 500 and len(labels) == 1
