@@ -12,6 +12,8 @@ from tests.models.test_models import _answer, _project, _tasks, _versions
 def test_each_version_predicts_as_builtin_and_replaces_the_previous_versions_predictions(
     client, requester, make_worker, make_project, settings, database
 ) -> None:
+    """Two trained versions (each a forked RQ worker importing scikit-learn, about 20 s in
+    all): the second must replace the first's predictions, so one version is not enough."""
     pid = _project(client, make_project, requester, retrain_every=1000)
     post_tasks(client, requester, pid, _tasks(30, seed=3))
     post_tasks(client, requester, pid, [{"external_id": "nofield", "data": {}}])

@@ -17,6 +17,8 @@ def _predicted(ids: list[str]) -> list[dict[str, object]]:
 def test_review_corrections_fires_after_every_corrections_every_new_corrections(
     client, requester, make_worker, make_project, database, fast_retries, receiver
 ) -> None:
+    """Two rounds of answers, each aggregated and delivered by real burst workers: the first
+    stays under corrections_every, the second crosses it."""
     receiver.failures = 0
     spec = {"labels": ["yes", "no"], "overlap": 1, "gold_rate": 0.0, "corrections_every": 3}
     pid = make_project(requester, **spec)["id"]
