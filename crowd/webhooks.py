@@ -29,7 +29,7 @@ from rq import Queue, Retry
 
 from crowd import __version__, scheduling
 from crowd.config import JOB_KEEP, WEBHOOK_QUEUE, Settings
-from crowd.store import runs
+from crowd.store import predictions, runs
 from crowd.store import webhooks as store
 from crowd.store.db import Cursor, Database
 from crowd.store.projects import Project
@@ -190,9 +190,11 @@ def emit_run_events(
 ) -> list[int]:
     """Record the events of a published run, in its publish transaction: ``task.completed``
     for the tasks it completed (one delivery per :data:`~crowd.store.webhooks.TASKS_PER_DELIVERY`
-    tasks; looked for only when a webhook listens), then ``aggregation.completed``. ``written_task_ids`` are the tasks whose result
-    the run wrote, ``changed`` how many of them changed. Returns the delivery ids to queue
-    after commit."""
+    tasks; looked for only when a webhook listens), then ``aggregation.completed``, then
+    ``review.corrections`` when the run brought the corrections counted since the previous one
+    to ``corrections_every`` (see :func:`crowd.store.predictions.count_corrections`).
+    ``written_task_ids`` are the tasks whose result the run wrote, ``changed`` how many of
+    them changed. Returns the delivery ids to queue after commit."""
     completed = (
         store.mark_completed_tasks(cur, run_id, project, written_task_ids)
         if store.listens(cur, project.id, Event.TASK_COMPLETED)
@@ -208,10 +210,13 @@ def emit_run_events(
                 "external_id": external_id,
                 "label": project.labels[label],
                 "confidence": confidence,
+                "prediction": predictions.to_json(
+                    project.labels, model, model_label, model_confidence
+                ),
             }
-            for task_id, external_id, label, confidence in completed[
-                part * chunk : (part + 1) * chunk
-            ]
+            for task_id, external_id, label, confidence, model, model_label, model_confidence in (
+                completed[part * chunk : (part + 1) * chunk]
+            )
         ]
         payload = {"run_id": run_id, "part": part + 1, "parts": parts, "tasks": tasks}
         ids += store.emit(cur, project.id, Event.TASK_COMPLETED, payload)
@@ -219,4 +224,7 @@ def emit_run_events(
     assert run is not None
     summary = {**run.to_json(), "results_changed": changed}
     ids += store.emit(cur, project.id, Event.AGGREGATION_COMPLETED, summary)
+    due = predictions.count_corrections(cur, run_id, project.id, written_task_ids)
+    if due is not None:
+        ids += store.emit(cur, project.id, Event.REVIEW_CORRECTIONS, due.to_json(run_id))
     return ids

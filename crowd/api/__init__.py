@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         health,
         me,
         models,
+        predictions,
         projects,
         quality,
         ratelimit,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         stats,
         me,
         models,
+        predictions,
         export,
         web,
     ):

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("export", __name__, url_prefix="/api/v1/projects")
 
-_LABEL_COLUMNS = {"gold", "label", "model_label"}
+_LABEL_COLUMNS = {"gold", "label", "model_label", "prediction_label"}
 #: Seconds a client turned away because every export slot is taken is told to wait.
 RETRY_AFTER = 10
 
@@ -91,7 +91,7 @@ def _named(row: tuple[Any, ...], labels: list[str]) -> dict[str, Any]:
     for key in _LABEL_COLUMNS:
         if out[key] is not None:
             out[key] = labels[out[key]]
-    for key in ("confidence", "model_confidence"):
+    for key in ("confidence", "model_confidence", "prediction_confidence"):
         if out[key] is not None:
             out[key] = round(float(out[key]), 6)
     return out

@@ -138,6 +138,7 @@ _SCHEMAS: dict[str, Any] = {
             "order": {"type": "string", "enum": ["fifo", "uncertainty"]},
             "random_share": {"type": "number"},
             "auto_label_accuracy": {"type": ["number", "null"]},
+            "corrections_every": {"type": "integer"},
             "owner_id": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
             "counts": {
@@ -216,6 +217,7 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "the latest model version's label (projects with a model)",
             },
             "model_confidence": {"type": ["number", "null"]},
+            "prediction": _ref("Prediction"),
         },
     },
     "Run": {
@@ -480,6 +482,16 @@ def _paths() -> dict[str, Any]:
                             "properties": {
                                 "created": {"type": "integer"},
                                 "existing": {"type": "integer"},
+                                "predictions": {
+                                    "type": "object",
+                                    "description": "when tasks carried a prediction: the "
+                                    "new (task, model) pairs, and those already stored",
+                                    "required": ["created", "existing"],
+                                    "properties": {
+                                        "created": {"type": "integer"},
+                                        "existing": {"type": "integer"},
+                                    },
+                                },
                             },
                         },
                     ),
@@ -828,10 +840,20 @@ def _with_auth_limit(paths: dict[str, Any]) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     schemas = dict(_SCHEMAS)
     # Webhooks keep their part of the document in a module of their own.
-    from crowd.api import openapi_webhooks
+    from crowd.api import openapi_predictions, openapi_webhooks
 
     schemas.update(openapi_webhooks.SCHEMAS)
-    models = (ProjectIn, ProjectPatch, TasksIn, AnswerIn, WorkerIn, BanIn, *openapi_webhooks.MODELS)
+    schemas.update(openapi_predictions.SCHEMAS)
+    models = (
+        ProjectIn,
+        ProjectPatch,
+        TasksIn,
+        AnswerIn,
+        WorkerIn,
+        BanIn,
+        *openapi_webhooks.MODELS,
+        *openapi_predictions.MODELS,
+    )
     for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in schema.pop("$defs", {}).items():
@@ -848,7 +870,14 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _with_auth_limit({**_paths(), **_ui_paths(), **openapi_webhooks.paths()}),
+        "paths": _with_auth_limit(
+            {
+                **_paths(),
+                **_ui_paths(),
+                **openapi_webhooks.paths(),
+                **openapi_predictions.paths(),
+            }
+        ),
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

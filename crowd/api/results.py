@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from crowd.api import auth, body, deps
 from crowd.api.projects import MANAGERS
-from crowd.store import projects, results
+from crowd.store import predictions, projects, results
 
 bp = Blueprint("results", __name__, url_prefix="/api/v1/projects")
 
@@ -31,6 +31,8 @@ def list_results(project_id: int) -> ResponseReturnValue:
     Gold tasks are left out unless ``?include_gold=true``, which adds them with their known
     label as ``label`` and ``gold`` (null on regular tasks), ``confidence`` null and status
     ``complete``.
+    ``prediction`` is the newest prediction of the task by any model (``{model, label,
+    confidence}``, null without one; see :mod:`crowd.api.predictions`).
     """
     project = auth.project_for_requester(project_id)
     after, limit = body.page_params()
@@ -55,7 +57,8 @@ def list_results(project_id: int) -> ResponseReturnValue:
     out = []
     labels = project.labels
     for (task_id, external_id, answers, complete, run_id, label, confidence, used, posteriors,
-         mv_label, mv_votes, model_label, model_confidence, auto, gold) in rows:  # fmt: skip
+         mv_label, mv_votes, model_label, model_confidence, auto, gold,
+         *prediction) in rows:  # fmt: skip
         item: dict[str, Any] = {"task_id": task_id, "external_id": external_id}
         by_model = auto and run_id is None and model_label is not None
         if gold is not None:  # a control task: its known label, not an estimate
@@ -86,6 +89,7 @@ def list_results(project_id: int) -> ResponseReturnValue:
                     round(model_confidence, 6) if model_confidence is not None else None
                 ),
             )
+        item["prediction"] = predictions.to_json(labels, *prediction)
         if with_posteriors:
             item["posteriors"] = (
                 {labels[k]: round(float(p), 6) for k, p in enumerate(posteriors)}

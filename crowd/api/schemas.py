@@ -89,6 +89,9 @@ class ProjectSettings(BaseModel):
     order: Order = "fifo"
     random_share: Share = 0.1
     auto_label_accuracy: AutoLabelAccuracy | None = None
+    # Predictions (docs/REVIEW.md): a review.corrections webhook event follows every
+    # `corrections_every` new corrections of a model's predictions.
+    corrections_every: Count = 100
 
 
 class ProjectIn(ProjectSettings):
@@ -161,14 +164,64 @@ class ProjectPatch(BaseModel):
     order: Order | None = None
     random_share: Share | None = None
     auto_label_accuracy: AutoLabelAccuracy | None = None
+    corrections_every: Count | None = None
+
+
+# --- Predictions (docs/REVIEW.md) ---------------------------------------------------------
+
+ExternalId = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=NO_NUL)]
+ModelName = Annotated[StrictStr, Field(min_length=1, max_length=100, pattern=NO_NUL)]
+#: Most predictions in one POST .../predictions.
+MAX_PREDICTIONS = 10_000
+
+
+class PredictionValue(BaseModel):
+    """What a model says of one task: a ``label`` with its probability (``confidence``), or
+    ``probabilities`` of the labels (summing to 1 ± 1e-6; ``label`` is then their argmax when
+    left out). Which labels exist, and the sum, are checked by the view."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Label | None = None
+    confidence: Share | None = None
+    probabilities: Annotated[dict[str, Share], Field(min_length=1, max_length=1000)] | None = None
+
+
+class PredictionIn(PredictionValue):
+    """A prediction for one task, named by ``external_id`` or ``task_id``."""
+
+    external_id: ExternalId | None = None
+    task_id: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)] | None = None
+
+
+class PredictionsIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "model": "resnet@2026-12-01",
+                "predictions": [{"external_id": "r1", "label": "pos", "confidence": 0.93}],
+            }
+        },
+    )
+
+    model: ModelName
+    predictions: Annotated[list[PredictionIn], Field(min_length=1, max_length=MAX_PREDICTIONS)]
+
+
+class InlinePrediction(PredictionValue):
+    """A task's prediction sent with the task itself."""
+
+    model: ModelName
 
 
 class TaskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    external_id: Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=NO_NUL)]
+    external_id: ExternalId
     data: dict[str, Any] = Field(default_factory=dict)
     gold: Label | None = None
+    prediction: InlinePrediction | None = None
 
 
 class TasksIn(BaseModel):
@@ -209,7 +262,9 @@ class BanIn(BaseModel):
 
 # --- Webhooks -----------------------------------------------------------------------------
 
-WebhookEvent = Literal["aggregation.completed", "model.trained", "task.completed"]
+WebhookEvent = Literal[
+    "aggregation.completed", "model.trained", "task.completed", "review.corrections"
+]
 
 
 class WebhookIn(BaseModel):
@@ -227,7 +282,7 @@ class WebhookIn(BaseModel):
 
     url: Annotated[StrictStr, Field(min_length=1, max_length=2000)]
     # Every event when left out.
-    events: Annotated[list[WebhookEvent], Field(min_length=1, max_length=3)] = Field(
+    events: Annotated[list[WebhookEvent], Field(min_length=1, max_length=4)] = Field(
         default_factory=lambda: list(get_args(WebhookEvent))
     )
     # The HMAC-SHA256 key; a random one is generated (and shown once) when left out.

@@ -1,15 +1,19 @@
-"""Posting task batches."""
+"""Posting task batches, each task with its model prediction if it has one."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps, idempotency
+from crowd.api import auth, body, deps, idempotency, predictions
 from crowd.api.projects import MANAGERS
 from crowd.api.schemas import TasksIn
 from crowd.errors import Conflict, Invalid
+from crowd.store import predictions as store_predictions
 from crowd.store import tasks
+from crowd.store.predictions import NewPrediction
 from crowd.store.tasks import NewTask
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/projects")
@@ -38,6 +42,8 @@ def post_batch(project_id: int) -> ResponseReturnValue:
         )
     seen: set[str] = set()
     batch = []
+    problems = predictions.Problems()
+    inline: list[tuple[str, str, str, tuple[int, float, list[float] | None]]] = []
     for i, task in enumerate(spec.tasks):
         if task.external_id in seen:
             raise Invalid(
@@ -54,11 +60,29 @@ def post_batch(project_id: int) -> ResponseReturnValue:
                     f"{project.labels[:20]}"
                 )
         batch.append(NewTask(task.external_id, task.data, gold))
+        if task.prediction is not None:
+            where = f"tasks.{i}.prediction"
+            predictions.check_model_name(task.prediction.model, f"{where}.model", problems)
+            value = predictions.checked_value(project, task.prediction, where, problems)
+            if value is not None:
+                inline.append((where, task.external_id, task.prediction.model, value))
+    problems.raise_any()
     with idempotency.transaction() as cur:
         created = tasks.insert_batch(cur, project.id, project.overlap, batch)
         if created < len(batch):
             _refuse_changes(tasks.differing(cur, project.id, batch))
-        out = {"created": created, "existing": len(batch) - created}
+        out: dict[str, Any] = {"created": created, "existing": len(batch) - created}
+        if inline:
+            # Predictions of tasks that existed already count too: idempotent per (task, model).
+            ids = store_predictions.tasks_by_external_id(
+                cur, project.id, [external_id for _, external_id, _, _ in inline]
+            )
+            new = [
+                NewPrediction(ids[external_id], model, *value)
+                for _, external_id, model, value in inline
+            ]
+            made = predictions.store_or_conflict(cur, project, new, [w for w, *_ in inline])
+            out["predictions"] = {"created": made, "existing": len(new) - made}
         idempotency.record(cur, 201, out)
     if any(t.gold is not None for t in batch) and not project.has_gold:
         auth.forget_project(project.id)  # so this process mixes the gold in at once

@@ -1,4 +1,4 @@
-"""The requester's side: projects, task batches, worker accounts, results."""
+"""The requester's side: projects, task batches, predictions, worker accounts, results."""
 
 from __future__ import annotations
 
@@ -93,30 +93,45 @@ class RequesterClient(Client):
     def post_tasks(
         self, project_id: int, tasks: Iterable[Mapping[str, Any]], *, chunk_size: int = CHUNK
     ) -> Posted:
-        """Post tasks (``{"external_id", "data"?, "gold"?}``) in requests of ``chunk_size``.
+        """Post tasks (``{"external_id", "data"?, "gold"?, "prediction"?}``) in requests of
+        ``chunk_size``.
 
         Each chunk is one call with its own idempotency key; the service also keys tasks on
         ``external_id``, so posting the same tasks again creates nothing twice.
         """
-        created = existing = 0
-        chunk: list[Mapping[str, Any]] = []
+        return self._post_chunks(f"/api/v1/projects/{project_id}/tasks", "tasks", tasks, chunk_size)
 
-        def send() -> None:
-            nonlocal created, existing
-            out = self.http.json(
-                "POST", f"/api/v1/projects/{project_id}/tasks", json={"tasks": chunk}
-            )
-            created += int(out["created"])
-            existing += int(out["existing"])
+    def post_predictions(
+        self,
+        project_id: int,
+        model: str,
+        predictions: Iterable[Mapping[str, Any]],
+        *,
+        chunk_size: int = CHUNK,
+    ) -> Posted:
+        """Post one model's predictions (``{"external_id" or "task_id", "label", "confidence"}``
+        or ``{..., "probabilities": {label: p}}``) in requests of ``chunk_size``.
 
-        for task in tasks:
-            chunk.append(task)
-            if len(chunk) == chunk_size:
-                send()
-                chunk = []
-        if chunk:
-            send()
-        return Posted(created, existing)
+        Idempotent per (task, model): predictions already stored with the same label count as
+        ``existing``; one stored with another label raises an ``ApiError`` (409) and stores
+        nothing of its chunk (earlier chunks stay stored).
+        """
+        return self._post_chunks(
+            f"/api/v1/projects/{project_id}/predictions",
+            "predictions",
+            predictions,
+            chunk_size,
+            {"model": model},
+        )
+
+    def corrections(
+        self, project_id: int, model: str, *, page_size: int = 1000
+    ) -> Iterator[dict[str, Any]]:
+        """Every task whose current label differs from ``model``'s prediction: external_id,
+        prediction (label, confidence), label, confidence, label_source."""
+        return self._pages(
+            f"/api/v1/projects/{project_id}/corrections", "corrections", {"model": model}, page_size
+        )
 
     # -- workers ---------------------------------------------------------------------------
 
@@ -255,6 +270,33 @@ class RequesterClient(Client):
         )
 
     # --------------------------------------------------------------------------------------
+
+    def _post_chunks(
+        self,
+        path: str,
+        key: str,
+        items: Iterable[Mapping[str, Any]],
+        chunk_size: int,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Posted:
+        """POST ``{**fields, key: chunk}`` per ``chunk_size`` items; adds up the counts."""
+        created = existing = 0
+        chunk: list[Mapping[str, Any]] = []
+
+        def send() -> None:
+            nonlocal created, existing
+            out = self.http.json("POST", path, json={**(fields or {}), key: chunk})
+            created += int(out["created"])
+            existing += int(out["existing"])
+
+        for item in items:
+            chunk.append(item)
+            if len(chunk) == chunk_size:
+                send()
+                chunk = []
+        if chunk:
+            send()
+        return Posted(created, existing)
 
     def _pages(
         self, path: str, key: str, params: Mapping[str, Any], page_size: int

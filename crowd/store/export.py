@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from crowd.store.db import Cursor
+from crowd.store.predictions import NEWEST
 from crowd.store.projects import COMPLETE
 
 #: Columns of each exported row, in order.
@@ -21,6 +22,10 @@ COLUMNS = (
     "run_id",
     "model_label",
     "model_confidence",
+    "prediction_model",
+    "prediction_label",
+    "prediction_confidence",
+    "corrected",
 )
 
 
@@ -35,6 +40,9 @@ def rows(cur: Cursor, project_id: int, batch: int = 2000) -> Iterator[list[tuple
     and ``confidence`` null and ``status`` ``pending``: in the export, ``complete`` means the
     task needs no more answers *and* has its label.
 
+    ``prediction_*`` are the task's newest prediction by any model; ``corrected`` says whether
+    ``label`` differs from it (null when either is missing).
+
     A named (server-side) cursor on the caller's transaction keeps memory flat whatever the
     project's size; the caller keeps the transaction open while it consumes the rows.
     """
@@ -46,7 +54,10 @@ def rows(cur: Cursor, project_id: int, batch: int = 2000) -> Iterator[list[tuple
             SELECT id, external_id, gold, label, source, confidence, answers,
                    CASE WHEN source IS NOT NULL AND (source = 'gold' OR complete)
                         THEN 'complete' ELSE 'pending' END,
-                   run_id, model_label, model_confidence
+                   run_id, model_label, model_confidence,
+                   prediction_model, prediction_label, prediction_confidence,
+                   CASE WHEN label IS NOT NULL AND prediction_label IS NOT NULL
+                        THEN label <> prediction_label END
             FROM (
                 SELECT t.id, t.external_id, t.gold,
                        CASE WHEN t.gold IS NOT NULL THEN t.gold
@@ -60,9 +71,12 @@ def rows(cur: Cursor, project_id: int, batch: int = 2000) -> Iterator[list[tuple
                             WHEN r.task_id IS NOT NULL THEN r.confidence
                             WHEN t.auto_labelled THEN t.model_confidence END AS confidence,
                        t.answers, {COMPLETE} AS complete,
-                       r.run_id, t.model_label, t.model_confidence
+                       r.run_id, t.model_label, t.model_confidence,
+                       pr.model AS prediction_model, pr.label AS prediction_label,
+                       pr.confidence AS prediction_confidence
                 FROM tasks t JOIN projects p ON p.id = t.project_id
                 LEFT JOIN task_results r ON r.task_id = t.id
+                {NEWEST}
                 WHERE t.project_id = %s
             ) x
             ORDER BY id

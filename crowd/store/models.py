@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from crowd.em.live import CONFIDENCE_TOL
-from crowd.store import projects
+from crowd.store import predictions, projects
 from crowd.store.db import Cursor, one
 from crowd.store.projects import COMPLETE
 
@@ -303,7 +303,8 @@ def write_predictions(
     threshold: float | None,
 ) -> tuple[int, int]:
     """Store ``(task_id, label, confidence, margin)`` predictions (None: the model could not
-    read the task). With a ``threshold``, close the tasks among them that nobody has answered
+    read the task), on the tasks and as model ``builtin:<version_id>``'s predictions (see
+    :func:`crowd.store.predictions.write_builtin`). With a ``threshold``, close the tasks among them that nobody has answered
     or holds and whose confidence reaches it (auto-labelling). Returns ``(closed, stamped)``:
     the tasks it closed, and the auto-labelled tasks whose result it set or changed (those
     closed now, and earlier ones whose label, or confidence by more than
@@ -349,6 +350,7 @@ def write_predictions(
         """,
         params,
     )
+    predictions.write_builtin(cur, project_id, version_id, "new_predictions")
     closed = 0
     if threshold is not None:
         cur.execute(

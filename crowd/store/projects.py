@@ -17,7 +17,9 @@ _COLUMNS = (
     # Models (migration 0003); "order" is a reserved word, so always quoted.
     ' model, retrain_every, "order", random_share, auto_label_accuracy,'
     # Quality rules' evidence (migration 0008).
-    " qc_confidence"
+    " qc_confidence,"
+    # Predictions (migration 0010)
+    " corrections_every"
 )
 
 #: Settings a requester may set at creation and change later (PATCH), with their columns.
@@ -43,6 +45,8 @@ SETTINGS = (
     "auto_label_accuracy",
     # Quality rules' evidence (see crowd/em/quality.py)
     "qc_confidence",
+    # Predictions (see crowd/store/predictions.py)
+    "corrections_every",
 )
 
 #: Largest task target: gold tasks take any number of answers.
@@ -76,6 +80,7 @@ class Project:
     random_share: float = 0.1
     auto_label_accuracy: float | None = None
     qc_confidence: float = 0.95
+    corrections_every: int = 100
     #: Whether the project had gold tasks when read (only :func:`get` fills it in).
     has_gold: bool = False
 
@@ -119,6 +124,7 @@ class Project:
             "order": self.order,
             "random_share": self.random_share,
             "auto_label_accuracy": self.auto_label_accuracy,
+            "corrections_every": self.corrections_every,
             "owner_id": self.owner_id,
             "created_at": self.created_at.isoformat(),
         }

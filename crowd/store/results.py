@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from crowd.store.db import Cursor
+from crowd.store.predictions import NEWEST
 from crowd.store.projects import COMPLETE
 
 
@@ -24,7 +25,9 @@ def page(
 
     Rows: ``(task_id, external_id, answers, complete, run_id, label, confidence,
     aggregated_answers, posteriors, majority_label, majority_votes, model_label,
-    model_confidence, auto_labelled, gold)``. The run columns come
+    model_confidence, auto_labelled, gold, prediction model, prediction label, prediction
+    confidence)``, the prediction being the task's newest (see :mod:`crowd.store.predictions`).
+    The run columns come
     from the last run that changed the task's result; a task no run has covered yet (run_id
     None) has the majority vote instead, ties going to the label listed first in the
     project. ``since_run`` keeps tasks whose result a later run changed, and auto-labelled
@@ -57,10 +60,12 @@ def page(
         f"""
         SELECT t.id, t.external_id, t.answers, {complete}, r.run_id, r.label, r.confidence,
                r.answers, r.posteriors, v.label, coalesce(v.n, 0),
-               t.model_label, t.model_confidence, t.auto_labelled, t.gold
+               t.model_label, t.model_confidence, t.auto_labelled, t.gold,
+               pr.model, pr.label, pr.confidence
         FROM tasks t
         JOIN projects p ON p.id = t.project_id
         LEFT JOIN task_results r ON r.task_id = t.id
+        {NEWEST}
         LEFT JOIN LATERAL (
             SELECT a.label, count(*) AS n FROM assignments a
             WHERE a.task_id = t.id AND a.status = 'answered' AND r.task_id IS NULL

@@ -16,7 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from crowd.store.db import Cursor, one
+from crowd.store.db import Cursor, id_array, one
+from crowd.store.predictions import NEWEST
 from crowd.store.projects import COMPLETE, Project
 
 
@@ -24,6 +25,7 @@ class Event(StrEnum):
     AGGREGATION_COMPLETED = "aggregation.completed"
     MODEL_TRAINED = "model.trained"
     TASK_COMPLETED = "task.completed"
+    REVIEW_CORRECTIONS = "review.corrections"
 
 
 EVENTS = tuple(e.value for e in Event)
@@ -272,8 +274,10 @@ _SCAN_ALL_ABOVE = 20_000
 
 def mark_completed_tasks(
     cur: Cursor, run_id: int, project: Project, changed_task_ids: Sequence[int]
-) -> list[tuple[int, str, int, float]]:
-    """Tasks run ``run_id`` completed: ``(task_id, external_id, label, confidence)``.
+) -> list[tuple[int, str, int, float, str | None, int | None, float | None]]:
+    """Tasks run ``run_id`` completed: ``(task_id, external_id, label, confidence,
+    prediction model, prediction label, prediction confidence)``, the prediction being the
+    task's newest (all None without one).
 
     A task counts once it is complete (:data:`~crowd.store.projects.COMPLETE`) and its
     published result covers every answer it has (a banned worker's answers, left out of the
@@ -299,7 +303,8 @@ def mark_completed_tasks(
     )
     cur.execute(
         f"""
-        SELECT t.id, t.external_id, r.label, r.confidence, t.completed_run_id IS NOT NULL,
+        SELECT t.id, t.external_id, r.label, r.confidence, pr.model, pr.label, pr.confidence,
+               t.completed_run_id IS NOT NULL,
                CASE WHEN NOT {COMPLETE} THEN false
                     WHEN r.answers >= t.answers THEN true
                     WHEN NOT p.exclude_banned THEN false
@@ -312,23 +317,18 @@ def mark_completed_tasks(
         FROM tasks t
         JOIN projects p ON p.id = t.project_id
         JOIN task_results r ON r.task_id = t.id
+        {NEWEST}
         WHERE t.project_id = %(project)s AND t.gold IS NULL {candidates}
         """,
-        {"project": project.id, "ids": _id_array(changed_task_ids)},
+        {"project": project.id, "ids": id_array(changed_task_ids)},
     )
-    flips = [row for row in cur.fetchall() if row[4] != row[5]]
-    completed = sorted((row[0], row[1], row[2], row[3]) for row in flips if row[5])
-    reopened = [row[0] for row in flips if not row[5]]
+    flips = [row for row in cur.fetchall() if row[7] != row[8]]
+    completed = sorted(row[:7] for row in flips if row[8])
+    reopened = [row[0] for row in flips if not row[8]]
     for ids, value in (([c[0] for c in completed], run_id), (reopened, None)):
         if ids:
             cur.execute(
                 "UPDATE tasks SET completed_run_id = %s WHERE id = ANY (%s::bigint[])",
-                (value, _id_array(ids)),
+                (value, id_array(ids)),
             )
     return completed
-
-
-def _id_array(ids: Sequence[int]) -> str:
-    """An array literal for ``%s::bigint[]``: one string constant parses far faster than
-    psycopg2's ``ARRAY[...]`` of 100,000s of elements."""
-    return "{" + ",".join(str(int(i)) for i in ids) + "}"

@@ -32,6 +32,7 @@ class Row:
     body: dict[str, Any] | None
     # status per role, in ROLES order
     expect: tuple[int, int, int, int, int, int]
+    query: str = ""  # a query string the route needs
 
 
 # What each kind of caller gets. Managers' endpoints: admins and the owner succeed, another
@@ -74,6 +75,13 @@ TABLE = [
     Row("GET", f"{P}/models", None, _manage(200)),
     # The project declares no model: a manager is let in and told to PATCH one first.
     Row("POST", f"{P}/models", None, _manage(409)),
+    Row(
+        "POST",
+        f"{P}/predictions",
+        {"model": "m", "predictions": [{"external_id": "t0", "label": "a", "confidence": 0.9}]},
+        _manage(201),
+    ),
+    Row("GET", f"{P}/corrections", None, _manage(200), query="?model=m"),
     Row("GET", f"{P}/webhooks", None, _manage(200)),
     Row("POST", f"{P}/webhooks", {"url": "https://example.com/hook"}, _manage(201)),
     # The admin, tried first, deletes the webhook: the owner then finds it gone.
@@ -164,7 +172,10 @@ def test_each_caller_gets_what_the_table_says(client: FlaskClient, world: World,
     for role in ROLES:
         headers = auth(world.tokens[role]) if role in world.tokens else {}
         response = client.open(
-            _path(row.rule, world.ids), method=row.method, json=row.body, headers=headers
+            _path(row.rule, world.ids) + row.query,
+            method=row.method,
+            json=row.body,
+            headers=headers,
         )
         got[role] = response.status_code
         if response.status_code >= 400:

@@ -57,6 +57,7 @@ def test_results_are_majority_vote_with_vote_share_and_lowest_label_on_ties(
         "answers": 0,
         "aggregated_answers": 0,
         "status": "pending",
+        "prediction": None,
     }
 
 

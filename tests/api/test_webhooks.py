@@ -23,7 +23,12 @@ def test_create_shows_the_secret_once_and_list_pages_without_it(
     assert first.status_code == 201, first.json
     created = first.json
     assert len(created["secret"]) >= 32
-    assert created["events"] == ["aggregation.completed", "model.trained", "task.completed"]
+    assert created["events"] == [
+        "aggregation.completed",
+        "model.trained",
+        "task.completed",
+        "review.corrections",
+    ]
     mine = client.post(
         hooks_url(pid),
         json={

@@ -1,0 +1,103 @@
+"""The predictions part of the OpenAPI document (merged in by :func:`crowd.api.openapi.document`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crowd.api.openapi import _PAGE, _body, _errors, _id, _ok, _page_of, _query, _ref
+from crowd.api.schemas import PredictionsIn
+
+MODELS = (PredictionsIn,)
+
+PREDICTION = {
+    "type": ["object", "null"],
+    "required": ["model", "label", "confidence"],
+    "properties": {
+        "model": {"type": "string"},
+        "label": {"type": "string"},
+        "confidence": {"type": "number"},
+    },
+    "description": "the newest prediction of the task by any model (builtin:<version id> for "
+    "the built-in model); null: none",
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Prediction": PREDICTION,
+    "PredictionsStored": {
+        "type": "object",
+        "required": ["model", "created", "existing"],
+        "properties": {
+            "model": {"type": "string"},
+            "created": {"type": "integer", "description": "new (task, model) pairs"},
+            "existing": {
+                "type": "integer",
+                "description": "pairs already stored with the same label (left as they were)",
+            },
+        },
+    },
+    "Correction": {
+        "type": "object",
+        "required": ["task_id", "external_id", "prediction", "label", "confidence"],
+        "properties": {
+            "task_id": {"type": "integer"},
+            "external_id": {"type": "string"},
+            "prediction": {
+                "type": "object",
+                "required": ["label", "confidence"],
+                "properties": {"label": {"type": "string"}, "confidence": {"type": "number"}},
+            },
+            "label": {"type": "string", "description": "the task's current label"},
+            "confidence": {
+                "type": ["number", "null"],
+                "description": "the current label's posterior; null for a gold task",
+            },
+            "label_source": {"type": "string", "enum": ["crowd", "gold"]},
+        },
+    },
+}
+
+
+def paths() -> dict[str, Any]:
+    requester: list[dict[str, list[str]]] = [{"bearer": []}]
+    pid = _id("project_id")
+    corrections = _page_of("corrections", _ref("Correction"))
+    corrections["required"] = ["model", *corrections["required"]]
+    corrections["properties"]["model"] = {"type": "string"}
+    return {
+        "/api/v1/projects/{project_id}/predictions": {
+            "post": {
+                "summary": "Store up to 10,000 predictions of one model; idempotent per "
+                "(task, model), a different label for a stored pair is a 409",
+                "security": requester,
+                "parameters": [pid],
+                "requestBody": _body(PredictionsIn),
+                "responses": {
+                    "201": _ok("Stored", _ref("PredictionsStored")),
+                    **_errors(400, 401, 403, 404, 409, 413, 422, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/corrections": {
+            "get": {
+                "summary": "Tasks whose current label differs from a model's prediction, by "
+                "task id",
+                "security": requester,
+                "parameters": [
+                    pid,
+                    {
+                        **_query(
+                            "model",
+                            {"type": "string", "minLength": 1, "maxLength": 100},
+                            "the model's name as its predictions were posted",
+                        ),
+                        "required": True,
+                    },
+                    *_PAGE,
+                ],
+                "responses": {
+                    "200": _ok("A page of corrections", corrections),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            },
+        },
+    }
