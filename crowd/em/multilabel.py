@@ -1,0 +1,269 @@
+"""Multi-label answers (any subset of N labels): Dawid-Skene with a worker's two coins shared
+across labels."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Self
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
+
+from crowd.em._base import (
+    ConvergenceWarning,
+    FloatArray,
+    IntArray,
+    as_index_array,
+    count,
+    weighted_sum,
+)
+from crowd.em._em import EPS
+
+#: Known label sets: ``{task_index: label indices}`` or ``(task_indices, (n_gold, n_labels))``.
+MultilabelGold = Mapping[int, Iterable[int]] | tuple[ArrayLike, ArrayLike]
+
+BoolArray = NDArray[np.bool_]
+
+
+class MultilabelDawidSkene:
+    r"""Label sets by EM, each worker with one sensitivity and one specificity for all labels.
+
+    Model. Task ``j`` carries label ``l`` (``z_jl = 1``) with probability ``p_l``
+    (``priors_``), independently across labels. Worker ``w`` ticks a label the task carries
+    with probability ``se_w`` (``sensitivity_``) and leaves unticked a label it does not
+    carry with probability ``sp_w`` (``specificity_``), whatever the label::
+
+        P(answers, z) = prod_{j, l} p_l^{z_jl} (1 - p_l)^{1 - z_jl}
+            prod_{i in j} [se_w^{y_il} (1 - se_w)^{1 - y_il}]^{z_jl}
+                          [(1 - sp_w)^{y_il} sp_w^{1 - y_il}]^{1 - z_jl}
+
+    This is per-label two-class Dawid-Skene (Crowd-Kit's ``BinaryRelevance(DawidSkene)``)
+    with each worker's confusion shared by the labels: how thoroughly a worker ticks boxes and
+    how often it ticks wrong ones are traits of the worker, seen in every label of every
+    answer, so they are estimated from ``N`` times the evidence. An empty answer (no label) is
+    informative: ``N`` unticked boxes.
+
+    EM as in :class:`~crowd.em.DawidSkene`: start from the per-label vote shares, iterate
+    M-step (``se_w`` = expected ticked positives / expected positives over the worker's
+    answers, ``sp_w`` likewise, ``p_l`` = mean posterior, each floored at ``1e-10`` from 0
+    and 1) then E-step (``probabilities_``, the posterior of every ``z_jl``), stop when the
+    log-likelihood per answer changes by less than ``tol``. Gold tasks are held at their
+    label sets. ``labels_`` is ``probabilities_ > 0.5``. Tasks without answers get
+    ``priors_``.
+
+    A. P. Dawid and A. M. Skene, *JRSS-C* 28(1):20-28, 1979; the two-coin worker of V. C.
+    Raykar et al., Learning from crowds, *JMLR* 11:1297-1322, 2010 (section 2).
+
+    Parameters:
+        max_iter: maximum number of EM iterations (>= 1).
+        tol: stop when the log-likelihood per answer changes by less than this.
+        callback: called as ``callback(iteration, objective)`` after every iteration.
+    """
+
+    probabilities_: FloatArray
+    labels_: BoolArray
+    priors_: FloatArray
+    sensitivity_: FloatArray
+    specificity_: FloatArray
+    n_iter_: int
+    converged_: bool
+    objective_history_: list[float]
+
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        callback: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.max_iter = max_iter
+        self.tol = tol
+        self.callback = callback
+
+    def fit(
+        self,
+        tasks: ArrayLike,
+        workers: ArrayLike,
+        labels: ArrayLike,
+        *,
+        n_tasks: int | None = None,
+        n_workers: int | None = None,
+        gold: MultilabelGold | None = None,
+    ) -> Self:
+        """Fit by EM; returns ``self``.
+
+        Args:
+            tasks, workers: ``(n_answers,)`` non-negative int indices.
+            labels: ``(n_answers, n_labels)`` 0/1 (or bool): the labels each answer ticked.
+            n_tasks, n_workers: sizes; default to the largest index plus one.
+            gold: ``{task: label indices}`` or ``(task_indices, (n_gold, n_labels) 0/1)``.
+        """
+        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
+            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+        if not self.tol >= 0:
+            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        t = as_index_array(tasks, "tasks")
+        w = as_index_array(workers, "workers")
+        y = np.asarray(labels)
+        if y.ndim != 2 or y.shape[0] != t.size:
+            raise ValueError(
+                f"labels must be a 2-D array with one row per answer, got shape {y.shape}"
+            )
+        if not np.all((y == 0) | (y == 1)):
+            raise ValueError("labels must hold 0/1 (or bool) values")
+        if t.shape != w.shape:
+            raise ValueError(f"tasks and workers must have equal length, got {t.size}, {w.size}")
+        n_labels = y.shape[1]
+        ticked = y.astype(np.float64)
+        gold_tasks, gold_sets = _parse_gold(gold, n_labels)
+        n = count(n_tasks, np.concatenate([t, gold_tasks]), "n_tasks")
+        n_w = count(n_workers, w, "n_workers")
+        per_answer = 1.0 / max(t.size, 1)
+
+        # (n_tasks, n_answers) incidence: one product sums any per-answer quantity by task.
+        by_task = sp.csr_matrix((np.ones(t.size), (t, np.arange(t.size))), shape=(n, t.size))
+        answers_of_task = np.diff(by_task.indptr)
+        observed = answers_of_task > 0
+        observed[gold_tasks] = True
+        ticks_of_answer = ticked.sum(axis=1)
+
+        def m_step(q: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+            q_answer = q[t]  # (n_answers, n_labels)
+            positives = weighted_sum(w, q_answer.sum(axis=1), n_w)
+            hits = weighted_sum(w, (q_answer * ticked).sum(axis=1), n_w)
+            negatives = weighted_sum(w, n_labels - q_answer.sum(axis=1), n_w)
+            false_ticks = weighted_sum(w, ticks_of_answer, n_w) - hits
+            sensitivity = _rate(hits, positives)
+            specificity = _rate(negatives - false_ticks, negatives)
+            mass = q[observed].mean(axis=0) if observed.any() else np.full(n_labels, 0.5)
+            return sensitivity, specificity, np.clip(mass, EPS, 1 - EPS)
+
+        def e_step(
+            sensitivity: FloatArray, specificity: FloatArray, priors: FloatArray
+        ) -> tuple[FloatArray, float]:
+            # log P(answer | z=1) - log P(answer | z=0), per answer and label, summed by task.
+            tick = np.log(sensitivity) - np.log1p(-specificity)
+            blank = np.log1p(-sensitivity) - np.log(specificity)
+            base1 = by_task @ np.log1p(-sensitivity)[w]
+            base0 = by_task @ np.log(specificity)[w]
+            log1 = by_task @ (ticked * (tick - blank)[w, None]) + base1[:, None]
+            log1 += np.log(priors)
+            log0 = np.broadcast_to(base0[:, None] + np.log1p(-priors), log1.shape)
+            log_odds = log1 - log0
+            q = expit(log_odds)
+            q[gold_tasks] = gold_sets
+            # log-likelihood: log(exp(log1) + exp(log0)) over answered, unclamped cells.
+            evidence = np.logaddexp(log1, log0)
+            free = answers_of_task > 0
+            free[gold_tasks] = False
+            total = float(evidence[free].sum())
+            if gold_tasks.size:
+                clamped = np.where(gold_sets > 0, log1[gold_tasks], log0[gold_tasks])
+                total += float(clamped[answers_of_task[gold_tasks] > 0].sum())
+            return q, total * per_answer
+
+        counts = by_task @ ticked
+        with np.errstate(invalid="ignore"):
+            q = counts / answers_of_task[:, None]
+        q[answers_of_task == 0] = 0.5
+        q[gold_tasks] = gold_sets
+        history: list[float] = []
+        previous = -np.inf
+        converged = False
+        change = np.inf
+        for _ in range(self.max_iter):
+            sensitivity, specificity, priors = m_step(q)
+            q, objective = e_step(sensitivity, specificity, priors)
+            history.append(objective)
+            if self.callback is not None:
+                self.callback(len(history), objective)
+            change = objective - previous
+            if abs(change) < self.tol:
+                converged = True
+                break
+            previous = objective
+        if not converged:
+            warnings.warn(
+                f"MultilabelDawidSkene did not converge in max_iter={self.max_iter} iterations "
+                f"(last objective change {change:.3g} >= tol={self.tol}); raise max_iter or tol",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        unanswered = (answers_of_task == 0) & ~np.isin(np.arange(n), gold_tasks)
+        q[unanswered] = priors
+        self.probabilities_ = q
+        self.labels_ = q > 0.5
+        self.priors_ = priors
+        self.sensitivity_ = sensitivity
+        self.specificity_ = specificity
+        self.n_iter_ = len(history)
+        self.converged_ = converged
+        self.objective_history_ = history
+        return self
+
+    def fit_predict(
+        self,
+        tasks: ArrayLike,
+        workers: ArrayLike,
+        labels: ArrayLike,
+        *,
+        n_tasks: int | None = None,
+        n_workers: int | None = None,
+        gold: MultilabelGold | None = None,
+    ) -> BoolArray:
+        """Fit, then return ``labels_``: shape ``(n_tasks, n_labels)``, bool."""
+        self.fit(tasks, workers, labels, n_tasks=n_tasks, n_workers=n_workers, gold=gold)
+        return self.labels_
+
+    def fit_predict_proba(
+        self,
+        tasks: ArrayLike,
+        workers: ArrayLike,
+        labels: ArrayLike,
+        *,
+        n_tasks: int | None = None,
+        n_workers: int | None = None,
+        gold: MultilabelGold | None = None,
+    ) -> FloatArray:
+        """Fit, then return ``probabilities_``: shape ``(n_tasks, n_labels)``."""
+        self.fit(tasks, workers, labels, n_tasks=n_tasks, n_workers=n_workers, gold=gold)
+        return self.probabilities_
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+def _rate(hits: FloatArray, trials: FloatArray) -> FloatArray:
+    """``hits / trials`` kept inside ``[1e-10, 1 - 1e-10]``; 0.5 where there are no trials."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(trials > 0, hits / trials, 0.5)
+    return np.clip(rate, EPS, 1 - EPS)
+
+
+def _parse_gold(gold: MultilabelGold | None, n_labels: int) -> tuple[IntArray, FloatArray]:
+    """Gold as ``(task indices, (n_gold, n_labels) 0/1 floats)``."""
+    if gold is None:
+        return np.zeros(0, dtype=np.intp), np.zeros((0, n_labels))
+    if isinstance(gold, Mapping):
+        tasks = as_index_array(np.fromiter(gold.keys(), dtype=np.int64, count=len(gold)), "gold")
+        sets = np.zeros((len(gold), n_labels))
+        for row, chosen in enumerate(gold.values()):
+            indices = as_index_array(np.fromiter(chosen, dtype=np.int64), "gold labels")
+            if indices.size and indices.max() >= n_labels:
+                raise ValueError(f"a gold label index is >= n_labels={n_labels}")
+            sets[row, indices] = 1.0
+    else:
+        tasks = as_index_array(gold[0], "gold tasks")
+        sets = np.asarray(gold[1], dtype=np.float64)
+        if sets.shape != (tasks.size, n_labels) or not np.all((sets == 0) | (sets == 1)):
+            raise ValueError(
+                f"gold label sets must be a ({tasks.size}, {n_labels}) array of 0/1 values"
+            )
+    unique, first, inverse = np.unique(tasks, return_index=True, return_inverse=True)
+    if np.any(sets != sets[first][inverse]):
+        raise ValueError("a gold task is given two different label sets")
+    return unique, sets[first]
