@@ -7,12 +7,10 @@ Reading and writing CSV (and the error messages naming file and line) are in
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -32,6 +30,9 @@ from crowd.cli._csv import (
     unique_tasks,
     write_csv,
 )
+from crowd.cli.aggregate_types import ESTIMATORS, aggregate_typed, build_estimator
+from crowd.cli.aggregate_types import write as write_typed
+from crowd.datasets import TYPE_COLUMNS
 from crowd.em import DEFAULT_METHOD, METHODS, class_order
 
 ANSWER_COLUMNS = ("task", "worker", "label")
@@ -50,47 +51,47 @@ def _is_large(path: str) -> bool:
         return False  # the reader reports a missing file with its own message
 
 
-def _estimator(method: str, options: dict[str, Any], progress: Callable[[str], None] | None) -> Any:
-    cls = METHODS[method]
-    accepted = inspect.signature(cls).parameters
-    kwargs = {}
-    for option, value in options.items():
-        if value is None:
-            continue
-        if option not in accepted:
-            fail(f"--{option.replace('_', '-')} does not apply to method {method}")
-        kwargs[option] = value
-    if progress is not None and "callback" in accepted:
-        kwargs["callback"] = lambda i, obj: progress(f"{method} iteration {i}: objective {obj:.6f}")
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        fail(str(exc))
-
-
 @click.command("aggregate")
 @click.argument("answers", type=click.Path(dir_okay=False))
 @click.option(
+    "--type",
+    "answer_type",
+    type=click.Choice(list(TYPE_COLUMNS)),
+    default="categorical",
+    show_default=True,
+    help="What an answer is: one label (task,worker,label), a label set (task,worker,labels, "
+    "labels joined by |, empty = none), a number (task,worker,value) or a preference "
+    "(left,right,worker,winner; winner is the left or right item).",
+)
+@click.option(
     "--method",
     type=click.Choice(sorted(METHODS)),
-    default=DEFAULT_METHOD,
-    show_default=True,
-    help="Aggregation method: "
+    default=None,
+    help="Aggregation method for --type categorical: "
     + ", ".join(f"{name} = {cls.__name__}" for name, cls in sorted(METHODS.items()))
-    + " (crowd.em).",
+    + f" (crowd.em) [default: {DEFAULT_METHOD}]. The other types have one method each: "
+    + ", ".join(f"{t} = {cls.__name__}" for t, cls in ESTIMATORS.items())
+    + ".",
 )
 @click.option(
     "--gold",
     type=click.Path(dir_okay=False),
-    help="CSV with header task,label: known labels, held fixed during fitting.",
+    help="Known answers, held fixed during fitting: CSV task,label (categorical), task,labels "
+    "(multilabel), task,value (numeric) or left,right,winner (pairwise: known comparisons).",
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="RESULTS file [default: stdout].")
 @click.option(
     "--workers-out",
     type=click.Path(dir_okay=False),
-    help="Also write worker,accuracy,answers here (accuracy: the method's estimate).",
+    help="Also write the worker estimates here: worker,accuracy,answers (categorical), "
+    "worker,sensitivity,specificity,answers (multilabel), worker,bias,noise,answers (numeric), "
+    "worker,reliability,answers (pairwise).",
 )
-@click.option("--proba", is_flag=True, help="Add a p_<label> probability column per label.")
+@click.option(
+    "--proba",
+    is_flag=True,
+    help="Add a p_<label> probability column per label (categorical, multilabel).",
+)
 @click.option("--max-iter", type=click.IntRange(min=1), help="EM iteration limit.")
 @click.option(
     "--tol",
@@ -108,7 +109,8 @@ def _estimator(method: str, options: dict[str, Any], progress: Callable[[str], N
 )
 def aggregate_command(
     answers: str,
-    method: str,
+    answer_type: str,
+    method: str | None,
     gold: str | None,
     out: str | None,
     workers_out: str | None,
@@ -118,20 +120,53 @@ def aggregate_command(
     smoothing: float | None,
     progress: bool | None,
 ) -> None:
-    """Aggregate crowd ANSWERS (CSV: task,worker,label; - for stdin) into one label per task.
+    """Aggregate crowd ANSWERS (CSV; - for stdin) into one result per task.
 
-    Writes RESULTS as CSV task,label,confidence (plus p_<label> columns with --proba), one row
-    per task in order of first appearance in ANSWERS; confidence is the posterior probability
-    of the chosen label. Every answer row counts, including a worker's repeated answers to a
-    task. Labels are arbitrary strings; ties go to the lowest label, numerically when all
-    labels are numbers, else in string order. Gold rows for tasks absent from ANSWERS are
-    ignored.
+    Categorical (the default): ANSWERS is task,worker,label and RESULTS is
+    task,label,confidence (plus p_<label> columns with --proba), one row per task in order of
+    first appearance in ANSWERS; confidence is the posterior probability of the chosen label.
+    Every answer row counts, including a worker's repeated answers to a task. Labels are
+    arbitrary strings; ties go to the lowest label, numerically when all labels are numbers,
+    else in string order. Gold rows for tasks absent from ANSWERS are ignored.
+
+    --type multilabel writes task,labels (the chosen set joined by |; p_<label> columns with
+    --proba). --type numeric writes task,value,lower,upper (a 90% credible interval).
+    --type pairwise writes item,score,rank,component,comparisons, sorted by component and
+    rank: scores and ranks compare items only within a component, a group of items linked by
+    comparisons (0 is the largest); stderr notes the fitted position bias, and says so when
+    there is more than one component.
     """
     started = time.perf_counter()
     show = progress if progress is not None else (sys.stderr.isatty() or _is_large(answers))
 
     def report(message: str) -> None:
         click.echo(f"crowd: {message} ({time.perf_counter() - started:.1f} s)", err=True)
+
+    if answer_type != "categorical":
+        if method is not None:
+            fail(f"--method applies to --type categorical only, not to --type {answer_type}")
+        if proba and answer_type != "multilabel":
+            fail(f"--proba applies to --type categorical and multilabel, not to {answer_type}")
+        if show:
+            report(f"reading {click.format_filename(answers)}")
+        try:
+            output = aggregate_typed(
+                answer_type,
+                CsvInput.from_path(answers),
+                None if gold is None else CsvInput.from_path(gold),
+                {"max_iter": max_iter, "tol": tol, "smoothing": smoothing},
+                proba=proba,
+                report=report if show else None,
+            )
+        except InputError as exc:
+            fail(str(exc))
+        for note in output.notes:
+            click.echo(f"crowd: note: {note}", err=True)
+        write_typed(output, out, workers_out)
+        if show:
+            report("done")
+        return
+    method = method or DEFAULT_METHOD
 
     try:
         if show:
@@ -157,8 +192,12 @@ def aggregate_command(
             f"{len(classes):,} labels"
         )
 
-    estimator = _estimator(
-        method, {"max_iter": max_iter, "tol": tol, "smoothing": smoothing}, report if show else None
+    estimator = build_estimator(
+        METHODS[method],
+        f"method {method}",
+        {"max_iter": max_iter, "tol": tol, "smoothing": smoothing},
+        report if show else None,
+        prefix=f"{method} ",
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
