@@ -199,7 +199,7 @@ class NumericEM:
             # Conditional M-steps: values, biases (and their scale), noise.
             weights = u / noise[w]
             mu, _ = task_means(weights, bias[w])
-            if self.bias:
+            if self.bias and n_w:
                 total = weighted_sum(w, weights * (x - mu[t]), n_w)
                 precision = weighted_sum(w, weights, n_w)
                 bias = total / (precision + 1.0 / tau2)
