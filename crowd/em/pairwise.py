@@ -41,8 +41,8 @@ class CrowdBradleyTerry:
         P(left wins | faithful) = sigmoid(s_left - s_right + g)
 
     otherwise it reports the opposite outcome. So ``P(answer) = eta_w f + (1 - eta_w) (1 - f)``
-    with ``f`` the faithful probability of that answer. A tie (outcome 0.5) counts as half a
-    win each way, ``f = sqrt(sigmoid(d) sigmoid(-d))``. Priors: ``s_a ~ N(0, score_prior)``
+    with ``f`` the faithful probability of that answer. A tie (outcome 0.5) counts as two
+    answers of weight 1/2, one won by each side. Priors: ``s_a ~ N(0, score_prior)``
     and ``g ~ N(0, score_prior)``, which keep scores finite for an item that won (or lost)
     every comparison and fix each component's location; ``eta_w`` gets
     ``reliability_prior = (a, b)`` pseudo-answers, ``a`` faithful and ``b`` flipped (the
@@ -54,7 +54,7 @@ class CrowdBradleyTerry:
     Fitting maximises the log-posterior per answer (``objective_``) over scores, bias and
     worker log-odds jointly with L-BFGS: the marginal likelihood is smooth and its gradient is
     three ``bincount`` passes over the answers, which converges in fewer passes than EM over the
-    faithfulness indicators (the two reach the same optimum). ``n_iter_`` and ``converged_``
+    faithfulness indicators (both climb the same posterior, to a local maximum). ``n_iter_`` and ``converged_``
     report the optimiser.
 
     Ranking is only meaningful within a connected component of the comparison graph: items
@@ -144,37 +144,30 @@ class CrowdBradleyTerry:
         both = np.concatenate([lt, rt, g_left, g_right])
         n = count(n_items, both, "n_items")
         n_w = count(n_workers, wk, "n_workers")
-        all_left = np.concatenate([lt, g_left])
-        all_right = np.concatenate([rt, g_right])
-        all_y = np.concatenate([y, g_y])
-        n_answers = y.size
-        n_gold = g_y.size
-        per_answer = 1.0 / max(n_answers + n_gold, 1)
-        fit_bias = self.position_bias and n_answers > 0
+        rows = _Contests(lt, rt, y, wk, g_left, g_right, g_y, n_w)
+        per_answer = 1.0 / max(y.size + g_y.size, 1)
+        fit_bias = self.position_bias and y.size > 0
 
         # Parameters: n scores, the bias, then n_w worker log-odds of being faithful.
         def negative_objective(theta: FloatArray) -> tuple[float, FloatArray]:
             scores, bias, rho = theta[:n], theta[n], theta[n + 1 :]
-            diff = scores[all_left] - scores[all_right]
-            diff[:n_answers] += bias
-            log_f = all_y * log_expit(diff) + (1 - all_y) * log_expit(-diff)
-            log_flip = all_y * log_expit(-diff) + (1 - all_y) * log_expit(diff)
-            faithful = np.ones(n_answers + n_gold)
-            faithful[:n_answers] = expit(rho)[wk]
-            f, flip = np.exp(log_f), np.exp(log_flip)
-            likelihood = faithful * f + (1 - faithful) * flip
-            sig = expit(diff)
-            d_diff = faithful * f * (all_y - sig) + (1 - faithful) * flip * (1 - all_y - sig)
-            d_diff /= likelihood
-            d_scores = weighted_sum(all_left, d_diff, n) - weighted_sum(all_right, d_diff, n)
-            d_scores -= precision * scores
-            d_faithful = (f - flip)[:n_answers] / likelihood[:n_answers]
             eta = expit(rho)
-            d_rho = weighted_sum(wk, d_faithful, n_w) * eta * (1 - eta)
+            faithful = np.append(eta, 1.0)[rows.judge]
+            diff = scores[rows.winner] - scores[rows.loser]
+            if fit_bias:
+                diff += bias * rows.side
+            f = expit(diff)
+            twice = 2 * faithful - 1
+            likelihood = (1 - faithful) + twice * f
+            d_diff = rows.weight * twice * f * (1 - f) / likelihood
+            d_scores = weighted_sum(rows.winner, d_diff, n) - weighted_sum(rows.loser, d_diff, n)
+            d_scores -= precision * scores
+            d_faithful = rows.weight * (2 * f - 1) / likelihood
+            d_rho = weighted_sum(rows.judge, d_faithful, n_w + 1)[:n_w] * eta * (1 - eta)
             d_rho += a * (1 - eta) - b * eta
-            d_bias = float(d_diff[:n_answers].sum()) - precision * bias if fit_bias else 0.0
+            d_bias = float(d_diff @ rows.side) - precision * bias if fit_bias else 0.0
             value = (
-                np.log(likelihood).sum()
+                rows.weight @ np.log(likelihood)
                 - 0.5 * precision * (scores @ scores + bias * bias)
                 + a * log_expit(rho).sum()
                 + b * log_expit(-rho).sum()
@@ -206,9 +199,9 @@ class CrowdBradleyTerry:
         self.reliability_ = expit(theta[n + 1 :])
         self.objective_ = -float(result.fun)
         self.n_iter_ = int(result.nit)
-        self.score_std_ = _laplace_std(scores, all_left, all_right, precision)
+        self.score_std_ = _laplace_std(scores, rows.winner, rows.loser, rows.weight, precision)
         self.comparisons_ = np.bincount(np.concatenate([lt, rt]), minlength=n).astype(np.intp)
-        self.components_, self.n_components_ = _components(all_left, all_right, n)
+        self.components_, self.n_components_ = _components(rows.winner, rows.loser, n)
         self.ranks_ = _ranks(scores, self.components_)
         return self
 
@@ -230,6 +223,50 @@ class CrowdBradleyTerry:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
         return f"{type(self).__name__}({params})"
+
+
+class _Contests:
+    """Answers and known comparisons as weighted contests ``winner`` beat ``loser``.
+
+    A tie becomes two half-weight contests, one won by each side. ``side`` is +1 when the
+    winner was shown on the left, -1 on the right, 0 for a known comparison (no position).
+    ``judge`` is the worker, or ``n_workers`` (a judge who is always faithful) for gold.
+    """
+
+    def __init__(
+        self,
+        left: IntArray,
+        right: IntArray,
+        outcomes: FloatArray,
+        workers: IntArray,
+        gold_left: IntArray,
+        gold_right: IntArray,
+        gold_outcomes: FloatArray,
+        n_workers: int,
+    ) -> None:
+        tie = outcomes == 0.5
+        gold_tie = gold_outcomes == 0.5
+        left = np.concatenate([left, left[tie], gold_left, gold_left[gold_tie]])
+        right = np.concatenate([right, right[tie], gold_right, gold_right[gold_tie]])
+        left_won = np.concatenate(
+            [outcomes >= 0.5, np.zeros(tie.sum(), bool), gold_outcomes >= 0.5]
+        )
+        left_won = np.concatenate([left_won, np.zeros(gold_tie.sum(), bool)])
+        n_answer_rows = outcomes.size + int(tie.sum())
+        self.winner: IntArray = np.where(left_won, left, right)
+        self.loser: IntArray = np.where(left_won, right, left)
+        self.side: FloatArray = np.where(left_won, 1.0, -1.0)
+        self.side[n_answer_rows:] = 0.0
+        self.weight: FloatArray = np.where(
+            np.concatenate([tie, tie[tie], gold_tie, gold_tie[gold_tie]]), 0.5, 1.0
+        )
+        self.judge: IntArray = np.concatenate(
+            [
+                workers,
+                workers[tie],
+                np.full(gold_outcomes.size + int(gold_tie.sum()), n_workers, dtype=np.intp),
+            ]
+        )
 
 
 def _check_outcomes(values: ArrayLike, size: int, name: str) -> FloatArray:
@@ -265,11 +302,11 @@ def _parse_gold(gold: PairwiseGold | None) -> tuple[IntArray, IntArray, FloatArr
 
 
 def _laplace_std(
-    scores: FloatArray, left: IntArray, right: IntArray, precision: float
+    scores: FloatArray, left: IntArray, right: IntArray, weight: FloatArray, precision: float
 ) -> FloatArray:
     """Posterior sd per score from the diagonal of the Bradley-Terry Hessian plus the prior."""
     p = expit(scores[left] - scores[right])
-    info = p * (1 - p)
+    info = weight * p * (1 - p)
     n = scores.size
     diagonal = weighted_sum(left, info, n) + weighted_sum(right, info, n)
     return np.asarray(1.0 / np.sqrt(diagonal + precision))
