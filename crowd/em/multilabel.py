@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Self
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 
@@ -117,57 +116,66 @@ class MultilabelDawidSkene:
         if t.shape != w.shape:
             raise ValueError(f"tasks and workers must have equal length, got {t.size}, {w.size}")
         n_labels = y.shape[1]
-        ticked = y.astype(np.float64)
         gold_tasks, gold_sets = _parse_gold(gold, n_labels)
         n = count(n_tasks, np.concatenate([t, gold_tasks]), "n_tasks")
         n_w = count(n_workers, w, "n_workers")
         per_answer = 1.0 / max(t.size, 1)
 
-        # (n_tasks, n_answers) incidence: one product sums any per-answer quantity by task.
-        by_task = sp.csr_matrix((np.ones(t.size), (t, np.arange(t.size))), shape=(n, t.size))
-        answers_of_task = np.diff(by_task.indptr)
+        # Every sum runs over answers or over ticked boxes only (cell = task * n_labels + label).
+        tick_answer, tick_label = np.nonzero(y)
+        tick_worker = w[tick_answer]
+        tick_cell = t[tick_answer] * n_labels + tick_label
+        answers_of_task = np.bincount(t, minlength=n)
+        answers_of_worker = np.bincount(w, minlength=n_w).astype(np.float64)
+        ticks_of_worker = np.bincount(tick_worker, minlength=n_w).astype(np.float64)
         observed = answers_of_task > 0
         observed[gold_tasks] = True
-        ticks_of_answer = ticked.sum(axis=1)
+        all_observed = bool(observed.all())
+        free = answers_of_task > 0
+        free[gold_tasks] = False
+        clamped = gold_tasks[answers_of_task[gold_tasks] > 0]
+        clamped_sets = gold_sets[answers_of_task[gold_tasks] > 0] > 0
 
         def m_step(q: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-            q_answer = q[t]  # (n_answers, n_labels)
-            positives = weighted_sum(w, q_answer.sum(axis=1), n_w)
-            hits = weighted_sum(w, (q_answer * ticked).sum(axis=1), n_w)
-            negatives = weighted_sum(w, n_labels - q_answer.sum(axis=1), n_w)
-            false_ticks = weighted_sum(w, ticks_of_answer, n_w) - hits
+            positives = weighted_sum(w, q.sum(axis=1)[t], n_w)
+            hits = weighted_sum(tick_worker, q.reshape(-1)[tick_cell], n_w)
+            negatives = answers_of_worker * n_labels - positives
             sensitivity = _rate(hits, positives)
-            specificity = _rate(negatives - false_ticks, negatives)
-            mass = q[observed].mean(axis=0) if observed.any() else np.full(n_labels, 0.5)
+            specificity = _rate(negatives - (ticks_of_worker - hits), negatives)
+            if all_observed:
+                mass = q.mean(axis=0)
+            else:
+                mass = q[observed].mean(axis=0) if observed.any() else np.full(n_labels, 0.5)
             return sensitivity, specificity, np.clip(mass, EPS, 1 - EPS)
 
         def e_step(
             sensitivity: FloatArray, specificity: FloatArray, priors: FloatArray
         ) -> tuple[FloatArray, float]:
-            # log P(answer | z=1) - log P(answer | z=0), per answer and label, summed by task.
-            tick = np.log(sensitivity) - np.log1p(-specificity)
-            blank = np.log1p(-sensitivity) - np.log(specificity)
-            base1 = by_task @ np.log1p(-sensitivity)[w]
-            base0 = by_task @ np.log(specificity)[w]
-            log1 = by_task @ (ticked * (tick - blank)[w, None]) + base1[:, None]
-            log1 += np.log(priors)
-            log0 = np.broadcast_to(base0[:, None] + np.log1p(-priors), log1.shape)
-            log_odds = log1 - log0
+            # log P(the task's answers on label l | z = 0) and the log-odds of z = 1, per
+            # task and label: every answer's blank-box term, corrected on ticked boxes.
+            log_sp, log_fp = np.log(specificity), np.log1p(-specificity)
+            log_se, log_fn = np.log(sensitivity), np.log1p(-sensitivity)
+            cells = n * n_labels
+            log0 = weighted_sum(tick_cell, (log_fp - log_sp)[tick_worker], cells)
+            log0 = log0.reshape(n, n_labels) + weighted_sum(t, log_sp[w], n)[:, None]
+            log1 = weighted_sum(tick_cell, (log_se - log_fn)[tick_worker], cells)
+            log1 = log1.reshape(n, n_labels) + weighted_sum(t, log_fn[w], n)[:, None]
+            log_odds = log1 - log0 + np.log(priors) - np.log1p(-priors)
             q = expit(log_odds)
             q[gold_tasks] = gold_sets
-            # log-likelihood: log(exp(log1) + exp(log0)) over answered, unclamped cells.
-            evidence = np.logaddexp(log1, log0)
-            free = answers_of_task > 0
-            free[gold_tasks] = False
-            total = float(evidence[free].sum())
-            if gold_tasks.size:
-                clamped = np.where(gold_sets > 0, log1[gold_tasks], log0[gold_tasks])
-                total += float(clamped[answers_of_task[gold_tasks] > 0].sum())
+            # Log-likelihood: log(P(z=0, answers) + P(z=1, answers)) over answered cells, or
+            # the clamped class's term for gold tasks.
+            base = log0 + np.log1p(-priors)
+            total = float((base[free] + np.logaddexp(0.0, log_odds[free])).sum())
+            if clamped.size:
+                total += float(
+                    (base[clamped] + np.where(clamped_sets, log_odds[clamped], 0.0)).sum()
+                )
             return q, total * per_answer
 
-        counts = by_task @ ticked
+        q = weighted_sum(tick_cell, np.ones(tick_cell.size), n * n_labels).reshape(n, n_labels)
         with np.errstate(invalid="ignore"):
-            q = counts / answers_of_task[:, None]
+            q /= answers_of_task[:, None]
         q[answers_of_task == 0] = 0.5
         q[gold_tasks] = gold_sets
         history: list[float] = []

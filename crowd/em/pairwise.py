@@ -175,16 +175,36 @@ class CrowdBradleyTerry:
             gradient = np.concatenate([d_scores, [d_bias], d_rho])
             return -value * per_answer, -gradient * per_answer
 
+        # L-BFGS runs on theta * scale, with scale ~ the square root of each parameter's
+        # curvature (its weight of evidence), so an item seen 600 times and one seen twice
+        # move at the same pace: several times fewer iterations than on theta itself.
+        evidence = weighted_sum(rows.winner, rows.weight, n) + weighted_sum(
+            rows.loser, rows.weight, n
+        )
+        scale = np.sqrt(
+            np.concatenate(
+                [
+                    0.25 * evidence + precision,
+                    [0.25 * y.size + precision],
+                    0.25 * weighted_sum(wk, np.ones(y.size), n_w) + a + b + 1.0,
+                ]
+            )
+        )
+
+        def scaled(z: FloatArray) -> tuple[float, FloatArray]:
+            value, gradient = negative_objective(z / scale)
+            return value, gradient / scale
+
         start = np.zeros(n + 1 + n_w)
         start[n + 1 :] = START_LOG_ODDS
         result = minimize(
-            negative_objective,
-            start,
+            scaled,
+            start * scale,
             jac=True,
             method="L-BFGS-B",
             options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-8},
         )
-        theta = result.x
+        theta = result.x / scale
         self.converged_ = bool(result.success)
         if not self.converged_:
             warnings.warn(

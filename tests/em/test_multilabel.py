@@ -104,3 +104,21 @@ def test_inputs_are_not_mutated_and_bad_input_is_rejected() -> None:
         MultilabelDawidSkene().fit(TASKS, WORKERS, TICKED[:3])
     with pytest.raises(ValueError, match="two different label sets"):
         MultilabelDawidSkene().fit(TASKS, WORKERS, TICKED, gold=([0, 0], [[1, 0], [0, 1]]))
+
+
+def test_objective_is_the_log_likelihood_by_enumeration() -> None:
+    # Sum over tasks and labels of log(sum over z of P(z) prod_i P(tick_i | z)), from the
+    # fitted parameters, divided by the number of answers.
+    model = MultilabelDawidSkene().fit(TASKS, WORKERS, TICKED)
+    se, sp, p = model.sensitivity_, model.specificity_, model.priors_
+    total = 0.0
+    for task in range(2):
+        for label in range(2):
+            on, off = p[label], 1 - p[label]
+            for i in np.flatnonzero(np.equal(TASKS, task)):
+                tick, worker = TICKED[i, label], WORKERS[i]
+                on *= se[worker] if tick else 1 - se[worker]
+                off *= 1 - sp[worker] if tick else sp[worker]
+            total += np.log(on + off)
+    assert model.objective_history_[-1] == pytest.approx(total / TASKS.size)
+    assert model.objective_history_[-1] < 0
