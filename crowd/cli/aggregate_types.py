@@ -117,6 +117,15 @@ def _fit(estimator: Any, *args: Any, **kwargs: Any) -> None:
         click.echo(f"crowd: warning: {warning.message}", err=True)
 
 
+def _known_tasks(
+    gold: pa.Table, task_ids: pa.Array, known: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(task indices, rows of known)`` for the gold rows whose task is in the answers."""
+    index = pc.index_in(gold.column("task"), value_set=task_ids)
+    keep = index.is_valid().to_numpy(zero_copy_only=False)
+    return index.to_numpy(zero_copy_only=False)[keep].astype(np.intp), known[keep]
+
+
 def _split_labels(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     """``|``-joined label sets -> ``(row, label value)`` pairs, empty names dropped."""
     lists = pc.split_pattern(column.combine_chunks(), "|")
@@ -167,12 +176,7 @@ def _multilabel(
                 f"{gold_table.column('labels')[row].as_py()!r} names a label that no answer "
                 f"in {answers.name} uses (labels: {', '.join(classes.to_pylist()[:20])})"
             )
-        gold_index = pc.index_in(gold_table.column("task"), value_set=task_ids)
-        keep = gold_index.is_valid().to_numpy(zero_copy_only=False)
-        gold_arg = (
-            gold_index.to_numpy(zero_copy_only=False)[keep].astype(np.intp),
-            sets[keep],
-        )
+        gold_arg = _known_tasks(gold_table, task_ids, sets)
     estimator = _estimator("multilabel", options, report)
     _fit(
         estimator,
@@ -238,12 +242,7 @@ def _numeric(
         gold_table = read_columns(gold, TYPE_COLUMNS["numeric"][1])
         unique_tasks(gold, gold_table)
         gold_values = _numbers(gold, gold_table.column("value"), "value")
-        gold_index = pc.index_in(gold_table.column("task"), value_set=task_ids)
-        keep = gold_index.is_valid().to_numpy(zero_copy_only=False)
-        gold_arg = (
-            gold_index.to_numpy(zero_copy_only=False)[keep].astype(np.intp),
-            gold_values[keep],
-        )
+        gold_arg = _known_tasks(gold_table, task_ids, gold_values)
     estimator = _estimator("numeric", options, report)
     _fit(
         estimator,

@@ -7,7 +7,8 @@ here. Nothing in this module mutates an argument: arrays in, new arrays out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -173,7 +174,58 @@ def clamp_gold(posteriors: FloatArray, gold_tasks: IntArray, gold_labels: IntArr
         posteriors[gold_tasks, gold_labels] = 1.0
 
 
-class Aggregator:
+def check_iterations(max_iter: Any, tol: Any) -> None:
+    """Raise ``ValueError`` unless ``max_iter`` is a positive integer and ``tol >= 0``."""
+    if not (isinstance(max_iter, int | np.integer) and max_iter >= 1):
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+
+
+def iterate(
+    step: Callable[[], float],
+    *,
+    name: str,
+    max_iter: int,
+    tol: float,
+    callback: Callable[[int, float], None] | None,
+    previous: float = -np.inf,
+) -> tuple[list[float], bool]:
+    """Run EM iterations: ``step()`` does one and returns the objective.
+
+    Stops after the first iteration whose objective changes by less than ``tol`` (measured
+    from ``previous`` for the first), or after ``max_iter`` with a :class:`ConvergenceWarning`
+    naming ``name``. Returns ``(objective history, converged)``.
+    """
+    history: list[float] = []
+    change = np.inf
+    for _ in range(max_iter):
+        objective = step()
+        history.append(objective)
+        if callback is not None:
+            callback(len(history), objective)
+        change = objective - previous
+        if abs(change) < tol:
+            return history, True
+        previous = objective
+    warnings.warn(
+        f"{name} did not converge in max_iter={max_iter} iterations (last objective change "
+        f"{change:.3g} >= tol={tol}); raise max_iter or tol",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+    return history, False
+
+
+class Estimator:
+    """``repr`` showing the hyperparameters (attributes set in ``__init__``), as scikit-learn."""
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+class Aggregator(Estimator):
     """``fit_predict`` / ``fit_predict_proba`` on top of a ``fit`` with the common signature.
 
     Subclasses implement ``fit`` and set ``posteriors_`` ``(n_tasks, K)`` and ``labels_``
@@ -246,7 +298,3 @@ class Aggregator:
             init=init,
         )
         return self.posteriors_
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
-        return f"{type(self).__name__}({params})"

@@ -3,7 +3,6 @@ across labels."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Self
 
@@ -12,11 +11,13 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 
 from crowd.em._base import (
-    ConvergenceWarning,
+    Estimator,
     FloatArray,
     IntArray,
     as_index_array,
+    check_iterations,
     count,
+    iterate,
     weighted_sum,
 )
 from crowd.em._em import EPS
@@ -27,7 +28,7 @@ MultilabelGold = Mapping[int, Iterable[int]] | tuple[ArrayLike, ArrayLike]
 BoolArray = NDArray[np.bool_]
 
 
-class MultilabelDawidSkene:
+class MultilabelDawidSkene(Estimator):
     r"""Label sets by EM, each worker with one sensitivity and one specificity for all labels.
 
     Model. Task ``j`` carries label ``l`` (``z_jl = 1``) with probability ``p_l``
@@ -100,10 +101,7 @@ class MultilabelDawidSkene:
             n_tasks, n_workers: sizes; default to the largest index plus one.
             gold: ``{task: label indices}`` or ``(task_indices, (n_gold, n_labels) 0/1)``.
         """
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        check_iterations(self.max_iter, self.tol)
         t = as_index_array(tasks, "tasks")
         w = as_index_array(workers, "workers")
         y = np.asarray(labels)
@@ -178,28 +176,21 @@ class MultilabelDawidSkene:
             q /= answers_of_task[:, None]
         q[answers_of_task == 0] = 0.5
         q[gold_tasks] = gold_sets
-        history: list[float] = []
-        previous = -np.inf
-        converged = False
-        change = np.inf
-        for _ in range(self.max_iter):
+        sensitivity = specificity = priors = np.zeros(0)
+
+        def step() -> float:
+            nonlocal q, sensitivity, specificity, priors
             sensitivity, specificity, priors = m_step(q)
             q, objective = e_step(sensitivity, specificity, priors)
-            history.append(objective)
-            if self.callback is not None:
-                self.callback(len(history), objective)
-            change = objective - previous
-            if abs(change) < self.tol:
-                converged = True
-                break
-            previous = objective
-        if not converged:
-            warnings.warn(
-                f"MultilabelDawidSkene did not converge in max_iter={self.max_iter} iterations "
-                f"(last objective change {change:.3g} >= tol={self.tol}); raise max_iter or tol",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            return objective
+
+        history, converged = iterate(
+            step,
+            name=type(self).__name__,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            callback=self.callback,
+        )
         unanswered = (answers_of_task == 0) & ~np.isin(np.arange(n), gold_tasks)
         q[unanswered] = priors
         self.probabilities_ = q
@@ -239,10 +230,6 @@ class MultilabelDawidSkene:
         """Fit, then return ``probabilities_``: shape ``(n_tasks, n_labels)``."""
         self.fit(tasks, workers, labels, n_tasks=n_tasks, n_workers=n_workers, gold=gold)
         return self.probabilities_
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
-        return f"{type(self).__name__}({params})"
 
 
 def _rate(hits: FloatArray, trials: FloatArray) -> FloatArray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Self
 
@@ -12,11 +11,13 @@ from scipy.special import gammaln
 from scipy.stats import norm
 
 from crowd.em._base import (
-    ConvergenceWarning,
+    Estimator,
     FloatArray,
     IntArray,
     as_index_array,
+    check_iterations,
     count,
+    iterate,
     weighted_sum,
 )
 
@@ -24,7 +25,7 @@ from crowd.em._base import (
 NumericGold = Mapping[int, float] | tuple[ArrayLike, ArrayLike]
 
 
-class NumericEM:
+class NumericEM(Estimator):
     r"""Task values from numeric answers: per-worker bias and noise, Student-t errors, by EM.
 
     Model. Task ``j`` has a true value ``mu_j`` (flat prior). Worker ``w`` answers
@@ -107,10 +108,7 @@ class NumericEM:
             raise ValueError(f"interval_mass must be in (0, 1), got {self.interval_mass!r}")
         if self.bounds is not None and not self.bounds[0] <= self.bounds[1]:
             raise ValueError(f"bounds must be (low, high) with low <= high, got {self.bounds!r}")
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        check_iterations(self.max_iter, self.tol)
 
     def fit(
         self,
@@ -187,11 +185,8 @@ class NumericEM:
                 log_prior -= 0.5 * (bias @ bias / tau2 + n_w * np.log(tau2))
             return float((log_lik.sum() + log_prior) * per_answer)
 
-        history: list[float] = []
-        previous = -np.inf
-        converged = False
-        change = np.inf
-        for _ in range(self.max_iter):
+        def step() -> float:
+            nonlocal u, mu, bias, tau2, noise
             # E-step: precision weight of every answer.
             r = x - mu[t] - bias[w]
             if nu is not None:
@@ -209,22 +204,15 @@ class NumericEM:
                 answers_of_worker + self.noise_strength + 2
             )
             noise = np.maximum(noise, 1e-12 * pooled)
-            value = objective()
-            history.append(value)
-            if self.callback is not None:
-                self.callback(len(history), value)
-            change = value - previous
-            if abs(change) < self.tol:
-                converged = True
-                break
-            previous = value
-        if not converged:
-            warnings.warn(
-                f"NumericEM did not converge in max_iter={self.max_iter} iterations (last "
-                f"objective change {change:.3g} >= tol={self.tol}); raise max_iter or tol",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            return objective()
+
+        history, converged = iterate(
+            step,
+            name=type(self).__name__,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            callback=self.callback,
+        )
 
         r = x - mu[t] - bias[w]
         if nu is not None:
@@ -266,10 +254,6 @@ class NumericEM:
         """Fit, then return ``values_``: shape ``(n_tasks,)``."""
         self.fit(tasks, workers, values, n_tasks=n_tasks, n_workers=n_workers, gold=gold)
         return self.values_
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
-        return f"{type(self).__name__}({params})"
 
 
 def _parse_gold(gold: NumericGold | None) -> tuple[IntArray, FloatArray]:

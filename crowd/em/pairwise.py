@@ -15,9 +15,11 @@ from scipy.special import expit, log_expit
 
 from crowd.em._base import (
     ConvergenceWarning,
+    Estimator,
     FloatArray,
     IntArray,
     as_index_array,
+    check_iterations,
     count,
     weighted_sum,
 )
@@ -30,7 +32,7 @@ PairwiseGold = tuple[ArrayLike, ArrayLike, ArrayLike]
 START_LOG_ODDS = float(np.log(4.0))
 
 
-class CrowdBradleyTerry:
+class CrowdBradleyTerry(Estimator):
     r"""Bradley-Terry scores with per-worker reliability and a shared position bias.
 
     Model (Crowd-BT with a position term). Item ``a`` has a score ``s_a``. When worker ``w``
@@ -111,10 +113,7 @@ class CrowdBradleyTerry:
         a, b = self.reliability_prior
         if not (a >= 0 and b >= 0):
             raise ValueError(f"reliability_prior must be two numbers >= 0, got {(a, b)!r}")
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        check_iterations(self.max_iter, self.tol)
         return 1.0 / self.score_prior, float(a), float(b)
 
     def fit(
@@ -239,10 +238,6 @@ class CrowdBradleyTerry:
         """Fit, then return ``scores_``: shape ``(n_items,)``."""
         self.fit(left, right, workers, outcomes, n_items=n_items, n_workers=n_workers, gold=gold)
         return self.scores_
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
-        return f"{type(self).__name__}({params})"
 
 
 class _Contests:
