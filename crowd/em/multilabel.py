@@ -8,7 +8,6 @@ from typing import Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import expit
 
 from crowd.em._base import (
     Estimator,
@@ -122,7 +121,8 @@ class MultilabelDawidSkene(Estimator):
         # Every sum runs over answers or over ticked boxes only (cell = task * n_labels + label).
         tick_answer, tick_label = np.nonzero(y)
         tick_worker = w[tick_answer]
-        tick_cell = t[tick_answer] * n_labels + tick_label
+        tick_task = t[tick_answer]
+        tick_cell = tick_task * n_labels + tick_label
         answers_of_task = np.bincount(t, minlength=n)
         answers_of_worker = np.bincount(w, minlength=n_w).astype(np.float64)
         ticks_of_worker = np.bincount(tick_worker, minlength=n_w).astype(np.float64)
@@ -131,6 +131,7 @@ class MultilabelDawidSkene(Estimator):
         all_observed = bool(observed.all())
         free = answers_of_task > 0
         free[gold_tasks] = False
+        all_free = bool(free.all())
         clamped = gold_tasks[answers_of_task[gold_tasks] > 0]
         clamped_sets = gold_sets[answers_of_task[gold_tasks] > 0] > 0
 
@@ -149,27 +150,32 @@ class MultilabelDawidSkene(Estimator):
         def e_step(
             sensitivity: FloatArray, specificity: FloatArray, priors: FloatArray
         ) -> tuple[FloatArray, float]:
-            # log P(the task's answers on label l | z = 0) and the log-odds of z = 1, per
-            # task and label: every answer's blank-box term, corrected on ticked boxes.
             log_sp, log_fp = np.log(specificity), np.log1p(-specificity)
             log_se, log_fn = np.log(sensitivity), np.log1p(-sensitivity)
-            cells = n * n_labels
-            log0 = weighted_sum(tick_cell, (log_fp - log_sp)[tick_worker], cells)
-            log0 = log0.reshape(n, n_labels) + weighted_sum(t, log_sp[w], n)[:, None]
-            log1 = weighted_sum(tick_cell, (log_se - log_fn)[tick_worker], cells)
-            log1 = log1.reshape(n, n_labels) + weighted_sum(t, log_fn[w], n)[:, None]
-            log_odds = log1 - log0 + np.log(priors) - np.log1p(-priors)
-            q = expit(log_odds)
+            # Log-odds of z = 1 per task and label: every answer's blank-box term, corrected
+            # on the ticked boxes.
+            log_odds = weighted_sum(
+                tick_cell, (log_se - log_fn - log_fp + log_sp)[tick_worker], n * n_labels
+            ).reshape(n, n_labels)
+            log_odds += weighted_sum(t, (log_fn - log_sp)[w], n)[:, None]
+            log_odds += np.log(priors) - np.log1p(-priors)
+            q, softplus = _sigmoid_softplus(log_odds)
             q[gold_tasks] = gold_sets
-            # Log-likelihood: log(P(z=0, answers) + P(z=1, answers)) over answered cells, or
-            # the clamped class's term for gold tasks.
-            base = log0 + np.log1p(-priors)
-            total = float((base[free] + np.logaddexp(0.0, log_odds[free])).sum())
-            if clamped.size:
-                total += float(
-                    (base[clamped] + np.where(clamped_sets, log_odds[clamped], 0.0)).sum()
-                )
-            return q, total * per_answer
+            # Log-likelihood: log P(z=0, answers) + log(1 + odds) over answered cells, or the
+            # clamped class's term for gold tasks. log P(answers | z=0) is only needed summed
+            # over a task's labels: n_labels blank boxes per answer, corrected where ticked.
+            log0 = n_labels * weighted_sum(t, log_sp[w], n)
+            log0 += weighted_sum(tick_task, (log_fp - log_sp)[tick_worker], n)
+            log_off = float(np.log1p(-priors).sum())
+            if all_free:
+                total = log0.sum() + n * log_off + softplus.sum()
+            else:
+                total = log0[free].sum() + free.sum() * log_off
+                total += softplus[free].sum()
+                if clamped.size:
+                    total += log0[clamped].sum() + clamped.size * log_off
+                    total += np.where(clamped_sets, log_odds[clamped], 0.0).sum()
+            return q, float(total) * per_answer
 
         q = weighted_sum(tick_cell, np.ones(tick_cell.size), n * n_labels).reshape(n, n_labels)
         with np.errstate(invalid="ignore"):
@@ -230,6 +236,16 @@ class MultilabelDawidSkene(Estimator):
         """Fit, then return ``probabilities_``: shape ``(n_tasks, n_labels)``."""
         self.fit(tasks, workers, labels, n_tasks=n_tasks, n_workers=n_workers, gold=gold)
         return self.probabilities_
+
+
+def _sigmoid_softplus(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``(1 / (1 + exp(-x)), log(1 + exp(x)))`` from one ``exp`` and one ``log1p``, stably."""
+    e = np.exp(-np.abs(x))
+    softplus = np.log1p(e)
+    softplus += np.maximum(x, 0.0)
+    e /= 1.0 + e  # now sigmoid(-|x|)
+    sigmoid = np.where(x >= 0, 1.0 - e, e)
+    return sigmoid, softplus
 
 
 def _rate(hits: FloatArray, trials: FloatArray) -> FloatArray:
