@@ -215,16 +215,18 @@ def _numbers(inp: CsvInput, column: pa.ChunkedArray, name: str) -> np.ndarray:
         values = None
     if values is not None and np.all(np.isfinite(values)):
         return np.asarray(values, dtype=np.float64)
+    parsed = []
     for row, text in enumerate(column.to_pylist()):
         try:
-            ok = math.isfinite(float(text))
+            number = float(text)
         except ValueError:
-            ok = False
-        if not ok:
+            number = math.nan
+        if not math.isfinite(number):
             raise InputError(
                 f"{inp.name}:{line_of_row(inp, row)}: {name} {text!r} is not a finite number"
             )
-    raise AssertionError("unreachable: a value failed to parse but every row parsed")
+        parsed.append(number)
+    return np.array(parsed, dtype=np.float64)
 
 
 def _numeric(

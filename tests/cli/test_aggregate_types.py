@@ -109,6 +109,12 @@ def test_numeric_writes_value_and_interval(tmp_path: Path) -> None:
         assert float(row["lower"]) < float(row["value"]) < float(row["upper"])
 
 
+def test_numeric_values_python_reads_but_arrow_does_not(tmp_path: Path) -> None:
+    result = run(tmp_path, "task,worker,value\nt1,w1, 4\nt1,w2,1_000\n", "--type", "numeric")
+    assert result.exit_code == 0, result.output
+    assert 4 <= float(rows(result.stdout)[0]["value"]) <= 1000
+
+
 def test_numeric_gold_is_held(tmp_path: Path) -> None:
     gold = write(tmp_path, "gold.csv", "task,value\nt1,4.25\nt9,1\n")
     out = rows(run(tmp_path, NUMERIC, "--type", "numeric", "--gold", gold).stdout)
