@@ -34,7 +34,9 @@ class NumericEM(Estimator):
     is scaled by a latent ``u ~ Gamma(nu/2, nu/2)``: an answer far off the others gets a small
     ``u`` and little weight, so a few wild answers cannot drag a value (the robustness a
     median gives, without discarding the weights of good workers). Priors:
-    ``b_w ~ N(0, tau^2)`` with ``tau^2`` fitted (empirical Bayes), which also fixes the
+    ``b_w ~ N(0, tau^2)`` with ``tau^2`` fitted (empirical Bayes, with an inverse-gamma prior
+    worth one pseudo-worker whose bias is the pooled residual spread, so that ``tau^2`` cannot
+    creep toward 0 over hundreds of iterations on a crowd without bias), which also fixes the
     location (``mu + c``, ``b - c``); ``sigma_w^2`` gets an inverse-gamma prior worth
     ``noise_strength`` pseudo-answers at the pooled residual variance of the task means, so a
     worker with few answers keeps about the crowd's noise.
@@ -42,8 +44,10 @@ class NumericEM(Estimator):
     EM (expectation-conditional maximisation): the E-step sets
     ``u_i = (nu + 1) / (nu + r_i^2 / sigma_w^2)`` from the residuals ``r_i``; the M-step
     updates, in turn, ``mu_j`` (weighted mean of ``x - b``, weights ``u / sigma_w^2``),
-    ``b_w`` (shrunken weighted mean of ``x - mu``), ``tau^2`` and ``sigma_w^2``. The objective
-    is the log-posterior per answer; EM stops when it changes by less than ``tol``. It starts
+    ``b_w`` (shrunken weighted mean of ``x - mu``), ``tau^2`` (the EM update with the biases
+    integrated out) and ``sigma_w^2``. The objective, per answer, is the log-likelihood plus
+    the log-priors of the noise levels and of the biases given the current ``tau^2``; EM
+    stops when it changes by less than ``tol``. It starts
     from the per-task mean, no bias, and every worker at the pooled variance.
 
     ``values_`` are the posterior means of ``mu_j`` given the fitted worker parameters and
@@ -182,7 +186,7 @@ class NumericEM(Estimator):
             k = self.noise_strength
             log_prior = -(k / 2 + 1) * np.log(noise).sum() - k * pooled / 2 * (1 / noise).sum()
             if self.bias:
-                log_prior -= 0.5 * (bias @ bias / tau2 + n_w * np.log(tau2))
+                log_prior -= 0.5 * bias @ bias / tau2
             return float((log_lik.sum() + log_prior) * per_answer)
 
         def step() -> float:
@@ -198,7 +202,8 @@ class NumericEM(Estimator):
                 total = weighted_sum(w, weights * (x - mu[t]), n_w)
                 precision = weighted_sum(w, weights, n_w)
                 bias = total / (precision + 1.0 / tau2)
-                tau2 = max(float(np.mean(bias**2 + 1.0 / (precision + 1.0 / tau2))), 1e-12)
+                spread = float(np.sum(bias**2 + 1.0 / (precision + 1.0 / tau2)))
+                tau2 = (spread + pooled) / (n_w + 3)
             r = x - mu[t] - bias[w]
             noise = (weighted_sum(w, u * r * r, n_w) + self.noise_strength * pooled) / (
                 answers_of_worker + self.noise_strength + 2
