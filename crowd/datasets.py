@@ -15,6 +15,16 @@ from pathlib import Path
 ANSWER_COLUMNS = ("task", "worker", "label")
 GOLD_COLUMNS = ("task", "label")
 
+#: The answer types and the columns of their ``answers.csv`` and ``gold.csv``
+#: (``../shared/datasets/TYPES.md``). Multi-label sets are ``|``-joined label names, where an
+#: empty field is the empty set; a pairwise ``winner`` is the left or the right item's id.
+TYPE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "categorical": (ANSWER_COLUMNS, GOLD_COLUMNS),
+    "multilabel": (("task", "worker", "labels"), ("task", "labels")),
+    "numeric": (("task", "worker", "value"), ("task", "value")),
+    "pairwise": (("left", "right", "worker", "winner"), ("item", "score")),
+}
+
 
 @dataclass(frozen=True)
 class Dataset:

@@ -1,228 +1,43 @@
 """``crowd aggregate`` and ``crowd evaluate``: aggregate a CSV of answers offline, score it.
 
-Reading is pyarrow's multi-threaded CSV parser plus hash-based dictionary encoding, so a
-5M-row file is read and encoded in about a second. When the fast path reports any problem,
-the file is re-read with Python's ``csv`` module, which finds the exact line to report (or,
-for inputs pyarrow is merely stricter about, such as newlines inside quoted values, parses it).
-Every user error ends as one ``crowd: error: FILE:LINE: ...`` line on stderr and exit status 2.
+Reading and writing CSV (and the error messages naming file and line) are in
+:mod:`crowd.cli._csv`; the answer types other than categorical are in
+:mod:`crowd.cli.aggregate_types`.
 """
 
 from __future__ import annotations
 
-import csv
-import inspect
-import io
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, BinaryIO, NoReturn, TextIO
+from typing import Any
 
 import click
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
+from crowd.cli._csv import (
+    CsvInput,
+    InputError,
+    encode_column,
+    fail,
+    line_of_row,
+    open_out,
+    quiet_broken_pipe,
+    read_columns,
+    unique_tasks,
+    write_csv,
+)
+from crowd.cli.aggregate_types import ESTIMATORS, aggregate_typed, build_estimator
+from crowd.cli.aggregate_types import write as write_typed
+from crowd.datasets import TYPE_COLUMNS
 from crowd.em import DEFAULT_METHOD, METHODS, class_order
 
 ANSWER_COLUMNS = ("task", "worker", "label")
 GOLD_COLUMNS = ("task", "label")
 RESULT_COLUMNS = ("task", "label")
-
-
-class InputError(Exception):
-    """A problem in an input file that the user can fix; the message names file and line."""
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"crowd: error: {message}", err=True)
-    sys.exit(2)
-
-
-@dataclass(frozen=True)
-class CsvInput:
-    """A CSV file to read: its name for messages and a path, or the bytes of a pipe or stdin."""
-
-    name: str
-    source: str | bytes
-
-    @classmethod
-    def from_path(cls, path: str) -> CsvInput:
-        """``path`` as given; ``-`` is stdin. Pipes are read into memory (they cannot seek)."""
-        if path == "-":
-            return cls("<stdin>", sys.stdin.buffer.read())
-        name = click.format_filename(path)
-        try:
-            with open(path, "rb") as file:
-                return cls(name, path if file.seekable() else file.read())
-        except OSError as exc:
-            raise InputError(f"{name}: {exc.strerror or exc}") from None
-
-    def text(self) -> TextIO:
-        if isinstance(self.source, bytes):
-            binary: BinaryIO = io.BytesIO(self.source)
-        else:
-            binary = open(self.source, "rb")  # noqa: SIM115 (closed by the wrapper)
-        return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
-
-    def arrow(self) -> str | pa.BufferReader:
-        return self.source if isinstance(self.source, str) else pa.BufferReader(self.source)
-
-
-def _rows(inp: CsvInput) -> Iterator[tuple[int, list[str]]]:
-    """``(first line number, fields)`` of every non-blank CSV record, header included."""
-    try:
-        with inp.text() as file:
-            reader = csv.reader(file, strict=True)
-            line = 1
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
-                    raise InputError(f"{inp.name}:{reader.line_num}: {exc}") from None
-                if row:
-                    yield line, row
-                line = reader.line_num + 1
-    except OSError as exc:
-        raise InputError(f"{inp.name}: {exc.strerror or exc}") from None
-
-
-def _header(inp: CsvInput, columns: Sequence[str]) -> list[str]:
-    """The header fields, checked to name every column in ``columns``."""
-    first = next(_rows(inp), None)
-    if first is None:
-        raise InputError(f"{inp.name}: empty file; expected a header line {','.join(columns)}")
-    header = first[1]
-    for column in columns:
-        if column not in header:
-            raise InputError(
-                f"{inp.name}:1: missing column {column!r}; the header must name "
-                f"{','.join(columns)} (got {','.join(header)!r})"
-            )
-    return header
-
-
-def _scan(inp: CsvInput, columns: Sequence[str]) -> pa.Table:
-    """Exact, slow reader: raise :class:`InputError` at the first bad line, else parse."""
-    header = _header(inp, columns)
-    positions = [header.index(column) for column in columns]
-    values: list[list[str]] = [[] for _ in columns]
-    rows = _rows(inp)
-    next(rows)
-    for line, row in rows:
-        if len(row) != len(header):
-            raise InputError(
-                f"{inp.name}:{line}: expected {len(header)} fields ({','.join(header)}), "
-                f"got {len(row)}"
-            )
-        for column, position, out in zip(columns, positions, values, strict=True):
-            value = row[position]
-            if not value:
-                raise InputError(f"{inp.name}:{line}: empty {column}")
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InputError(f"{inp.name}:{line}: {column} is not valid UTF-8") from None
-            out.append(value)
-    return pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})
-
-
-def _line_of_row(inp: CsvInput, row: int) -> int:
-    """Line number where data row ``row`` (0-based, header excluded) starts."""
-    for index, (line, _) in enumerate(_rows(inp)):
-        if index == row + 1:
-            return line
-    raise IndexError(row)
-
-
-def read_columns(inp: CsvInput, columns: Sequence[str]) -> pa.Table:
-    """Read the string columns ``columns`` of a CSV with a header (other columns are ignored)."""
-    _header(inp, columns)
-    try:
-        table = pa_csv.read_csv(
-            inp.arrow(),
-            read_options=pa_csv.ReadOptions(block_size=1 << 22),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={c: pa.string() for c in columns},
-                include_columns=list(columns),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        return _scan(inp, columns)
-    except OSError as exc:
-        raise InputError(f"{inp.name}: {exc}") from None
-    for column in columns:
-        lengths = pc.binary_length(table.column(column))
-        if len(lengths) and pc.min(lengths).as_py() == 0:
-            return _scan(inp, columns)
-    return table
-
-
-def _encode(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """Codes in first-appearance order ``(n,)`` and the distinct values."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
-    return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary
-
-
-def _first_duplicate(codes: np.ndarray) -> tuple[int, int] | None:
-    """``(first row, repeated row)`` of the first value seen twice, or ``None``."""
-    _, first = np.unique(codes, return_index=True)
-    if first.size == codes.size:
-        return None
-    seen = np.zeros(codes.size, dtype=bool)
-    seen[first] = True
-    repeat = int(np.argmin(seen))
-    return int(np.flatnonzero(codes == codes[repeat])[0]), repeat
-
-
-def _unique_tasks(inp: CsvInput, table: pa.Table) -> None:
-    duplicate = _first_duplicate(_encode(table.column("task"))[0])
-    if duplicate is not None:
-        first, repeat = (_line_of_row(inp, row) for row in duplicate)
-        task = table.column("task")[duplicate[1]].as_py()
-        raise InputError(f"{inp.name}:{repeat}: task {task!r} listed again (first at line {first})")
-
-
-def _write_csv(sink: BinaryIO, header: Sequence[str], table: pa.Table) -> None:
-    """Header plus rows, quoting only where a value needs it."""
-    sink.write((",".join(header) + "\n").encode())
-    needs_quotes = any(
-        pc.any(pc.match_substring_regex(table.column(c), r'[",\r\n]')).as_py()
-        for c in header
-        if pa.types.is_string(table.schema.field(c).type)
-    )
-    if needs_quotes:  # an id holds a comma, quote or newline: let the csv module quote it
-        text = csv.writer(_TextSink(sink), lineterminator="\n")
-        text.writerows(zip(*(table.column(c).to_pylist() for c in header), strict=True))
-    else:
-        options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
-        pa_csv.write_csv(table, sink, write_options=options)
-
-
-class _TextSink:
-    def __init__(self, sink: BinaryIO) -> None:
-        self.sink = sink
-
-    def write(self, text: str) -> int:
-        return self.sink.write(text.encode("utf-8", errors="surrogateescape"))
-
-
-def _quiet_broken_pipe() -> NoReturn:
-    """The reader of stdout went away (``crowd aggregate ... | head``): stop without noise."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(1)
-
-
-def _open_out(path: str | None) -> BinaryIO:
-    return click.open_file(path or "-", "wb")  # type: ignore[return-value]
 
 
 #: Inputs at least this big report progress even when stderr is not a terminal (a log file).
@@ -236,47 +51,47 @@ def _is_large(path: str) -> bool:
         return False  # the reader reports a missing file with its own message
 
 
-def _estimator(method: str, options: dict[str, Any], progress: Callable[[str], None] | None) -> Any:
-    cls = METHODS[method]
-    accepted = inspect.signature(cls).parameters
-    kwargs = {}
-    for option, value in options.items():
-        if value is None:
-            continue
-        if option not in accepted:
-            _fail(f"--{option.replace('_', '-')} does not apply to method {method}")
-        kwargs[option] = value
-    if progress is not None and "callback" in accepted:
-        kwargs["callback"] = lambda i, obj: progress(f"{method} iteration {i}: objective {obj:.6f}")
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        _fail(str(exc))
-
-
 @click.command("aggregate")
 @click.argument("answers", type=click.Path(dir_okay=False))
 @click.option(
+    "--type",
+    "answer_type",
+    type=click.Choice(list(TYPE_COLUMNS)),
+    default="categorical",
+    show_default=True,
+    help="What an answer is: one label (task,worker,label), a label set (task,worker,labels, "
+    "labels joined by |, empty = none), a number (task,worker,value) or a preference "
+    "(left,right,worker,winner; winner is the left or right item).",
+)
+@click.option(
     "--method",
     type=click.Choice(sorted(METHODS)),
-    default=DEFAULT_METHOD,
-    show_default=True,
-    help="Aggregation method: "
+    default=None,
+    help="Aggregation method for --type categorical: "
     + ", ".join(f"{name} = {cls.__name__}" for name, cls in sorted(METHODS.items()))
-    + " (crowd.em).",
+    + f" (crowd.em) [default: {DEFAULT_METHOD}]. The other types have one method each: "
+    + ", ".join(f"{t} = {cls.__name__}" for t, cls in ESTIMATORS.items())
+    + ".",
 )
 @click.option(
     "--gold",
     type=click.Path(dir_okay=False),
-    help="CSV with header task,label: known labels, held fixed during fitting.",
+    help="Known answers, held fixed during fitting: CSV task,label (categorical), task,labels "
+    "(multilabel), task,value (numeric) or left,right,winner (pairwise: known comparisons).",
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="RESULTS file [default: stdout].")
 @click.option(
     "--workers-out",
     type=click.Path(dir_okay=False),
-    help="Also write worker,accuracy,answers here (accuracy: the method's estimate).",
+    help="Also write the worker estimates here: worker,accuracy,answers (categorical), "
+    "worker,sensitivity,specificity,answers (multilabel), worker,bias,noise,answers (numeric), "
+    "worker,reliability,answers (pairwise).",
 )
-@click.option("--proba", is_flag=True, help="Add a p_<label> probability column per label.")
+@click.option(
+    "--proba",
+    is_flag=True,
+    help="Add a p_<label> probability column per label (categorical, multilabel).",
+)
 @click.option("--max-iter", type=click.IntRange(min=1), help="EM iteration limit.")
 @click.option(
     "--tol",
@@ -294,7 +109,8 @@ def _estimator(method: str, options: dict[str, Any], progress: Callable[[str], N
 )
 def aggregate_command(
     answers: str,
-    method: str,
+    answer_type: str,
+    method: str | None,
     gold: str | None,
     out: str | None,
     workers_out: str | None,
@@ -304,14 +120,21 @@ def aggregate_command(
     smoothing: float | None,
     progress: bool | None,
 ) -> None:
-    """Aggregate crowd ANSWERS (CSV: task,worker,label; - for stdin) into one label per task.
+    """Aggregate crowd ANSWERS (CSV; - for stdin) into one result per task.
 
-    Writes RESULTS as CSV task,label,confidence (plus p_<label> columns with --proba), one row
-    per task in order of first appearance in ANSWERS; confidence is the posterior probability
-    of the chosen label. Every answer row counts, including a worker's repeated answers to a
-    task. Labels are arbitrary strings; ties go to the lowest label, numerically when all
-    labels are numbers, else in string order. Gold rows for tasks absent from ANSWERS are
-    ignored.
+    Categorical (the default): ANSWERS is task,worker,label and RESULTS is
+    task,label,confidence (plus p_<label> columns with --proba), one row per task in order of
+    first appearance in ANSWERS; confidence is the posterior probability of the chosen label.
+    Every answer row counts, including a worker's repeated answers to a task. Labels are
+    arbitrary strings; ties go to the lowest label, numerically when all labels are numbers,
+    else in string order. Gold rows for tasks absent from ANSWERS are ignored.
+
+    --type multilabel writes task,labels (the chosen set joined by |; p_<label> columns with
+    --proba). --type numeric writes task,value,lower,upper (a 90% credible interval).
+    --type pairwise writes item,score,rank,component,comparisons, sorted by component and
+    rank: scores and ranks compare items only within a component, a group of items linked by
+    comparisons (0 is the largest); stderr notes the fitted position bias, and says so when
+    there is more than one component.
     """
     started = time.perf_counter()
     show = progress if progress is not None else (sys.stderr.isatty() or _is_large(answers))
@@ -319,14 +142,40 @@ def aggregate_command(
     def report(message: str) -> None:
         click.echo(f"crowd: {message} ({time.perf_counter() - started:.1f} s)", err=True)
 
+    if answer_type != "categorical":
+        if method is not None:
+            fail(f"--method applies to --type categorical only, not to --type {answer_type}")
+        if proba and answer_type != "multilabel":
+            fail(f"--proba applies to --type categorical and multilabel, not to {answer_type}")
+        if show:
+            report(f"reading {click.format_filename(answers)}")
+        try:
+            output = aggregate_typed(
+                answer_type,
+                CsvInput.from_path(answers),
+                None if gold is None else CsvInput.from_path(gold),
+                {"max_iter": max_iter, "tol": tol, "smoothing": smoothing},
+                proba=proba,
+                report=report if show else None,
+            )
+        except InputError as exc:
+            fail(str(exc))
+        for note in output.notes:
+            click.echo(f"crowd: note: {note}", err=True)
+        write_typed(output, out, workers_out)
+        if show:
+            report("done")
+        return
+    method = method or DEFAULT_METHOD
+
     try:
         if show:
             report(f"reading {click.format_filename(answers)}")
         answers_in = CsvInput.from_path(answers)
         table = read_columns(answers_in, ANSWER_COLUMNS)
-        tasks, task_ids = _encode(table.column("task"))
-        workers, worker_ids = _encode(table.column("worker"))
-        raw_labels, label_values = _encode(table.column("label"))
+        tasks, task_ids = encode_column(table.column("task"))
+        workers, worker_ids = encode_column(table.column("worker"))
+        raw_labels, label_values = encode_column(table.column("label"))
         classes = class_order(np.array(label_values.to_pylist(), dtype=object))
         classes_arr = pa.array(classes.tolist(), pa.string())
         remap = pc.index_in(label_values, value_set=classes_arr).to_numpy(zero_copy_only=False)
@@ -336,15 +185,19 @@ def aggregate_command(
         if gold is not None:
             gold_arg = _read_gold(CsvInput.from_path(gold), answers_in.name, task_ids, classes_arr)
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if show:
         report(
             f"{len(tasks):,} answers, {len(task_ids):,} tasks, {len(worker_ids):,} workers, "
             f"{len(classes):,} labels"
         )
 
-    estimator = _estimator(
-        method, {"max_iter": max_iter, "tol": tol, "smoothing": smoothing}, report if show else None
+    estimator = build_estimator(
+        METHODS[method],
+        f"method {method}",
+        {"max_iter": max_iter, "tol": tol, "smoothing": smoothing},
+        report if show else None,
+        prefix=f"{method} ",
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -359,7 +212,7 @@ def aggregate_command(
                 gold=gold_arg,
             )
         except ValueError as exc:  # a method's own check on its inputs or hyperparameters
-            _fail(f"{method}: {exc}")
+            fail(f"{method}: {exc}")
     for warning in caught:
         click.echo(f"crowd: warning: {warning.message}", err=True)
 
@@ -374,12 +227,12 @@ def aggregate_command(
         for index, value in enumerate(classes.tolist()):
             columns[f"p_{value}"] = np.round(posteriors[:, index], 6)
     try:
-        with _open_out(out) as sink:
-            _write_csv(sink, list(columns), pa.table(columns))
+        with open_out(out) as sink:
+            write_csv(sink, list(columns), pa.table(columns))
         if workers_out is not None:
             given = np.bincount(workers, minlength=len(worker_ids))
-            with _open_out(workers_out) as sink:
-                _write_csv(
+            with open_out(workers_out) as sink:
+                write_csv(
                     sink,
                     ["worker", "accuracy", "answers"],
                     pa.table(
@@ -391,9 +244,9 @@ def aggregate_command(
                     ),
                 )
     except BrokenPipeError:
-        _quiet_broken_pipe()
+        quiet_broken_pipe()
     except OSError as exc:
-        _fail(f"{exc.filename or 'output'}: {exc.strerror or exc}")
+        fail(f"{exc.filename or 'output'}: {exc.strerror or exc}")
     if show:
         report("done")
 
@@ -403,13 +256,13 @@ def _read_gold(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gold rows as ``(task indices, class indices)`` for tasks present in the answers."""
     table = read_columns(gold, GOLD_COLUMNS)
-    _unique_tasks(gold, table)
+    unique_tasks(gold, table)
     label_index = pc.index_in(table.column("label"), value_set=classes)
     if label_index.null_count:
         row = int(np.flatnonzero(label_index.is_null().to_numpy(zero_copy_only=False))[0])
         known = ", ".join(classes.to_pylist()[:20])
         raise InputError(
-            f"{gold.name}:{_line_of_row(gold, row)}: label "
+            f"{gold.name}:{line_of_row(gold, row)}: label "
             f"{table.column('label')[row].as_py()!r} does not occur in {answers} "
             f"(labels: {known})"
         )
@@ -434,12 +287,12 @@ def evaluate_command(results: str, gold: str) -> None:
         results_in, gold_in = CsvInput.from_path(results), CsvInput.from_path(gold)
         predicted = read_columns(results_in, RESULT_COLUMNS)
         truth = read_columns(gold_in, GOLD_COLUMNS)
-        _unique_tasks(results_in, predicted)
-        _unique_tasks(gold_in, truth)
+        unique_tasks(results_in, predicted)
+        unique_tasks(gold_in, truth)
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if truth.num_rows == 0:
-        _fail(f"{gold_in.name}: no gold rows to evaluate against")
+        fail(f"{gold_in.name}: no gold rows to evaluate against")
     position = pc.index_in(truth.column("task"), value_set=predicted.column("task"))
     guess = predicted.column("label").take(position)
     correct = int(pc.sum(pc.equal(guess, truth.column("label"))).as_py() or 0)

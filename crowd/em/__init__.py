@@ -4,6 +4,10 @@ Every estimator has ``fit(tasks, workers, labels, *, n_tasks=None, n_workers=Non
 n_classes=None, gold=None, init=None) -> self`` on integer index arrays (see :func:`encode`),
 plus ``fit_predict`` and ``fit_predict_proba``. ``METHODS`` maps the CLI/API method names to
 the classes; add a method by importing its class here and adding one entry.
+
+The other answer types have one estimator each, with the same conventions and their own
+answer arrays: :class:`MultilabelDawidSkene` (label sets), :class:`NumericEM` (numbers) and
+:class:`CrowdBradleyTerry` (pairwise preferences).
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from crowd.em.dawid_skene import DawidSkene
 from crowd.em.encode import Encoded, class_order, encode
 from crowd.em.hierarchical_ds import HierarchicalDawidSkene
 from crowd.em.majority_vote import MajorityVote
+from crowd.em.multilabel import MultilabelDawidSkene
+from crowd.em.numeric import NumericEM
 from crowd.em.one_coin import OneCoinDawidSkene
+from crowd.em.pairwise import CrowdBradleyTerry
 
 METHODS: dict[str, type[Aggregator]] = {
     "mv": MajorityVote,
@@ -33,11 +40,14 @@ __all__ = [
     "Aggregator",
     "AutoDawidSkene",
     "ConvergenceWarning",
+    "CrowdBradleyTerry",
     "DSParams",
     "DawidSkene",
     "Encoded",
     "HierarchicalDawidSkene",
     "MajorityVote",
+    "MultilabelDawidSkene",
+    "NumericEM",
     "OneCoinDawidSkene",
     "class_order",
     "encode",

@@ -7,7 +7,8 @@ here. Nothing in this module mutates an argument: arrays in, new arrays out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -45,7 +46,8 @@ class Answers:
         return int(self.tasks.shape[0])
 
 
-def _as_index_array(values: ArrayLike, name: str) -> IntArray:
+def as_index_array(values: ArrayLike, name: str) -> IntArray:
+    """``values`` as a 1-D array of non-negative ``intp`` indices (a view when possible)."""
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array, got shape {array.shape}")
@@ -58,13 +60,19 @@ def _as_index_array(values: ArrayLike, name: str) -> IntArray:
     return array.astype(np.intp, copy=False)
 
 
-def _count(given: int | None, values: IntArray, name: str) -> int:
+def count(given: int | None, values: IntArray, name: str) -> int:
+    """A size: ``given`` checked to cover ``values``, else the largest index plus one."""
     needed = int(values.max()) + 1 if values.size else 0
     if given is None:
         return needed
     if given < needed:
         raise ValueError(f"{name}={given} but the input holds index {needed - 1}")
     return int(given)
+
+
+def weighted_sum(index: IntArray, weights: ArrayLike, size: int) -> FloatArray:
+    """``out[k] = sum of weights[i] where index[i] == k``, shape ``(size,)``."""
+    return np.bincount(index, weights, minlength=size).astype(np.float64, copy=False)
 
 
 def check_answers(
@@ -84,9 +92,9 @@ def check_answers(
     cover the gold tasks and labels (from :func:`parse_gold`). ``n_classes`` is at least 1, so
     an empty input still has a class axis.
     """
-    t = _as_index_array(tasks, "tasks")
-    w = _as_index_array(workers, "workers")
-    y = _as_index_array(labels, "labels")
+    t = as_index_array(tasks, "tasks")
+    w = as_index_array(workers, "workers")
+    y = as_index_array(labels, "labels")
     if not t.shape[0] == w.shape[0] == y.shape[0]:
         raise ValueError(
             f"tasks, workers and labels must have equal length, got {t.shape[0]}, "
@@ -94,15 +102,15 @@ def check_answers(
         )
     all_tasks = t if gold_tasks is None else np.concatenate([t, gold_tasks])
     all_labels = y if gold_labels is None else np.concatenate([y, gold_labels])
-    k = _count(n_classes, all_labels, "n_classes")
+    k = count(n_classes, all_labels, "n_classes")
     if k == 0:
         k = 1
     return Answers(
         tasks=t,
         workers=w,
         labels=y,
-        n_tasks=_count(n_tasks, all_tasks, "n_tasks"),
-        n_workers=_count(n_workers, w, "n_workers"),
+        n_tasks=count(n_tasks, all_tasks, "n_tasks"),
+        n_workers=count(n_workers, w, "n_workers"),
         n_classes=k,
     )
 
@@ -116,13 +124,13 @@ def parse_gold(gold: Gold | None) -> tuple[IntArray, IntArray]:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty.copy()
     if isinstance(gold, Mapping):
-        tasks = _as_index_array(np.fromiter(gold.keys(), dtype=np.int64, count=len(gold)), "gold")
-        labels = _as_index_array(
+        tasks = as_index_array(np.fromiter(gold.keys(), dtype=np.int64, count=len(gold)), "gold")
+        labels = as_index_array(
             np.fromiter(gold.values(), dtype=np.int64, count=len(gold)), "gold labels"
         )
     else:
-        tasks = _as_index_array(gold[0], "gold tasks")
-        labels = _as_index_array(gold[1], "gold labels")
+        tasks = as_index_array(gold[0], "gold tasks")
+        labels = as_index_array(gold[1], "gold labels")
         if tasks.shape != labels.shape:
             raise ValueError("gold tasks and gold labels must have equal length")
     unique, first = np.unique(tasks, return_index=True)
@@ -166,7 +174,58 @@ def clamp_gold(posteriors: FloatArray, gold_tasks: IntArray, gold_labels: IntArr
         posteriors[gold_tasks, gold_labels] = 1.0
 
 
-class Aggregator:
+def check_iterations(max_iter: Any, tol: Any) -> None:
+    """Raise ``ValueError`` unless ``max_iter`` is a positive integer and ``tol >= 0``."""
+    if not (isinstance(max_iter, int | np.integer) and max_iter >= 1):
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+
+
+def iterate(
+    step: Callable[[], float],
+    *,
+    name: str,
+    max_iter: int,
+    tol: float,
+    callback: Callable[[int, float], None] | None,
+    previous: float = -np.inf,
+) -> tuple[list[float], bool]:
+    """Run EM iterations: ``step()`` does one and returns the objective.
+
+    Stops after the first iteration whose objective changes by less than ``tol`` (measured
+    from ``previous`` for the first), or after ``max_iter`` with a :class:`ConvergenceWarning`
+    naming ``name``. Returns ``(objective history, converged)``.
+    """
+    history: list[float] = []
+    change = np.inf
+    for _ in range(max_iter):
+        objective = step()
+        history.append(objective)
+        if callback is not None:
+            callback(len(history), objective)
+        change = objective - previous
+        if abs(change) < tol:
+            return history, True
+        previous = objective
+    warnings.warn(
+        f"{name} did not converge in max_iter={max_iter} iterations (last objective change "
+        f"{change:.3g} >= tol={tol}); raise max_iter or tol",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+    return history, False
+
+
+class Estimator:
+    """``repr`` showing the hyperparameters (attributes set in ``__init__``), as scikit-learn."""
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+class Aggregator(Estimator):
     """``fit_predict`` / ``fit_predict_proba`` on top of a ``fit`` with the common signature.
 
     Subclasses implement ``fit`` and set ``posteriors_`` ``(n_tasks, K)`` and ``labels_``
@@ -239,7 +298,3 @@ class Aggregator:
             init=init,
         )
         return self.posteriors_
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
-        return f"{type(self).__name__}({params})"

@@ -8,7 +8,6 @@ changes by less than ``tol``, and finish on an E-step so ``labels_`` agree with 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -18,13 +17,14 @@ from numpy.typing import ArrayLike
 
 from crowd.em._base import (
     Aggregator,
-    ConvergenceWarning,
     FloatArray,
     Gold,
     IntArray,
     argmax_lowest,
     check_answers,
+    check_iterations,
     clamp_gold,
+    iterate,
     normalize_log_columns,
     parse_gold,
 )
@@ -104,10 +104,7 @@ class ConfusionEM(Aggregator):
         return float(self.smoothing * (np.log(confusion).sum() + np.log(priors).sum()))
 
     def _check_params(self) -> None:
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        check_iterations(self.max_iter, self.tol)
         if not self.smoothing >= 0:
             raise ValueError(f"smoothing must be >= 0, got {self.smoothing!r}")
 
@@ -180,28 +177,22 @@ class ConfusionEM(Aggregator):
         else:
             posteriors, previous = e_step(start.confusion, start.priors)
 
-        history: list[float] = []
-        converged = False
-        change = np.inf
-        for _ in range(self.max_iter):
+        confusion = priors = np.zeros(0)
+
+        def step() -> float:
+            nonlocal posteriors, confusion, priors
             confusion, priors = m_step(posteriors)
             posteriors, objective = e_step(confusion, priors)
-            history.append(objective)
-            if self.callback is not None:
-                self.callback(len(history), objective)
-            change = objective - previous
-            if abs(change) < self.tol:
-                converged = True
-                break
-            previous = objective
-        if not converged:
-            warnings.warn(
-                f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
-                f"iterations (last objective change {change:.3g} >= "
-                f"tol={self.tol}); raise max_iter or tol",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            return objective
+
+        history, converged = iterate(
+            step,
+            name=type(self).__name__,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            callback=self.callback,
+            previous=previous,
+        )
 
         self.posteriors_ = np.ascontiguousarray(posteriors.T)
         self.labels_ = argmax_lowest(self.posteriors_)

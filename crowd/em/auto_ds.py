@@ -17,6 +17,7 @@ from crowd.em._base import (
     Gold,
     IntArray,
     check_answers,
+    check_iterations,
     clamp_gold,
     normalize_log_columns,
     parse_gold,
@@ -121,10 +122,7 @@ class AutoDawidSkene(Aggregator):
         self.callback = callback
 
     def _check_params(self) -> None:
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        check_iterations(self.max_iter, self.tol)
         if not (isinstance(self.n_splits, int | np.integer) and self.n_splits >= 2):
             raise ValueError(f"n_splits must be an integer >= 2, got {self.n_splits!r}")
         if not (isinstance(self.n_repeats, int | np.integer) and self.n_repeats >= 1):

@@ -36,3 +36,18 @@ def test_normalize_log_columns_survives_huge_magnitudes() -> None:
     np.testing.assert_allclose(probabilities[:, 0], [0.25, 0.75])
     np.testing.assert_allclose(probabilities[:, 1], [1.0, 0.0])
     assert total == pytest.approx(-1000 + np.log(4) + 0.0 + 5 + np.log(2))
+
+
+def test_other_answer_types_follow_the_estimator_conventions() -> None:
+    from crowd.em import CrowdBradleyTerry, MultilabelDawidSkene, NumericEM
+
+    fits = [
+        (MultilabelDawidSkene(max_iter=50), ([0, 0, 1], [0, 1, 1], [[1, 0], [1, 1], [0, 0]])),
+        (NumericEM(dof=5.0), ([0, 0, 1], [0, 1, 1], [1.0, 2.0, 3.0])),
+        (CrowdBradleyTerry(score_prior=2.0), ([0, 1, 2], [1, 2, 0], [0, 1, 1], [1.0, 0.0, 1.0])),
+    ]
+    for model, arrays in fits:
+        assert model.fit(*arrays) is model
+        text = repr(model)
+        assert text.startswith(type(model).__name__ + "(") and "max_iter=" in text
+        assert not any(name.endswith("_=") for name in text.split(", "))
