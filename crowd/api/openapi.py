@@ -224,7 +224,10 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "model: asked for by a model version that set or changed auto"
                 " labels, so since_run polling moves past them",
             },
-            "method": {"type": "string"},
+            "method": {
+                "type": "string",
+                "description": "the project's method when the run was queued",
+            },
             "created_at": {"type": "string", "format": "date-time"},
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
@@ -236,6 +239,17 @@ _SCHEMAS: dict[str, Any] = {
             "objective": {"type": ["number", "null"]},
             "warm_start": {"type": ["boolean", "null"]},
             "error": {"type": ["string", "null"]},
+            "chosen_method": {
+                "type": ["string", "null"],
+                "enum": ["mv", "ds", "onecoin", "hds", None],
+                "description": "the method the run fitted: with method auto, the one it chose"
+                " (null until the run succeeds)",
+            },
+            "choice_reason": {
+                "type": ["string", "null"],
+                "description": "why: for auto, the gold tasks compared and the sign test that"
+                " decided; otherwise the project's method",
+            },
         },
     },
     "ProjectWorker": {

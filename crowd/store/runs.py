@@ -32,7 +32,8 @@ class RunStatus(StrEnum):
 
 _COLUMNS = (
     "id, project_id, status, trigger, method, created_at, started_at, finished_at, answers,"
-    " tasks, workers, iterations, converged, objective, warm_start, error"
+    " tasks, workers, iterations, converged, objective, warm_start, error, chosen_method,"
+    " choice_reason"
 )
 
 
@@ -54,6 +55,8 @@ class Run:
     objective: float | None
     warm_start: bool | None
     error: str | None
+    chosen_method: str | None = None
+    choice_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         def at(value: datetime | None) -> str | None:
@@ -76,6 +79,8 @@ class Run:
             "objective": self.objective,
             "warm_start": self.warm_start,
             "error": self.error,
+            "chosen_method": self.chosen_method,
+            "choice_reason": self.choice_reason,
         }
 
 
@@ -253,7 +258,7 @@ def publish(
         """
         UPDATE aggregation_runs SET status = 'succeeded', finished_at = clock_timestamp(), answers = %s,
             answers_total = %s, cold_answers = %s, tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
-            warm_start = %s, priors = %s
+            warm_start = %s, priors = %s, chosen_method = %s, choice_reason = %s
         WHERE id = %s
         """,
         (
@@ -267,6 +272,8 @@ def publish(
             result.objective,
             result.warm_start,
             [float(p) for p in result.priors],
+            result.method,
+            result.reason,
             run_id,
         ),
     )
