@@ -219,32 +219,17 @@ def fit_run(
     if warm_workers is not None and warm_confusion is not None:
         init = _warm_params(workers, warm_workers, warm_confusion, warm_priors, k)
 
+    shape = {"n_tasks": int(tasks.size), "n_workers": int(workers.size), "n_classes": k}
+
     def fit(model: Aggregator, start: DSParams | None) -> Aggregator:
         with warnings.catch_warnings():
             # A live run publishes what it has; the run record shows converged = false.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return model.fit(
-                task_index,
-                worker_index,
-                labels,
-                n_tasks=tasks.size,
-                n_workers=workers.size,
-                n_classes=k,
-                gold=gold,
-                init=start,
-            )
+            return model.fit(task_index, worker_index, labels, gold=gold, init=start, **shape)
 
     reason = "the project's method"
     if method == "auto":
-        choice = choose_method(
-            task_index,
-            worker_index,
-            labels,
-            n_tasks=tasks.size,
-            n_workers=workers.size,
-            n_classes=k,
-            gold=gold,
-        )
+        choice = choose_method(task_index, worker_index, labels, gold=gold, **shape)
         method, reason = choice.method, choice.reason
 
     model = fit(METHODS[method](), init)
