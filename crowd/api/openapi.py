@@ -94,6 +94,21 @@ def _page_of(key: str, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _results_page() -> dict[str, Any]:
+    page = _page_of("results", _ref("Result"))
+    page["properties"].update(
+        {
+            "last_run_id": {"type": ["integer", "null"]},
+            "chosen_method": {
+                "type": ["string", "null"],
+                "description": "the method run last_run_id fitted (for method auto, its choice)",
+            },
+            "choice_reason": {"type": ["string", "null"], "description": "and why"},
+        }
+    )
+    return page
+
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -500,7 +515,7 @@ def _paths() -> dict[str, Any]:
                     _query("posteriors", {"type": "boolean"}, "add each label's probability"),
                 ],
                 "responses": {
-                    "200": _ok("A page of results", _page_of("results", _ref("Result"))),
+                    "200": _ok("A page of results", _results_page()),
                     **_errors(400, 401, 403, 404, 503),
                 },
             },

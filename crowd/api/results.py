@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from crowd.api import auth, body, deps
 from crowd.api.projects import MANAGERS
-from crowd.store import projects, results
+from crowd.store import results, runs
 
 bp = Blueprint("results", __name__, url_prefix="/api/v1/projects")
 
@@ -28,6 +28,7 @@ def list_results(project_id: int) -> ResponseReturnValue:
     ``?posteriors=true`` adds each label's probability. In a project with a model,
     ``model_label`` and ``model_confidence`` are the latest version's prediction (null before
     one), and ``label_source`` is ``model`` for a task closed by auto-labelling, else ``crowd``.
+    ``chosen_method`` and ``choice_reason`` are those of run ``last_run_id`` (see the runs).
     """
     project = auth.project_for_requester(project_id)
     after, limit = body.page_params()
@@ -38,7 +39,7 @@ def list_results(project_id: int) -> ResponseReturnValue:
         # One snapshot for the page and last_run_id: a run committing between the two reads
         # would otherwise be skipped for good by a client polling with since_run.
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        last_run_id = projects.last_run_id(cur, project.id)
+        last_run_id, chosen_method, choice_reason = runs.last_published(cur, project.id)
         rows = results.page(cur, project.id, after, limit, since_run=since_run, status=status)
     out = []
     labels = project.labels
@@ -81,6 +82,8 @@ def list_results(project_id: int) -> ResponseReturnValue:
         {
             "results": out,
             "last_run_id": last_run_id,
+            "chosen_method": chosen_method,
+            "choice_reason": choice_reason,
             "next_cursor": body.next_cursor([r[0] for r in rows], limit),
         }
     )

@@ -110,6 +110,18 @@ def page(cur: Cursor, project_id: int, before_id: int, limit: int) -> list[Run]:
     return [Run(*r) for r in cur.fetchall()]
 
 
+def last_published(cur: Cursor, project_id: int) -> tuple[int | None, str | None, str | None]:
+    """``(last_run_id, chosen_method, choice_reason)`` of the project's newest published run
+    (all null before one)."""
+    cur.execute(
+        "SELECT p.last_run_id, r.chosen_method, r.choice_reason FROM projects p"
+        " LEFT JOIN aggregation_runs r ON r.id = p.last_run_id WHERE p.id = %s",
+        (project_id,),
+    )
+    row = cur.fetchone()
+    return (row[0], row[1], row[2]) if row else (None, None, None)
+
+
 def start(cur: Cursor, run_id: int) -> bool:
     """Mark a queued run running; False if it is not queued (already done, or reaped)."""
     cur.execute(

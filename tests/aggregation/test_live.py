@@ -257,6 +257,10 @@ def test_a_run_says_which_method_auto_chose_and_why_as_crowd_aggregate_does(
     polled = client.get(f"/api/v1/projects/{pid}/aggregations/{run['id']}", headers=auth(requester))
     assert polled.json == run and run["method"] == "auto" and run["chosen_method"] == "hds"
     assert run["choice_reason"].startswith("the default: on 6 gold tasks no method was right")
+    page = client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester)).json
+    assert (page["last_run_id"], page["chosen_method"], page["choice_reason"]) == (
+        run["id"], "hds", run["choice_reason"],
+    )  # fmt: skip
 
     answers_csv = tmp_path / "answers.csv"
     answers_csv.write_text("task,worker,label\n" + "".join(f"{t},{w},{x}\n" for t, w, x in given))
