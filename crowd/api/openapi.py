@@ -94,6 +94,21 @@ def _page_of(key: str, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _results_page() -> dict[str, Any]:
+    page = _page_of("results", _ref("Result"))
+    page["properties"].update(
+        {
+            "last_run_id": {"type": ["integer", "null"]},
+            "chosen_method": {
+                "type": ["string", "null"],
+                "description": "the method run last_run_id fitted (for method auto, its choice)",
+            },
+            "choice_reason": {"type": ["string", "null"], "description": "and why"},
+        }
+    )
+    return page
+
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -233,7 +248,10 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "model: asked for by a model version that set or changed auto"
                 " labels, so since_run polling moves past them",
             },
-            "method": {"type": "string"},
+            "method": {
+                "type": "string",
+                "description": "the project's method when the run was queued",
+            },
             "created_at": {"type": "string", "format": "date-time"},
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
@@ -250,6 +268,17 @@ _SCHEMAS: dict[str, Any] = {
             "objective": {"type": ["number", "null"]},
             "warm_start": {"type": ["boolean", "null"]},
             "error": {"type": ["string", "null"]},
+            "chosen_method": {
+                "type": ["string", "null"],
+                "enum": ["mv", "ds", "onecoin", "hds", None],
+                "description": "the method the run fitted: with method auto, the one it chose"
+                " (null until the run succeeds)",
+            },
+            "choice_reason": {
+                "type": ["string", "null"],
+                "description": "why: for auto, the gold tasks compared and the sign test that"
+                " decided; otherwise the project's method",
+            },
         },
     },
     "ProjectWorker": {
@@ -563,7 +592,7 @@ def _paths() -> dict[str, Any]:
                     ),
                 ],
                 "responses": {
-                    "200": _ok("A page of results", _page_of("results", _ref("Result"))),
+                    "200": _ok("A page of results", _results_page()),
                     **_errors(400, 401, 403, 404, 503),
                 },
             },

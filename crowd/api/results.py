@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from crowd.api import auth, body, deps
 from crowd.api.projects import MANAGERS
-from crowd.store import predictions, projects, results
+from crowd.store import predictions, results, runs
 
 bp = Blueprint("results", __name__, url_prefix="/api/v1/projects")
 
@@ -33,6 +33,7 @@ def list_results(project_id: int) -> ResponseReturnValue:
     ``complete``.
     ``prediction`` is the newest prediction of the task by any model (``{model, label,
     confidence}``, null without one; see :mod:`crowd.api.predictions`).
+    ``chosen_method`` and ``choice_reason`` are those of run ``last_run_id`` (see the runs).
     """
     project = auth.project_for_requester(project_id)
     after, limit = body.page_params()
@@ -44,7 +45,7 @@ def list_results(project_id: int) -> ResponseReturnValue:
         # One snapshot for the page and last_run_id: a run committing between the two reads
         # would otherwise be skipped for good by a client polling with since_run.
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        last_run_id = projects.last_run_id(cur, project.id)
+        last_run_id, chosen_method, choice_reason = runs.last_published(cur, project.id)
         rows = results.page(
             cur,
             project.id,
@@ -101,6 +102,8 @@ def list_results(project_id: int) -> ResponseReturnValue:
         {
             "results": out,
             "last_run_id": last_run_id,
+            "chosen_method": chosen_method,
+            "choice_reason": choice_reason,
             "next_cursor": body.next_cursor([r[0] for r in rows], limit),
         }
     )

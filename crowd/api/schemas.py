@@ -79,7 +79,7 @@ class ProjectSettings(BaseModel):
     qc_confidence: QcConfidence = 0.95
     # Whether a banned worker's (stored) answers are left out of the aggregation.
     exclude_banned: StrictBool = True
-    method: Method = "ds"
+    method: Method = "auto"
     # Models: a retrain follows every `retrain_every` newly complete tasks; `order:
     # "uncertainty"` hands out the tasks the model is least sure of first, except a
     # `random_share` of fetches; `auto_label_accuracy` closes tasks the model labels

@@ -215,6 +215,8 @@ def aggregate_command(
             fail(f"{method}: {exc}")
     for warning in caught:
         click.echo(f"crowd: warning: {warning.message}", err=True)
+    if hasattr(estimator, "method_"):
+        click.echo(f"crowd: {method} chose {estimator.method_}: {estimator.reason_}", err=True)
 
     posteriors = estimator.posteriors_[: len(task_ids), : len(classes)]
     chosen = estimator.labels_[: len(task_ids)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from crowd.em._base import Aggregator, ConvergenceWarning
 from crowd.em._em import DSParams
-from crowd.em.auto_ds import AutoDawidSkene
+from crowd.em.auto import LABEL_FREE, LABEL_FREE_DEFAULT, AutoAggregator
 from crowd.em.dawid_skene import DawidSkene
 from crowd.em.encode import Encoded, class_order, encode
 from crowd.em.hierarchical_ds import HierarchicalDawidSkene
@@ -24,21 +24,17 @@ from crowd.em.numeric import NumericEM
 from crowd.em.one_coin import OneCoinDawidSkene
 from crowd.em.pairwise import CrowdBradleyTerry
 
-METHODS: dict[str, type[Aggregator]] = {
-    "mv": MajorityVote,
-    "ds": DawidSkene,
-    "onecoin": OneCoinDawidSkene,
-    "hds": HierarchicalDawidSkene,
-    "auto": AutoDawidSkene,
-}
+METHODS: dict[str, type[Aggregator]] = {**LABEL_FREE, "auto": AutoAggregator}
 
 DEFAULT_METHOD = "auto"
 
 __all__ = [
     "DEFAULT_METHOD",
+    "LABEL_FREE",
+    "LABEL_FREE_DEFAULT",
     "METHODS",
     "Aggregator",
-    "AutoDawidSkene",
+    "AutoAggregator",
     "ConvergenceWarning",
     "CrowdBradleyTerry",
     "DSParams",

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crowd.em import METHODS, Aggregator, ConvergenceWarning, DawidSkene, DSParams
+from crowd.em.auto import choose_method
 
 IntArray = NDArray[np.int64]
 
@@ -56,6 +57,7 @@ class RunResult:
     ``gold_answers`` and ``gold_correct`` over the worker's last ``gold_window`` gold answers.
     ``decision``: the probability of each task's label that dynamic overlap compares with the
     confidence target (``confidence`` unless ``fit_run`` was asked to ``decide``).
+    ``method``: the method fitted (for ``auto``, the one it chose) and ``reason``: why.
     """
 
     task_ids: IntArray
@@ -77,6 +79,8 @@ class RunResult:
     converged: bool
     objective: float | None
     warm_start: bool
+    method: str
+    reason: str
 
 
 def _warm_params(
@@ -256,6 +260,10 @@ def fit_run(
     first one, unless the label is not strictly the most probable class under
     :func:`typical_worker_posteriors` (a split vote carried by a few trusted workers, which
     more answers can flip): then it is the smaller of the two posteriors, below one half.
+
+    ``method="auto"`` first chooses the method from cold fits of these answers and gold
+    (:func:`crowd.em.auto.choose_method`, as ``crowd aggregate`` does), then fits the chosen
+    method as above: warm-started, cold-checked, and with the same defaults as offline.
     """
     k = n_classes
     tasks, task_index = np.unique(task_ids, return_inverse=True)
@@ -273,20 +281,18 @@ def fit_run(
     if warm_workers is not None and warm_confusion is not None:
         init = _warm_params(workers, warm_workers, warm_confusion, warm_priors, k)
 
+    shape = {"n_tasks": int(tasks.size), "n_workers": int(workers.size), "n_classes": k}
+
     def fit(model: Aggregator, start: DSParams | None) -> Aggregator:
         with warnings.catch_warnings():
             # A live run publishes what it has; the run record shows converged = false.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return model.fit(
-                task_index,
-                worker_index,
-                labels,
-                n_tasks=tasks.size,
-                n_workers=workers.size,
-                n_classes=k,
-                gold=gold,
-                init=start,
-            )
+            return model.fit(task_index, worker_index, labels, gold=gold, init=start, **shape)
+
+    reason = "the project's method"
+    if method == "auto":
+        choice = choose_method(task_index, worker_index, labels, gold=gold, **shape)
+        method, reason = choice.method, choice.reason
 
     model = fit(METHODS[method](), init)
     if init is not None and cold_check:
@@ -365,6 +371,8 @@ def fit_run(
         converged=bool(model.converged_),  # type: ignore[attr-defined]
         objective=float(history[-1]) if history else None,
         warm_start=init is not None,
+        method=method,
+        reason=reason,
     )
 
 

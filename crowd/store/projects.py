@@ -71,7 +71,7 @@ class Project:
     qc_min_gold_accuracy: float | None = None
     qc_min_gold_answers: int = 5
     exclude_banned: bool = True
-    method: str = "ds"
+    method: str = "auto"
     last_run_id: int | None = None
     #: ``{"input": "text" | "features", "field": key}``, or None: no model.
     model: dict[str, Any] | None = None

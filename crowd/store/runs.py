@@ -42,7 +42,8 @@ class RunStatus(StrEnum):
 
 _COLUMNS = (
     "id, project_id, status, trigger, method, created_at, started_at, finished_at, answers,"
-    " tasks, workers, iterations, converged, objective, warm_start, error"
+    " tasks, workers, iterations, converged, objective, warm_start, error, chosen_method,"
+    " choice_reason"
 )
 
 
@@ -64,6 +65,8 @@ class Run:
     objective: float | None
     warm_start: bool | None
     error: str | None
+    chosen_method: str | None = None
+    choice_reason: str | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -95,6 +98,8 @@ class Run:
             "objective": self.objective,
             "warm_start": self.warm_start,
             "error": self.error,
+            "chosen_method": self.chosen_method,
+            "choice_reason": self.choice_reason,
         }
 
 
@@ -122,6 +127,18 @@ def page(cur: Cursor, project_id: int, before_id: int, limit: int) -> list[Run]:
         (project_id, before_id, limit),
     )
     return [Run(*r) for r in cur.fetchall()]
+
+
+def last_published(cur: Cursor, project_id: int) -> tuple[int | None, str | None, str | None]:
+    """``(last_run_id, chosen_method, choice_reason)`` of the project's newest published run
+    (all null before one)."""
+    cur.execute(
+        "SELECT p.last_run_id, r.chosen_method, r.choice_reason FROM projects p"
+        " LEFT JOIN aggregation_runs r ON r.id = p.last_run_id WHERE p.id = %s",
+        (project_id,),
+    )
+    row = cur.fetchone()
+    return (row[0], row[1], row[2]) if row else (None, None, None)
 
 
 def start(cur: Cursor, run_id: int) -> bool:
@@ -277,7 +294,7 @@ def publish(
         """
         UPDATE aggregation_runs SET status = 'succeeded', finished_at = clock_timestamp(), answers = %s,
             answers_total = %s, cold_answers = %s, tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
-            warm_start = %s, priors = %s
+            warm_start = %s, priors = %s, chosen_method = %s, choice_reason = %s
         WHERE id = %s
         """,
         (
@@ -291,6 +308,8 @@ def publish(
             result.objective,
             result.warm_start,
             [float(p) for p in result.priors],
+            result.method,
+            result.reason,
             run_id,
         ),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import threading
 from collections.abc import Callable
@@ -9,8 +11,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 
+from crowd.cli import main
 from crowd.config import Settings
 from crowd.scheduling import flush_all
 from crowd.store.db import Database
@@ -244,6 +248,54 @@ def test_gold_tasks_are_mixed_in_at_the_gold_rate_and_any_number_may_answer_them
         ]
     }
     assert stats["busy"]["gold_answers"] == min(gold, 20) and stats["busy"]["gold_accuracy"] == 1.0
+
+
+def test_a_run_says_which_method_auto_chose_and_why_as_crowd_aggregate_does(
+    client, requester, make_worker, make_project, settings, tmp_path
+) -> None:
+    project = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=1.0)
+    assert project["method"] == "auto"  # the default for new projects
+    pid = project["id"]
+    gold = {f"g{i}": "ab"[i % 2] for i in range(6)}
+    truth = {**gold, **{f"t{i}": "ab"[i % 3 == 0] for i in range(24)}}
+    post_tasks(
+        client,
+        requester,
+        pid,
+        [{"external_id": t, "gold": g} for t, g in gold.items()]
+        + [{"external_id": f"t{i}"} for i in range(24)],
+    )
+    given = []
+    for name, wrong_every in (("w0", 99), ("w1", 4), ("w2", 2)):
+        worker = make_worker(requester, name)
+        for n in range(30):
+
+            def say(t: str, n: int = n, every: int = wrong_every) -> str:
+                return truth[t] if n % every else "ba"["ab".index(truth[t])]
+
+            task = answer_next(client, worker, pid, say)
+            given.append((task, name, say(task)))
+    drain(settings)
+
+    (run,) = runs(client, requester, pid)
+    polled = client.get(f"/api/v1/projects/{pid}/aggregations/{run['id']}", headers=auth(requester))
+    assert polled.json == run and run["method"] == "auto" and run["chosen_method"] == "hds"
+    assert run["choice_reason"].startswith("the default: on 6 gold tasks no method was right")
+    page = client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester)).json
+    assert (page["last_run_id"], page["chosen_method"], page["choice_reason"]) == (
+        run["id"], "hds", run["choice_reason"],
+    )  # fmt: skip
+
+    answers_csv = tmp_path / "answers.csv"
+    answers_csv.write_text("task,worker,label\n" + "".join(f"{t},{w},{x}\n" for t, w, x in given))
+    gold_csv = tmp_path / "gold.csv"
+    gold_csv.write_text("task,label\n" + "".join(f"{t},{g}\n" for t, g in gold.items()))
+    offline = CliRunner().invoke(main, ["aggregate", str(answers_csv), "--gold", str(gold_csv)])
+    assert offline.exit_code == 0, offline.output
+    assert offline.stderr == f"crowd: auto chose hds: {run['choice_reason']}\n"
+    labels = {r["task"]: r["label"] for r in csv.DictReader(io.StringIO(offline.stdout))}
+    published = results(client, requester, pid)
+    assert {t: r["label"] for t, r in published.items()} == {t: labels[t] for t in published}
 
 
 def test_quality_rules_ban_a_worker_release_its_reservation_and_unban_reissues(

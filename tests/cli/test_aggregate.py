@@ -59,13 +59,30 @@ def assert_input_error(result: Result, message: str) -> None:
 
 
 def test_aggregate_writes_one_row_per_task_in_first_seen_order(answers: Path) -> None:
-    result = run("aggregate", str(answers))
+    result = run("aggregate", str(answers), "--method", "ds")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "task,label,confidence"
     out = rows(result.stdout)
     assert [r["task"] for r in out] == ["t1", "t2", "t3", "t,4"]
     assert [r["label"] for r in out[:3]] == ["cat", "dog", "bird"]
     assert all(0.0 < float(r["confidence"]) <= 1.0 for r in out)
+
+
+def test_the_default_says_which_method_it_chose_and_why(answers: Path, tmp_path: Path) -> None:
+    default = run("aggregate", str(answers))
+    hds = run("aggregate", str(answers), "--method", "hds")
+    assert (
+        default.exit_code == 0 and default.stdout == hds.stdout
+    )  # no gold: the label-free default
+    assert (
+        default.stderr
+        == "crowd: auto chose hds: no gold task has answers: the label-free default\n"
+    )
+    gold = write(tmp_path, "gold.csv", "task,label\nt1,cat\nt2,dog\n")
+    with_gold = run("aggregate", str(answers), "--gold", gold)
+    assert with_gold.exit_code == 0, with_gold.output
+    assert with_gold.stderr.startswith("crowd: auto chose hds: the default: on 2 gold tasks ")
+    assert "sign test p = " in with_gold.stderr and hds.stderr == ""
 
 
 def test_proba_columns_follow_class_order_and_sum_to_one(answers: Path) -> None:

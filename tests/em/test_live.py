@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from crowd.em import AutoAggregator
 from crowd.em.live import (
     changed_rows,
     fit_run,
@@ -11,6 +12,7 @@ from crowd.em.live import (
     recent_gold,
     typical_worker_posteriors,
 )
+from tests.em.test_auto import colluding_crowd
 
 
 def _answers() -> tuple[np.ndarray, ...]:
@@ -223,3 +225,30 @@ def test_majority_agreement_counts_only_strict_majorities() -> None:
     assert majority_agreement(votes, np.array([0, 1, 1, 0])) == 1.0
     assert majority_agreement(votes, np.array([1, 0, 1, 1])) == 0.5
     assert majority_agreement(np.array([[1, 1]]), np.array([0])) == 1.0
+
+
+def test_a_live_auto_run_chooses_and_labels_as_the_offline_estimator() -> None:
+    tasks, workers, labels, truth = colluding_crowd(0)
+    # Database ids: sparse and not in answer order; the first 100 tasks are gold.
+    task_ids, worker_ids = tasks * 7 + 1000, 50 - workers
+    gold_ids = np.arange(100) * 7 + 1000
+    offline = AutoAggregator().fit(tasks, workers, labels, gold=(np.arange(100), truth[:100]))
+    for warm in (None, offline):
+        start = {} if warm is None else {
+            "warm_workers": np.sort(np.unique(worker_ids)),
+            "warm_confusion": warm.confusion_[::-1], "warm_priors": warm.priors_,
+            "cold_check": True,
+        }  # fmt: skip
+        live = fit_run(
+            np.arange(tasks.size), task_ids, worker_ids, labels, n_classes=2,
+            gold_task_ids=gold_ids, gold_labels=truth[:100], method="auto", **start,
+        )  # fmt: skip
+        assert live.method == offline.method_ == "mv" and live.reason == offline.reason_
+        np.testing.assert_array_equal(live.labels, offline.labels_)
+
+
+def test_a_run_of_a_fixed_method_says_it_was_the_projects_choice() -> None:
+    ids, task, worker, label = _answers()
+    run = fit_run(ids, task, worker, label, n_classes=2, gold_task_ids=np.array([103]),
+                  gold_labels=np.array([1]), method="onecoin")  # fmt: skip
+    assert run.method == "onecoin" and run.reason == "the project's method"

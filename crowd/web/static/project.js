@@ -199,7 +199,11 @@
       return el("tr", { "data-run": r.id },
         el("td", { class: "num" }, "#" + r.id),
         el("td", {}, el("span", { class: "badge " + r.status }, r.status)),
-        el("td", {}, r.trigger), el("td", {}, r.method), el("td", {}, fmtTime(r.created_at)),
+        el("td", {}, r.trigger),
+        // auto: the method the run chose, with its reason on hover
+        el("td", { title: r.choice_reason },
+          r.chosen_method && r.chosen_method !== r.method ? r.method + " → " + r.chosen_method : r.method),
+        el("td", {}, fmtTime(r.created_at)),
         el("td", { class: "num" }, seconds), el("td", { class: "num" }, fmtInt(r.answers)),
         el("td", { class: "num" }, fmtInt(r.tasks)), el("td", { class: "num" }, fmtInt(r.iterations)),
         el("td", { class: "error-text" }, r.error || ""));
