@@ -304,13 +304,17 @@ def _stop_redis(server: _Server) -> None:
     socket_path = server.url.removeprefix("unix://")
     try:
         with Redis(unix_socket_path=socket_path, socket_timeout=30) as client:
+            client.ping()  # shutdown() takes a connection error for success
             try:
                 client.shutdown()  # saves the data first, when the server keeps any
             except ResponseError:  # the final snapshot failed: its folder is gone
                 client.shutdown(nosave=True)
-    except (RedisError, OSError) as exc:  # its socket is gone with its folder
+    except (RedisError, OSError) as exc:
         log.warning("embedded Redis %d: SHUTDOWN failed (%s); signalling it", server.pid, exc)
-        _signal(server.pid, signal.SIGTERM)
+        # With its socket gone, its folder is gone too: there is no snapshot to save, and a
+        # SIGTERM would be ignored (its final snapshot fails).
+        gone = not Path(socket_path).exists()
+        _signal(server.pid, signal.SIGKILL if gone else signal.SIGTERM)
     _end(server.pid, (signal.SIGKILL,))
 
 

