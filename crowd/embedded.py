@@ -203,10 +203,10 @@ class _Users:
             f.write(json.dumps(pids))
 
     @contextmanager
-    def join(self) -> Iterator[list[int]]:
-        """Hold the lock while the server is started or found; yields the other live users."""
+    def join(self) -> Iterator[None]:
+        """Hold the lock while the server is started or found; then count the caller in."""
         with self._locked() as pids:
-            yield [p for p in pids if p != os.getpid()]
+            yield
             pids.append(os.getpid())
 
     @contextmanager

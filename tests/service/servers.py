@@ -65,6 +65,28 @@ def server_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def answered_and_aggregated(api: str, headers: dict[str, str], pid: int, label: str) -> str:
+    """Post a task to project ``pid``, have a new worker answer it with ``label``, and return
+    the label the aggregation worker publishes for it (within 60 s)."""
+    tasks = {"tasks": [{"external_id": "answered"}]}
+    requests.post(f"{api}/projects/{pid}/tasks", json=tasks, headers=headers, timeout=10)
+    worker = requests.post(f"{api}/workers", json={"name": "w"}, headers=headers, timeout=10)
+    as_worker = {"Authorization": f"Bearer {worker.json()['token']}"}
+    got = requests.post(f"{api}/projects/{pid}/assignments", headers=as_worker, timeout=10)
+    requests.post(
+        f"{api}/assignments/{got.json()['assignment_id']}/answer",
+        json={"label": label}, headers=as_worker, timeout=10,
+    )  # fmt: skip
+
+    def published() -> str | None:
+        page = requests.get(f"{api}/projects/{pid}/results", headers=headers, timeout=10)
+        row = page.json()["results"][0]
+        return str(row["label"]) if row["run_id"] is not None else None
+
+    published_label: str = wait_for(published, 60, "an aggregation run to publish the label")
+    return published_label
+
+
 class OwnPostgres:
     """An embedded PostgreSQL in a folder of its own (unix socket; folder deleted at
     :meth:`close`; see :func:`server_folder` for why not in pytest's)."""

