@@ -8,11 +8,15 @@ started for the session. Each session gets its own freshly migrated database, dr
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import psycopg2
@@ -26,27 +30,43 @@ from werkzeug.serving import make_server
 
 from crowd.api import create_app
 from crowd.config import Settings
-from crowd.embedded import EmbeddedServers
+from crowd.embedded import EmbeddedServers, NoRedis
 from crowd.store import accounts, migrate
 from crowd.store.accounts import Role
 from crowd.store.db import Database
 
 
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """``(server_dsn, redis_url)`` of running servers."""
+def servers() -> Iterator[tuple[str, str]]:
+    """``(server_dsn, redis_url)`` of running servers.
+
+    Embedded ones live in a folder of their own, not in pytest's temporary folders: pytest
+    deletes old ones of those at the start of each session, maybe another's still running
+    (and a Redis whose folder is gone could not stop by SIGTERM). They are stopped, and the
+    folder removed, when the session ends: passed, failed, Ctrl-C, or SIGTERM, which ends the
+    session as Ctrl-C does while they run.
+    """
     dsn = os.environ.get("CROWD_TEST_DATABASE_URL")
     redis_url = os.environ.get("CROWD_TEST_REDIS_URL")
-    embedded = None
-    if not dsn or not redis_url:
-        embedded = EmbeddedServers(Path(tmp_path_factory.mktemp("embedded")))
+    if dsn and redis_url:
+        yield dsn, redis_url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="crowd-test-servers-"))
+    embedded = EmbeddedServers(folder, persistent=False)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
         started = embedded.start(postgres=not dsn, redis=not redis_url)
-        dsn = dsn or started[0]
-        redis_url = redis_url or started[1]
-    assert dsn and redis_url
-    yield dsn, redis_url
-    if embedded is not None:
+        yield dsn or started[0] or "", redis_url or started[1] or ""
+    except NoRedis as exc:
+        pytest.exit(f"{exc} (or set CROWD_TEST_REDIS_URL)", returncode=2)
+    finally:
         embedded.stop()
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from crowd.store.db import Database
 @contextmanager
 def _database() -> Iterator[Database]:
     """The configured database (or the embedded one), released when the block ends."""
-    with servers_for(Settings.from_env()) as (settings, _embedded):
+    with servers_for(Settings.from_env(), redis=False) as (settings, _started):
         assert settings.database_url
         database = Database(settings.database_url, max_connections=1)
         try:

@@ -17,7 +17,7 @@ from typing import TypeVar
 import click
 
 from crowd.config import Settings
-from crowd.embedded import servers_for
+from crowd.embedded import Started, servers_for
 from crowd.store import accounts, migrate
 from crowd.store.accounts import Role
 from crowd.store.db import Database
@@ -99,10 +99,11 @@ def servers_ready(token_name: str, *, first_start_only: bool) -> Iterator[Server
     only when the database has no account yet). Each step that did something is said on
     stderr, the token aside.
     """
-    with servers_for(Settings.from_env()) as (settings, embedded):
+    configured = Settings.from_env()
+    with servers_for(configured) as (settings, started):
         assert settings.database_url and settings.redis_url
-        if embedded:
-            click.echo(f"crowd: embedded PostgreSQL and Redis under {settings.data_dir}/", err=True)
+        for line in _servers_said(configured, started):
+            click.echo(f"crowd: {line}", err=True)
         db = Database(settings.database_url, max_connections=1)
         try:
             applied = migrate.upgrade(db)
@@ -118,7 +119,17 @@ def servers_ready(token_name: str, *, first_start_only: bool) -> Iterator[Server
             "CROWD_DATABASE_URL": settings.database_url,
             "CROWD_REDIS_URL": settings.redis_url,
         }
-        yield Servers(settings, embedded, token, env)
+        yield Servers(settings, bool(started), token, env)
+
+
+def _servers_said(configured: Settings, started: list[Started]) -> list[str]:
+    """Which PostgreSQL and Redis the service runs on, and where they came from."""
+    said = [str(s) for s in started]
+    if configured.database_url:
+        said.insert(0, "PostgreSQL at CROWD_DATABASE_URL")
+    if configured.redis_url:
+        said.append("Redis at CROWD_REDIS_URL")
+    return said
 
 
 @click.command()
@@ -237,7 +248,7 @@ def worker(burst: bool) -> None:
     """
     from workers.bootstrap import run
 
-    with servers_for(Settings.from_env()) as (settings, _embedded):
+    with servers_for(Settings.from_env()) as (settings, _started):
         run(settings, burst=burst)
 
 

