@@ -1,0 +1,110 @@
+-- 0009: a project's progress counts, maintained in the transactions that change tasks, so that
+-- GET /projects/{id} reads a few counter rows instead of counting the project's tasks.
+--
+-- Rows are keyed by (project, shard, target). The shard is the changing backend's pid modulo
+-- 64: one backend runs one transaction at a time, so concurrent answers to one project add to
+-- different rows and never queue on one counter row. The target is the task's answer target:
+-- whether a task is complete depends on the project's settings (confidence_target and the
+-- overlap cap, which a PATCH can change), so the counters keep, per target, how many open
+-- tasks have all their slots answered (`full`), and the read applies the current settings:
+--   complete = sum(done) + sum(full) over targets >= cap (all targets with fixed overlap),
+-- which is crowd.store.projects.COMPLETE, counted. No count needs redoing when settings change.
+
+CREATE TABLE project_counts (
+    project_id  bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    shard       smallint NOT NULL,
+    target      integer NOT NULL,
+    tasks       bigint NOT NULL DEFAULT 0,   -- regular (non-gold) tasks
+    gold_tasks  bigint NOT NULL DEFAULT 0,
+    answers     bigint NOT NULL DEFAULT 0,   -- sum(tasks.answers), gold tasks included
+    done        bigint NOT NULL DEFAULT 0,   -- regular tasks closed (tasks.done)
+    "full"      bigint NOT NULL DEFAULT 0,   -- regular tasks not done with answers >= target
+    PRIMARY KEY (project_id, shard, target)
+);
+
+-- The counted contributions of a set of task rows (sign +1 or -1), added to their counters.
+CREATE FUNCTION project_counts_add(rows_ jsonb) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO project_counts AS c
+        (project_id, shard, target, tasks, gold_tasks, answers, done, "full")
+    SELECT r.project_id, pg_backend_pid() % 64, r.target,
+           sum(r.sign * (r.gold IS NULL)::int), sum(r.sign * (r.gold IS NOT NULL)::int),
+           sum(r.sign * r.answers), sum(r.sign * (r.gold IS NULL AND r.done)::int),
+           sum(r.sign * (r.gold IS NULL AND NOT r.done AND r.answers >= r.target)::int)
+    FROM jsonb_to_recordset(rows_) AS r(
+        project_id bigint, target integer, gold smallint, answers integer, done boolean,
+        sign integer)
+    GROUP BY r.project_id, r.target
+    ON CONFLICT (project_id, shard, target) DO UPDATE SET
+        tasks = c.tasks + EXCLUDED.tasks, gold_tasks = c.gold_tasks + EXCLUDED.gold_tasks,
+        answers = c.answers + EXCLUDED.answers, done = c.done + EXCLUDED.done,
+        "full" = c."full" + EXCLUDED."full"
+$$;
+
+-- One changed task (its answers, target, done or gold): its old contribution out, the new in.
+-- A row trigger with a WHEN clause, so that the hot updates of `taken` (every reservation,
+-- skip and release) do not call it at all.
+CREATE FUNCTION project_counts_task_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.target = NEW.target AND OLD.gold IS NOT DISTINCT FROM NEW.gold
+       AND OLD.done = NEW.done THEN
+        -- The common case, an answer: one counter row.
+        INSERT INTO project_counts AS c (project_id, shard, target, answers, "full")
+        VALUES (NEW.project_id, pg_backend_pid() % 64, NEW.target, NEW.answers - OLD.answers,
+                (NEW.gold IS NULL AND NOT NEW.done AND NEW.answers >= NEW.target)::int
+                - (OLD.gold IS NULL AND NOT OLD.done AND OLD.answers >= OLD.target)::int)
+        ON CONFLICT (project_id, shard, target) DO UPDATE SET
+            answers = c.answers + EXCLUDED.answers, "full" = c."full" + EXCLUDED."full";
+    ELSE
+        PERFORM project_counts_add(jsonb_build_array(
+            jsonb_build_object('project_id', OLD.project_id, 'target', OLD.target,
+                               'gold', OLD.gold, 'answers', OLD.answers, 'done', OLD.done,
+                               'sign', -1),
+            jsonb_build_object('project_id', NEW.project_id, 'target', NEW.target,
+                               'gold', NEW.gold, 'answers', NEW.answers, 'done', NEW.done,
+                               'sign', 1)));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER project_counts_task_changed AFTER UPDATE ON tasks FOR EACH ROW
+    WHEN (OLD.answers <> NEW.answers OR OLD.target <> NEW.target OR OLD.done <> NEW.done
+          OR OLD.gold IS DISTINCT FROM NEW.gold OR OLD.project_id <> NEW.project_id)
+    EXECUTE FUNCTION project_counts_task_changed();
+
+-- Inserted and deleted tasks: once per statement, so a batch of 10,000 tasks costs one
+-- aggregate, not 10,000 calls. Deleted tasks of a project being deleted count for nothing
+-- (the project's counters go with it).
+CREATE FUNCTION project_counts_tasks_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM project_counts_add(coalesce(jsonb_agg(jsonb_build_object(
+        'project_id', project_id, 'target', target, 'gold', gold, 'answers', answers,
+        'done', done, 'sign', 1)), '[]')) FROM inserted_tasks;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION project_counts_tasks_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM project_counts_add(coalesce(jsonb_agg(jsonb_build_object(
+        'project_id', d.project_id, 'target', d.target, 'gold', d.gold,
+        'answers', d.answers, 'done', d.done, 'sign', -1)), '[]'))
+    FROM deleted_tasks d WHERE EXISTS (SELECT 1 FROM projects p WHERE p.id = d.project_id);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER project_counts_tasks_inserted AFTER INSERT ON tasks
+    REFERENCING NEW TABLE AS inserted_tasks FOR EACH STATEMENT
+    EXECUTE FUNCTION project_counts_tasks_inserted();
+CREATE TRIGGER project_counts_tasks_deleted AFTER DELETE ON tasks
+    REFERENCING OLD TABLE AS deleted_tasks FOR EACH STATEMENT
+    EXECUTE FUNCTION project_counts_tasks_deleted();
+
+-- The counts of the tasks already there.
+INSERT INTO project_counts (project_id, shard, target, tasks, gold_tasks, answers, done, "full")
+SELECT project_id, 0, target, count(*) FILTER (WHERE gold IS NULL),
+       count(*) FILTER (WHERE gold IS NOT NULL), coalesce(sum(answers), 0),
+       count(*) FILTER (WHERE gold IS NULL AND done),
+       count(*) FILTER (WHERE gold IS NULL AND NOT done AND answers >= target)
+FROM tasks GROUP BY project_id, target;
