@@ -147,3 +147,23 @@ def test_reading_the_counts_touches_no_task_row(client, requester, make_project,
         cur.execute(stats)
         assert cur.fetchone() == before  # no scan of tasks, by index or otherwise
     assert counts["tasks"] == 100 and counts["tasks_complete"] == 0
+
+
+def test_counts_follow_deleted_tasks_and_a_deleted_project_leaves_no_counter(
+    client, requester, make_project, database
+) -> None:
+    pid = make_project(requester)["id"]
+    tasks = {"tasks": [{"external_id": f"t{i}"} for i in range(10)] + [
+        {"external_id": "g", "gold": "a"}]}  # fmt: skip
+    r = client.post(f"/api/v1/projects/{pid}/tasks", json=tasks, headers=auth(requester))
+    assert r.status_code == 201
+    with database.transaction() as cur:
+        cur.execute("DELETE FROM tasks WHERE project_id = %s AND external_id IN ('t1', 'g')", (pid,))
+        assert projects.counts(cur, pid)["tasks"] == 9
+    assert _counted(database, pid) == client.get(
+        f"/api/v1/projects/{pid}", headers=auth(requester)
+    ).json["counts"]
+    with database.transaction() as cur:
+        cur.execute("DELETE FROM projects WHERE id = %s", (pid,))
+        cur.execute("SELECT count(*) FROM project_counts WHERE project_id = %s", (pid,))
+        assert cur.fetchone() == (0,)

@@ -22,17 +22,20 @@ CREATE TABLE project_counts (
     PRIMARY KEY (project_id, shard, target)
 );
 
--- The counted contributions of a set of task rows (sign +1 or -1), added to their counters.
-CREATE FUNCTION project_counts_add(rows_ jsonb) RETURNS void LANGUAGE sql AS $$
+-- Add task rows' contributions (sign +1 for a row that arrives, -1 for one that goes) to
+-- their counters. Parallel arrays, one element per row: the one place the counts are defined.
+CREATE FUNCTION project_counts_add(
+    project_ids bigint[], targets integer[], golds smallint[], answers_ integer[],
+    dones boolean[], signs integer[]
+) RETURNS void LANGUAGE sql AS $$
     INSERT INTO project_counts AS c
         (project_id, shard, target, tasks, gold_tasks, answers, done, "full")
     SELECT r.project_id, pg_backend_pid() % 64, r.target,
            sum(r.sign * (r.gold IS NULL)::int), sum(r.sign * (r.gold IS NOT NULL)::int),
            sum(r.sign * r.answers), sum(r.sign * (r.gold IS NULL AND r.done)::int),
            sum(r.sign * (r.gold IS NULL AND NOT r.done AND r.answers >= r.target)::int)
-    FROM jsonb_to_recordset(rows_) AS r(
-        project_id bigint, target integer, gold smallint, answers integer, done boolean,
-        sign integer)
+    FROM unnest(project_ids, targets, golds, answers_, dones, signs)
+        AS r(project_id, target, gold, answers, done, sign)
     GROUP BY r.project_id, r.target
     ON CONFLICT (project_id, shard, target) DO UPDATE SET
         tasks = c.tasks + EXCLUDED.tasks, gold_tasks = c.gold_tasks + EXCLUDED.gold_tasks,
@@ -47,7 +50,7 @@ CREATE FUNCTION project_counts_task_changed() RETURNS trigger LANGUAGE plpgsql A
 BEGIN
     IF OLD.target = NEW.target AND OLD.gold IS NOT DISTINCT FROM NEW.gold
        AND OLD.done = NEW.done THEN
-        -- The common case, an answer: one counter row.
+        -- The common case, an answer: one counter row, one statement.
         INSERT INTO project_counts AS c (project_id, shard, target, answers, "full")
         VALUES (NEW.project_id, pg_backend_pid() % 64, NEW.target, NEW.answers - OLD.answers,
                 (NEW.gold IS NULL AND NOT NEW.done AND NEW.answers >= NEW.target)::int
@@ -55,13 +58,10 @@ BEGIN
         ON CONFLICT (project_id, shard, target) DO UPDATE SET
             answers = c.answers + EXCLUDED.answers, "full" = c."full" + EXCLUDED."full";
     ELSE
-        PERFORM project_counts_add(jsonb_build_array(
-            jsonb_build_object('project_id', OLD.project_id, 'target', OLD.target,
-                               'gold', OLD.gold, 'answers', OLD.answers, 'done', OLD.done,
-                               'sign', -1),
-            jsonb_build_object('project_id', NEW.project_id, 'target', NEW.target,
-                               'gold', NEW.gold, 'answers', NEW.answers, 'done', NEW.done,
-                               'sign', 1)));
+        PERFORM project_counts_add(
+            ARRAY[OLD.project_id, NEW.project_id], ARRAY[OLD.target, NEW.target],
+            ARRAY[OLD.gold, NEW.gold], ARRAY[OLD.answers, NEW.answers],
+            ARRAY[OLD.done, NEW.done], ARRAY[-1, 1]);
     END IF;
     RETURN NULL;
 END
@@ -73,33 +73,26 @@ CREATE TRIGGER project_counts_task_changed AFTER UPDATE ON tasks FOR EACH ROW
     EXECUTE FUNCTION project_counts_task_changed();
 
 -- Inserted and deleted tasks: once per statement, so a batch of 10,000 tasks costs one
--- aggregate, not 10,000 calls. Deleted tasks of a project being deleted count for nothing
--- (the project's counters go with it).
-CREATE FUNCTION project_counts_tasks_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- aggregate, not 10,000 calls. Both triggers name their transition table `changed_tasks`.
+-- Deleted tasks of a project being deleted count for nothing (its counters go with it).
+CREATE FUNCTION project_counts_tasks_came_or_went() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM project_counts_add(coalesce(jsonb_agg(jsonb_build_object(
-        'project_id', project_id, 'target', target, 'gold', gold, 'answers', answers,
-        'done', done, 'sign', 1)), '[]')) FROM inserted_tasks;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION project_counts_tasks_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM project_counts_add(coalesce(jsonb_agg(jsonb_build_object(
-        'project_id', d.project_id, 'target', d.target, 'gold', d.gold,
-        'answers', d.answers, 'done', d.done, 'sign', -1)), '[]'))
-    FROM deleted_tasks d WHERE EXISTS (SELECT 1 FROM projects p WHERE p.id = d.project_id);
+    PERFORM project_counts_add(
+        array_agg(t.project_id), array_agg(t.target), array_agg(t.gold), array_agg(t.answers),
+        array_agg(t.done), array_agg(CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END))
+    FROM changed_tasks t
+    WHERE TG_OP = 'INSERT' OR EXISTS (SELECT 1 FROM projects p WHERE p.id = t.project_id)
+    HAVING count(*) > 0;
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER project_counts_tasks_inserted AFTER INSERT ON tasks
-    REFERENCING NEW TABLE AS inserted_tasks FOR EACH STATEMENT
-    EXECUTE FUNCTION project_counts_tasks_inserted();
+    REFERENCING NEW TABLE AS changed_tasks FOR EACH STATEMENT
+    EXECUTE FUNCTION project_counts_tasks_came_or_went();
 CREATE TRIGGER project_counts_tasks_deleted AFTER DELETE ON tasks
-    REFERENCING OLD TABLE AS deleted_tasks FOR EACH STATEMENT
-    EXECUTE FUNCTION project_counts_tasks_deleted();
+    REFERENCING OLD TABLE AS changed_tasks FOR EACH STATEMENT
+    EXECUTE FUNCTION project_counts_tasks_came_or_went();
 
 -- The counts of the tasks already there.
 INSERT INTO project_counts (project_id, shard, target, tasks, gold_tasks, answers, done, "full")
