@@ -158,11 +158,14 @@ def test_counts_follow_deleted_tasks_and_a_deleted_project_leaves_no_counter(
     r = client.post(f"/api/v1/projects/{pid}/tasks", json=tasks, headers=auth(requester))
     assert r.status_code == 201
     with database.transaction() as cur:
-        cur.execute("DELETE FROM tasks WHERE project_id = %s AND external_id IN ('t1', 'g')", (pid,))
+        cur.execute(
+            "DELETE FROM tasks WHERE project_id = %s AND external_id IN ('t1', 'g')", (pid,)
+        )
         assert projects.counts(cur, pid)["tasks"] == 9
-    assert _counted(database, pid) == client.get(
-        f"/api/v1/projects/{pid}", headers=auth(requester)
-    ).json["counts"]
+    assert (
+        _counted(database, pid)
+        == client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json["counts"]
+    )
     with database.transaction() as cur:
         cur.execute("DELETE FROM projects WHERE id = %s", (pid,))
         cur.execute("SELECT count(*) FROM project_counts WHERE project_id = %s", (pid,))
