@@ -41,7 +41,7 @@ import psycopg2
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import bench_database, crowd_bin, loadavg, start_services
+from _service import add_server_args, bench_database, crowd_bin, loadavg, start_services
 
 from crowd.api.body import encode_cursor
 
@@ -207,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=300, help="timed pages per depth")
     p.add_argument("--limit", type=int, default=100, help="results per page")
     p.add_argument("--port", type=int, default=8775)
-    p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    p.add_argument("--redis", default="redis://127.0.0.1:6379/14")
-    p.add_argument("--crowd", default=None, help="the crowd command [default: beside python]")
-    p.add_argument("--keep-db", action="store_true")
+    add_server_args(p, redis_db=14)
     args = p.parse_args(argv)
 
     crowd_cmd = crowd_bin(args.crowd)
