@@ -43,34 +43,34 @@ CREATE FUNCTION project_counts_add(
         "full" = c."full" + EXCLUDED."full"
 $$;
 
--- One changed task (its answers, target, done or gold): its old contribution out, the new in.
--- A row trigger with a WHEN clause, so that the hot updates of `taken` (every reservation,
--- skip and release) do not call it at all.
-CREATE FUNCTION project_counts_task_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Changed tasks (their answers, target, done or gold): the old contributions out, the new in,
+-- once per statement. A row trigger would update one counter row once per changed task, and
+-- within one transaction each update of a row walks the versions the earlier ones left: a
+-- run changing 100,000 tasks' targets would take minutes. A statement that changes none of
+-- these columns (a reservation, a skip, a release) finds no changed row and stops there.
+CREATE FUNCTION project_counts_tasks_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF OLD.target = NEW.target AND OLD.gold IS NOT DISTINCT FROM NEW.gold
-       AND OLD.done = NEW.done THEN
-        -- The common case, an answer: one counter row, one statement.
-        INSERT INTO project_counts AS c (project_id, shard, target, answers, "full")
-        VALUES (NEW.project_id, pg_backend_pid() % 64, NEW.target, NEW.answers - OLD.answers,
-                (NEW.gold IS NULL AND NOT NEW.done AND NEW.answers >= NEW.target)::int
-                - (OLD.gold IS NULL AND NOT OLD.done AND OLD.answers >= OLD.target)::int)
-        ON CONFLICT (project_id, shard, target) DO UPDATE SET
-            answers = c.answers + EXCLUDED.answers, "full" = c."full" + EXCLUDED."full";
-    ELSE
-        PERFORM project_counts_add(
-            ARRAY[OLD.project_id, NEW.project_id], ARRAY[OLD.target, NEW.target],
-            ARRAY[OLD.gold, NEW.gold], ARRAY[OLD.answers, NEW.answers],
-            ARRAY[OLD.done, NEW.done], ARRAY[-1, 1]);
-    END IF;
+    PERFORM project_counts_add(
+        array_agg(c.project_id), array_agg(c.target), array_agg(c.gold), array_agg(c.answers),
+        array_agg(c.done), array_agg(c.sign))
+    FROM (
+        SELECT o.project_id, o.target, o.gold, o.answers, o.done, o.id, n.project_id AS p2,
+               n.target AS t2, n.gold AS g2, n.answers AS a2, n.done AS d2
+        FROM old_tasks o JOIN new_tasks n ON n.id = o.id
+        WHERE o.answers <> n.answers OR o.target <> n.target OR o.done <> n.done
+           OR o.gold IS DISTINCT FROM n.gold OR o.project_id <> n.project_id
+    ) x
+    CROSS JOIN LATERAL (VALUES (x.project_id, x.target, x.gold, x.answers, x.done, -1),
+                               (x.p2, x.t2, x.g2, x.a2, x.d2, 1))
+        AS c(project_id, target, gold, answers, done, sign)
+    HAVING count(*) > 0;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER project_counts_task_changed AFTER UPDATE ON tasks FOR EACH ROW
-    WHEN (OLD.answers <> NEW.answers OR OLD.target <> NEW.target OR OLD.done <> NEW.done
-          OR OLD.gold IS DISTINCT FROM NEW.gold OR OLD.project_id <> NEW.project_id)
-    EXECUTE FUNCTION project_counts_task_changed();
+CREATE TRIGGER project_counts_tasks_updated AFTER UPDATE ON tasks
+    REFERENCING OLD TABLE AS old_tasks NEW TABLE AS new_tasks FOR EACH STATEMENT
+    EXECUTE FUNCTION project_counts_tasks_updated();
 
 -- Inserted and deleted tasks: once per statement, so a batch of 10,000 tasks costs one
 -- aggregate, not 10,000 calls. Both triggers name their transition table `changed_tasks`.
