@@ -37,6 +37,7 @@ CREATE FUNCTION project_counts_add(
     FROM unnest(project_ids, targets, golds, answers_, dones, signs)
         AS r(project_id, target, gold, answers, done, sign)
     GROUP BY r.project_id, r.target
+    ORDER BY r.project_id, r.target  -- counter rows locked in one order: no deadlock
     ON CONFLICT (project_id, shard, target) DO UPDATE SET
         tasks = c.tasks + EXCLUDED.tasks, gold_tasks = c.gold_tasks + EXCLUDED.gold_tasks,
         answers = c.answers + EXCLUDED.answers, done = c.done + EXCLUDED.done,
