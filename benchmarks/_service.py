@@ -3,6 +3,7 @@ an HTTP client."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -42,6 +43,14 @@ def bench_database(server_url: str, keep: bool, prefix: str = "crowd_bench") -> 
             with admin.cursor() as cur:
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def add_server_args(parser: argparse.ArgumentParser, redis_db: int) -> None:
+    """The options every service benchmark takes: the servers, the crowd command, --keep-db."""
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis", default=f"redis://127.0.0.1:6379/{redis_db}")
+    parser.add_argument("--crowd", default=None, help="the crowd command [default: beside python]")
+    parser.add_argument("--keep-db", action="store_true")
 
 
 def crowd_bin(given: str | None) -> str:

@@ -5,14 +5,22 @@ reused across its retries) gets, for a retry whose first response was lost, the 
 response of the first attempt instead of a second effect. How:
 
 * :func:`idempotent` wraps the view and reads the header.
-* The view makes its effect in :func:`transaction` (or calls :func:`precheck` first when the
-  effect is not in PostgreSQL). Its first statement looks the key up: a stored response is
-  replayed (``Idempotent-Replayed: true``) and the transaction rolled back; the same key sent
-  with another method, path or body is a 422 (``idempotency_key_reused``).
-* The view calls :func:`record` inside the transaction that makes its effect. The response is
-  stored there, so key and effect commit together: a process killed before the commit leaves
-  neither, one killed after it leaves both. A request that changes nothing (an error, a 204)
-  records nothing and is simply evaluated again when retried.
+* The view makes its effect in :func:`transaction`, then calls :func:`record` in that same
+  transaction. :func:`record` is one statement, an ``INSERT ... ON CONFLICT`` of the key and
+  the response, so key and effect commit together: a process killed before the commit leaves
+  neither, one killed after it leaves both. That one statement is all a key costs a request
+  that goes through (the hot path).
+* When the key is already stored, the ``INSERT`` finds it instead: the transaction rolls back
+  (so a retry's effect, such as a second reservation, is undone) and the stored response is
+  replayed (``Idempotent-Replayed: true``); the same key sent with another method, path or
+  body is a 422 (``idempotency_key_reused``).
+* A keyed request that records nothing (an error, a 204) looks the key up once before it
+  answers, in a transaction of its own, and replays a stored response when there is one. So
+  a retry that now fails (say it finds nothing left to reserve, or sends another body) still
+  gets the first attempt's response or the 422; a request that changed nothing is simply
+  evaluated again when retried.
+* Views whose effect starts outside PostgreSQL (queueing a run or a model version in Redis)
+  call :func:`precheck` first, which looks the key up before anything happens.
 * Two attempts with one key in flight at once: the second waits in :func:`record` until the
   first commits, then rolls its own effect back and replays the first's response. (For the
   run and model triggers, whose one-at-a-time rule lives outside that transaction, the
@@ -37,7 +45,7 @@ from flask import Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 
 from crowd.api import auth, deps
-from crowd.errors import BadRequest, Invalid
+from crowd.errors import BadRequest, CrowdError, Invalid
 from crowd.store import idempotency as store
 from crowd.store.db import Cursor
 
@@ -86,9 +94,16 @@ def idempotent(
             )
             g.crowd_idempotency = pending
             try:
-                return view(*args, **kwargs)
+                out = view(*args, **kwargs)
             except _Replay as replay:
                 return _replay(pending, replay.stored, on_replay)
+            except CrowdError as error:
+                stored = _stored_for_unrecorded(pending, error)
+                if stored is None:
+                    raise
+                return _replay(pending, stored, on_replay)
+            stored = _stored_for_unrecorded(pending)
+            return out if stored is None else _replay(pending, stored, on_replay)
 
         inner.crowd_idempotent = True  # type: ignore[attr-defined]  # read by the tests
         return inner
@@ -98,27 +113,39 @@ def idempotent(
 
 @contextmanager
 def transaction() -> Iterator[Cursor]:
-    """The request's effect transaction: ``deps.db().transaction()`` whose first statement,
-    for a keyed request, replays a stored response instead of going on."""
+    """The request's effect transaction, in which :func:`record` stores the response; a
+    stored response found there rolls the effect back and is replayed instead."""
     with deps.db().transaction() as cur:
-        _check(cur)
         yield cur
+
+
+def _stored_for_unrecorded(
+    pending: _Pending, error: CrowdError | None = None
+) -> store.Stored | None:
+    """For a keyed request that recorded nothing and looked nothing up: the response already
+    stored under its key, if any (one look-up, off the hot path). A look-up that fails
+    (the database went away) leaves ``error`` to be answered."""
+    if pending.stored or pending.checked:
+        return None
+    pending.checked = True
+    try:
+        with deps.db().transaction() as cur:
+            return store.find(cur, pending.account_id, pending.key)
+    except CrowdError:
+        if error is None:
+            raise
+        return None
 
 
 def precheck() -> None:
     """Replay a stored response now, in a transaction of its own (no-op without a key): for
     views whose effect starts outside PostgreSQL."""
-    if keyed():
-        with deps.db().transaction() as cur:
-            _check(cur)
-
-
-def _check(cur: Cursor) -> None:
     pending: _Pending | None = g.get("crowd_idempotency")
     if pending is None or pending.checked:
         return
     pending.checked = True
-    stored = store.find(cur, pending.account_id, pending.key)
+    with deps.db().transaction() as cur:
+        stored = store.find(cur, pending.account_id, pending.key)
     if stored is not None:
         raise _Replay(stored)
 
@@ -132,8 +159,9 @@ def record(cur: Cursor, status: int, body: dict[str, Any]) -> None:
     """Store the response of a keyed request in the transaction of ``cur`` (no-op without a
     key). Called again by a later transaction of the same request, it replaces the response.
 
-    When the key's response was stored meanwhile by another attempt, raises so that this
-    transaction rolls back and the request replays that response instead.
+    One statement when the key is new. When the key is already stored (this is a retry, or
+    another attempt with the key committed first), raises so that this transaction rolls
+    back and the request replays the stored response instead.
     """
     pending: _Pending | None = g.get("crowd_idempotency")
     if pending is None:

@@ -211,14 +211,24 @@ def list_for(cur: Cursor, owner_id: int | None, after_id: int, limit: int) -> li
 
 def counts(cur: Cursor, project_id: int) -> dict[str, int]:
     """Progress figures: tasks (gold ones counted apart), stored answers, complete tasks (see
-    :data:`COMPLETE`), live reservations."""
+    :data:`COMPLETE`), live reservations.
+
+    None of them counts the project's tasks: the first four are sums of the counter rows of
+    ``project_counts`` (migration 0009: kept by triggers on ``tasks`` in the transactions that
+    change them, a few rows per project whatever its size), the reservations are the live
+    ones in the ``assignments_live`` index (as many as workers hold tasks right now).
+    """
     cur.execute(
-        f"""
-        SELECT count(*) FILTER (WHERE t.gold IS NULL), count(*) FILTER (WHERE t.gold IS NOT NULL),
-               coalesce(sum(t.answers), 0),
-               count(*) FILTER (WHERE t.gold IS NULL AND {COMPLETE}),
-               coalesce(sum(t.taken - t.answers), 0)
-        FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.project_id = %s
+        """
+        SELECT coalesce(sum(c.tasks), 0), coalesce(sum(c.gold_tasks), 0),
+               coalesce(sum(c.answers), 0),
+               coalesce(sum(c.done), 0) + coalesce(sum(c."full") FILTER (
+                   WHERE p.confidence_target IS NULL
+                      OR c.target >= greatest(p.overlap, coalesce(p.max_overlap, p.overlap))), 0),
+               (SELECT count(*) FROM assignments a
+                WHERE a.project_id = p.id AND a.status = 'reserved')
+        FROM projects p LEFT JOIN project_counts c ON c.project_id = p.id
+        WHERE p.id = %s GROUP BY p.id
         """,
         (project_id,),
     )

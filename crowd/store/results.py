@@ -1,4 +1,8 @@
-"""Reading results and raw answers, page by page (keyset pagination on ids)."""
+"""Reading results and raw answers, page by page (keyset pagination on ids).
+
+A page reads its rows from the cursor on, through an index, and looks up each row's result:
+it costs the same at any depth (``tests/store/test_results_paging.py`` checks the plan).
+"""
 
 from __future__ import annotations
 
@@ -38,7 +42,10 @@ def page(
     """
     complete = f"(t.gold IS NOT NULL OR {COMPLETE})"
     where = (
-        "t.project_id = %(project)s AND (t.gold IS NULL OR %(gold)s) AND t.id > %(after)s"
+        # The row comparison is the tasks_project index's own order, so the page is read
+        # through it from the cursor on, never through the ids of other projects' tasks.
+        "(t.project_id, t.id) > (%(project)s, %(after)s) AND t.project_id <= %(project)s"
+        " AND (t.gold IS NULL OR %(gold)s)"
         f" AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {complete})"
     )
     changed = ""
@@ -51,11 +58,11 @@ def page(
               (SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id
                JOIN task_results r ON r.task_id = t.id
                WHERE {where} AND r.project_id = %(project)s AND r.run_id > %(since)s
-               ORDER BY t.id LIMIT %(limit)s)
+               ORDER BY t.project_id, t.id LIMIT %(limit)s)
               UNION ALL
               (SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id
                WHERE {where} AND t.auto_labelled AND t.auto_after_run >= %(since)s
-               ORDER BY t.id LIMIT %(limit)s))"""
+               ORDER BY t.project_id, t.id LIMIT %(limit)s))"""
     cur.execute(
         f"""
         SELECT t.id, t.external_id, t.answers, {complete}, r.run_id, r.label, r.confidence,
@@ -64,7 +71,11 @@ def page(
                pr.model, pr.label, pr.confidence
         FROM tasks t
         JOIN projects p ON p.id = t.project_id
-        LEFT JOIN task_results r ON r.task_id = t.id
+        -- Looked up per task of the page (LIMIT 1 keeps the planner from merging the join
+        -- with a scan of task_results from its first row: that made a page cost its depth).
+        LEFT JOIN LATERAL (
+            SELECT * FROM task_results r WHERE r.task_id = t.id LIMIT 1
+        ) r ON true
         {NEWEST}
         LEFT JOIN LATERAL (
             SELECT a.label, count(*) AS n FROM assignments a
@@ -73,7 +84,7 @@ def page(
             GROUP BY a.label ORDER BY count(*) DESC, a.label LIMIT 1
         ) v ON true
         WHERE {where} {changed}
-        ORDER BY t.id LIMIT %(limit)s
+        ORDER BY t.project_id, t.id LIMIT %(limit)s
         """,
         {
             "project": project_id,

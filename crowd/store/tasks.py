@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg2.extras import Json, execute_values
+from psycopg2.extras import Json
 
-from crowd.store.db import Cursor
+from crowd.store.db import Cursor, one
 from crowd.store.projects import UNLIMITED
 
 
@@ -29,24 +30,32 @@ def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewT
     """
     if not batch:
         return 0
-    rows = execute_values(
-        cur,
-        "INSERT INTO tasks (project_id, external_id, data, gold, target) VALUES %s"
-        " ON CONFLICT (project_id, external_id) DO NOTHING RETURNING 1",
-        [
-            (
-                project_id,
-                t.external_id,
-                Json(t.data),
-                t.gold,
-                UNLIMITED if t.gold is not None else target,
-            )
-            for t in batch
-        ],
-        page_size=1000,
-        fetch=True,
+    # One statement for the whole batch, its columns as three arrays zipped by ROWS FROM
+    # (in the batch's order, so ids follow it): a tenth of the time of multi-row VALUES
+    # lists, which PostgreSQL parses value by value.
+    cur.execute(
+        """
+        WITH created AS (
+            INSERT INTO tasks (project_id, external_id, data, gold, target)
+            SELECT %(project)s, u.external_id, u.data, u.gold,
+                   CASE WHEN u.gold IS NULL THEN %(target)s ELSE %(unlimited)s END
+            FROM ROWS FROM (unnest(%(ids)s::text[]), jsonb_array_elements(%(data)s::jsonb),
+                            unnest(%(gold)s::smallint[])) AS u(external_id, data, gold)
+            ON CONFLICT (project_id, external_id) DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*) FROM created
+        """,
+        {
+            "project": project_id,
+            "target": target,
+            "unlimited": UNLIMITED,
+            "ids": [t.external_id for t in batch],
+            "data": json.dumps([t.data for t in batch]),
+            "gold": [t.gold for t in batch],
+        },
     )
-    return len(rows)
+    return int(one(cur)[0])
 
 
 def differing(cur: Cursor, project_id: int, batch: Sequence[NewTask]) -> list[str]:

@@ -303,3 +303,24 @@ def test_a_retried_model_request_replays_the_queued_version_and_queues_no_second
     assert first.status_code == 202 and again.json == first.json
     assert first.json["model"]["status"] == "queued"
     assert _count(database, "SELECT count(*) FROM model_versions") == 1
+
+
+def test_a_retry_that_would_now_fail_still_gets_the_first_response(
+    client, requester, make_project, make_worker, database
+) -> None:
+    """The key is looked up after the effect: a retried fetch that would find nothing left,
+    and a retried answer whose assignment is answered, replay the first response."""
+    pid = _project_with_tasks(client, requester, make_project, n=1, overlap=1)
+    worker = make_worker(requester)
+    fetch = f"/api/v1/projects/{pid}/assignments"
+    first, again = _twice(client, fetch, _keyed(worker, "only-task"))
+    assert first.status_code == 201 and again.json == first.json
+    assert client.post(fetch, headers=auth(worker)).status_code == 204  # nothing left
+    path = f"/api/v1/assignments/{first.json['assignment_id']}/answer"
+    answered, replayed = _twice(client, path, _keyed(worker, "ans"), json={"label": "a"})
+    assert answered.status_code == 201 and replayed.json == answered.json
+    # The same key with another label is the key reused, not an answer changed (409).
+    other = client.post(path, json={"label": "b"}, headers=_keyed(worker, "ans"))
+    assert other.status_code == 422 and other.json["error"]["code"] == "idempotency_key_reused"
+    assert _count(database, "SELECT count(*) FROM assignments") == 1
+    assert _count(database, "SELECT answers FROM tasks") == 1
