@@ -255,7 +255,7 @@ def test_a_task_batch_carries_each_tasks_prediction_inline(
     clash = {
         "tasks": [
             {"external_id": "d"},
-            {"external_id": "a", "prediction": {"model": "llm", "label": "neg", "confidence": 1}},
+            {**batch["tasks"][0], "prediction": {"model": "llm", "label": "neg", "confidence": 1}},
         ]
     }
     r = client.post(url, json=clash, headers=auth(requester))

@@ -139,6 +139,7 @@ def test_gold_tasks_are_left_out_unless_include_gold_lists_them_with_their_known
         "answers": 1,
         "aggregated_answers": 0,
         "status": "complete",
+        "prediction": None,
     }
     assert list(results("?include_gold=true&status=complete")) == ["r1", "g1"]
     assert list(results("?include_gold=true&status=pending")) == []

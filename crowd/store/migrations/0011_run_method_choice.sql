@@ -1,4 +1,4 @@
--- 0015: a run records the method it fitted and why (issue 15). With `method: auto` the run
+-- 0011: a run records the method it fitted and why (issue 15). With `method: auto` the run
 -- chooses between the label-free methods from the project's gold (crowd.em.auto); the run's
 -- `method` stays what the project asked for, `chosen_method` is what was fitted. Runs from
 -- before this migration have neither (null).
