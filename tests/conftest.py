@@ -68,8 +68,15 @@ def database_url(servers: tuple[str, str]) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, servers: tuple[str, str]) -> Settings:
+    """The environment's settings on the test servers. Webhooks refuse private addresses, as
+    by default, whatever CROWD_WEBHOOK_ALLOW_PRIVATE says: tests that deliver to receivers on
+    127.0.0.1 allow it in a settings fixture of their own."""
     return replace(
-        Settings.from_env(), database_url=database_url, redis_url=servers[1], pool_size=40
+        Settings.from_env(),
+        database_url=database_url,
+        redis_url=servers[1],
+        pool_size=40,
+        webhook_allow_private=(),
     )
 
 

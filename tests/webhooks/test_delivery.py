@@ -1,5 +1,7 @@
 """Webhook deliveries end to end: a real RQ worker (with RQ's scheduler, for the retries) POSTs
-signed bodies to a real HTTP receiver in this process, on 127.0.0.1."""
+signed bodies to a real HTTP receiver in this process, on 127.0.0.1. Private addresses such as
+that one are refused by default (tests/webhooks/test_private_addresses.py): these tests allow
+them, as CROWD_WEBHOOK_ALLOW_PRIVATE=1 does."""
 
 from __future__ import annotations
 
@@ -11,44 +13,64 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
 from crowd import webhooks
-from crowd.config import Settings
+from crowd.api import create_app
+from crowd.config import ANY_ADDRESS, Settings
 from crowd.scheduling import flush_all
 from crowd.store import webhooks as store
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, post_tasks, runs
-from tests.conftest import auth
+from tests.conftest import ClosingClient, auth
 from tests.service.test_commands import CROWD, _env
 from workers.bootstrap import make_worker
 
 SECRET = "a-receiver-shared-secret"
 
 
+@pytest.fixture(scope="session")
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, allowing webhooks to private addresses (the receivers')."""
+    return replace(settings, webhook_allow_private=ANY_ADDRESS)
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Iterator[Flask]:
+    """An API that registers webhooks on private addresses (the suite's refuses them)."""
+    app = create_app(settings)
+    app.test_client_class = ClosingClient
+    yield app
+    app.extensions["crowd.db"].close()
+
+
 @dataclass
 class Receiver:
     """Records every request; answers 500 to the first ``failures`` attempts of each delivery
-    (all of them with ``failures=None``), then 200."""
+    (all of them with ``failures=None``), then 200; or, with ``redirect_to``, 307 to it."""
 
     url: str
     failures: int | None = 1
+    redirect_to: str | None = None
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
     def by_event(self, event: str) -> list[dict[str, Any]]:
         return [json.loads(b) for h, b in self.requests if h["X-Crowd-Event"] == event]
 
 
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def serving(host: str = "127.0.0.1", failures: int | None = 1) -> Iterator[Receiver]:
+    """A receiver listening on ``host`` (an IPv4 or IPv6 address) at a free port."""
     lock = threading.Lock()
-    state = Receiver(url="")
+    state = Receiver(url="", failures=failures)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -58,21 +80,37 @@ def receiver() -> Iterator[Receiver]:
                 seen = sum(1 for h, _ in state.requests if h["X-Crowd-Delivery"] == delivery)
                 state.requests.append((dict(self.headers.items()), body))
             fail = state.failures is None or seen < state.failures
-            self.send_response(500 if fail else 200)
+            if state.redirect_to:
+                self.send_response(307)
+                self.send_header("Location", state.redirect_to)
+            else:
+                self.send_response(500 if fail else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    server = Server((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_port}/hook"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    netloc = f"[{host}]" if ":" in host else host
+    state.url = f"http://{netloc}:{server.server_port}/hook"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    with serving() as state:
+        yield state
 
 
 @pytest.fixture()
@@ -250,7 +288,9 @@ def test_crowd_worker_sends_deliveries_from_their_queue(
     done = subprocess.run(
         [CROWD, "worker", "--burst"],
         env=_env(
-            CROWD_DATABASE_URL=settings.database_url or "", CROWD_REDIS_URL=settings.redis_url
+            CROWD_DATABASE_URL=settings.database_url or "",
+            CROWD_REDIS_URL=settings.redis_url,
+            CROWD_WEBHOOK_ALLOW_PRIVATE="1",
         ),
         capture_output=True,
         text=True,
