@@ -11,7 +11,9 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,19 @@ def admin(database: Database, clean: None) -> str:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def serving_in_thread(server: HTTPServer) -> Iterator[int]:
+    """Serve ``server`` from a daemon thread until the block ends; yields its port."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 @pytest.fixture()

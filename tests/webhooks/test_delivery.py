@@ -30,7 +30,7 @@ from crowd.scheduling import flush_all
 from crowd.store import webhooks as store
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, post_tasks, runs
-from tests.conftest import ClosingClient, auth
+from tests.conftest import ClosingClient, auth, serving_in_thread
 from tests.service.test_commands import CROWD, _env
 from workers.bootstrap import make_worker
 
@@ -94,17 +94,10 @@ def serving(host: str = "127.0.0.1", failures: int | None = 1) -> Iterator[Recei
     class Server(ThreadingHTTPServer):
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
-    server = Server((host, 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     netloc = f"[{host}]" if ":" in host else host
-    state.url = f"http://{netloc}:{server.server_port}/hook"
-    try:
+    with serving_in_thread(Server((host, 0), Handler)) as port:
+        state.url = f"http://{netloc}:{port}/hook"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture()
