@@ -53,7 +53,9 @@ def _hooks(database: Database, pid: int, urls: list[str]) -> dict[str, int]:
 
 
 def _announce(database: Database, settings: Settings, pid: int) -> None:
-    """A ``model.trained`` event, queued for every hook, as the model job records it."""
+    """A ``model.trained`` event, queued for every hook, as the model job records it (the
+    jobs' retries follow ``settings``)."""
+    webhooks.configure(settings)
     with database.transaction() as cur:
         ids = store.emit(cur, pid, "model.trained", {"model_id": 1})
     with Redis.from_url(settings.redis_url or "") as redis:
@@ -79,7 +81,7 @@ def test_by_default_no_delivery_reaches_a_private_address_and_each_fails_at_once
             *(f"http://{host}:{port}/hook" for host in PRIVATE_HOSTS),
         ]
         hooks = _hooks(database, pid, urls)
-        _announce(database, settings, pid)
+        _announce(database, retries, pid)
 
         work_until_sent(retries, database)
 
@@ -116,7 +118,7 @@ def test_allowed_addresses_are_those_a_name_resolves_to_and_nothing_else(
         port = urlsplit(v4.url).port
         by_name, v6_hook = f"http://localhost:{port}/hook", v6.url
         hooks = _hooks(database, pid, [by_name, v6_hook])
-        _announce(database, settings, pid)
+        _announce(database, allow_one, pid)
 
         work_until_sent(allow_one, database)
 
@@ -138,7 +140,7 @@ def test_a_redirect_from_an_allowed_receiver_to_a_private_address_is_not_followe
     with serving("127.0.0.1") as allowed, serving("::1", failures=0) as private:
         allowed.redirect_to = private.url
         hooks = _hooks(database, pid, [allowed.url])
-        _announce(database, settings, pid)
+        _announce(database, allow_one, pid)
 
         work_until_sent(allow_one, database)
 
