@@ -114,6 +114,18 @@ class ClosingClient(FlaskClient):
         return super().open(*args, buffered=buffered, **kwargs)
 
 
+@contextmanager
+def app_for(settings: Settings) -> Iterator[Flask]:
+    """Another API app, on ``settings``; its connections are closed when the block ends."""
+    app = create_app(settings)
+    app.test_client_class = ClosingClient
+    try:
+        yield app
+    finally:
+        app.extensions["crowd.db"].close()
+        app.extensions["crowd.redis"].close()
+
+
 @pytest.fixture(scope="session")
 def app(settings: Settings) -> Flask:
     app = create_app(settings)

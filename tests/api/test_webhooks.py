@@ -7,11 +7,10 @@ from ipaddress import ip_network
 
 from flask.testing import FlaskClient
 
-from crowd.api import create_app
 from crowd.config import ANY_ADDRESS, Settings
 from crowd.store import webhooks
 from crowd.store.db import Database
-from tests.conftest import auth
+from tests.conftest import app_for, auth
 
 #: A host in every private range, IPv6 and IPv4-mapped forms included, and names resolving
 #: to one: each is refused by default.
@@ -227,21 +226,11 @@ def test_the_allow_setting_lets_private_receivers_register(
         (some, ["http://10.0.0.5/h", "http://[::ffff:10.1.2.3]/h"], ["http://192.168.0.1/h"]),
         (every, [f"http://{host}:8080/hook" for host in PRIVATE_HOSTS], []),
     ):
-        app = create_app(allowing)
-        try:
-            with app.test_client() as private_client:
-                for url in accepted:
-                    r = private_client.post(
-                        hooks_url(pid), json={"url": url}, headers=auth(requester)
-                    )
-                    assert r.status_code == 201, (url, r.json)
-                    private_client.delete(
-                        f"{hooks_url(pid)}/{r.json['id']}", headers=auth(requester)
-                    )
-                for url in refused:
-                    r = private_client.post(
-                        hooks_url(pid), json={"url": url}, headers=auth(requester)
-                    )
-                    assert r.status_code == 422 and "192.168.0.1" in r.json["error"]["message"]
-        finally:
-            app.extensions["crowd.db"].close()
+        with app_for(allowing) as app, app.test_client() as private_client:
+            for url in accepted:
+                r = private_client.post(hooks_url(pid), json={"url": url}, headers=auth(requester))
+                assert r.status_code == 201, (url, r.json)
+                private_client.delete(f"{hooks_url(pid)}/{r.json['id']}", headers=auth(requester))
+            for url in refused:
+                r = private_client.post(hooks_url(pid), json={"url": url}, headers=auth(requester))
+                assert r.status_code == 422 and "192.168.0.1" in r.json["error"]["message"]

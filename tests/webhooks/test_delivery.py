@@ -24,13 +24,12 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from crowd import webhooks
-from crowd.api import create_app
 from crowd.config import ANY_ADDRESS, Settings
 from crowd.scheduling import flush_all
 from crowd.store import webhooks as store
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, post_tasks, runs
-from tests.conftest import ClosingClient, auth, serving_in_thread
+from tests.conftest import app_for, auth, serving_in_thread
 from tests.service.test_commands import CROWD, _env
 from workers.bootstrap import make_worker
 
@@ -46,10 +45,8 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def app(settings: Settings) -> Iterator[Flask]:
     """An API that registers webhooks on private addresses (the suite's refuses them)."""
-    app = create_app(settings)
-    app.test_client_class = ClosingClient
-    yield app
-    app.extensions["crowd.db"].close()
+    with app_for(settings) as app:
+        yield app
 
 
 @dataclass
