@@ -115,7 +115,11 @@ def work_until_sent(settings: Settings, database: Database, timeout: float = 30.
     flush_all()
     deadline = time.monotonic() + timeout
     while True:
-        make_worker(settings).work(burst=True, with_scheduler=True)
+        worker = make_worker(settings)
+        try:
+            worker.work(burst=True, with_scheduler=True)
+        finally:
+            worker.connection.close()  # a worker is cyclic garbage: close its socket now
         with database.transaction() as cur:
             cur.execute("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
             if cur.fetchone()[0] == 0:
