@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+
+#: Networks of addresses, e.g. those webhooks may reach although private.
+Networks = tuple[IPv4Network | IPv6Network, ...]
+#: Every address, IPv4 and IPv6: what ``CROWD_WEBHOOK_ALLOW_PRIVATE=1`` allows.
+ANY_ADDRESS: Networks = (ip_network("0.0.0.0/0"), ip_network("::/0"))
 
 
 def _int(name: str, default: int) -> int:
@@ -37,6 +43,22 @@ def _intervals(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     return values
 
 
+def _networks(name: str) -> Networks:
+    """Unset, empty or 0: none; 1: every address; else comma-separated addresses/networks."""
+    raw = (os.environ.get(name) or "").strip()
+    if raw.lower() in ("", "0", "false", "no"):
+        return ()
+    if raw.lower() in ("1", "true", "yes"):
+        return ANY_ADDRESS
+    try:
+        return tuple(ip_network(part.strip(), strict=False) for part in raw.split(","))
+    except ValueError:
+        raise SystemExit(
+            f"crowd: error: {name} must be 1 (every address), 0, or comma-separated addresses "
+            f"or networks, e.g. 10.0.0.5,192.168.0.0/16; got {raw!r}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration of the API, the workers and the CLI."""
@@ -51,6 +73,8 @@ class Settings:
     page_limit_max: int
     #: Seconds before each retry of a failed webhook delivery (attempts: one more than these).
     webhook_retry_intervals: tuple[int, ...] = (10, 60, 300, 1800, 7200)
+    #: Private addresses webhooks may be registered at and delivered to (none: public only).
+    webhook_allow_private: Networks = ()
     # Failed authentications allowed per client address (limits syntax, e.g. "30/minute").
     auth_failure_limit: str = "30/minute"
     # Reverse proxies in front of the API whose X-Forwarded-For entries are trusted (0: none).
@@ -76,6 +100,7 @@ class Settings:
             webhook_retry_intervals=_intervals(
                 "CROWD_WEBHOOK_RETRY_INTERVALS", (10, 60, 300, 1800, 7200)
             ),
+            webhook_allow_private=_networks("CROWD_WEBHOOK_ALLOW_PRIVATE"),
             auth_failure_limit=os.environ.get("CROWD_AUTH_FAILURE_LIMIT") or "30/minute",
             trusted_proxies=_int("CROWD_TRUSTED_PROXIES", 0),
             export_concurrency=_int("CROWD_EXPORT_CONCURRENCY", 2),

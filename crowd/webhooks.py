@@ -9,7 +9,9 @@ delivery is ``failed`` for good. :func:`requeue_lost` (worker maintenance) queue
 deliveries whose job is gone, e.g. because Redis was down when they were recorded.
 
 Receivers verify ``X-Crowd-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body under
-the webhook's secret (see docs/WEBHOOKS.md).
+the webhook's secret (see docs/WEBHOOKS.md). Deliveries reach public addresses only, unless
+``CROWD_WEBHOOK_ALLOW_PRIVATE`` allows private ones (:mod:`crowd.egress`); a refused address
+fails the delivery for good at once, with the reason as its ``last_error``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
-from crowd import __version__, scheduling
-from crowd.config import JOB_KEEP, WEBHOOK_QUEUE, Settings
+from crowd import __version__, egress, scheduling
+from crowd.config import JOB_KEEP, WEBHOOK_QUEUE, Networks, Settings
 from crowd.store import predictions, runs
 from crowd.store import webhooks as store
 from crowd.store.db import Cursor, Database
@@ -43,18 +45,23 @@ TIMEOUT = (3.0, 5.0)
 #: A pending delivery untouched this long (seconds) whose job is gone is queued again.
 LOST_AFTER = 60.0
 
-_intervals: tuple[int, ...] | None = None
+_settings: Settings | None = None
 
 
 def configure(settings: Settings) -> None:
-    """Use these retry intervals for the deliveries this process queues and sends."""
-    global _intervals
-    _intervals = settings.webhook_retry_intervals
+    """Use these retry intervals and allowed private addresses for the deliveries this
+    process queues and sends."""
+    global _settings
+    _settings = settings
+
+
+def _configured() -> Settings:
+    return _settings if _settings is not None else Settings.from_env()
 
 
 def retry_intervals() -> tuple[int, ...]:
     """Seconds before each retry of a failed attempt; a delivery gets ``len + 1`` attempts."""
-    return _intervals if _intervals is not None else Settings.from_env().webhook_retry_intervals
+    return _configured().webhook_retry_intervals
 
 
 def job_id(delivery_id: int) -> str:
@@ -91,18 +98,38 @@ def request_for(delivery: Delivery, secret: str, now: int) -> tuple[bytes, dict[
     return body, headers
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
-    """POST once, following no redirects. ``(status_code, error)``: error is None on a 2xx."""
+class Attempt(NamedTuple):
+    """What one POST came to: ``error`` is None on a 2xx; ``refused`` when the address was
+    not allowed, so nothing was sent (and retrying is pointless)."""
+
+    status_code: int | None
+    error: str | None
+    refused: bool = False
+
+
+def post(url: str, body: bytes, headers: dict[str, str], allowed: Networks = ()) -> Attempt:
+    """POST once to a public address (or an ``allowed`` private one), following no redirects."""
     try:
-        with requests.post(
-            url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=True
-        ) as response:
-            code = response.status_code
+        with (
+            egress.session(allowed) as http,
+            http.post(
+                url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=True
+            ) as response,
+        ):
+            code, location = response.status_code, response.headers.get("Location")
+    except egress.AddressRefused as exc:
+        return Attempt(None, f"not sent: {exc}", refused=True)
     except requests.RequestException as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+        return Attempt(None, f"{type(exc).__name__}: {exc}")
     if 200 <= code < 300:
-        return code, None
-    return code, f"the receiver answered HTTP {code}; crowd expects a 2xx"
+        return Attempt(code, None)
+    if 300 <= code < 400:
+        return Attempt(
+            code,
+            f"the receiver answered HTTP {code}, a redirect to {location or 'nowhere'}; crowd "
+            "follows no redirects: register the URL it redirects to",
+        )
+    return Attempt(code, f"the receiver answered HTTP {code}; crowd expects a 2xx")
 
 
 class DeliveryFailed(Exception):
@@ -125,15 +152,16 @@ def deliver(delivery_id: int) -> None:
         return
     delivery, url, secret = target
     body, headers = request_for(delivery, secret, int(time.time()))
-    code, error = post(url, body, headers)
+    attempt = post(url, body, headers, _configured().webhook_allow_private)
     with db.transaction() as cur:
         recorded = store.record_attempt(
             cur,
             delivery_id,
-            ok=error is None,
-            status_code=code,
-            error=error,
-            max_attempts=len(retry_intervals()) + 1,
+            ok=attempt.error is None,
+            status_code=attempt.status_code,
+            error=attempt.error,
+            # A refused address is not retried: the settings said no, not the receiver.
+            max_attempts=1 if attempt.refused else len(retry_intervals()) + 1,
         )
     if recorded is None:
         return
@@ -143,10 +171,10 @@ def deliver(delivery_id: int) -> None:
             "webhook delivery %s failed for good after %s attempts: %s",
             delivery_id,
             attempts,
-            error,
+            attempt.error,
         )
     elif status == store.DeliveryStatus.PENDING:
-        raise DeliveryFailed(f"webhook delivery {delivery_id}, attempt {attempts}: {error}")
+        raise DeliveryFailed(f"webhook delivery {delivery_id}, attempt {attempts}: {attempt.error}")
 
 
 def enqueue(redis: Redis, delivery_ids: Iterable[int]) -> None:

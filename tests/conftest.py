@@ -14,7 +14,9 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from http.server import HTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -88,8 +90,15 @@ def database_url(servers: tuple[str, str]) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, servers: tuple[str, str]) -> Settings:
+    """The environment's settings on the test servers. Webhooks refuse private addresses, as
+    by default, whatever CROWD_WEBHOOK_ALLOW_PRIVATE says: tests that deliver to receivers on
+    127.0.0.1 allow it in a settings fixture of their own."""
     return replace(
-        Settings.from_env(), database_url=database_url, redis_url=servers[1], pool_size=40
+        Settings.from_env(),
+        database_url=database_url,
+        redis_url=servers[1],
+        pool_size=40,
+        webhook_allow_private=(),
     )
 
 
@@ -123,6 +132,18 @@ class ClosingClient(FlaskClient):
 
     def open(self, *args: Any, buffered: bool = True, **kwargs: Any) -> Any:
         return super().open(*args, buffered=buffered, **kwargs)
+
+
+@contextmanager
+def app_for(settings: Settings) -> Iterator[Flask]:
+    """Another API app, on ``settings``; its connections are closed when the block ends."""
+    app = create_app(settings)
+    app.test_client_class = ClosingClient
+    try:
+        yield app
+    finally:
+        app.extensions["crowd.db"].close()
+        app.extensions["crowd.redis"].close()
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +181,19 @@ def admin(database: Database, clean: None) -> str:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def serving_in_thread(server: HTTPServer) -> Iterator[int]:
+    """Serve ``server`` from a daemon thread until the block ends; yields its port."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 @pytest.fixture()

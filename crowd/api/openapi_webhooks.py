@@ -65,6 +65,13 @@ def paths() -> dict[str, Any]:
         "/api/v1/projects/{project_id}/webhooks": {
             "post": {
                 "summary": "Register a URL for the project's events; deliveries are signed",
+                "description": (
+                    "The URL must be on a public address: a host that is, or resolves to, a "
+                    "private, loopback or link-local address (127.0.0.1, 10.x, 169.254.169.254, "
+                    "::1, ...) is a 422 with code private_address, unless the server's "
+                    "CROWD_WEBHOOK_ALLOW_PRIVATE allows it. Deliveries check the resolved "
+                    "address again and fail, unsent, when it is not allowed."
+                ),
                 "security": requester,
                 "parameters": [pid],
                 "requestBody": _body(WebhookIn),

@@ -7,10 +7,11 @@ import secrets
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from crowd import egress
 from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
 from crowd.api.schemas import WebhookIn
-from crowd.errors import Conflict, NotFound
+from crowd.errors import Conflict, Invalid, NotFound
 from crowd.store import webhooks
 from crowd.store.db import Cursor
 from crowd.store.webhooks import DeliveryStatus, Event, Webhook
@@ -35,10 +36,15 @@ def create(project_id: int) -> ResponseReturnValue:
     """Register a URL; the response carries the signing secret, shown only this once.
 
     ``task.completed`` reports tasks that complete after the project's first webhook for it:
-    the tasks complete by then are marked as reported, in the same transaction.
+    the tasks complete by then are marked as reported, in the same transaction. A private
+    address, or a name resolving to one, is a 422 unless ``CROWD_WEBHOOK_ALLOW_PRIVATE``
+    allows it.
     """
     project = auth.project_for_requester(project_id)
     spec = body.json_body(WebhookIn)
+    refused = egress.refusal(spec.url, deps.settings().webhook_allow_private)
+    if refused:
+        raise Invalid(refused, code="private_address")
     secret = spec.secret or secrets.token_urlsafe(32)
     with idempotency.transaction() as cur:
         if webhooks.lock_and_count(cur, project.id) >= webhooks.MAX_PER_PROJECT:

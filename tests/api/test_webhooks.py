@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from ipaddress import ip_network
+
 from flask.testing import FlaskClient
 
+from crowd.config import ANY_ADDRESS, Settings
 from crowd.store import webhooks
 from crowd.store.db import Database
-from tests.conftest import auth
+from tests.conftest import app_for, auth
+
+#: A host in every private range, IPv6 and IPv4-mapped forms included, and names resolving
+#: to one: each is refused by default.
+PRIVATE_HOSTS = (
+    "127.0.0.1",
+    "127.255.255.254",
+    "10.0.0.5",
+    "172.16.0.1",
+    "172.31.255.254",
+    "192.168.0.10",
+    "169.254.169.254",
+    "100.64.0.1",
+    "100.127.255.254",
+    "0.0.0.0",
+    "0.1.2.3",
+    "224.0.0.251",
+    "239.255.255.250",
+    "240.0.0.1",
+    "255.255.255.255",
+    "[::1]",
+    "[::]",
+    "[fc00::1]",
+    "[fd12:3456::1]",
+    "[fe80::1]",
+    "[ff02::1]",
+    "[::ffff:127.0.0.1]",
+    "[::ffff:169.254.169.254]",
+    "[::ffff:10.0.0.5]",
+    "[64:ff9b::a9fe:a9fe]",  # NAT64 of 169.254.169.254
+    "localhost",
+    "127.1",
+    "2130706433",  # 127.0.0.1 as one number
+    "0x7f.1",
+)
 
 
 def hooks_url(pid: int) -> str:
@@ -32,7 +70,7 @@ def test_create_shows_the_secret_once_and_list_pages_without_it(
     mine = client.post(
         hooks_url(pid),
         json={
-            "url": "http://10.0.0.5:8080/hook?x=1",
+            "url": "http://93.184.215.14:8080/hook?x=1",
             "events": ["task.completed"],
             "secret": "s" * 16,
         },
@@ -46,7 +84,7 @@ def test_create_shows_the_secret_once_and_list_pages_without_it(
     rest = client.get(
         hooks_url(pid) + f"?limit=1&cursor={page['next_cursor']}", headers=auth(requester)
     ).json
-    assert [h["url"] for h in rest["webhooks"]] == ["http://10.0.0.5:8080/hook?x=1"]
+    assert [h["url"] for h in rest["webhooks"]] == ["http://93.184.215.14:8080/hook?x=1"]
 
 
 def test_bad_urls_events_and_secrets_get_422_saying_what_to_send(
@@ -150,3 +188,54 @@ def test_a_project_has_at_most_20_webhooks(client, requester, make_project) -> N
         assert r.status_code == 201
     r = client.post(hooks_url(pid), json={"url": "https://e.com/x"}, headers=auth(requester))
     assert r.status_code == 409 and "DELETE one" in r.json["error"]["message"]
+
+
+def test_webhooks_to_private_addresses_are_refused_by_default_with_the_setting_named(
+    client, requester, make_project, database: Database
+) -> None:
+    pid = make_project(requester)["id"]
+    for host in PRIVATE_HOSTS:
+        r = client.post(
+            hooks_url(pid), json={"url": f"http://{host}:8080/hook"}, headers=auth(requester)
+        )
+        assert r.status_code == 422, (host, r.json)
+        error = r.json["error"]
+        assert error["code"] == "private_address", host
+        assert "CROWD_WEBHOOK_ALLOW_PRIVATE=1" in error["message"], error
+        assert "only to public addresses" in error["message"]
+    metadata = client.post(
+        hooks_url(pid), json={"url": "http://169.254.169.254/latest"}, headers=auth(requester)
+    ).json["error"]["message"]
+    assert metadata.startswith("url: 169.254.169.254 is a link-local address;")
+    named = client.post(
+        hooks_url(pid), json={"url": "https://localhost/hook"}, headers=auth(requester)
+    ).json["error"]["message"]
+    assert named.startswith("url: localhost resolves to 127.0.0.1, a loopback address;")
+    for public in ("http://93.184.215.14/hook", "https://[2606:4700::1111]/hook"):
+        r = client.post(hooks_url(pid), json={"url": public}, headers=auth(requester))
+        assert r.status_code == 201, (public, r.json)
+    with database.transaction() as cur:
+        assert [h.url for h in webhooks.page(cur, pid, 0, 100)] == [
+            "http://93.184.215.14/hook",
+            "https://[2606:4700::1111]/hook",
+        ]
+
+
+def test_the_allow_setting_lets_private_receivers_register(
+    requester, make_project, settings: Settings
+) -> None:
+    pid = make_project(requester)["id"]
+    some = replace(settings, webhook_allow_private=(ip_network("10.0.0.0/8"),))
+    every = replace(settings, webhook_allow_private=ANY_ADDRESS)
+    for allowing, accepted, refused in (
+        (some, ["http://10.0.0.5/h", "http://[::ffff:10.1.2.3]/h"], ["http://192.168.0.1/h"]),
+        (every, [f"http://{host}:8080/hook" for host in PRIVATE_HOSTS], []),
+    ):
+        with app_for(allowing) as app, app.test_client() as private_client:
+            for url in accepted:
+                r = private_client.post(hooks_url(pid), json={"url": url}, headers=auth(requester))
+                assert r.status_code == 201, (url, r.json)
+                private_client.delete(f"{hooks_url(pid)}/{r.json['id']}", headers=auth(requester))
+            for url in refused:
+                r = private_client.post(hooks_url(pid), json={"url": url}, headers=auth(requester))
+                assert r.status_code == 422 and "192.168.0.1" in r.json["error"]["message"]

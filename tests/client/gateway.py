@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
+from tests.conftest import serving_in_thread
+
 Fault = str | tuple[int, str | None]
 
 
@@ -98,12 +100,6 @@ def _handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
 def serving(gateway: Gateway, port: int = 0) -> Iterator[Gateway]:
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler(gateway))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    gateway.url = f"http://127.0.0.1:{server.server_port}"
-    try:
+    with serving_in_thread(server) as bound:
+        gateway.url = f"http://127.0.0.1:{bound}"
         yield gateway
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
