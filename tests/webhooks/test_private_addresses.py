@@ -8,12 +8,14 @@ turned off, or while their name resolved to a public address."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from ipaddress import ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
@@ -21,6 +23,7 @@ from crowd import webhooks
 from crowd.config import ANY_ADDRESS, Settings
 from crowd.store import webhooks as store
 from crowd.store.db import Database
+from tests.conftest import app_for
 from tests.webhooks.conftest import serving
 from tests.webhooks.test_delivery import deliveries, work_until_sent
 
@@ -43,6 +46,18 @@ PRIVATE_HOSTS = (
     "[::ffff:10.0.0.1]",
     "127.1",  # 127.0.0.1, spelled as the resolver still reads it
 )
+
+
+@pytest.fixture(scope="session")
+def settings(settings: Settings) -> Settings:
+    """The default: no private address allowed (the other webhook tests allow them all)."""
+    return replace(settings, webhook_allow_private=())
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Iterator[Flask]:
+    with app_for(settings) as app:
+        yield app
 
 
 def _hooks(database: Database, pid: int, urls: list[str]) -> dict[str, int]:
