@@ -138,6 +138,8 @@ def test_serve_runs_gunicorn_and_greets_an_empty_database(
 
 
 def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data() -> None:
+    """Slow (30-60 s): `crowd serve` starts three times on embedded PostgreSQL and Redis (a new
+    cluster the first time), since keeping data across restarts is what it checks."""
     with server_folder() as folder:
         _serve_three_times_on_embedded_servers(folder)
 

@@ -54,6 +54,8 @@ def _demo(settings: Settings, tmp_path: Path, *args: str) -> tuple[str, dict[str
 def test_demo_on_a_simulated_crowd_beats_majority_vote_bans_spammers_and_saves_answers(
     settings: Settings, clean: None, tmp_path: Path
 ) -> None:
+    """Slow (about 20 s): the whole `make run` cycle, a service started and a simulated crowd
+    answering a batch over HTTP while runs aggregate live."""
     out, rows = _demo(
         settings, tmp_path, "--tasks", "120", "--good-workers", "8", "--spammers", "2",
         "--think", "0",
@@ -83,6 +85,8 @@ def test_demo_on_a_simulated_crowd_beats_majority_vote_bans_spammers_and_saves_a
 
 
 def test_demo_replays_a_real_dataset(settings: Settings, clean: None, tmp_path: Path) -> None:
+    """Slow (about 20 s): a real crowd's answers are replayed over HTTP against a started
+    service, with live aggregation."""
     data = tmp_path / "snow_temp_slice"
     data.mkdir()
     answers, gold = ["task,worker,label"], ["task,label"]
