@@ -17,6 +17,7 @@ from crowd.em._base import (
     FloatArray,
     Gold,
     check_answers,
+    check_iterations,
     parse_gold,
 )
 from crowd.em._em import DSParams
@@ -241,10 +242,7 @@ class AutoAggregator(Aggregator):
     def _check_params(self) -> None:
         if not 0 < self.alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha!r}")
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        check_iterations(self.max_iter, self.tol)
 
     def fit(
         self,
