@@ -28,11 +28,6 @@ class InputError(Exception):
     """A problem in an input file that the user can fix; the message names file and line."""
 
 
-def fail(message: str) -> NoReturn:
-    click.echo(f"crowd: error: {message}", err=True)
-    sys.exit(2)
-
-
 @dataclass(frozen=True)
 class CsvInput:
     """A CSV file to read: its name for messages and a path, or the bytes of a pipe or stdin."""

@@ -22,7 +22,6 @@ from crowd.cli._csv import (
     CsvInput,
     InputError,
     encode_column,
-    fail,
     line_of_row,
     open_out,
     quiet_broken_pipe,
@@ -30,6 +29,7 @@ from crowd.cli._csv import (
     unique_tasks,
     write_csv,
 )
+from crowd.cli._errors import fail
 from crowd.cli.aggregate_types import ESTIMATORS, aggregate_typed, build_estimator
 from crowd.cli.aggregate_types import write as write_typed
 from crowd.datasets import TYPE_COLUMNS

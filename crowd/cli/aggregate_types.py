@@ -24,7 +24,6 @@ from crowd.cli._csv import (
     CsvInput,
     InputError,
     encode_column,
-    fail,
     line_of_row,
     open_out,
     quiet_broken_pipe,
@@ -32,6 +31,7 @@ from crowd.cli._csv import (
     unique_tasks,
     write_csv,
 )
+from crowd.cli._errors import fail
 from crowd.datasets import TYPE_COLUMNS
 from crowd.em import CrowdBradleyTerry, MultilabelDawidSkene, NumericEM, class_order
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import click
 
+from crowd.cli._errors import fail
 from crowd.config import Settings
 from crowd.embedded import Started, servers_for
 from crowd.store import accounts, migrate
@@ -51,10 +52,6 @@ def check_listen(host: str, port: int) -> None:
     for seconds, and a second `make run` would meanwhile find the first one's service
     healthy on that port and drive it instead of its own.
     """
-
-    def fail(message: str) -> None:
-        click.echo(f"crowd: error: {message}", err=True)
-        raise SystemExit(2)
 
     if not 1 <= port <= 65535:
         fail(f"--port {port} is not a port: give a number from 1 to 65535, e.g. --port 8000")
