@@ -241,7 +241,7 @@ def http() -> Iterator[requests.Session]:
 
 
 #: A test whose call takes longer than this must say why in its docstring: the suite's time is a
-#: guarded figure (under 6 minutes on a 2-core machine), and a slow test with no reason given
+#: guarded figure (the target is under 6 minutes on a 2-core machine), and a slow test with no reason
 #: fails the session (see :func:`pytest_sessionfinish`).
 SLOW_SECONDS = 20.0
 _slow_without_reason: list[tuple[str, float]] = []
