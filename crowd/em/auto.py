@@ -9,7 +9,7 @@ from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import binom
+from scipy.special import bdtrc
 
 from crowd.em._base import (
     Aggregator,
@@ -55,7 +55,7 @@ def sign_test(wins: int, losses: int) -> float:
     n = wins + losses
     if n == 0:
         return 1.0
-    return float(binom.sf(wins - 1, n, 0.5))
+    return float(bdtrc(wins - 1, n, 0.5))  # the binomial's survival function, P(X > wins - 1)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ from typing import Self
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import gammaln
-from scipy.stats import norm
+from scipy.special import gammaln, ndtri
 
 from crowd.em._base import (
     Estimator,
@@ -229,7 +228,7 @@ class NumericEM(Estimator):
         unseen = (answers_of_task == 0) & ~is_gold
         mu[unseen] = np.nan
         std[unseen] = np.nan
-        half = norm.ppf(0.5 + self.interval_mass / 2) * std
+        half = ndtri(0.5 + self.interval_mass / 2) * std
         interval = np.stack([mu - half, mu + half], axis=1)
         if self.bounds is not None:
             mu = np.clip(mu, *self.bounds)
