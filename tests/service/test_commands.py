@@ -138,13 +138,13 @@ def test_serve_runs_gunicorn_and_greets_an_empty_database(
 
 
 def test_serve_with_no_servers_configured_starts_embedded_ones_that_keep_data() -> None:
-    """Slow (30-60 s): `crowd serve` starts three times on embedded PostgreSQL and Redis (a new
-    cluster the first time), since keeping data across restarts is what it checks."""
+    """Slow (20-40 s): `crowd serve` starts twice on embedded PostgreSQL and Redis (a new
+    cluster the first time), since keeping data across a restart is what it checks."""
     with server_folder() as folder:
-        _serve_three_times_on_embedded_servers(folder)
+        _serve_twice_on_embedded_servers(folder)
 
 
-def _serve_three_times_on_embedded_servers(folder: Path) -> None:
+def _serve_twice_on_embedded_servers(folder: Path) -> None:
     env = _env(CROWD_DATA_DIR=str(folder / "data"))
     port = _free_port()
 
@@ -158,21 +158,18 @@ def _serve_three_times_on_embedded_servers(folder: Path) -> None:
     assert re.search(r"^crowd: Redis [\d.]+ \(.+\), started under .*/redis$", first[0], re.M)
 
     with _serving(env, port, "--workers", "1") as (url, second):
+        # the token the first start made is still there, and works ...
         created = requests.post(
             f"{url}/api/v1/projects",
             json={"name": "kept", "labels": ["a", "b"]},
             headers=headers,
             timeout=10,
         )
-        assert created.status_code == 201
-    assert "new database" not in second[0]  # the first start's data was still there
-
-    with _serving(env, port, "--workers", "1") as (url, _third):
-        listed = requests.get(f"{url}/api/v1/projects", headers=headers, timeout=10)
-        assert [p["name"] for p in listed.json()["projects"]] == ["kept"]
+        assert created.status_code == 201, created.text
         # ... and the aggregation worker it runs turns an answer into a published result
-        pid = listed.json()["projects"][0]["id"]
+        pid = created.json()["id"]
         assert answered_and_aggregated(f"{url}/api/v1", headers, pid, "b") == "b"
+    assert "new database" not in second[0]  # the first start's data was still there
     # the embedded servers stopped with crowd serve
     time.sleep(1)
     leftovers = [
@@ -243,6 +240,8 @@ def test_serve_and_demo_on_a_port_in_use_say_so_in_one_line_and_exit_2(
 
 
 def test_a_port_that_cannot_be_bound_gets_one_line_and_exit_2() -> None:
+    """Three `crowd serve` processes, each a Python start of its own (seconds each on a loaded
+    2-core machine)."""
     for port, expected in (("70000", "give a number from 1 to 65535"), ("0", "1 to 65535")):
         proc = subprocess.run(
             [CROWD, "serve", "--port", port],

