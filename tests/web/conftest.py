@@ -11,8 +11,11 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 CHROMIUM = os.environ.get("CROWD_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """One Chromium for the browser tests in a row. Package-scoped, not session-scoped: sync
+    Playwright keeps an asyncio loop running on the main thread while it is open, and tests
+    elsewhere (the stress test) run loops of their own; under xdist they may come after these."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(
             f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium "
