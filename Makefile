@@ -52,8 +52,12 @@ chromium:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 
+# The suite runs on TEST_PROCESSES pytest-xdist processes (each with its own database and
+# Redis database, or its own embedded servers); worksteal evens out its few long tests.
+TEST_PROCESSES ?= 2
+
 test: lint chromium
-	$(BIN)/pytest --durations=25
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal --durations=25
 
 # Benchmarks (not part of the tests): each prints our figure beside its peer's, as a ratio.
 DATA ?= ../shared/datasets

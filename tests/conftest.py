@@ -3,6 +3,9 @@
 Servers come from CROWD_TEST_DATABASE_URL / CROWD_TEST_REDIS_URL when set (CI sets them to the
 machine's servers, and a missing server then fails the run); otherwise embedded ones are
 started for the session. Each session gets its own freshly migrated database, dropped at the end.
+
+`make test` runs the suite on two pytest-xdist processes. Each is a session of its own: its own
+database, its own Redis database number (or its own embedded servers), its own app.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from http.server import HTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -42,6 +46,22 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _xdist_index() -> int:
+    """This process's index among pytest-xdist's workers (gw0, gw1, ...); 0 without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
+def _redis_db_of_this_process(url: str) -> str:
+    """``url`` with a Redis database of this process's own: the given one for the first
+    xdist worker, the one below it for the second, and so on. Each test empties its database
+    (see :func:`clean`), so two processes must never share one."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    db = int(path) if path.isdigit() else 0
+    return urlunsplit(parts._replace(path=f"/{(db - _xdist_index()) % 16}"))
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[tuple[str, str]]:
     """``(server_dsn, redis_url)`` of running servers.
@@ -54,6 +74,8 @@ def servers() -> Iterator[tuple[str, str]]:
     """
     dsn = os.environ.get("CROWD_TEST_DATABASE_URL")
     redis_url = os.environ.get("CROWD_TEST_REDIS_URL")
+    if redis_url:
+        redis_url = _redis_db_of_this_process(redis_url)
     if dsn and redis_url:
         yield dsn, redis_url
         return
@@ -80,6 +102,10 @@ def database_url(servers: tuple[str, str]) -> Iterator[str]:
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
+        # Commits return before their WAL reaches the disk. This database is thrown away at
+        # the end; the tests of what survives a crash run servers of their own
+        # (tests/service/servers.py), which keep the default.
+        cur.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     url = make_dsn(**{**parse_dsn(server_dsn), "dbname": name})
     migrate.upgrade(Database(url))
     yield url
@@ -247,14 +273,24 @@ SLOW_SECONDS = 20.0
 _slow_without_reason: list[tuple[str, float]] = []
 
 
+_NO_REASON = "slow test with no reason in its docstring"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Mark the report of a slow call whose test has no docstring. The mark travels with the
+    report, so under xdist the controlling process (which has no test functions) sees it."""
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.duration > SLOW_SECONDS:
         function = getattr(item, "function", None)
         if not (function is not None and (function.__doc__ or "").strip()):
-            _slow_without_reason.append((item.nodeid, report.duration))
+            report.user_properties.append((_NO_REASON, True))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if (_NO_REASON, True) in report.user_properties:
+        _slow_without_reason.append((report.nodeid, report.duration))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
