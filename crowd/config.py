@@ -111,8 +111,23 @@ class Settings:
 #: How long RQ keeps a finished job (seconds), and a failed one (for a look at its traceback).
 JOB_KEEP = {"result_ttl": 600, "failure_ttl": 7 * 24 * 3600}
 
-# RQ queues the workers listen on, in priority order: aggregation runs, then model training.
-QUEUES = ("crowd", "crowd-models")
+# RQ queues the workers listen on, in priority order. An idle worker takes the first job of the
+# first queue that has one, so a small project's run never waits behind a large project's runs
+# in a queue: runs of projects with fewer than LARGE_PROJECT_ANSWERS answers, then runs of
+# larger ones (each project has at most one run queued or running, so a large project keeps
+# at most one worker busy), then model training.
+RUN_QUEUE = "crowd"
+LARGE_RUN_QUEUE = "crowd-large"
+MODEL_QUEUE = "crowd-models"
+QUEUES = (RUN_QUEUE, LARGE_RUN_QUEUE, MODEL_QUEUE)
+#: A project with at least this many stored answers is large: its runs go to LARGE_RUN_QUEUE.
+LARGE_PROJECT_ANSWERS = 100_000
+
+
+def run_queue(answers: int) -> str:
+    """The queue of a run of a project with ``answers`` stored answers."""
+    return LARGE_RUN_QUEUE if answers >= LARGE_PROJECT_ANSWERS else RUN_QUEUE
+
 # Webhook deliveries have a queue of their own, listened to after QUEUES: a slow receiver
 # then delays an aggregation run by one attempt's timeout at most.
 WEBHOOK_QUEUE = "crowd-webhooks"

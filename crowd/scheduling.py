@@ -44,8 +44,8 @@ from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from crowd.config import JOB_KEEP, QUEUES
-from crowd.store import runs
+from crowd.config import JOB_KEEP, run_queue
+from crowd.store import projects, runs
 from crowd.store.db import Cursor, Database
 from crowd.store.runs import Run
 
@@ -92,7 +92,8 @@ def enqueue(
     trigger: str,
     on_queued: Callable[[Cursor, Run], None] | None = None,
 ) -> Run:
-    """Record a queued run and put its job on the queue. The caller holds ``queued``.
+    """Record a queued run and put its job on its project's size class's queue
+    (:func:`crowd.config.run_queue`). The caller holds ``queued``.
 
     ``on_queued`` runs in the transaction that records the run (the API stores its
     idempotent response there); if it raises, nothing is queued and ``queued`` is released.
@@ -102,6 +103,7 @@ def enqueue(
     try:
         with db.transaction() as cur:
             run = runs.create(cur, project_id, trigger)
+            queue = run_queue(projects.answer_count(cur, project_id))
             if on_queued is not None:
                 on_queued(cur, run)
     except BaseException:
@@ -111,7 +113,7 @@ def enqueue(
         redis_release(redis, project_id)
         raise
     try:
-        Queue(QUEUES[0], connection=redis).enqueue(
+        Queue(queue, connection=redis).enqueue(
             aggregate,
             run.id,
             job_id=job_id(run.id),

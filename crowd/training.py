@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from crowd import scheduling, webhooks
-from crowd.config import JOB_KEEP, QUEUES
+from crowd.config import JOB_KEEP, MODEL_QUEUE
 from crowd.store import models, projects
 from crowd.store import webhooks as hooks_store
 from crowd.store.db import Cursor, Database
@@ -94,7 +94,7 @@ def request(
 def _enqueue(redis: Redis, version: ModelVersion) -> None:
     # The models queue comes after the aggregation queue: a training starts only when no run
     # is queued (though it then holds its worker until it ends).
-    Queue(QUEUES[1], connection=redis).enqueue(
+    Queue(MODEL_QUEUE, connection=redis).enqueue(
         train,
         version.id,
         job_id=job_id(version.id),

@@ -209,6 +209,15 @@ def list_for(cur: Cursor, owner_id: int | None, after_id: int, limit: int) -> li
     return [_row(r) for r in cur.fetchall()]
 
 
+def answer_count(cur: Cursor, project_id: int) -> int:
+    """The project's stored answers, from its counter rows (see :func:`counts`)."""
+    cur.execute(
+        "SELECT coalesce(sum(answers), 0) FROM project_counts WHERE project_id = %s",
+        (project_id,),
+    )
+    return int(one(cur)[0])
+
+
 def counts(cur: Cursor, project_id: int) -> dict[str, int]:
     """Progress figures: tasks (gold ones counted apart), stored answers, complete tasks (see
     :data:`COMPLETE`), live reservations.
