@@ -76,7 +76,8 @@ def test_the_default_says_which_method_it_chose_and_why(answers: Path, tmp_path:
     )  # no gold: the label-free default
     assert (
         default.stderr
-        == "crowd: auto chose hds: no gold task has answers: the label-free default\n"
+        == "crowd: auto chose hds: no gold task has answers, so none can show another method "
+        "better: the label-free default\n"
     )
     gold = write(tmp_path, "gold.csv", "task,label\nt1,cat\nt2,dog\n")
     with_gold = run("aggregate", str(answers), "--gold", gold)
