@@ -12,24 +12,20 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from crowd.em.live import CONFIDENCE_TOL
-from crowd.store import predictions, projects
+from crowd.store import job_rows, predictions, projects
 from crowd.store.db import Cursor, one
+from crowd.store.job_rows import JobStatus, Table
 from crowd.store.projects import COMPLETE
 
-
-class ModelStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+ModelStatus = JobStatus
 
 
+_TABLE: Table = "model_versions"
 _COLUMNS = (
     "id, project_id, status, trigger, run_id, complete_tasks, trained_tasks, skipped_tasks,"
     " gold_tasks, gold_accuracy, gold_log_loss, threshold, auto_labelled, predicted_tasks,"
@@ -124,46 +120,28 @@ def create(
 
 
 def get(cur: Cursor, version_id: int) -> ModelVersion | None:
-    cur.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE id = %s", (version_id,))
-    row = cur.fetchone()
+    row = job_rows.get(cur, _TABLE, _COLUMNS, version_id)
     return ModelVersion(*row) if row else None
 
 
 def page(cur: Cursor, project_id: int, before_id: int, limit: int) -> list[ModelVersion]:
     """The project's versions, newest first, with ids below ``before_id``."""
-    cur.execute(
-        f"SELECT {_COLUMNS} FROM model_versions WHERE project_id = %s AND id < %s"
-        " ORDER BY id DESC LIMIT %s",
-        (project_id, before_id, limit),
-    )
-    return [ModelVersion(*r) for r in cur.fetchall()]
+    rows = job_rows.page(cur, _TABLE, _COLUMNS, project_id, before_id, limit)
+    return [ModelVersion(*r) for r in rows]
 
 
 def start(cur: Cursor, version_id: int) -> bool:
     """Mark a queued version running; False if it is not queued."""
-    cur.execute(
-        "UPDATE model_versions SET status = 'running', started_at = now()"
-        " WHERE id = %s AND status = 'queued'",
-        (version_id,),
-    )
-    return cur.rowcount == 1
+    return job_rows.start(cur, _TABLE, version_id)
 
 
 def fail(cur: Cursor, version_id: int, error: str) -> None:
-    cur.execute(
-        "UPDATE model_versions SET status = 'failed', finished_at = clock_timestamp(), error = %s"
-        " WHERE id = %s AND status IN ('queued', 'running')",
-        (error[:4000], version_id),
-    )
+    job_rows.fail(cur, _TABLE, version_id, error)
 
 
 def open_versions(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
     """``(version_id, project_id, status, created_at)`` of every queued or running version."""
-    cur.execute(
-        "SELECT id, project_id, status, created_at FROM model_versions"
-        " WHERE status IN ('queued', 'running') ORDER BY id"
-    )
-    return list(cur.fetchall())
+    return job_rows.open_rows(cur, _TABLE)
 
 
 def lock_if(cur: Cursor, version_id: int, status: str) -> ModelVersion | None:

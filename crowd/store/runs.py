@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -28,18 +27,16 @@ from crowd.em.quality import (
     project_rules,
     reversed_evidence,
 )
+from crowd.store import job_rows
 from crowd.store.assignments import release_held_by
 from crowd.store.db import Cursor, one
+from crowd.store.job_rows import JobStatus, Table
 from crowd.store.projects import Project
 
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+RunStatus = JobStatus
 
 
+_TABLE: Table = "aggregation_runs"
 _COLUMNS = (
     "id, project_id, status, trigger, method, created_at, started_at, finished_at, answers,"
     " tasks, workers, iterations, converged, objective, warm_start, error, chosen_method,"
@@ -114,19 +111,13 @@ def create(cur: Cursor, project_id: int, trigger: str) -> Run:
 
 
 def get(cur: Cursor, run_id: int) -> Run | None:
-    cur.execute(f"SELECT {_COLUMNS} FROM aggregation_runs WHERE id = %s", (run_id,))
-    row = cur.fetchone()
+    row = job_rows.get(cur, _TABLE, _COLUMNS, run_id)
     return Run(*row) if row else None
 
 
 def page(cur: Cursor, project_id: int, before_id: int, limit: int) -> list[Run]:
     """The project's runs, newest first, with ids below ``before_id``."""
-    cur.execute(
-        f"SELECT {_COLUMNS} FROM aggregation_runs WHERE project_id = %s AND id < %s"
-        " ORDER BY id DESC LIMIT %s",
-        (project_id, before_id, limit),
-    )
-    return [Run(*r) for r in cur.fetchall()]
+    return [Run(*r) for r in job_rows.page(cur, _TABLE, _COLUMNS, project_id, before_id, limit)]
 
 
 def last_published(cur: Cursor, project_id: int) -> tuple[int | None, str | None, str | None]:
@@ -143,30 +134,16 @@ def last_published(cur: Cursor, project_id: int) -> tuple[int | None, str | None
 
 def start(cur: Cursor, run_id: int) -> bool:
     """Mark a queued run running; False if it is not queued (already done, or reaped)."""
-    cur.execute(
-        "UPDATE aggregation_runs SET status = 'running', started_at = now()"
-        " WHERE id = %s AND status = 'queued'",
-        (run_id,),
-    )
-    return cur.rowcount == 1
+    return job_rows.start(cur, _TABLE, run_id)
 
 
 def fail(cur: Cursor, run_id: int, error: str) -> None:
-    cur.execute(
-        "UPDATE aggregation_runs SET status = 'failed', finished_at = clock_timestamp(),"
-        " error = %s"
-        " WHERE id = %s AND status IN ('queued', 'running')",
-        (error[:4000], run_id),
-    )
+    job_rows.fail(cur, _TABLE, run_id, error)
 
 
 def open_runs(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
     """``(run_id, project_id, status, created_at)`` of every queued or running run."""
-    cur.execute(
-        "SELECT id, project_id, status, created_at FROM aggregation_runs"
-        " WHERE status IN ('queued', 'running') ORDER BY id"
-    )
-    return list(cur.fetchall())
+    return job_rows.open_rows(cur, _TABLE)
 
 
 def behind(cur: Cursor) -> list[int]:
