@@ -205,12 +205,21 @@ class Verdict:
     evidence: dict[str, RuleEvidence]
 
 
+def rule_confidence(confidence: float, n_rules: int) -> float:
+    """The confidence each of ``n_rules`` rules needs so that the chance of any of them
+    wrongly rejecting a worker is at most ``1 - confidence`` (the union bound: a worker
+    judged by two rules gets two chances to be rejected by bad luck)."""
+    return 1.0 - (1.0 - confidence) / max(n_rules, 1)
+
+
 def judge(rules: Mapping[str, RuleInput], confidence: float) -> Verdict:
     """Ban a worker when any rule's posterior probability of it being below that rule's
-    threshold is at least ``confidence`` and that rule's floors are met."""
+    threshold is at least :func:`rule_confidence` (``confidence`` shared among the rules)
+    and that rule's floors are met."""
     if not 0.5 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0.5, 1), got {confidence}")
-    evidence = {name: evaluate(rule, confidence) for name, rule in rules.items()}
+    each = rule_confidence(confidence, len(rules))
+    evidence = {name: evaluate(rule, each) for name, rule in rules.items()}
     m = next(iter(rules.values())).trials.size if rules else 0
     best = np.full(m, -1.0)
     rule: list[str | None] = [None] * m
