@@ -162,17 +162,17 @@ def held_out_correct(
     n_tasks: int,
     gold: tuple[IntArray, IntArray],
 ) -> tuple[FloatArray, FloatArray]:
-    """Per worker, the evidence behind its accuracy: ``(answers judged, expected correct)``.
+    """Per worker, the evidence behind its accuracy: ``(effective answers, right ones)``.
 
     Each answer is judged by the other answers to its task, through the fitted model (leave
     one out), so a worker's own answers never vouch for themselves: the task's posterior
     under ``priors`` and the other answerers' accuracies, from their ``confusion`` shrunk
     toward uniform answers by ``LOO_SHRINK`` x K pseudo-answers per row (errors spread
-    evenly: a worker's few answers say little about each of the K x K entries). The answer counts by how sure that posterior is
-    (``(sum_k p_k^2 - 1/K) / (1 - 1/K)``: 1 certain, 0 uniform), and is right with the
-    posterior probability of its label. An answer on a gold task counts 1 and is right or
-    wrong outright; the only answer to a task that is not gold counts 0. Shapes
-    ``(n_workers,)``; ``confusion`` ``(n_workers, K, K)``, ``priors`` ``(K,)``.
+    evenly: a worker's few answers say little about each of the K x K entries). That
+    posterior gives the probability ``r`` that the answer is right (an answer on a gold task
+    is right or wrong outright), and :func:`effective_answers` turns these into the answers
+    known right or wrong that carry the same evidence. Shapes ``(n_workers,)``;
+    ``confusion`` ``(n_workers, K, K)``, ``priors`` ``(K,)``.
     """
     n_workers, k = confusion.shape[0], confusion.shape[1]
     # Each worker's accuracy (its confusion shrunk toward uniform answers by LOO_SHRINK x K
