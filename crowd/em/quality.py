@@ -2,12 +2,13 @@
 
 Each ban rule sees, per worker, a count of evidence (``trials``) and how much of it went the
 worker's way (``successes``): gold answers and correct ones for the gold rule; the effective
-answers the model judged by the other answers to their tasks, and how many of those it
-expects right, for the model's rule (see :func:`crowd.em.live.held_out_correct`). With a Beta prior fitted to the project's own
+answers known right or wrong that carry the evidence of the worker's answers judged by the
+other answers to their tasks, for the model's rule (see
+:func:`crowd.em.live.effective_answers`). With a Beta prior fitted to the project's own
 workers (empirical Bayes, :func:`fit_prior`), a worker's accuracy has the posterior
 ``Beta(alpha + successes, beta + trials - successes)``, and a rule rejects the worker when the
-posterior probability of being below the rule's threshold reaches the project's
-``qc_confidence``, once the floors (``qc_min_answers``, ``qc_min_gold_answers``) are met.
+posterior probability of being below the rule's threshold reaches its share of the
+project's ``qc_confidence`` (:func:`rule_confidence`), once the floors (``qc_min_answers``, ``qc_min_gold_answers``) are met.
 :func:`judge` takes any number of rules by name, so another rule (the trap-catch rate) is one
 more :class:`RuleInput`. Pure numpy and scipy: no I/O, inputs never modified.
 
