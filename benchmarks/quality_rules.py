@@ -15,7 +15,7 @@ banned worker gets no more tasks. Each project is simulated once per rule set, f
 seed (the same crowd, tasks and per-worker answers; who answers next is drawn afresh once
 bans differ).
 
-Crowds (issue 13): 4 labels; ``--workers`` workers: honest ones with accuracy uniform in
+Crowds (issue 13, ``--shape issue``): 4 labels; ``--workers`` workers: honest ones with accuracy uniform in
 [0.6, 0.9] (errors uniform over the other labels), a share uniform in [5%, 30%] of spammers
 (uniform answers) and 5% adversaries (always one fixed label), at least one of each; gold
 rate 0.1 (a fetch serves a gold task with that probability); overlap 3; settings
@@ -51,7 +51,6 @@ from crowd.store.projects import Project
 from crowd.store.runs import verdict
 from crowd.store.snapshot import Snapshot
 
-K = 4
 SETTINGS = {
     "qc_min_accuracy": 0.5,
     "qc_min_gold_accuracy": 0.5,
@@ -97,7 +96,7 @@ def evidence_rules(p: Project, w: WorkerFigures) -> np.ndarray:
 
 RULES: dict[str, Callable[[Project, WorkerFigures], np.ndarray]] = {
     "today (point estimate)": point_rules,
-    "evidence (posterior >= 0.95)": evidence_rules,
+    "evidence (posterior, qc_confidence 0.95 over the rules)": evidence_rules,
 }
 
 
@@ -163,22 +162,39 @@ class Crowd:
     n_tasks: int
 
 
-def make_crowd(seed: int, n_workers: int, n_tasks: int, n_gold: int) -> Crowd:
+@dataclass(frozen=True)
+class Shape:
+    """A crowd's make-up: labels, honest workers' accuracy range, spammers' share range."""
+
+    labels: int = 4
+    honest: tuple[float, float] = (0.6, 0.9)
+    spam: tuple[float, float] = (0.05, 0.30)
+
+
+#: The issue's crowd, and a second one to check the rules were not fitted to it: 3 labels,
+#: weaker honest workers (0.55-0.85) and more spammers (10%-40%).
+SHAPES = {"issue": Shape(), "second": Shape(3, (0.55, 0.85), (0.10, 0.40))}
+
+
+def make_crowd(
+    seed: int, n_workers: int, n_tasks: int, n_gold: int, shape: Shape = SHAPES["issue"]
+) -> Crowd:
     rng = np.random.default_rng(seed)
-    n_spam = max(1, round(rng.uniform(0.05, 0.30) * n_workers))
+    k = shape.labels
+    n_spam = max(1, round(rng.uniform(*shape.spam) * n_workers))
     n_adv = max(1, round(0.05 * n_workers))
     kind = np.zeros(n_workers, dtype=np.int64)
     kind[:n_spam] = SPAMMER
     kind[n_spam : n_spam + n_adv] = ADVERSARY
     kind = rng.permutation(kind)
     total = n_tasks + n_gold
-    truth = rng.integers(0, K, size=total)
-    accuracy = rng.uniform(0.6, 0.9, size=n_workers)
+    truth = rng.integers(0, k, size=total)
+    accuracy = rng.uniform(*shape.honest, size=n_workers)
     right = rng.random((n_workers, total)) < accuracy[:, None]
-    wrong = (truth[None, :] + rng.integers(1, K, size=(n_workers, total))) % K
+    wrong = (truth[None, :] + rng.integers(1, k, size=(n_workers, total))) % k
     answer = np.where(right, truth[None, :], wrong)
-    answer[kind == SPAMMER] = rng.integers(0, K, size=(int((kind == SPAMMER).sum()), total))
-    answer[kind == ADVERSARY] = rng.integers(0, K, size=(int((kind == ADVERSARY).sum()), 1))
+    answer[kind == SPAMMER] = rng.integers(0, k, size=(int((kind == SPAMMER).sum()), total))
+    answer[kind == ADVERSARY] = rng.integers(0, k, size=(int((kind == ADVERSARY).sum()), 1))
     return Crowd(kind, answer, truth, n_tasks)
 
 
@@ -190,13 +206,14 @@ def simulate(
     n_tasks: int,
     every: int,
     gold_rate: float = 0.1,
+    shape: Shape = SHAPES["issue"],
 ) -> tuple[Crowd, dict[int, int]]:
     """One project under one rule set; returns the crowd and who was banned after how many
     answers."""
     n_gold = max(20, n_tasks // 5)
-    crowd = make_crowd(seed, n_workers, n_tasks, n_gold)
+    crowd = make_crowd(seed, n_workers, n_tasks, n_gold, shape)
     gold_ids = np.arange(n_tasks, n_tasks + n_gold, dtype=np.int64)
-    live = Live(project(K), gold_ids, crowd.truth[n_tasks:].copy())
+    live = Live(project(shape.labels), gold_ids, crowd.truth[n_tasks:].copy())
     rng = np.random.default_rng([seed, 1])
     taken = np.zeros(n_tasks, dtype=np.int64)
     seen = np.zeros((n_workers, n_tasks + n_gold), dtype=bool)
@@ -230,8 +247,10 @@ def simulate(
 
 
 def synthetic(args: argparse.Namespace) -> None:
+    shape = SHAPES[args.shape]
     print(
-        f"Synthetic projects: {args.projects}, {args.workers} workers, {args.tasks} tasks"
+        f"Synthetic projects: {args.projects} (seeds {args.seed}-{args.seed + args.projects - 1}),"
+        f" crowd {args.shape} {shape}, {args.workers} workers, {args.tasks} tasks"
         f" (+{max(20, args.tasks // 5)} gold), runs every {args.every} answers;"
         f" settings {SETTINGS}"
     )
@@ -245,7 +264,12 @@ def synthetic(args: argparse.Namespace) -> None:
         honest_banned = honest_total = 0
         for seed in range(args.seed, args.seed + args.projects):
             crowd, banned = simulate(
-                seed, rule, n_workers=args.workers, n_tasks=args.tasks, every=args.every
+                seed,
+                rule,
+                n_workers=args.workers,
+                n_tasks=args.tasks,
+                every=args.every,
+                shape=shape,
             )
             honest = np.flatnonzero(crowd.kind == HONEST)
             hit = sum(int(w) in banned for w in honest)
@@ -351,7 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=20)
     ap.add_argument("--tasks", type=int, default=400)
     ap.add_argument("--every", type=int, default=50, help="answers between runs")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seed", type=int, default=1000, help="first seed (0-199 were used to choose the rules)"
+    )
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="issue", help="the crowd's make-up")
     ap.add_argument("--data", type=Path, help="a datasets folder (or one dataset's folder)")
     ap.add_argument(
         "--datasets",

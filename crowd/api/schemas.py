@@ -71,7 +71,8 @@ class ProjectSettings(BaseModel):
     # Quality rules (docs/QUALITY.md): ban a worker with at least `qc_min_answers` answers
     # when the probability that its accuracy is below `qc_min_accuracy` (the model's
     # estimate), or its gold accuracy (with at least `qc_min_gold_answers` gold answers)
-    # below `qc_min_gold_accuracy`, is at least `qc_confidence`. null: rule off.
+    # below `qc_min_gold_accuracy`, is at least `qc_confidence` (shared among the rules on:
+    # each needs 1 - (1 - qc_confidence) / rules). null: rule off.
     qc_min_answers: Count = 20
     qc_min_accuracy: Share | None = None
     qc_min_gold_accuracy: Share | None = None

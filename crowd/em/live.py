@@ -36,6 +36,9 @@ FloatArray = NDArray[np.float64]
 #: benchmarks/quality_rules.py (0: more honest workers banned; 1: spammers banned later).
 LOO_SHRINK = 0.25
 
+#: Points of the grid on which :func:`effective_answers` evaluates a worker's likelihood.
+GRID_POINTS = 400
+
 #: A warm-started fit agreeing with the majority vote on fewer than this share of the tasks
 #: with a strict majority is refitted cold (see :func:`fit_run`). Dawid-Skene departs from the
 #: majority where it trusts some workers more (in benchmarks/replay.py's replays of real
@@ -159,17 +162,17 @@ def held_out_correct(
     n_tasks: int,
     gold: tuple[IntArray, IntArray],
 ) -> tuple[FloatArray, FloatArray]:
-    """Per worker, the evidence behind its accuracy: ``(answers judged, expected correct)``.
+    """Per worker, the evidence behind its accuracy: ``(effective answers, right ones)``.
 
     Each answer is judged by the other answers to its task, through the fitted model (leave
     one out), so a worker's own answers never vouch for themselves: the task's posterior
     under ``priors`` and the other answerers' accuracies, from their ``confusion`` shrunk
     toward uniform answers by ``LOO_SHRINK`` x K pseudo-answers per row (errors spread
-    evenly: a worker's few answers say little about each of the K x K entries). The answer counts by how sure that posterior is
-    (``(sum_k p_k^2 - 1/K) / (1 - 1/K)``: 1 certain, 0 uniform), and is right with the
-    posterior probability of its label. An answer on a gold task counts 1 and is right or
-    wrong outright; the only answer to a task that is not gold counts 0. Shapes
-    ``(n_workers,)``; ``confusion`` ``(n_workers, K, K)``, ``priors`` ``(K,)``.
+    evenly: a worker's few answers say little about each of the K x K entries). That
+    posterior gives the probability ``r`` that the answer is right (an answer on a gold task
+    is right or wrong outright), and :func:`effective_answers` turns these into the answers
+    known right or wrong that carry the same evidence. Shapes ``(n_workers,)``;
+    ``confusion`` ``(n_workers, K, K)``, ``priors`` ``(K,)``.
     """
     n_workers, k = confusion.shape[0], confusion.shape[1]
     # Each worker's accuracy (its confusion shrunk toward uniform answers by LOO_SHRINK x K
@@ -190,16 +193,47 @@ def held_out_correct(
     post = np.exp(held_out)
     post /= post.sum(axis=1, keepdims=True)
     right = post[np.arange(labels.size), labels]
-    sure = np.clip((np.sum(post**2, axis=1) - 1.0 / k) / (1.0 - 1.0 / k), 0.0, 1.0)
-    sure = np.where(np.bincount(task_index, minlength=n_tasks)[task_index] >= 2, sure, 0.0)
     gold_of_task = np.full(n_tasks, -1, dtype=np.int64)
     gold_of_task[gold[0]] = gold[1]
     on_gold = gold_of_task[task_index] >= 0
     right = np.where(on_gold, (labels == gold_of_task[task_index]).astype(np.float64), right)
-    sure = np.where(on_gold, 1.0, sure)
-    n = np.bincount(worker_index, weights=sure, minlength=n_workers).astype(np.float64)
-    ok = np.bincount(worker_index, weights=sure * right, minlength=n_workers).astype(np.float64)
-    return n, ok
+    return effective_answers(right, worker_index, n_workers, k)
+
+
+def effective_answers(
+    right: FloatArray, worker_index: IntArray, n_workers: int, k: int
+) -> tuple[FloatArray, FloatArray]:
+    """Per worker, ``(n, s)``: the answers known right or wrong that carry the same evidence
+    about its accuracy as its answers judged with probability ``right`` of being right.
+
+    A worker right with probability ``q`` gives an answer the others judge right with
+    probability ``r`` with likelihood ``r q + (1 - r)(1 - q)/(K - 1)`` (its errors spread
+    evenly): the answer is right if the class is its label and the worker is right, or the class
+    is another and the worker erred towards this label. The product over the worker's answers
+    is its likelihood of ``q``; ``n`` and ``s`` are the Beta-shaped likelihood
+    ``q^s (1 - q)^(n - s)`` with the same posterior mean and variance under a uniform prior
+    (exactly ``s`` right of ``n`` when every ``r`` is 0 or 1, as on gold). An answer the
+    others leave at the class prior (``r = 1/K``) adds nothing; one the others judge right
+    with ``r = 0.7`` adds less than one answer but counts as right, not as 0.7 of one
+    (which would pull every worker toward the middle). Shapes ``(n_answers,)`` in,
+    ``(n_workers,)`` out.
+    """
+    grid = (np.arange(GRID_POINTS, dtype=np.float64) + 0.5) / GRID_POINTS
+    wrong = (1.0 - right) / max(k - 1, 1)
+    slope = right - wrong
+    loglik = np.empty((n_workers, grid.size))
+    for j, q in enumerate(grid.tolist()):
+        loglik[:, j] = np.bincount(
+            worker_index, weights=np.log(np.maximum(wrong + slope * q, 1e-300)), minlength=n_workers
+        )
+    post = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    post /= post.sum(axis=1, keepdims=True)
+    mean = post @ grid
+    var = np.maximum(post @ grid**2 - mean**2, 1e-12)
+    # Beta(1 + s, 1 + n - s) has this mean and variance when n + 2 = mean (1 - mean) / var - 1
+    n = np.maximum(mean * (1.0 - mean) / var - 3.0, 0.0)
+    s = np.clip(mean * (n + 2.0) - 1.0, 0.0, n)
+    return n, s
 
 
 def recent_gold(

@@ -2,12 +2,13 @@
 
 Each ban rule sees, per worker, a count of evidence (``trials``) and how much of it went the
 worker's way (``successes``): gold answers and correct ones for the gold rule; the effective
-answers the model judged by the other answers to their tasks, and how many of those it
-expects right, for the model's rule (see :func:`crowd.em.live.held_out_correct`). With a Beta prior fitted to the project's own
+answers known right or wrong that carry the evidence of the worker's answers judged by the
+other answers to their tasks, for the model's rule (see
+:func:`crowd.em.live.effective_answers`). With a Beta prior fitted to the project's own
 workers (empirical Bayes, :func:`fit_prior`), a worker's accuracy has the posterior
 ``Beta(alpha + successes, beta + trials - successes)``, and a rule rejects the worker when the
-posterior probability of being below the rule's threshold reaches the project's
-``qc_confidence``, once the floors (``qc_min_answers``, ``qc_min_gold_answers``) are met.
+posterior probability of being below the rule's threshold reaches its share of the
+project's ``qc_confidence`` (:func:`rule_confidence`), once the floors (``qc_min_answers``, ``qc_min_gold_answers``) are met.
 :func:`judge` takes any number of rules by name, so another rule (the trap-catch rate) is one
 more :class:`RuleInput`. Pure numpy and scipy: no I/O, inputs never modified.
 
@@ -205,12 +206,21 @@ class Verdict:
     evidence: dict[str, RuleEvidence]
 
 
+def rule_confidence(confidence: float, n_rules: int) -> float:
+    """The confidence each of ``n_rules`` rules needs so that the chance of any of them
+    wrongly rejecting a worker is at most ``1 - confidence`` (the union bound: a worker
+    judged by two rules gets two chances to be rejected by bad luck)."""
+    return 1.0 - (1.0 - confidence) / max(n_rules, 1)
+
+
 def judge(rules: Mapping[str, RuleInput], confidence: float) -> Verdict:
     """Ban a worker when any rule's posterior probability of it being below that rule's
-    threshold is at least ``confidence`` and that rule's floors are met."""
+    threshold is at least :func:`rule_confidence` (``confidence`` shared among the rules)
+    and that rule's floors are met."""
     if not 0.5 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0.5, 1), got {confidence}")
-    evidence = {name: evaluate(rule, confidence) for name, rule in rules.items()}
+    each = rule_confidence(confidence, len(rules))
+    evidence = {name: evaluate(rule, each) for name, rule in rules.items()}
     m = next(iter(rules.values())).trials.size if rules else 0
     best = np.full(m, -1.0)
     rule: list[str | None] = [None] * m

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from crowd.em.live import effective_answers
 from crowd.em.quality import (
     BetaPrior,
     RuleInput,
@@ -14,6 +15,7 @@ from crowd.em.quality import (
     fit_prior,
     judge,
     project_rules,
+    rule_confidence,
 )
 
 UNIFORM = BetaPrior(1.0, 1.0, fitted=False)
@@ -142,3 +144,36 @@ def test_an_accurate_worker_is_never_banned_over_1000_simulations_of_20_gold_ans
         banned |= judge(rules, 0.95).ban
     assert not banned.any()
     assert today.sum() > 20
+
+
+def test_rules_share_the_confidence_so_two_rules_do_not_double_the_risk() -> None:
+    # 2 of 10 gold right: Beta(3, 9) below 1/2 with probability 0.967. Alone, the gold rule
+    # bans at 0.95; beside the model's rule each needs 1 - 0.05 / 2 = 0.975, so it does not.
+    assert rule_confidence(0.95, 1) == pytest.approx(0.95)
+    assert rule_confidence(0.95, 2) == pytest.approx(0.975)
+    alone = judge({"gold": gold_rule([2], [10])}, 0.95)
+    silent = gold_rule([0], [0])  # a second rule with no evidence
+    both = judge({"gold": gold_rule([2], [10]), "accuracy": silent}, 0.95)
+    assert alone.ban.tolist() == [True] and both.ban.tolist() == [False]
+    assert both.evidence["gold"].p_below[0] == pytest.approx(1 - 67 / 2048)
+    # 0 of 10 right (Beta(1, 11): 1 - 2^-11) is beyond doubt under either
+    assert judge({"gold": gold_rule([0], [10]), "accuracy": silent}, 0.95).ban.tolist() == [True]
+
+
+def test_answers_judged_with_certainty_count_as_they_are_and_uncertain_ones_count_less() -> None:
+    one = np.zeros(8, dtype=np.int64)
+    # Judged right or wrong outright (gold): exactly 5 right of 8.
+    n, s = effective_answers(np.array([1, 1, 1, 0, 1, 0, 0, 1.0]), one, 1, 4)
+    assert n[0] == pytest.approx(8.0, abs=0.01) and s[0] == pytest.approx(5.0, abs=0.01)
+    # Left at the class prior (1/K) by the others: no evidence at all.
+    n, _ = effective_answers(np.full(8, 0.25), one, 1, 4)
+    assert n[0] == pytest.approx(0.0, abs=1e-3)
+    # Eight answers the others think right with probability 0.7: less than eight answers of
+    # evidence, and pointing to an accuracy above 0.7, not to 0.7 itself: with the errors
+    # spread evenly, P(judged right) = 0.7 q + 0.1 (1 - q) is at most 0.7.
+    n, s = effective_answers(np.full(8, 0.7), one, 1, 4)
+    assert 0 < n[0] < 8 and s[0] / n[0] > 0.7
+    # A worker's answers count for that worker only; inputs are not modified.
+    r = np.array([1.0, 0.0, 1.0, 0.0])
+    n, s = effective_answers(r, np.array([0, 1, 0, 1]), 2, 4)
+    assert s.tolist() == pytest.approx([2.0, 0.0], abs=0.01) and r.tolist() == [1, 0, 1, 0]
