@@ -229,7 +229,8 @@ class Aggregator(Estimator):
     """``fit_predict`` / ``fit_predict_proba`` on top of a ``fit`` with the common signature.
 
     Subclasses implement ``fit`` and set ``posteriors_`` ``(n_tasks, K)`` and ``labels_``
-    ``(n_tasks,)``.
+    ``(n_tasks,)``. ``proposals`` (``(n_answers,)``, a proposed class or -1 for a blind answer)
+    marks review answers; estimators without a model for them count them as blind answers.
     """
 
     posteriors_: FloatArray
@@ -246,6 +247,7 @@ class Aggregator(Estimator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
     ) -> Self:
         raise NotImplementedError
 
@@ -260,6 +262,7 @@ class Aggregator(Estimator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
     ) -> IntArray:
         """Fit, then return ``labels_``: shape ``(n_tasks,)``, class indices."""
         self.fit(
@@ -271,6 +274,7 @@ class Aggregator(Estimator):
             n_classes=n_classes,
             gold=gold,
             init=init,
+            proposals=proposals,
         )
         return self.labels_
 
@@ -285,6 +289,7 @@ class Aggregator(Estimator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
     ) -> FloatArray:
         """Fit, then return ``posteriors_``: shape ``(n_tasks, n_classes)``, rows sum to 1."""
         self.fit(
@@ -296,5 +301,6 @@ class Aggregator(Estimator):
             n_classes=n_classes,
             gold=gold,
             init=init,
+            proposals=proposals,
         )
         return self.posteriors_

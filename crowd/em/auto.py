@@ -104,6 +104,7 @@ def choose_method(
     alpha: float = DEFAULT_ALPHA,
     max_iter: int = 100,
     tol: float = 1e-5,
+    proposals: ArrayLike | None = None,
 ) -> Choice:
     """The method :class:`AutoAggregator` fits on these answers (see its docstring for the
     rule); arguments as :meth:`DawidSkene.fit`. Deterministic: it never depends on a warm
@@ -138,6 +139,7 @@ def choose_method(
                 n_tasks=answers.n_tasks,
                 n_workers=answers.n_workers,
                 n_classes=answers.n_classes,
+                proposals=proposals,
             )
         right[name] = model.labels_[gold_tasks[scored]] == gold_labels[scored]
     method, reason = compare(right, alpha)
@@ -218,6 +220,7 @@ class AutoAggregator(Aggregator):
     confusion_: FloatArray
     priors_: FloatArray
     worker_accuracy_: FloatArray
+    stamp_rate_: FloatArray
     n_iter_: int
     converged_: bool
     objective_history_: list[float]
@@ -255,6 +258,7 @@ class AutoAggregator(Aggregator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
     ) -> Self:
         """Choose the method (:func:`choose_method`), then fit it with the gold clamped.
 
@@ -271,18 +275,20 @@ class AutoAggregator(Aggregator):
             alpha=self.alpha,
             max_iter=self.max_iter,
             tol=self.tol,
+            proposals=proposals,
             **sizes,
         )
         final = label_free_estimator(
             choice.method, max_iter=self.max_iter, tol=self.tol, callback=self.callback
         )
-        final.fit(tasks, workers, labels, gold=gold, init=init, **sizes)
+        final.fit(tasks, workers, labels, gold=gold, init=init, proposals=proposals, **sizes)
         self.posteriors_ = final.posteriors_
         self.labels_ = final.labels_
         for name in (
             "confusion_",
             "priors_",
             "worker_accuracy_",
+            "stamp_rate_",
             "n_iter_",
             "converged_",
             "objective_history_",
