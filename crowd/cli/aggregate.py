@@ -232,6 +232,7 @@ def aggregate_command(
                 n_workers=n_people + len(models),
                 n_classes=max(len(classes), 1),
                 gold=gold_arg,
+                voters=len(models),
             )
         except ValueError as exc:  # a method's own check on its inputs or hyperparameters
             fail(f"{method}: {exc}")

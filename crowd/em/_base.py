@@ -231,6 +231,7 @@ class Aggregator(Estimator):
     Subclasses implement ``fit`` and set ``posteriors_`` ``(n_tasks, K)`` and ``labels_``
     ``(n_tasks,)``. ``proposals`` (``(n_answers,)``, a proposed class or -1 for a blind answer)
     marks review answers; estimators without a model for them count them as blind answers.
+    ``voters``: the last ``voters`` workers are models (see :mod:`crowd.em.voters`).
     """
 
     posteriors_: FloatArray
@@ -248,6 +249,7 @@ class Aggregator(Estimator):
         gold: Gold | None = None,
         init: Any = None,
         proposals: ArrayLike | None = None,
+        voters: int = 0,
     ) -> Self:
         raise NotImplementedError
 

@@ -8,6 +8,7 @@ changes by less than ``tol``, and finish on an E-step so ``labels_`` agree with 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -125,6 +126,7 @@ class ConfusionEM(Aggregator):
         gold: Gold | None = None,
         init: Any = None,
         proposals: ArrayLike | None = None,
+        voters: int = 0,
     ) -> Self:
         """Fit by EM on answers ``(tasks[i], workers[i], labels[i])``; returns ``self``.
 
@@ -138,8 +140,14 @@ class ConfusionEM(Aggregator):
             proposals: ``(n_answers,)`` ints: the label a model proposed to the worker when it
                 answered (a review answer), or -1 for a blind answer. Review answers get the
                 stamp model of :mod:`crowd.em._review`; without any, the fit is the plain one.
+            voters: the last ``voters`` workers are models (:mod:`crowd.em.voters`): each gets
+                a full confusion matrix by the plain Dawid-Skene M-step whatever the method
+                (a model wrong on one class needs a full matrix to say so), and is left out of
+                the method's pooling across workers (``hds``'s crowd accuracy).
         """
         self._check_params()
+        if not (isinstance(voters, int | np.integer) and voters >= 0):
+            raise ValueError(f"voters must be a non-negative integer, got {voters!r}")
         gold_tasks, gold_labels = parse_gold(gold)
         answers = check_answers(
             tasks,
@@ -164,6 +172,12 @@ class ConfusionEM(Aggregator):
                 n_workers=answers.n_workers,
             )
         matrix = AnswerMatrix(answers) if rev is None else _blind_matrix(answers, blind, rev)
+        if voters > answers.n_workers:
+            raise ValueError(f"voters={voters} but there are only {answers.n_workers} workers")
+        people_matrix = matrix
+        if voters:
+            people_matrix = copy.copy(matrix)
+            people_matrix.used_cells = matrix.used_cells[: answers.n_workers - voters]
         observed = matrix.answered.copy()
         if rev is not None:
             observed[rev.tasks] = True
@@ -184,12 +198,22 @@ class ConfusionEM(Aggregator):
             mass = posteriors.sum(axis=1) if all_observed else posteriors @ observed_weight
             priors = _normalize(mass + self.smoothing)
             counts = matrix.cell_sums(posteriors)
-            if rev is None:
-                return self._m_step(counts, matrix), priors, no_stamp
-            confusion, stamp = last if last is not None else (None, start_stamp)
-            extra, stamped = _review.m_step_counts(rev, posteriors, confusion, stamp)
-            stamp = _review.stamp_rates(rev, stamped)
-            return self._m_step(counts + extra, matrix), priors, stamp
+            stamp = no_stamp
+            if rev is not None:
+                confusion, stamp = last if last is not None else (None, start_stamp)
+                extra, stamped = _review.m_step_counts(rev, posteriors, confusion, stamp)
+                counts = counts + extra
+                stamp = _review.stamp_rates(rev, stamped)
+            if not voters:
+                return self._m_step(counts, matrix), priors, stamp
+            people = answers.n_workers - voters
+            return (
+                np.concatenate(
+                    [self._m_step(counts[:people], people_matrix), _normalize(counts[people:])]
+                ),
+                priors,
+                stamp,
+            )
 
         def e_step(
             confusion: FloatArray, priors: FloatArray, stamp: FloatArray

@@ -16,7 +16,14 @@ from numpy.typing import NDArray
 
 from crowd.em import METHODS, Aggregator, ConvergenceWarning, DawidSkene, DSParams
 from crowd.em.auto import choose_method
-from crowd.em.voters import ModelVotes, VoterEstimate, as_answers, estimates, relevant
+from crowd.em.voters import (
+    ModelVotes,
+    VoterEstimate,
+    as_answers,
+    estimates,
+    people_start,
+    relevant,
+)
 from crowd.em.voters import warm_confusion as voter_warm_confusion
 
 IntArray = NDArray[np.int64]
@@ -336,19 +343,36 @@ def fit_run(
                 gold=gold,
                 init=start,
                 proposals=fit_proposals,
+                voters=0 if voters is None else voters.n_voters,
                 **shape,
             )
 
+    # A cold fit with voters starts from the people's majority (see people_start).
+    cold_start = None
+    if voters is not None:
+        confusion0, priors0 = people_start(
+            fit_tasks,
+            fit_workers,
+            fit_labels,
+            n_people=n_people,
+            n_tasks=int(tasks.size),
+            n_classes=k,
+            gold=gold,
+        )
+        cold_start = DSParams(confusion=confusion0, priors=priors0)
+
     reason = "the project's method"
     if method == "auto":
+        # Which method suits this crowd is a question about the people's answers.
+        people_shape = {**shape, "n_workers": n_people}
         choice = choose_method(
-            fit_tasks, fit_workers, fit_labels, gold=gold, proposals=fit_proposals, **shape
+            task_index, worker_index, labels, gold=gold, proposals=proposals, **people_shape
         )
         method, reason = choice.method, choice.reason
 
-    model = fit(METHODS[method](), init)
+    model = fit(METHODS[method](), init if init is not None else cold_start)
     if init is not None and cold_check:
-        cold = fit(METHODS[method](), None)
+        cold = fit(METHODS[method](), cold_start)
         if not _better(model, cold):
             model, init = cold, None
     elif init is not None:
@@ -356,7 +380,7 @@ def fit_run(
         tally = tally.reshape(tasks.size, k)
         warm_agrees = majority_agreement(tally, np.asarray(model.labels_))
         if warm_agrees < RELABELLED_AGREEMENT:
-            cold = fit(METHODS[method](), None)
+            cold = fit(METHODS[method](), cold_start)
             if majority_agreement(tally, np.asarray(cold.labels_)) > warm_agrees:
                 model, init = cold, None
     posteriors = np.asarray(model.posteriors_, dtype=np.float64)

@@ -67,9 +67,10 @@ class MajorityVote(Aggregator):
         gold: Gold | None = None,
         init: Any = None,
         proposals: ArrayLike | None = None,
+        voters: int = 0,
     ) -> Self:
-        """Count votes; ``init`` and ``proposals`` are accepted for API parity and ignored (a
-        review answer is one vote). Returns ``self``."""
+        """Count votes; ``init``, ``proposals`` and ``voters`` are accepted for API parity and
+        ignored (a review answer, or a model's prediction, is one vote). Returns ``self``."""
         gold_tasks, gold_labels = parse_gold(gold)
         if n_workers is None and self.weights is not None:
             n_workers = len(np.asarray(self.weights))

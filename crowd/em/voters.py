@@ -159,3 +159,44 @@ def estimates(
         )
         for v, name in enumerate(voters.names)
     )
+
+
+def people_start(
+    tasks: IntArray,
+    workers: IntArray,
+    labels: IntArray,
+    *,
+    n_people: int,
+    n_tasks: int,
+    n_classes: int,
+    gold: tuple[IntArray, IntArray],
+) -> tuple[FloatArray, FloatArray]:
+    """A cold start that judges the voters by the people: ``(confusion (n_workers, K, K),
+    priors (K,))`` from one Dawid-Skene M-step on the people's vote shares (gold clamped).
+
+    ``tasks``, ``workers``, ``labels``: every answer, people's (``workers < n_people``) and
+    voters'. Started from a majority that counted the models' votes, EM can let a model
+    explain the answers away (one confident model, few people: a run labelled every task with
+    the class the model is anchored on); started from the people's majority, a model's matrix
+    is first estimated against what people and gold say, and the fit goes on from there.
+    """
+    k = n_classes
+    people = workers < n_people
+    votes = np.bincount(tasks[people] * k + labels[people], minlength=n_tasks * k)
+    shares = votes.reshape(n_tasks, k).astype(np.float64)
+    gold_tasks, gold_labels = gold
+    shares[gold_tasks] = 0.0
+    shares[gold_tasks, gold_labels] = 1.0
+    totals = shares.sum(axis=1, keepdims=True)
+    known = totals[:, 0] > 0
+    shares[known] /= totals[known]
+    shares[~known] = 1.0 / k  # only a model voted: no say yet
+    n_workers = int(workers.max()) + 1 if workers.size else 0
+    cells = workers * k + labels
+    counts = np.empty((n_workers * k, k))
+    for c in range(k):
+        counts[:, c] = np.bincount(cells, weights=shares[tasks, c], minlength=n_workers * k)
+    confusion = counts.reshape(n_workers, k, k).transpose(0, 2, 1) + 1e-10
+    confusion = confusion / confusion.sum(axis=2, keepdims=True)
+    mass = shares[known].sum(axis=0) + 1e-10
+    return np.ascontiguousarray(confusion), mass / mass.sum()

@@ -129,3 +129,26 @@ def test_a_voter_is_sliced_off_the_worker_figures_and_anchored_by_gold_it_alone_
     assert (voter.gold_predictions, voter.gold_correct) == (2, 1)
     assert voter.confusion[0, 1] > 0.99  # true 0: it says 1
     assert np.mean(run.labels == plain.labels) > 0.97  # outvoted: its "1" says nothing
+
+
+def test_one_person_and_a_model_anchored_on_gold_do_not_collapse_the_labels() -> None:
+    """A model saying "0" on every task (and on a gold task of class 2), one person answering
+    each task: the person's labels stand under every method. Before voters were kept out of
+    hierarchical DS's pooled crowd accuracy, hds labelled every task 2."""
+    truth = np.array([0, 1, 2, 0, 1, 2])
+    votes = ModelVotes(
+        task_ids=np.arange(1, 8), models=np.zeros(7, dtype=np.int64),
+        labels=np.zeros(7, dtype=np.int64), names=("zeros",),
+    )  # fmt: skip
+    for method in ("auto", "hds", "ds", "onecoin"):
+        run = fit_run(
+            np.arange(6), np.arange(1, 7), np.full(6, 9), truth, n_classes=3, method=method,
+            gold_task_ids=np.array([7]), gold_labels=np.array([2]), votes=votes,
+        )  # fmt: skip
+        np.testing.assert_array_equal(run.labels, truth)
+        np.testing.assert_allclose(run.voters[0].confusion[:, 0], 1.0, atol=1e-6)
+
+
+def test_voters_must_be_among_the_workers() -> None:
+    with pytest.raises(ValueError, match="voters=3 but there are only 2 workers"):
+        DawidSkene().fit([0, 1], [0, 1], [0, 1], voters=3)
