@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/model_voter.py --data ../shared/datasets/zheng_product
 
 Offline, no service, through the function a live run calls (``crowd.em.live.fit_run``,
-method ``ds``). zheng_product's real answers are kept whole (3 per task) or thinned to 1 or
+method ``--method``, default ``ds``). zheng_product's real answers are kept whole (3 per task) or thinned to 1 or
 2 per task (half the tasks each, seeded, as benchmarks/model_prior.py does). The "requester
 model" is the features model (product-pair similarities, benchmarks/active_learning.py)
 trained with 5-fold cross-fitting on the plain fit's posteriors, so a task's prediction never
@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="a dataset folder with items.csv")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--gold-share", type=float, default=0.1, help="gold revealed in the fit")
+    p.add_argument("--method", default="ds", help="the fit's method (ds, hds, onecoin, auto)")
     args = p.parse_args(argv)
 
     data = load(args.data)
@@ -101,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ids = np.arange(enc.tasks.size)
             none = np.zeros(0, dtype=np.int64)
             plain = fit_run(ids, enc.tasks, enc.workers, enc.labels, n_classes=k,
-                            gold_task_ids=none, gold_labels=none)  # fmt: skip
+                            gold_task_ids=none, gold_labels=none, method=args.method)  # fmt: skip
             proba = cross_fitted(items, names, plain.posteriors, k, rng)
             votes = ModelVotes(
                 task_ids=np.arange(len(names), dtype=np.int64),
@@ -114,9 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 g_tasks = none if gold == "no gold" else revealed
                 g_labels = truth[g_tasks]
                 peer = fit_run(ids, enc.tasks, enc.workers, enc.labels, n_classes=k,
-                               gold_task_ids=g_tasks, gold_labels=g_labels)  # fmt: skip
+                               gold_task_ids=g_tasks, gold_labels=g_labels, method=args.method)  # fmt: skip
                 ours = fit_run(ids, enc.tasks, enc.workers, enc.labels, n_classes=k,
-                               gold_task_ids=g_tasks, gold_labels=g_labels, votes=votes)  # fmt: skip
+                               gold_task_ids=g_tasks, gold_labels=g_labels, votes=votes,
+                               method=args.method)  # fmt: skip
                 prior = learn.posteriors_with_prior(
                     enc.tasks, enc.workers, enc.labels, peer.confusion, proba
                 )
@@ -133,12 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ):
                         hit = float(np.mean(post[mask].argmax(axis=1) == truth[mask]))
                         scores.setdefault((gold, method, n), []).append(hit)
-    print(f"{data.name}: {args.seeds} seeds; the features model {FOLDS}-fold cross-fitted on the"
+    print(f"{data.name}, method {args.method}: {args.seeds} seeds; the features model {FOLDS}-fold cross-fitted on the"
           " plain fit's posteriors; accuracy on gold not revealed to the fit")  # fmt: skip
     print()
     print(
-        "| gold in the fit | answers per task | Dawid-Skene (peer) | DS + model prior"
-        " | DS + model voter (ours) | model alone | error ratio (ours / peer) |"
+        "| gold in the fit | answers per task | plain fit (peer) | + model prior"
+        " | + model voter (ours) | model alone | error ratio (ours / peer) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for gold in ("no gold", f"{args.gold_share:.0%} gold"):
