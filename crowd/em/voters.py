@@ -175,10 +175,10 @@ def people_start(
     priors (K,))`` from one Dawid-Skene M-step on the people's vote shares (gold clamped).
 
     ``tasks``, ``workers``, ``labels``: every answer, people's (``workers < n_people``) and
-    voters'. Started from a majority that counted the models' votes, EM can let a model
-    explain the answers away (one confident model, few people: a run labelled every task with
-    the class the model is anchored on); started from the people's majority, a model's matrix
-    is first estimated against what people and gold say, and the fit goes on from there.
+    voters'. Started from a majority that counted the models' votes, a model voting on every
+    task would shape the first estimate of every worker's matrix (and its own, from its own
+    votes); started from the people's majority, a model's matrix is first estimated against
+    what people and gold say, and the fit goes on from there.
     """
     k = n_classes
     people = workers < n_people
