@@ -95,6 +95,8 @@ def fit(snap: snapshot.Snapshot, project: Project) -> tuple[RunResult, int]:
         method=project.method,
         gold_window=project.gold_window,
         decide=project.dynamic,
+        proposals=snap.proposals,
+        votes=snap.votes,
         **warm,
     )
     cold_fitted = not result.warm_start or bool(warm.get("cold_check"))

@@ -279,6 +279,34 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "why: for auto, the gold tasks compared and the sign test that"
                 " decided; otherwise the project's method",
             },
+            "voters": {
+                "type": ["array", "null"],
+                "description": "each requester model whose predictions voted in the fit, with"
+                " what the run estimated of it; null without voting models (docs/REVIEW.md)",
+                "items": {"$ref": "#/components/schemas/Voter"},
+            },
+        },
+    },
+    "Voter": {
+        "type": "object",
+        "properties": {
+            "model": {"type": "string"},
+            "predictions": {
+                "type": "integer",
+                "description": "predictions in the fit: on tasks people answered, and on gold",
+            },
+            "accuracy": {
+                "type": "number",
+                "description": "estimated probability that its prediction is right",
+            },
+            "confusion": {
+                "type": "array",
+                "description": "confusion[k][l]: probability it predicts label l on a task whose"
+                " true label is k, in the project's label order",
+                "items": {"type": "array", "items": {"type": "number"}},
+            },
+            "gold_predictions": {"type": "integer"},
+            "gold_correct": {"type": "integer"},
         },
     },
     "ProjectWorker": {
@@ -314,6 +342,12 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "boolean",
                 "description": "The banning rule's evidence now says the worker is more"
                 " likely above its threshold than below; the ban stays until lifted.",
+            },
+            "stamp_rate": {
+                "type": ["number", "null"],
+                "description": "The last run's estimate of how often the worker accepts"
+                " whatever proposal the review lane shows; null without review answers"
+                " (docs/REVIEW.md).",
             },
         },
     },

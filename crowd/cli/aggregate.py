@@ -37,6 +37,7 @@ from crowd.em import DEFAULT_METHOD, METHODS, class_order
 
 ANSWER_COLUMNS = ("task", "worker", "label")
 GOLD_COLUMNS = ("task", "label")
+PREDICTION_COLUMNS = ("task", "model", "label")
 RESULT_COLUMNS = ("task", "label")
 
 
@@ -79,6 +80,14 @@ def _is_large(path: str) -> bool:
     help="Known answers, held fixed during fitting: CSV task,label (categorical), task,labels "
     "(multilabel), task,value (numeric) or left,right,winner (pairwise: known comparisons).",
 )
+@click.option(
+    "--predictions",
+    type=click.Path(dir_okay=False),
+    help="Models' predictions, CSV task,model,label (one per task and model; --type "
+    "categorical): each model votes as one more worker with its own confusion matrix "
+    "(docs/REVIEW.md); stderr reports each model's estimated accuracy. Rows for tasks absent "
+    "from ANSWERS are ignored.",
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="RESULTS file [default: stdout].")
 @click.option(
     "--workers-out",
@@ -112,6 +121,7 @@ def aggregate_command(
     answer_type: str,
     method: str | None,
     gold: str | None,
+    predictions: str | None,
     out: str | None,
     workers_out: str | None,
     proba: bool,
@@ -145,6 +155,8 @@ def aggregate_command(
     if answer_type != "categorical":
         if method is not None:
             fail(f"--method applies to --type categorical only, not to --type {answer_type}")
+        if predictions is not None:
+            fail(f"--predictions applies to --type categorical only, not to --type {answer_type}")
         if proba and answer_type != "multilabel":
             fail(f"--proba applies to --type categorical and multilabel, not to {answer_type}")
         if show:
@@ -184,6 +196,16 @@ def aggregate_command(
         gold_arg = None
         if gold is not None:
             gold_arg = _read_gold(CsvInput.from_path(gold), answers_in.name, task_ids, classes_arr)
+        n_people = len(worker_ids)
+        models: list[str] = []
+        if predictions is not None:
+            voted = _read_predictions(
+                CsvInput.from_path(predictions), answers_in.name, task_ids, classes_arr
+            )
+            models = voted[3]
+            tasks = np.concatenate([tasks, voted[0]])
+            workers = np.concatenate([workers, n_people + voted[1]])
+            labels = np.concatenate([labels, voted[2]])
     except InputError as exc:
         fail(str(exc))
     if show:
@@ -207,9 +229,10 @@ def aggregate_command(
                 workers,
                 labels,
                 n_tasks=len(task_ids),
-                n_workers=len(worker_ids),
+                n_workers=n_people + len(models),
                 n_classes=max(len(classes), 1),
                 gold=gold_arg,
+                voters=len(models),
             )
         except ValueError as exc:  # a method's own check on its inputs or hyperparameters
             fail(f"{method}: {exc}")
@@ -217,6 +240,14 @@ def aggregate_command(
         click.echo(f"crowd: warning: {warning.message}", err=True)
     if hasattr(estimator, "method_"):
         click.echo(f"crowd: {method} chose {estimator.method_}: {estimator.reason_}", err=True)
+    voted_by = np.bincount(workers, minlength=n_people + len(models))
+    for i, model in enumerate(models):
+        accuracy = float(estimator.worker_accuracy_[n_people + i])
+        click.echo(
+            f"crowd: model {model!r}: estimated accuracy {accuracy:.4f} on "
+            f"{int(voted_by[n_people + i]):,} predictions",
+            err=True,
+        )
 
     posteriors = estimator.posteriors_[: len(task_ids), : len(classes)]
     chosen = estimator.labels_[: len(task_ids)]
@@ -232,7 +263,7 @@ def aggregate_command(
         with open_out(out) as sink:
             write_csv(sink, list(columns), pa.table(columns))
         if workers_out is not None:
-            given = np.bincount(workers, minlength=len(worker_ids))
+            given = voted_by[:n_people]
             with open_out(workers_out) as sink:
                 write_csv(
                     sink,
@@ -240,7 +271,7 @@ def aggregate_command(
                     pa.table(
                         {
                             "worker": worker_ids,
-                            "accuracy": np.round(estimator.worker_accuracy_, 6),
+                            "accuracy": np.round(estimator.worker_accuracy_[:n_people], 6),
                             "answers": given,
                         }
                     ),
@@ -273,6 +304,46 @@ def _read_gold(
     return (
         task_index.to_numpy(zero_copy_only=False)[keep].astype(np.intp),
         label_index.to_numpy(zero_copy_only=False)[keep].astype(np.intp),
+    )
+
+
+def _read_predictions(
+    inp: CsvInput, answers: str, task_ids: pa.Array, classes: pa.Array
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Prediction rows for tasks present in the answers: ``(task indices, model indices,
+    class indices, model names)``."""
+    table = read_columns(inp, PREDICTION_COLUMNS)
+    label_index = pc.index_in(table.column("label"), value_set=classes)
+    if label_index.null_count:
+        row = int(np.flatnonzero(label_index.is_null().to_numpy(zero_copy_only=False))[0])
+        known = ", ".join(classes.to_pylist()[:20])
+        raise InputError(
+            f"{inp.name}:{line_of_row(inp, row)}: label "
+            f"{table.column('label')[row].as_py()!r} does not occur in {answers} "
+            f"(labels: {known})"
+        )
+    model_codes, model_names = encode_column(table.column("model"))
+    task_index = pc.index_in(table.column("task"), value_set=task_ids)
+    keep = task_index.is_valid().to_numpy(zero_copy_only=False)
+    task_codes = task_index.to_numpy(zero_copy_only=False)
+    pairs = np.where(keep, task_codes, -1).astype(np.int64) * max(len(model_names), 1)
+    pairs = pairs + model_codes
+    _, first, seen = np.unique(pairs[keep], return_index=True, return_counts=True)
+    if (seen > 1).any():
+        rows = np.flatnonzero(keep)
+        repeat = pairs[keep] == pairs[keep][first[np.argmax(seen > 1)]]
+        row = int(rows[np.flatnonzero(repeat)[1]])
+        raise InputError(
+            f"{inp.name}:{line_of_row(inp, row)}: task {table.column('task')[row].as_py()!r} "
+            f"is predicted twice by model {table.column('model')[row].as_py()!r}"
+        )
+    used, models = np.unique(model_codes[keep], return_inverse=True)
+    names = [str(model_names[int(code)].as_py()) for code in used]
+    return (
+        task_codes[keep].astype(np.intp),
+        models.astype(np.intp),
+        label_index.to_numpy(zero_copy_only=False)[keep].astype(np.intp),
+        names,
     )
 
 

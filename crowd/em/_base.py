@@ -229,7 +229,9 @@ class Aggregator(Estimator):
     """``fit_predict`` / ``fit_predict_proba`` on top of a ``fit`` with the common signature.
 
     Subclasses implement ``fit`` and set ``posteriors_`` ``(n_tasks, K)`` and ``labels_``
-    ``(n_tasks,)``.
+    ``(n_tasks,)``. ``proposals`` (``(n_answers,)``, a proposed class or -1 for a blind answer)
+    marks review answers; estimators without a model for them count them as blind answers.
+    ``voters``: the last ``voters`` workers are models (see :mod:`crowd.em.voters`).
     """
 
     posteriors_: FloatArray
@@ -246,6 +248,8 @@ class Aggregator(Estimator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
+        voters: int = 0,
     ) -> Self:
         raise NotImplementedError
 
@@ -260,6 +264,7 @@ class Aggregator(Estimator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
     ) -> IntArray:
         """Fit, then return ``labels_``: shape ``(n_tasks,)``, class indices."""
         self.fit(
@@ -271,6 +276,7 @@ class Aggregator(Estimator):
             n_classes=n_classes,
             gold=gold,
             init=init,
+            proposals=proposals,
         )
         return self.labels_
 
@@ -285,6 +291,7 @@ class Aggregator(Estimator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
     ) -> FloatArray:
         """Fit, then return ``posteriors_``: shape ``(n_tasks, n_classes)``, rows sum to 1."""
         self.fit(
@@ -296,5 +303,6 @@ class Aggregator(Estimator):
             n_classes=n_classes,
             gold=gold,
             init=init,
+            proposals=proposals,
         )
         return self.posteriors_

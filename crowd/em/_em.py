@@ -8,6 +8,7 @@ changes by less than ``tol``, and finish on an E-step so ``labels_`` agree with 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -15,8 +16,10 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike
 
+from crowd.em import _review
 from crowd.em._base import (
     Aggregator,
+    Answers,
     FloatArray,
     Gold,
     IntArray,
@@ -70,12 +73,15 @@ class ConfusionEM(Aggregator):
 
     Subclasses implement :meth:`_m_step`. Fitted attributes: ``posteriors_``, ``labels_``,
     ``confusion_``, ``priors_``, ``worker_accuracy_``, ``n_iter_``, ``converged_``,
-    ``objective_history_``.
+    ``objective_history_``, and ``stamp_rate_`` ``(n_workers,)``: each worker's estimated
+    probability of accepting whatever is proposed, NaN for workers without review answers
+    (see :mod:`crowd.em._review`).
     """
 
     confusion_: FloatArray
     priors_: FloatArray
     worker_accuracy_: FloatArray
+    stamp_rate_: FloatArray
     n_iter_: int
     converged_: bool
     objective_history_: list[float]
@@ -119,6 +125,8 @@ class ConfusionEM(Aggregator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
+        voters: int = 0,
     ) -> Self:
         """Fit by EM on answers ``(tasks[i], workers[i], labels[i])``; returns ``self``.
 
@@ -129,8 +137,17 @@ class ConfusionEM(Aggregator):
                 held one-hot through EM.
             init: :class:`DSParams` or a fitted confusion-matrix estimator to warm-start from;
                 workers beyond its ``confusion`` start from its mean confusion.
+            proposals: ``(n_answers,)`` ints: the label a model proposed to the worker when it
+                answered (a review answer), or -1 for a blind answer. Review answers get the
+                stamp model of :mod:`crowd.em._review`; without any, the fit is the plain one.
+            voters: the last ``voters`` workers are models (:mod:`crowd.em.voters`): each gets
+                a full confusion matrix by the plain Dawid-Skene M-step whatever the method
+                (a model wrong on one class needs a full matrix to say so), and is left out of
+                the method's pooling across workers (``hds``'s crowd accuracy).
         """
         self._check_params()
+        if not (isinstance(voters, int | np.integer) and voters >= 0):
+            raise ValueError(f"voters must be a non-negative integer, got {voters!r}")
         gold_tasks, gold_labels = parse_gold(gold)
         answers = check_answers(
             tasks,
@@ -143,8 +160,27 @@ class ConfusionEM(Aggregator):
             gold_labels=gold_labels,
         )
         k = answers.n_classes
-        matrix = AnswerMatrix(answers)
+        rev = None
+        if proposals is not None:
+            checked = _review.check_proposals(proposals, answers.n_answers, k)
+            blind, rev = _review.split(
+                answers.tasks,
+                answers.workers,
+                answers.labels,
+                checked,
+                n_tasks=answers.n_tasks,
+                n_workers=answers.n_workers,
+            )
+        matrix = AnswerMatrix(answers) if rev is None else _blind_matrix(answers, blind, rev)
+        if voters > answers.n_workers:
+            raise ValueError(f"voters={voters} but there are only {answers.n_workers} workers")
+        people_matrix = matrix
+        if voters:
+            people_matrix = copy.copy(matrix)
+            people_matrix.used_cells = matrix.used_cells[: answers.n_workers - voters]
         observed = matrix.answered.copy()
+        if rev is not None:
+            observed[rev.tasks] = True
         observed[gold_tasks] = True
         all_observed = bool(observed.all())
         observed_weight = observed.astype(np.float64)
@@ -155,34 +191,64 @@ class ConfusionEM(Aggregator):
             gold_mask[gold_labels, np.arange(gold_tasks.size)] = 0.0
 
         # Inside the loop posteriors are class-major, (K, n_tasks); see normalize_log_columns.
-        def m_step(posteriors: FloatArray) -> tuple[FloatArray, FloatArray]:
+        # ``stamp`` (n_workers,) is only used with review answers.
+        def m_step(
+            posteriors: FloatArray, last: tuple[FloatArray, FloatArray] | None
+        ) -> tuple[FloatArray, FloatArray, FloatArray]:
             mass = posteriors.sum(axis=1) if all_observed else posteriors @ observed_weight
             priors = _normalize(mass + self.smoothing)
-            return self._m_step(matrix.cell_sums(posteriors), matrix), priors
+            counts = matrix.cell_sums(posteriors)
+            stamp = no_stamp
+            if rev is not None:
+                confusion, stamp = last if last is not None else (None, start_stamp)
+                extra, stamped = _review.m_step_counts(rev, posteriors, confusion, stamp)
+                counts = counts + extra
+                stamp = _review.stamp_rates(rev, stamped)
+            if not voters:
+                return self._m_step(counts, matrix), priors, stamp
+            people = answers.n_workers - voters
+            return (
+                np.concatenate(
+                    [self._m_step(counts[:people], people_matrix), _normalize(counts[people:])]
+                ),
+                priors,
+                stamp,
+            )
 
-        def e_step(confusion: FloatArray, priors: FloatArray) -> tuple[FloatArray, float]:
+        def e_step(
+            confusion: FloatArray, priors: FloatArray, stamp: FloatArray
+        ) -> tuple[FloatArray, float]:
             log_joint = matrix.task_sums(log_table(confusion), np.log(priors))
+            log_prior = self._log_prior(confusion, priors)
+            if rev is not None:
+                log_joint += _review.task_sums(rev, confusion, stamp)
+                log_prior += _review.log_prior(rev, stamp)
             if gold_mask is not None:
                 log_joint[:, gold_tasks] += gold_mask
             posteriors, log_likelihood = normalize_log_columns(log_joint)
-            objective = (log_likelihood + self._log_prior(confusion, priors)) * per_answer
+            objective = (log_likelihood + log_prior) * per_answer
             return posteriors, objective
 
+        no_stamp = np.zeros(0)
+        start_stamp = np.full(answers.n_workers, _review.STAMP_PRIOR)
         start = None if init is None else _params_from_init(init, answers.n_workers, k)
+        last: tuple[FloatArray, FloatArray] | None = None
         if start is None:
             shares = majority_shares(answers.tasks, answers.labels, answers.n_tasks, k)
             clamp_gold(shares, gold_tasks, gold_labels)
             posteriors = np.ascontiguousarray(shares.T)
             previous = -np.inf
         else:
-            posteriors, previous = e_step(start.confusion, start.priors)
+            posteriors, previous = e_step(start.confusion, start.priors, start_stamp)
+            last = (start.confusion, start_stamp)
 
-        confusion = priors = np.zeros(0)
+        confusion = priors = stamp = np.zeros(0)
 
         def step() -> float:
-            nonlocal posteriors, confusion, priors
-            confusion, priors = m_step(posteriors)
-            posteriors, objective = e_step(confusion, priors)
+            nonlocal posteriors, confusion, priors, stamp, last
+            confusion, priors, stamp = m_step(posteriors, last)
+            last = (confusion, stamp)
+            posteriors, objective = e_step(confusion, priors, stamp)
             return objective
 
         history, converged = iterate(
@@ -199,6 +265,10 @@ class ConfusionEM(Aggregator):
         self.confusion_ = confusion
         self.priors_ = priors
         self.worker_accuracy_ = np.einsum("k,wkk->w", priors, confusion)
+        self.stamp_rate_ = np.full(answers.n_workers, np.nan)
+        if rev is not None:
+            reviewed = rev.per_worker > 0
+            self.stamp_rate_[reviewed] = stamp[reviewed]
         self.n_iter_ = len(history)
         self.converged_ = converged
         self.objective_history_ = history
@@ -208,6 +278,27 @@ class ConfusionEM(Aggregator):
     def params_(self) -> DSParams:
         """The fitted parameters as :class:`DSParams`, for warm-starting a later fit."""
         return DSParams(confusion=self.confusion_, priors=self.priors_)
+
+
+def _blind_matrix(answers: Answers, blind: np.ndarray, rev: _review.ReviewAnswers) -> AnswerMatrix:
+    """The incidence matrix of the blind answers, with ``used_cells`` counting the labels the
+    workers gave in review answers too (the M-step's floor applies to those cells)."""
+    matrix = AnswerMatrix(
+        Answers(
+            tasks=answers.tasks[blind],
+            workers=answers.workers[blind],
+            labels=answers.labels[blind],
+            n_tasks=answers.n_tasks,
+            n_workers=answers.n_workers,
+            n_classes=answers.n_classes,
+        )
+    )
+    used = matrix.used_cells.copy()
+    used[matrix.worker_answers == 0] = False
+    used |= _review.used_cells(rev, answers.n_classes)
+    used[~used.any(axis=1)] = True
+    matrix.used_cells = used
+    return matrix
 
 
 def _params_from_init(init: Any, n_workers: int, k: int) -> DSParams | None:

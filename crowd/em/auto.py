@@ -16,6 +16,7 @@ from crowd.em._base import (
     ConvergenceWarning,
     FloatArray,
     Gold,
+    as_index_array,
     check_answers,
     check_iterations,
     parse_gold,
@@ -106,6 +107,7 @@ def choose_method(
     alpha: float = DEFAULT_ALPHA,
     max_iter: int = 100,
     tol: float = 1e-5,
+    proposals: ArrayLike | None = None,
 ) -> Choice:
     """The method :class:`AutoAggregator` fits on these answers (see its docstring for the
     rule); arguments as :meth:`DawidSkene.fit`. Deterministic: it never depends on a warm
@@ -143,6 +145,7 @@ def choose_method(
                 n_tasks=answers.n_tasks,
                 n_workers=answers.n_workers,
                 n_classes=answers.n_classes,
+                proposals=proposals,
             )
         right[name] = model.labels_[gold_tasks[scored]] == gold_labels[scored]
     method, reason = compare(right, alpha)
@@ -223,6 +226,7 @@ class AutoAggregator(Aggregator):
     confusion_: FloatArray
     priors_: FloatArray
     worker_accuracy_: FloatArray
+    stamp_rate_: FloatArray
     n_iter_: int
     converged_: bool
     objective_history_: list[float]
@@ -260,34 +264,61 @@ class AutoAggregator(Aggregator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
+        voters: int = 0,
     ) -> Self:
         """Choose the method (:func:`choose_method`), then fit it with the gold clamped.
 
         Arguments as :meth:`DawidSkene.fit`; ``init`` warm-starts the final fit only, so the
-        choice never depends on it. Returns ``self``.
+        choice never depends on it. With ``voters``, the method is chosen on the people's
+        answers alone (which method suits the crowd), and the models vote in the final fit.
+        Returns ``self``.
         """
         self._check_params()
         sizes = {"n_tasks": n_tasks, "n_workers": n_workers, "n_classes": n_classes}
+        choice_args: tuple[ArrayLike, ArrayLike, ArrayLike] = (tasks, workers, labels)
+        choice_proposals, people = proposals, n_workers
+        if voters:
+            w = as_index_array(workers, "workers")
+            total = n_workers if n_workers is not None else int(w.max()) + 1 if w.size else 0
+            keep = w < total - voters
+            choice_args = (np.asarray(tasks)[keep], w[keep], np.asarray(labels)[keep])
+            if proposals is not None:
+                choice_proposals = np.asarray(proposals)[keep]
+            people = total - voters
         choice = choose_method(
-            tasks,
-            workers,
-            labels,
+            choice_args[0],
+            choice_args[1],
+            choice_args[2],
+            n_tasks=n_tasks,
+            n_workers=people,
+            n_classes=n_classes,
             gold=gold,
             alpha=self.alpha,
             max_iter=self.max_iter,
             tol=self.tol,
-            **sizes,
+            proposals=choice_proposals,
         )
         final = label_free_estimator(
             choice.method, max_iter=self.max_iter, tol=self.tol, callback=self.callback
         )
-        final.fit(tasks, workers, labels, gold=gold, init=init, **sizes)
+        final.fit(
+            tasks,
+            workers,
+            labels,
+            gold=gold,
+            init=init,
+            proposals=proposals,
+            voters=voters,
+            **sizes,
+        )
         self.posteriors_ = final.posteriors_
         self.labels_ = final.labels_
         for name in (
             "confusion_",
             "priors_",
             "worker_accuracy_",
+            "stamp_rate_",
             "n_iter_",
             "converged_",
             "objective_history_",

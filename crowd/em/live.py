@@ -16,6 +16,15 @@ from numpy.typing import NDArray
 
 from crowd.em import METHODS, Aggregator, ConvergenceWarning, DawidSkene, DSParams
 from crowd.em.auto import choose_method
+from crowd.em.voters import (
+    ModelVotes,
+    VoterEstimate,
+    as_answers,
+    estimates,
+    people_start,
+    relevant,
+)
+from crowd.em.voters import warm_confusion as voter_warm_confusion
 
 IntArray = NDArray[np.int64]
 
@@ -61,6 +70,8 @@ class RunResult:
     ``decision``: the probability of each task's label that dynamic overlap compares with the
     confidence target (``confidence`` unless ``fit_run`` was asked to ``decide``).
     ``method``: the method fitted (for ``auto``, the one it chose) and ``reason``: why.
+    ``stamp_rate``: per worker, the estimated probability of accepting whatever is proposed
+    (NaN without review answers); ``voters``: what the run estimated of each voting model.
     """
 
     task_ids: IntArray
@@ -84,6 +95,8 @@ class RunResult:
     warm_start: bool
     method: str
     reason: str
+    stamp_rate: FloatArray | None = None
+    voters: tuple[VoterEstimate, ...] = ()
 
 
 def _warm_params(
@@ -276,6 +289,8 @@ def fit_run(
     warm_priors: FloatArray | None = None,
     decide: bool = False,
     cold_check: bool = False,
+    proposals: IntArray | None = None,
+    votes: ModelVotes | None = None,
 ) -> RunResult:
     """Fit ``method`` on one project's answers (database ids); inputs are not modified.
 
@@ -298,12 +313,27 @@ def fit_run(
     ``method="auto"`` first chooses the method from cold fits of these answers and gold
     (:func:`crowd.em.auto.choose_method`, as ``crowd aggregate`` does), then fits the chosen
     method as above: warm-started, cold-checked, and with the same defaults as offline.
+
+    ``proposals`` ``(n_answers,)``: the class proposed to the worker when it answered, -1 for
+    a blind answer (see :mod:`crowd.em._review`). ``votes``: models' predictions, each model
+    one more voter (:mod:`crowd.em.voters`); its predictions on tasks nobody answered count
+    only on gold tasks. Voters never appear among the ``worker_*`` figures; their estimates
+    are ``voters``. Without either the fit is exactly the one without these arguments.
     """
     k = n_classes
-    tasks, task_index = np.unique(task_ids, return_inverse=True)
+    if votes is not None and votes.size:
+        votes = relevant(votes, task_ids, gold_task_ids)
+    if votes is not None and votes.size:
+        tasks = np.unique(np.concatenate([task_ids, votes.task_ids]))
+        task_index = np.searchsorted(tasks, task_ids)
+    else:
+        votes = None
+        tasks, task_index = np.unique(task_ids, return_inverse=True)
     workers, worker_index = np.unique(worker_ids, return_inverse=True)
     task_index = task_index.astype(np.int64)
     worker_index = worker_index.astype(np.int64)
+    if proposals is not None and not np.any(proposals >= 0):
+        proposals = None
 
     gold_pos = np.searchsorted(tasks, gold_task_ids)
     in_range = gold_pos < tasks.size
@@ -315,31 +345,77 @@ def fit_run(
     if warm_workers is not None and warm_confusion is not None:
         init = _warm_params(workers, warm_workers, warm_confusion, warm_priors, k)
 
-    shape = {"n_tasks": int(tasks.size), "n_workers": int(workers.size), "n_classes": k}
+    # The arrays EM sees: the people's answers, then the voting models' predictions.
+    fit_tasks, fit_workers, fit_labels, fit_proposals = task_index, worker_index, labels, proposals
+    n_people = int(workers.size)
+    voters = None if votes is None else as_answers(votes, tasks, n_people)
+    if voters is not None and votes is not None:
+        fit_tasks = np.concatenate([task_index, voters.tasks])
+        fit_workers = np.concatenate([worker_index, voters.workers])
+        fit_labels = np.concatenate([np.asarray(labels, dtype=np.int64), voters.labels])
+        if proposals is not None:
+            fit_proposals = np.concatenate([proposals, np.full(voters.tasks.size, -1)])
+        if init is not None:
+            mean = init.confusion.mean(axis=0)
+            start_voters = voter_warm_confusion(voters, votes.warm, mean)
+            init = DSParams(np.concatenate([init.confusion, start_voters]), init.priors)
+
+    shape = {
+        "n_tasks": int(tasks.size),
+        "n_workers": n_people + (0 if voters is None else voters.n_voters),
+        "n_classes": k,
+    }
 
     def fit(model: Aggregator, start: DSParams | None) -> Aggregator:
         with warnings.catch_warnings():
             # A live run publishes what it has; the run record shows converged = false.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return model.fit(task_index, worker_index, labels, gold=gold, init=start, **shape)
+            return model.fit(
+                fit_tasks,
+                fit_workers,
+                fit_labels,
+                gold=gold,
+                init=start,
+                proposals=fit_proposals,
+                voters=0 if voters is None else voters.n_voters,
+                **shape,
+            )
+
+    # A cold fit with voters starts from the people's majority (see people_start).
+    cold_start = None
+    if voters is not None:
+        confusion0, priors0 = people_start(
+            fit_tasks,
+            fit_workers,
+            fit_labels,
+            n_people=n_people,
+            n_tasks=int(tasks.size),
+            n_classes=k,
+            gold=gold,
+        )
+        cold_start = DSParams(confusion=confusion0, priors=priors0)
 
     reason = "the project's method"
     if method == "auto":
-        choice = choose_method(task_index, worker_index, labels, gold=gold, **shape)
+        # Which method suits this crowd is a question about the people's answers.
+        people_shape = {**shape, "n_workers": n_people}
+        choice = choose_method(
+            task_index, worker_index, labels, gold=gold, proposals=proposals, **people_shape
+        )
         method, reason = choice.method, choice.reason
 
-    model = fit(METHODS[method](), init)
+    model = fit(METHODS[method](), init if init is not None else cold_start)
     if init is not None and cold_check:
-        cold = fit(METHODS[method](), None)
+        cold = fit(METHODS[method](), cold_start)
         if not _better(model, cold):
             model, init = cold, None
     elif init is not None:
-        votes = np.bincount(task_index * k + labels, minlength=tasks.size * k)
-        votes = votes.reshape(tasks.size, k)
-        warm_agrees = majority_agreement(votes, np.asarray(model.labels_))
+        tally = np.bincount(task_index * k + labels, minlength=tasks.size * k)
+        tally = tally.reshape(tasks.size, k)
+        warm_agrees = majority_agreement(tally, np.asarray(model.labels_))
         if warm_agrees < RELABELLED_AGREEMENT:
-            cold = fit(METHODS[method](), None)
-            if majority_agreement(votes, np.asarray(cold.labels_)) > warm_agrees:
+            cold = fit(METHODS[method](), cold_start)
+            if majority_agreement(tally, np.asarray(cold.labels_)) > warm_agrees:
                 model, init = cold, None
     posteriors = np.asarray(model.posteriors_, dtype=np.float64)
     best = np.asarray(model.labels_, dtype=np.int64)
@@ -354,7 +430,7 @@ def fit_run(
             worker_index,
             labels,
             n_tasks=tasks.size,
-            confusion=smooth.confusion_,  # type: ignore[attr-defined]
+            confusion=smooth.confusion_[:n_people],  # type: ignore[attr-defined]
             priors=smooth.priors_,  # type: ignore[attr-defined]
         )
         decision = smooth.posteriors_[rows, best]
@@ -375,38 +451,50 @@ def fit_run(
         workers.size,
         gold_window,
     )
+    confusion = np.asarray(model.confusion_, dtype=np.float64)  # type: ignore[attr-defined]
+    priors = np.asarray(model.priors_, dtype=np.float64)  # type: ignore[attr-defined]
     judged, judged_right = held_out_correct(
         task_index,
         worker_index,
         labels,
-        confusion=np.asarray(model.confusion_, dtype=np.float64),  # type: ignore[attr-defined]
-        priors=np.asarray(model.priors_, dtype=np.float64),  # type: ignore[attr-defined]
+        confusion=confusion[:n_people],
+        priors=priors,
         n_tasks=tasks.size,
         gold=gold,
     )
+    voter_estimates: tuple[VoterEstimate, ...] = ()
+    if voters is not None:
+        voter_estimates = estimates(voters, confusion[n_people:], priors, gold_of_task)
+    stamp = getattr(model, "stamp_rate_", None)
+    task_answers = np.bincount(task_index, minlength=tasks.size).astype(np.int64)
+    # Tasks only a model voted on (gold ones, anchoring it) get no result.
+    shown = slice(None) if voters is None else task_answers > 0
     history = list(model.objective_history_)  # type: ignore[attr-defined]
+    accuracy = np.asarray(model.worker_accuracy_, dtype=np.float64)  # type: ignore[attr-defined]
     return RunResult(
-        task_ids=tasks.astype(np.int64),
-        labels=best,
-        confidence=confidence,
-        posteriors=posteriors,
-        task_answers=np.bincount(task_index, minlength=tasks.size).astype(np.int64),
-        decision=np.asarray(decision, dtype=np.float64),
+        task_ids=tasks.astype(np.int64)[shown],
+        labels=best[shown],
+        confidence=confidence[shown],
+        posteriors=posteriors[shown],
+        task_answers=task_answers[shown],
+        decision=np.asarray(decision, dtype=np.float64)[shown],
         worker_ids=workers.astype(np.int64),
         worker_answers=np.bincount(worker_index, minlength=workers.size).astype(np.int64),
-        accuracy=np.asarray(model.worker_accuracy_, dtype=np.float64),  # type: ignore[attr-defined]
+        accuracy=accuracy[:n_people],
         accuracy_n=judged,
         accuracy_right=judged_right,
-        confusion=np.asarray(model.confusion_, dtype=np.float64),  # type: ignore[attr-defined]
+        confusion=confusion[:n_people],
         gold_answers=gold_answers,
         gold_correct=gold_correct,
-        priors=np.asarray(model.priors_, dtype=np.float64),  # type: ignore[attr-defined]
+        priors=priors,
         n_iter=int(model.n_iter_),  # type: ignore[attr-defined]
         converged=bool(model.converged_),  # type: ignore[attr-defined]
         objective=float(history[-1]) if history else None,
         warm_start=init is not None,
         method=method,
         reason=reason,
+        stamp_rate=None if stamp is None else np.asarray(stamp, dtype=np.float64)[:n_people],
+        voters=voter_estimates,
     )
 
 

@@ -33,7 +33,8 @@ class MajorityVote(Aggregator):
     with answers or gold; ``confusion_`` ``(n_workers, K, K)`` is the Dawid-Skene M-step on the
     vote shares; ``worker_accuracy_[w]`` is the mean vote share of the label ``w`` gave (its
     posterior-weighted agreement with the crowd), 0 for a worker without answers.
-    ``n_iter_ = 0``, ``converged_ = True``, ``objective_history_ = []``.
+    ``n_iter_ = 0``, ``converged_ = True``, ``objective_history_ = []``, ``stamp_rate_`` all
+    NaN (review answers are votes like the others).
 
     No paper to cite; it is the baseline every crowdsourcing paper reports (e.g. Sheng,
     Provost and Ipeirotis, KDD 2008, https://doi.org/10.1145/1401890.1401965).
@@ -46,6 +47,7 @@ class MajorityVote(Aggregator):
     confusion_: FloatArray
     priors_: FloatArray
     worker_accuracy_: FloatArray
+    stamp_rate_: FloatArray
     n_iter_: int
     converged_: bool
     objective_history_: list[float]
@@ -64,8 +66,11 @@ class MajorityVote(Aggregator):
         n_classes: int | None = None,
         gold: Gold | None = None,
         init: Any = None,
+        proposals: ArrayLike | None = None,
+        voters: int = 0,
     ) -> Self:
-        """Count votes; ``init`` is accepted for API parity and ignored. Returns ``self``."""
+        """Count votes; ``init``, ``proposals`` and ``voters`` are accepted for API parity and
+        ignored (a review answer, or a model's prediction, is one vote). Returns ``self``."""
         gold_tasks, gold_labels = parse_gold(gold)
         if n_workers is None and self.weights is not None:
             n_workers = len(np.asarray(self.weights))
@@ -125,6 +130,7 @@ class MajorityVote(Aggregator):
         self.priors_ = priors
         self.confusion_ = confusion / confusion.sum(axis=2, keepdims=True)
         self.worker_accuracy_ = agreement / np.maximum(n_answers, 1)
+        self.stamp_rate_ = np.full(answers.n_workers, np.nan)
         self.n_iter_ = 0
         self.converged_ = True
         self.objective_history_ = []

@@ -61,13 +61,15 @@ def page(
     ``ban_rule``: the rule that banned the worker (None if banned by hand);
     ``evidence_reversed``: that rule's evidence now says the worker is more likely above the
     threshold than below (the ban stays until the requester lifts it).
+    ``stamp_rate``: the last run's estimate of how often the worker accepts whatever proposal
+    is shown (None without review answers; docs/REVIEW.md).
     """
     cur.execute(
         """
         SELECT w.id, w.name, coalesce(n.answers, 0), pw.accuracy, pw.confusion,
                coalesce(pw.gold_answers, 0), coalesce(pw.gold_correct, 0),
                coalesce(pw.status, 'active'), pw.reason, pw.banned_at, pw.run_id,
-               pw.evidence, pw.ban_rule, coalesce(pw.evidence_reversed, false)
+               pw.evidence, pw.ban_rule, coalesce(pw.evidence_reversed, false), pw.stamp_rate
         FROM (
             -- one pass over the project's answers gives both who answered and how often
             SELECT worker_id, count(*) AS answers FROM assignments
@@ -86,7 +88,7 @@ def page(
     )
     out = []
     for (wid, name, answers, accuracy, confusion, gold_n, gold_ok, status_, reason, banned_at,
-         run_id, evidence, ban_rule, reversed_) in cur.fetchall():  # fmt: skip
+         run_id, evidence, ban_rule, reversed_, stamp_rate) in cur.fetchall():  # fmt: skip
         out.append(
             {
                 "id": wid,
@@ -103,6 +105,7 @@ def page(
                 "rules": evidence,
                 "ban_rule": ban_rule,
                 "evidence_reversed": reversed_,
+                "stamp_rate": None if stamp_rate is None else round(stamp_rate, 6),
             }
         )
     return out

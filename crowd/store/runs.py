@@ -40,7 +40,7 @@ _TABLE: Table = "aggregation_runs"
 _COLUMNS = (
     "id, project_id, status, trigger, method, created_at, started_at, finished_at, answers,"
     " tasks, workers, iterations, converged, objective, warm_start, error, chosen_method,"
-    " choice_reason"
+    " choice_reason, voters"
 )
 
 
@@ -64,6 +64,7 @@ class Run:
     error: str | None
     chosen_method: str | None = None
     choice_reason: str | None = None
+    voters: list[dict[str, Any]] | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -97,6 +98,7 @@ class Run:
             "error": self.error,
             "chosen_method": self.chosen_method,
             "choice_reason": self.choice_reason,
+            "voters": self.voters,
         }
 
 
@@ -178,6 +180,13 @@ def _array(values: np.ndarray) -> str:
     return "{" + ",".join(f"{v:.6g}" for v in flushed) + "}"
 
 
+def _nullable(values: np.ndarray | None, i: int) -> str:
+    """``values[i]`` for COPY text: ``\\N`` (NULL) when absent or NaN."""
+    if values is None or not np.isfinite(values[i]):
+        return "\\N"
+    return repr(float(values[i]))
+
+
 def publish(
     cur: Cursor,
     run_id: int,
@@ -232,35 +241,38 @@ def publish(
         "CREATE TEMP TABLE new_workers (worker_id bigint, answers integer, accuracy double"
         " precision, accuracy_n double precision, accuracy_right double precision,"
         " confusion double precision[],"
-        " gold_answers integer, gold_correct integer) ON COMMIT DROP"
+        " gold_answers integer, gold_correct integer, stamp_rate double precision)"
+        " ON COMMIT DROP"
     )
+    stamp = result.stamp_rate
     workers = [
         f"{w}\t{int(result.worker_answers[i])}\t{float(result.accuracy[i])!r}\t"
         f"{float(result.accuracy_n[i])!r}\t{float(result.accuracy_right[i])!r}\t"
         f"{_array(result.confusion[i])}\t{int(result.gold_answers[i])}\t"
-        f"{int(result.gold_correct[i])}\n"
+        f"{int(result.gold_correct[i])}\t{_nullable(stamp, i)}\n"
         for i, w in enumerate(result.worker_ids.tolist())
     ]
     _copy_rows(
         cur,
         "new_workers",
         "worker_id, answers, accuracy, accuracy_n, accuracy_right, confusion, gold_answers,"
-        " gold_correct",
+        " gold_correct, stamp_rate",
         workers,
     )
     cur.execute(
         """
         INSERT INTO project_workers AS pw (project_id, worker_id, run_id, answers, accuracy,
                                            accuracy_n, accuracy_right, confusion, gold_answers,
-                                           gold_correct)
+                                           gold_correct, stamp_rate)
         SELECT %s, n.worker_id, %s, n.answers, n.accuracy, n.accuracy_n, n.accuracy_right,
-               n.confusion, n.gold_answers, n.gold_correct
+               n.confusion, n.gold_answers, n.gold_correct, n.stamp_rate
         FROM new_workers n
         ON CONFLICT (project_id, worker_id) DO UPDATE SET
             run_id = excluded.run_id, answers = excluded.answers, accuracy = excluded.accuracy,
             accuracy_n = excluded.accuracy_n, accuracy_right = excluded.accuracy_right,
             confusion = excluded.confusion,
-            gold_answers = excluded.gold_answers, gold_correct = excluded.gold_correct
+            gold_answers = excluded.gold_answers, gold_correct = excluded.gold_correct,
+            stamp_rate = excluded.stamp_rate
         """,
         (project.id, run_id),
     )
@@ -271,7 +283,7 @@ def publish(
         """
         UPDATE aggregation_runs SET status = 'succeeded', finished_at = clock_timestamp(), answers = %s,
             answers_total = %s, cold_answers = %s, tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
-            warm_start = %s, priors = %s, chosen_method = %s, choice_reason = %s
+            warm_start = %s, priors = %s, chosen_method = %s, choice_reason = %s, voters = %s
         WHERE id = %s
         """,
         (
@@ -287,6 +299,7 @@ def publish(
             [float(p) for p in result.priors],
             result.method,
             result.reason,
+            Json([v.to_json() for v in result.voters]) if result.voters else None,
             run_id,
         ),
     )

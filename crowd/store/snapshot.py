@@ -13,7 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from crowd.em.voters import ModelVotes
 from crowd.store.db import Cursor
+from crowd.store.predictions import BUILTIN
 
 IntArray = np.ndarray
 
@@ -24,6 +26,11 @@ class Snapshot:
 
     Attributes:
         answer_ids, task_ids, worker_ids, labels: ``(n_answers,)`` int64, in no particular order.
+        proposals: ``(n_answers,)`` int64, the label proposed when the worker answered (a
+            review answer), -1 for a blind one.
+        votes: the requester models' predictions, each model a voter (not the built-in
+            model's: it learnt from the crowd's labels, see docs/REVIEW.md), with the previous
+            run's estimate of each to warm-start from.
         gold_task_ids, gold_labels: the project's gold tasks and their known classes.
         warm_workers: ``(m,)`` worker ids with estimates from the previous run.
         warm_confusion: ``(m, K, K)`` their confusion matrices.
@@ -39,6 +46,7 @@ class Snapshot:
     task_ids: IntArray
     worker_ids: IntArray
     labels: IntArray
+    proposals: IntArray
     gold_task_ids: IntArray
     gold_labels: IntArray
     warm_workers: IntArray
@@ -47,6 +55,7 @@ class Snapshot:
     warm_cold_answers: int = 0
     answers_total: int = 0
     published: dict[str, np.ndarray] = field(default_factory=dict)
+    votes: ModelVotes = field(default_factory=ModelVotes.empty)
 
     @property
     def n_answers(self) -> int:
@@ -82,12 +91,13 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
         else ""
     )
     query = cur.mogrify(
-        "SELECT a.id, a.task_id, a.worker_id, a.label FROM assignments a"
+        "SELECT a.id, a.task_id, a.worker_id, a.label, coalesce(a.proposal, -1)"
+        " FROM assignments a"
         f" WHERE a.project_id = %s AND a.status = 'answered'{banned}",
         (project_id,),
     ).decode()
     answers = _copy_columns(
-        cur, query, dict.fromkeys(["id", "task", "worker", "label"], pa.int64())
+        cur, query, dict.fromkeys(["id", "task", "worker", "label", "proposal"], pa.int64())
     )
     published = _copy_columns(
         cur,
@@ -120,7 +130,7 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
         -1, n_classes, n_classes
     )
     cur.execute(
-        "SELECT r.priors, r.cold_answers FROM projects p"
+        "SELECT r.priors, r.cold_answers, r.voters FROM projects p"
         " JOIN aggregation_runs r ON r.id = p.last_run_id"
         " WHERE p.id = %s",
         (project_id,),
@@ -131,7 +141,10 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
         priors = np.array(last[0], dtype=np.float64)
     cur.execute("SELECT coalesce(sum(answers), 0) FROM tasks WHERE project_id = %s", (project_id,))
     total = cur.fetchone()
+    votes = _votes(cur, project_id, (last[2] if last else None) or [], n_classes)
     return Snapshot(
+        votes=votes,
+        proposals=answers["proposal"],
         published=published,
         answers_total=int(total[0]) if total else 0,
         answer_ids=answers["id"],
@@ -144,4 +157,37 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
         warm_confusion=warm_confusion,
         warm_priors=priors,
         warm_cold_answers=int(last[1] or 0) if last else 0,
+    )
+
+
+def _votes(
+    cur: Cursor, project_id: int, warm: list[dict[str, object]], n_classes: int
+) -> ModelVotes:
+    """The voting models' predictions (one per task and model), and the previous run's
+    estimates of them. Without predictions this costs one index probe."""
+    cur.execute(
+        "SELECT DISTINCT model FROM predictions WHERE project_id = %s AND model NOT LIKE %s"
+        " ORDER BY model",
+        (project_id, BUILTIN + "%"),
+    )
+    names = [row[0] for row in cur.fetchall()]
+    if not names:
+        return ModelVotes.empty()
+    query = cur.mogrify(
+        "SELECT task_id, array_position(%s::text[], model) - 1, label FROM predictions"
+        " WHERE project_id = %s AND model NOT LIKE %s",
+        (names, project_id, BUILTIN + "%"),
+    ).decode()
+    rows = _copy_columns(cur, query, dict.fromkeys(["task", "model", "label"], pa.int64()))
+    known = {}
+    for voter in warm:
+        confusion = np.asarray(voter.get("confusion"), dtype=np.float64)
+        if confusion.shape == (n_classes, n_classes):
+            known[str(voter.get("model"))] = confusion
+    return ModelVotes(
+        task_ids=rows["task"],
+        models=rows["model"],
+        labels=rows["label"],
+        names=tuple(names),
+        warm=known,
     )

@@ -267,3 +267,47 @@ def test_large_inputs_report_progress_without_a_terminal(
     assert loud.exit_code == 0
     assert "crowd: reading" in loud.stderr and "ds iteration 1" in loud.stderr
     assert loud.stdout == quiet.stdout
+
+
+def test_predictions_vote_as_models_that_are_not_workers(tmp_path: Path) -> None:
+    """One person per task and a model that says "a" everywhere, "b" tasks included: with the
+    model's matrix anchored by gold, the person outvotes it on "b"."""
+    truth = {f"t{i}": "ab"[i % 2] for i in range(20)}
+    answers = write(
+        tmp_path,
+        "answers.csv",
+        "task,worker,label\n"
+        + "".join(f"{t},w{i // 10},{y}\n" for i, (t, y) in enumerate(truth.items())),
+    )
+    predictions = write(
+        tmp_path,
+        "predictions.csv",
+        "task,model,label\n"
+        + "".join(f"{t},always-a,a\n" for t in truth)
+        + "elsewhere,always-a,a\n",
+    )
+    gold = write(tmp_path, "gold.csv", "task,label\nt0,a\nt1,b\nt3,b\n")
+    workers = tmp_path / "workers.csv"
+    result = run("aggregate", answers, "--method", "ds", "--gold", gold, "--predictions",
+                 predictions, "--workers-out", str(workers))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert {r["task"]: r["label"] for r in rows(result.stdout)} == truth
+    assert "model 'always-a': estimated accuracy" in result.stderr
+    assert "on 20 predictions" in result.stderr  # the task absent from the answers is ignored
+    assert {r["worker"] for r in rows(workers.read_text())} == {"w0", "w1"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("task,model,label\nt1,m,fish\n", "p.csv:2: label 'fish' does not occur in"),
+        (
+            "task,model,label\nt1,m,cat\nt2,m,cat\nt1,m,dog\n",
+            "p.csv:4: task 't1' is predicted twice by model 'm'",
+        ),
+        ("task,label\nt1,cat\n", "p.csv:1: missing column 'model'"),
+    ],
+)
+def test_malformed_predictions(answers: Path, tmp_path: Path, content: str, message: str) -> None:
+    predictions = write(tmp_path, "p.csv", content)
+    assert_input_error(run("aggregate", str(answers), "--predictions", predictions), message)
