@@ -154,6 +154,10 @@ _SCHEMAS: dict[str, Any] = {
             "random_share": {"type": "number"},
             "auto_label_accuracy": {"type": ["number", "null"]},
             "corrections_every": {"type": "integer"},
+            "review": {
+                "description": "The review lane (docs/REVIEW.md); null: off",
+                "anyOf": [{"$ref": "#/components/schemas/ReviewSettings"}, {"type": "null"}],
+            },
             "owner_id": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
             "counts": {

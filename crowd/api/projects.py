@@ -31,6 +31,7 @@ def create() -> ResponseReturnValue:
 # Settings where null means "off"; the others cannot be null.
 _NULLABLE = {"max_overlap", "confidence_target", "qc_min_accuracy", "qc_min_gold_accuracy"}
 _NULLABLE |= {"model", "auto_label_accuracy"}  # models (crowd/training.py)
+_NULLABLE |= {"review"}  # the review lane (crowd/store/review.py)
 
 
 def update(project_id: int) -> ResponseReturnValue:
@@ -44,6 +45,8 @@ def update(project_id: int) -> ResponseReturnValue:
     changes = {name: getattr(spec, name) for name in spec.model_fields_set}
     if changes.get("model") is not None:
         changes["model"] = spec.model.model_dump() if spec.model else None
+    if changes.get("review") is not None:
+        changes["review"] = spec.review.model_dump() if spec.review else None
     for name, value in changes.items():
         if value is None and name not in _NULLABLE:
             raise Invalid(f"{name}: cannot be null; leave it out to keep its value")

@@ -19,7 +19,9 @@ _COLUMNS = (
     # Quality rules' evidence (migration 0008).
     " qc_confidence,"
     # Predictions (migration 0010)
-    " corrections_every"
+    " corrections_every,"
+    # The review lane (migration 0013)
+    " review"
 )
 
 #: Settings a requester may set at creation and change later (PATCH), with their columns.
@@ -47,6 +49,8 @@ SETTINGS = (
     "qc_confidence",
     # Predictions (see crowd/store/predictions.py)
     "corrections_every",
+    # The review lane (see crowd/store/review.py)
+    "review",
 )
 
 #: Largest task target: gold tasks take any number of answers.
@@ -81,6 +85,9 @@ class Project:
     auto_label_accuracy: float | None = None
     qc_confidence: float = 0.95
     corrections_every: int = 100
+    #: The review lane's settings (:class:`crowd.api.schemas.ReviewSettings` as a dict), or
+    #: None: off, every task is labelled blind.
+    review: dict[str, Any] | None = None
     #: Whether the project had gold tasks when read (only :func:`get` fills it in).
     has_gold: bool = False
 
@@ -125,6 +132,7 @@ class Project:
             "random_share": self.random_share,
             "auto_label_accuracy": self.auto_label_accuracy,
             "corrections_every": self.corrections_every,
+            "review": self.review,
             "owner_id": self.owner_id,
             "created_at": self.created_at.isoformat(),
         }
