@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from crowd.api import auth, body, deps, idempotency
 from crowd.api.schemas import ProjectIn, ProjectPatch
 from crowd.errors import Invalid
-from crowd.store import projects
+from crowd.store import projects, review
 from crowd.store.accounts import Role
 
 bp = Blueprint("projects", __name__, url_prefix="/api/v1/projects")
@@ -56,6 +56,10 @@ def update(project_id: int) -> ResponseReturnValue:
         raise Invalid(f"max_overlap ({cap}) must be at least overlap ({overlap})")
     with deps.db().transaction() as cur:
         updated = projects.update(cur, project.id, changes)
+        if updated is not None and "review" in changes:
+            if updated.review is None:
+                review.leave_lane(cur, updated)
+            review.route(cur, updated)
     auth.forget_project(project.id)
     assert updated is not None
     return jsonify(updated.to_json())

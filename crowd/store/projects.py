@@ -184,7 +184,9 @@ def update(cur: Cursor, project_id: int, changes: dict[str, Any]) -> Project | N
     if "overlap" in changes:
         cur.execute(
             "UPDATE tasks SET target = greatest(%s, taken), done = false"
-            " WHERE project_id = %s AND gold IS NULL AND target < %s AND NOT done",
+            " WHERE project_id = %s AND gold IS NULL AND target < %s AND NOT done"
+            # Review-lane tasks take the review setting's overlap (crowd/store/review.py).
+            " AND proposal IS NULL",
             (project.overlap, project_id, project.overlap),
         )
     return project
@@ -251,8 +253,11 @@ def counts(cur: Cursor, project_id: int) -> dict[str, int]:
 
 
 #: SQL for "this task needs no more answers" over ``tasks t JOIN projects p``: closed by dynamic
-#: overlap, or all its slots answered and no more to come (fixed overlap, or at max_overlap).
+#: overlap, or all its slots answered and no more to come (fixed overlap, or at max_overlap;
+#: a review-lane task's cap is ``review.max_overlap``).
 COMPLETE = (
     "(t.done OR (t.answers >= t.target AND (p.confidence_target IS NULL"
-    " OR t.target >= greatest(p.overlap, coalesce(p.max_overlap, p.overlap)))))"
+    " OR t.target >= CASE WHEN t.proposal IS NOT NULL AND p.review IS NOT NULL"
+    " THEN (p.review ->> 'max_overlap')::int"
+    " ELSE greatest(p.overlap, coalesce(p.max_overlap, p.overlap)) END)))"
 )

@@ -327,6 +327,8 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
     ``max_overlap``. A closed task whose decision confidence later falls below the target is
     open again. Decisions use the answers the run saw (``task_results.answers``), not answers
     that arrived while it ran: those wait for the next run. Only rows that change are written.
+    A review-lane task (crowd/store/review.py) has the review setting's ``overlap`` and
+    ``max_overlap`` instead of the project's.
 
     Answers of banned workers left out of the run (``exclude_banned``) still fill their slots,
     so they count as answered slots here: a task that still needs answers (too few counted,
@@ -343,13 +345,20 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
             GROUP BY a.task_id
         ), decided AS (
             SELECT t.id,
-                   (r.answers >= %(overlap)s AND r.decision >= %(target)s) AS done,
+                   (r.answers >= l.overlap AND r.decision >= %(target)s) AS done,
                    CASE WHEN r.answers + coalesce(x.n, 0) >= t.target
-                             AND NOT (r.answers >= %(overlap)s AND r.decision >= %(target)s)
-                             AND t.target < %(cap)s
+                             AND NOT (r.answers >= l.overlap AND r.decision >= %(target)s)
+                             AND t.target < l.cap
                         THEN t.target + 1 ELSE t.target END AS target
             FROM tasks t JOIN task_results r ON r.task_id = t.id
             LEFT JOIN excluded x ON x.task_id = t.id
+            -- A review-lane task's minimum and cap are the review setting's.
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN t.proposal IS NULL OR NOT %(review)s THEN %(overlap)s
+                            ELSE %(review_overlap)s END AS overlap,
+                       CASE WHEN t.proposal IS NULL OR NOT %(review)s THEN %(cap)s
+                            ELSE %(review_cap)s END AS cap
+            ) l
             WHERE t.project_id = %(project)s AND t.gold IS NULL
         )
         UPDATE tasks t SET done = d.done, target = d.target
@@ -360,6 +369,9 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
             "overlap": project.overlap,
             "target": project.confidence_target,
             "cap": project.overlap_cap,
+            "review": project.review is not None,
+            "review_overlap": (project.review or {}).get("overlap", project.overlap),
+            "review_cap": (project.review or {}).get("max_overlap", project.overlap_cap),
             "project": project.id,
             "exclude": project.exclude_banned,
         },
