@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from crowd.store.db import Database
+from tests.aggregation.test_live import drain
 from tests.conftest import auth
 from tests.review.helpers import answer, fetch, fetch_all, review_project
 
@@ -140,3 +141,26 @@ def test_inline_predictions_route_new_tasks_and_answer_next_keeps_the_lanes_apar
     following = r.json["next"]
     assert following["task"]["external_id"] == "b"
     assert following["lane"] == "blind" and "proposal" not in following
+
+
+def test_low_confidence_after_a_run_opens_review_slots_up_to_review_max_overlap(
+    client, requester, make_project, make_worker, settings
+) -> None:
+    review = {"overlap": 1, "max_overlap": 2, "blind_below": 0.5, "trap_rate": 0.0}
+    pid = review_project(
+        client, make_project, requester, {"t": 0.9}, review=review,
+        overlap=1, max_overlap=5, confidence_target=0.999,
+    )  # fmt: skip
+    w1 = make_worker(requester, "w1")
+    held = fetch_all(client, pid, w1)
+    answer(client, w1, held["t"]["assignment_id"], "pos")  # a confirmation: no new slot
+    assert fetch_all(client, pid, make_worker(requester, "w2")) == {}
+    drain(settings)  # one answer is far from 0.999: the run opens a slot, in the review lane
+    w3 = make_worker(requester, "w3")
+    again = fetch_all(client, pid, w3)
+    assert again["t"]["lane"] == "review"
+    answer(client, w3, again["t"]["assignment_id"], "pos")
+    drain(settings)  # still below the target, but review.max_overlap (2) caps it
+    assert fetch_all(client, pid, make_worker(requester, "w4")) == {}
+    r = client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester))
+    assert r.json["results"][0]["status"] == "complete"
