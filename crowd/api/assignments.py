@@ -68,7 +68,23 @@ def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | Non
     project has one this worker has not seen, otherwise the next regular task (in the
     project's ``order``: see :func:`crowd.store.assignments.reserve`). (Whether the
     project has gold tasks comes from the project cache: gold posted through another API
-    process is mixed in within its few seconds.)"""
+    process is mixed in within its few seconds.)
+
+    With the review lane on, a ``review.trap_rate`` share of fetches first try a trap: a gold
+    task shown with a wrong proposal (see :func:`crowd.store.assignments.reserve`)."""
+    review = project.review
+    if (
+        review is not None
+        and project.has_gold
+        and review["trap_rate"] > 0
+        and random.random() < review["trap_rate"]
+    ):
+        trap = assignments.reserve(
+            cur, project.id, worker_id, project.lease_seconds, gold=True,
+            trap_labels=len(project.labels),
+        )  # fmt: skip
+        if trap is not None:
+            return trap
     if project.has_gold and project.gold_rate > 0 and random.random() < project.gold_rate:
         gold = assignments.reserve(cur, project.id, worker_id, project.lease_seconds, gold=True)
         if gold is not None:

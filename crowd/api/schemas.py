@@ -133,6 +133,9 @@ class ProjectSettings(BaseModel):
     corrections_every: Count = 100
     # The review lane (docs/REVIEW.md); null: off, every task is labelled blind.
     review: ReviewSettings | None = None
+    # Ban a worker whose share of traps caught (wrong proposals corrected) is below this
+    # with probability `qc_confidence`; null: rule off.
+    qc_min_trap_catch: Share | None = None
 
 
 class ProjectIn(ProjectSettings):
@@ -207,6 +210,7 @@ class ProjectPatch(BaseModel):
     auto_label_accuracy: AutoLabelAccuracy | None = None
     corrections_every: Count | None = None
     review: ReviewSettings | None = None
+    qc_min_trap_catch: Share | None = None
 
 
 # --- Predictions (docs/REVIEW.md) ---------------------------------------------------------

@@ -122,6 +122,7 @@ def reserve(
     *,
     gold: bool = False,
     by: str = "fifo",
+    trap_labels: int | None = None,
 ) -> Reservation | None:
     """Reserve the next task for ``worker_id``; None when none is available right now (or the
     worker is banned from the project: see :func:`crowd.store.quality.ban_reason`).
@@ -137,9 +138,18 @@ def reserve(
     assignment inserted, and only then is the task's slot taken, so the rare race of one
     worker fetching twice at once yields None instead of an error (callers retry), and never a
     slot taken without its assignment.
+
+    ``trap_labels`` (with ``gold=True``): a trap for the review lane, the gold task shown with
+    a proposal drawn uniformly from the project's ``trap_labels`` labels other than its gold
+    label (recorded on the assignment like any proposal).
     """
+    proposal = "t.proposal"
+    params: tuple[int, ...] = (project_id, worker_id, lease_seconds)
     if gold:
         name, where, order = "crowd_reserve_gold", "t.gold IS NOT NULL", "t.answers, t.id"
+        if trap_labels is not None:
+            name, params = "crowd_reserve_trap", (*params, trap_labels)
+            proposal = "((t.gold + 1 + floor(random() * ($4::int - 1)))::int % $4::int)::smallint"
     else:
         where = "t.taken < t.target AND NOT t.done AND t.gold IS NULL"
         name, order = "crowd_reserve", "t.answers DESC, t.id"
@@ -154,8 +164,8 @@ def reserve(
         cur,
         name,
         # A task's lane is on its row (see crowd.store.review); gold tasks have none.
-        _RESERVE.format(where=where, order=order, not_banned=_NOT_BANNED, proposal="t.proposal"),
-        (project_id, worker_id, lease_seconds),
+        _RESERVE.format(where=where, order=order, not_banned=_NOT_BANNED, proposal=proposal),
+        params,
     )
     row = cur.fetchone()
     return Reservation(*row) if row else None

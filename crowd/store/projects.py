@@ -20,8 +20,8 @@ _COLUMNS = (
     " qc_confidence,"
     # Predictions (migration 0010)
     " corrections_every,"
-    # The review lane (migration 0013)
-    " review"
+    # The review lane (migration 0013), traps (0014)
+    " review, qc_min_trap_catch"
 )
 
 #: Settings a requester may set at creation and change later (PATCH), with their columns.
@@ -49,8 +49,9 @@ SETTINGS = (
     "qc_confidence",
     # Predictions (see crowd/store/predictions.py)
     "corrections_every",
-    # The review lane (see crowd/store/review.py)
+    # The review lane (see crowd/store/review.py) and its traps' quality rule
     "review",
+    "qc_min_trap_catch",
 )
 
 #: Largest task target: gold tasks take any number of answers.
@@ -88,6 +89,7 @@ class Project:
     #: The review lane's settings (:class:`crowd.api.schemas.ReviewSettings` as a dict), or
     #: None: off, every task is labelled blind.
     review: dict[str, Any] | None = None
+    qc_min_trap_catch: float | None = None
     #: Whether the project had gold tasks when read (only :func:`get` fills it in).
     has_gold: bool = False
 
@@ -133,6 +135,7 @@ class Project:
             "auto_label_accuracy": self.auto_label_accuracy,
             "corrections_every": self.corrections_every,
             "review": self.review,
+            "qc_min_trap_catch": self.qc_min_trap_catch,
             "owner_id": self.owner_id,
             "created_at": self.created_at.isoformat(),
         }

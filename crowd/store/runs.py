@@ -27,10 +27,12 @@ from crowd.em.quality import (
     judge,
     project_rules,
     reversed_evidence,
+    trap_rule,
 )
 from crowd.store.assignments import release_held_by
 from crowd.store.db import Cursor, one
 from crowd.store.projects import Project
+from crowd.store.quality import trap_counts
 
 
 class RunStatus(StrEnum):
@@ -378,9 +380,12 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
     )
 
 
-def verdict(project: Project, workers: WorkerFigures) -> Verdict:
+def verdict(
+    project: Project, workers: WorkerFigures, traps: tuple[np.ndarray, np.ndarray] | None = None
+) -> Verdict:
     """The quality rules' decision on workers, as the project's settings say (the function
-    :func:`apply_bans` calls, and benchmarks/quality_rules.py with it)."""
+    :func:`apply_bans` calls, and benchmarks/quality_rules.py with it). ``traps``: each
+    worker's trap answers and traps caught, for ``qc_min_trap_catch``."""
     rules = project_rules(
         workers,
         min_accuracy=project.qc_min_accuracy,
@@ -389,6 +394,14 @@ def verdict(project: Project, workers: WorkerFigures) -> Verdict:
         min_gold_answers=project.qc_min_gold_answers,
         gold_window=project.gold_window,
     )
+    if project.qc_min_trap_catch is not None and traps is not None:
+        rules["trap"] = trap_rule(
+            project.qc_min_trap_catch,
+            workers.answers,
+            workers.judge_after,
+            project.qc_min_answers,
+            *traps,
+        )
     return judge(rules, project.qc_confidence)
 
 
@@ -402,6 +415,8 @@ def _reason(rule: str, found: RuleEvidence, i: int, answers: int, gold: int) -> 
         return f"accuracy on the last {gold} gold tasks {found.estimate[i]:.3f} {evidence}"
     if rule == "accuracy":
         return f"estimated accuracy {found.estimate[i]:.3f} {evidence} after {answers} answers"
+    if rule == "trap":
+        return f"share of wrong model proposals corrected {found.estimate[i]:.3f} {evidence}"
     return f"{rule} {found.estimate[i]:.3f} {evidence}"
 
 
@@ -411,7 +426,11 @@ def apply_bans(cur: Cursor, project: Project) -> list[int]:
     workers whose banning rule's evidence has reversed (the ban stays: the requester
     decides). Returns the ids of workers banned now. A worker unbanned by the requester is
     judged again only after ``qc_min_answers`` more answers (``judge_after``)."""
-    if project.qc_min_accuracy is None and project.qc_min_gold_accuracy is None:
+    if (
+        project.qc_min_accuracy is None
+        and project.qc_min_gold_accuracy is None
+        and project.qc_min_trap_catch is None
+    ):
         cur.execute(
             "UPDATE project_workers SET evidence = NULL, evidence_reversed = false"
             " WHERE project_id = %s AND (evidence IS NOT NULL OR evidence_reversed)",
@@ -430,7 +449,14 @@ def apply_bans(cur: Cursor, project: Project) -> list[int]:
         return []
     columns = np.array([r[3:] for r in rows], dtype=np.float64).T  # None -> NaN
     figures = WorkerFigures(*columns)
-    found = verdict(project, figures)
+    traps = None
+    if project.qc_min_trap_catch is not None:
+        counts = trap_counts(cur, project.id)
+        traps = (
+            np.array([counts.get(r[0], (0, 0))[0] for r in rows], dtype=np.float64),
+            np.array([counts.get(r[0], (0, 0))[1] for r in rows], dtype=np.float64),
+        )
+    found = verdict(project, figures, traps)
     banned: list[int] = []
     updates = []
     for i, (wid, status, ban_rule, answers, *_rest) in enumerate(rows):
