@@ -347,7 +347,11 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
             GROUP BY a.task_id
         ), decided AS (
             SELECT t.id,
-                   (r.answers >= l.overlap AND r.decision >= %(target)s) AS done,
+                   (r.answers >= l.overlap AND r.decision >= %(target)s)
+                   -- A review-lane task answered up to its cap is closed too: the progress
+                   -- counters know only the project's cap (migration 0009).
+                   OR (t.proposal IS NOT NULL AND %(review)s AND t.target >= l.cap
+                       AND r.answers + coalesce(x.n, 0) >= t.target) AS done,
                    CASE WHEN r.answers + coalesce(x.n, 0) >= t.target
                              AND NOT (r.answers >= l.overlap AND r.decision >= %(target)s)
                              AND t.target < l.cap

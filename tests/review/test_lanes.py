@@ -164,3 +164,18 @@ def test_low_confidence_after_a_run_opens_review_slots_up_to_review_max_overlap(
     assert fetch_all(client, pid, make_worker(requester, "w4")) == {}
     r = client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester))
     assert r.json["results"][0]["status"] == "complete"
+
+
+def test_progress_counts_a_review_task_answered_up_to_its_cap_as_complete(
+    client, requester, make_project, make_worker, settings
+) -> None:
+    review = {"overlap": 1, "max_overlap": 1, "blind_below": 0.5, "trap_rate": 0.0}
+    pid = review_project(
+        client, make_project, requester, {"t": 0.9}, review=review,
+        overlap=1, max_overlap=5, confidence_target=0.999,
+    )  # fmt: skip
+    w1 = make_worker(requester, "w1")
+    answer(client, w1, fetch_all(client, pid, w1)["t"]["assignment_id"], "pos")
+    drain(settings)
+    counts = client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json["counts"]
+    assert counts["tasks_complete"] == 1
