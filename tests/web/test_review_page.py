@@ -97,3 +97,29 @@ def test_a_reviewer_confirms_with_enter_corrects_with_a_key_or_a_click_and_skips
     assert set(by_task) == set(order)
     assert by_task["b1"]["lane"] == "blind" and "proposal" not in by_task["b1"]
     assert all(by_task[x]["proposal"] == {"label": "pos"} for x in order if x != "b1")
+
+
+def test_the_dashboard_shows_each_workers_traps_caught(
+    page: Page, client, requester, make_project, make_worker
+) -> None:
+    review = {"trap_rate": 1.0}
+    pid = make_project(requester, name="traps", labels=["pos", "neg"], overlap=1,
+                       gold_rate=0.0, review=review)["id"]  # fmt: skip
+    gold = [{"external_id": f"g{i}", "gold": "pos"} for i in range(4)]
+    r = client.post(f"/api/v1/projects/{pid}/tasks", json={"tasks": gold}, headers=auth(requester))
+    assert r.status_code == 201
+    worker = make_worker(requester, "tina")
+    for i in range(4):
+        got = client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(worker)).json
+        assert got["proposal"] == {"label": "neg"}  # the only wrong label
+        label = "neg" if i == 0 else "pos"  # accepts the first trap, catches the others
+        r = client.post(
+            f"/api/v1/assignments/{got['assignment_id']}/answer",
+            json={"label": label},
+            headers=auth(worker),
+        )
+        assert r.status_code == 201
+
+    page.goto(f"/dashboard/projects/{pid}#token={requester}")
+    expect(page.get_by_role("columnheader", name="Traps caught")).to_be_visible()
+    expect(page.locator("#worker-rows tr", has_text="tina")).to_contain_text("75.0% of 4")
