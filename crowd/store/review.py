@@ -1,4 +1,5 @@
-"""The review lane: which tasks are shown to workers with a model's proposal.
+"""The review lane: which tasks are shown to workers with a model's proposal, which are
+accepted with no human answer (auto-accept), and which are audited (docs/REVIEW.md).
 
 Guarantees, and how each is kept:
 
@@ -11,7 +12,11 @@ Guarantees, and how each is kept:
   one lane. It sets the task's ``target`` to its lane's overlap at the same time, so the
   ``taken <= target`` invariant of :mod:`crowd.store.assignments` caps both lanes alike.
   Rows another transaction holds (a fetch taking the task, a sweep) are skipped; the next
-  routing (the next prediction, or the project's next run) decides them.
+  routing (the next prediction, or the project's next run with ``accept_at`` set) decides
+  them.
+* An auto-accepted task is closed in the same UPDATE that decides it (``done``, and the
+  prediction as its ``model_label``, as the built-in model's auto-labels), so no fetch can
+  hand it out after it is accepted.
 * Projects without a review setting are never routed: their tasks keep ``proposal`` NULL and
   the project's overlap, and a fetch costs what it did.
 """
