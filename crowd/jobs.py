@@ -172,9 +172,10 @@ def aggregate(run_id: int) -> None:
                 snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
             result, cold_answers = fit(snap, project)
             _publish(db, run_id, project, result, snap, cold_answers)
-            if project.review is not None and project.review.get("accept_at") is not None:
-                # Audits just labelled may calibrate a model's auto-accept threshold: route
-                # the tasks still undecided again (crowd/store/review.py).
+            if project.review is not None:
+                # Audits just labelled may calibrate a model's auto-accept threshold, and a
+                # routing may have skipped a row a fetch held: route the tasks nobody has
+                # taken again (crowd/store/review.py; it writes only rows that change).
                 with db.transaction() as cur:
                     review.route(cur, project)
             if project.model is not None:

@@ -11,9 +11,9 @@ Guarantees, and how each is kept:
   taken = 0``, re-checked by the UPDATE under the row lock), so a task's answers all come from
   one lane. It sets the task's ``target`` to its lane's overlap at the same time, so the
   ``taken <= target`` invariant of :mod:`crowd.store.assignments` caps both lanes alike.
-  Rows another transaction holds (a fetch taking the task, a sweep) are skipped; the next
-  routing (the next prediction, or the project's next run with ``accept_at`` set) decides
-  them.
+  Only rows whose lane changes are locked; rows another transaction holds (a fetch taking
+  the task, a sweep) are skipped, and the next routing (the next prediction, or the project's
+  next run) decides them.
 * An auto-accepted task is closed in the same UPDATE that decides it (``done``, and the
   prediction as its ``model_label``, as the built-in model's auto-labels), so no fetch can
   hand it out after it is accepted.
@@ -33,7 +33,7 @@ from crowd.store.projects import COMPLETE, Project
 
 #: SQL for a task's audit draw: a uniform number in [0, 1) fixed by its id, so routing the
 #: task again (a newer prediction, a changed setting) draws the same.
-_DRAW = "(('x' || substr(md5('audit:' || u.id), 1, 8))::bit(32)::bigint / 4294967296.0)"
+_DRAW = "(('x' || substr(md5('audit:' || t.id), 1, 8))::bit(32)::bigint / 4294967296.0)"
 
 
 def route(cur: Cursor, project: Project, task_ids: Sequence[int] | None = None) -> int:
@@ -68,39 +68,48 @@ def route(cur: Cursor, project: Project, task_ids: Sequence[int] | None = None) 
     }
     cur.execute(
         f"""
-        WITH undecided AS (
-            SELECT t.id FROM tasks t
-            WHERE t.project_id = %(project)s AND t.gold IS NULL AND NOT t.done
-              AND t.answers = 0 AND t.taken = 0
-              AND (%(ids)s::bigint[] IS NULL OR t.id = ANY (%(ids)s::bigint[]))
-            ORDER BY t.id
-            FOR UPDATE SKIP LOCKED
-        ), predicted AS (
-            SELECT u.id, pr.label, pr.confidence,
+        WITH predicted AS (
+            SELECT t.id, t.proposal AS was_proposal, t.audit AS was_audit,
+                   t.target AS was_target, pr.label, pr.confidence,
                    %(on)s AND pr.confidence >= %(blind_below)s::real AS reviewed,
                    %(on)s AND %(accept_at)s::real IS NOT NULL
                        AND pr.confidence >= %(accept_at)s::real AS acceptable,
                    {_DRAW} < %(audit_rate)s AS drawn,
                    th.threshold
-            FROM undecided u
+            FROM tasks t
             LEFT JOIN LATERAL (
                 SELECT p.model, p.label, p.confidence FROM predictions p
-                WHERE p.task_id = u.id ORDER BY p.id DESC LIMIT 1
+                WHERE p.task_id = t.id ORDER BY p.id DESC LIMIT 1
             ) pr ON true
             LEFT JOIN unnest(%(models)s::text[], %(thresholds)s::real[]) AS th (model, threshold)
               ON th.model = pr.model
+            WHERE t.project_id = %(project)s AND t.gold IS NULL AND NOT t.done
+              AND t.answers = 0 AND t.taken = 0
+              AND (%(ids)s::bigint[] IS NULL OR t.id = ANY (%(ids)s::bigint[]))
         ), decided AS (
-            SELECT id, label, confidence,
-                   coalesce(acceptable AND drawn, false) AS audit,
-                   coalesce(acceptable AND NOT drawn AND confidence >= threshold, false)
-                       AS accept,
-                   CASE WHEN reviewed AND NOT coalesce(acceptable AND drawn, false)
-                        THEN label END AS proposal
-            FROM predicted
+            SELECT *, CASE WHEN proposal IS NULL THEN %(overlap)s
+                           ELSE %(review_overlap)s END AS new_target
+            FROM (
+                SELECT id, label, confidence, was_proposal, was_audit, was_target,
+                       coalesce(acceptable AND drawn, false) AS audit,
+                       coalesce(acceptable AND NOT drawn AND confidence >= threshold, false)
+                           AS accept,
+                       CASE WHEN reviewed AND NOT coalesce(acceptable AND drawn, false)
+                            THEN label END AS proposal
+                FROM predicted
+            ) x
+        ), changed AS (
+            -- Only rows whose lane changes are locked: routing a settled project writes
+            -- nothing (it runs after every run of a project with the review lane on).
+            SELECT * FROM decided
+            WHERE accept OR audit <> was_audit OR proposal IS DISTINCT FROM was_proposal
+               OR new_target <> was_target
+        ), locked AS (
+            SELECT t.id FROM tasks t JOIN changed c ON c.id = t.id
+            ORDER BY t.id
+            FOR UPDATE OF t SKIP LOCKED
         )
-        UPDATE tasks t SET proposal = d.proposal, audit = d.audit,
-               target = CASE WHEN d.proposal IS NULL THEN %(overlap)s
-                             ELSE %(review_overlap)s END,
+        UPDATE tasks t SET proposal = d.proposal, audit = d.audit, target = d.new_target,
                done = d.accept, auto_labelled = d.accept,
                model_label = CASE WHEN d.accept THEN d.label ELSE t.model_label END,
                model_confidence = CASE WHEN d.accept THEN d.confidence
@@ -108,11 +117,9 @@ def route(cur: Cursor, project: Project, task_ids: Sequence[int] | None = None) 
                auto_after_run = CASE WHEN d.accept
                    THEN (SELECT coalesce(last_run_id, 0) FROM projects WHERE id = %(project)s)
                    ELSE t.auto_after_run END
-        FROM decided d
-        WHERE t.id = d.id AND t.answers = 0 AND t.taken = 0
-          AND (d.accept OR t.audit <> d.audit OR t.proposal IS DISTINCT FROM d.proposal
-               OR t.target <> CASE WHEN d.proposal IS NULL THEN %(overlap)s
-                                   ELSE %(review_overlap)s END)
+        FROM changed d JOIN locked l ON l.id = d.id
+        -- Re-checked on the locked row: a fetch may have taken the task meanwhile.
+        WHERE t.id = d.id AND t.answers = 0 AND t.taken = 0 AND NOT t.done
         """,
         params,
     )
