@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from crowd import scheduling, training, webhooks
 from crowd.config import Settings
 from crowd.em.live import RunResult, changed_rows, fit_run
-from crowd.store import projects, runs, snapshot
+from crowd.store import projects, review, runs, snapshot
 from crowd.store.db import Database
 from crowd.store.projects import Project
 
@@ -174,6 +174,12 @@ def aggregate(run_id: int) -> None:
                 snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
             result, cold_answers = fit(snap, project)
             _publish(db, run_id, project, result, snap, cold_answers)
+            if project.review is not None:
+                # Audits just labelled may calibrate a model's auto-accept threshold, and a
+                # routing may have skipped a row a fetch held: route the tasks nobody has
+                # taken again (crowd/store/review.py; it writes only rows that change).
+                with db.transaction() as cur:
+                    review.route(cur, project)
             if project.model is not None:
                 training.after_run(db, redis, project_id, run_id)  # never raises
         except Exception as exc:

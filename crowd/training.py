@@ -30,7 +30,7 @@ from rq import Queue
 
 from crowd import scheduling, webhooks
 from crowd.config import JOB_KEEP, MODEL_QUEUE
-from crowd.store import models, projects
+from crowd.store import models, projects, review
 from crowd.store import webhooks as hooks_store
 from crowd.store.db import Cursor, Database
 from crowd.store.models import ModelVersion
@@ -213,6 +213,8 @@ def _predict_all(
                     now_closed, now_stamped = models.write_predictions(
                         cur, project.id, version_id, rows, threshold
                     )
+                    if project.review is not None:  # the review lane follows the model
+                        review.route(cur, project, [row[0] for row in rows])
                 closed, stamped = closed + now_closed, stamped + now_stamped
                 break
             except psycopg2.errors.DeadlockDetected:

@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         quality,
         ratelimit,
         results,
+        review,
         stats,
         tasks,
         webhooks,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         me,
         models,
         predictions,
+        review,
         export,
         web,
     ):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg2.errors
@@ -68,7 +68,23 @@ def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | Non
     project has one this worker has not seen, otherwise the next regular task (in the
     project's ``order``: see :func:`crowd.store.assignments.reserve`). (Whether the
     project has gold tasks comes from the project cache: gold posted through another API
-    process is mixed in within its few seconds.)"""
+    process is mixed in within its few seconds.)
+
+    With the review lane on, a ``review.trap_rate`` share of fetches first try a trap: a gold
+    task shown with a wrong proposal (see :func:`crowd.store.assignments.reserve`)."""
+    review = project.review
+    if (
+        review is not None
+        and project.has_gold
+        and review["trap_rate"] > 0
+        and random.random() < review["trap_rate"]
+    ):
+        trap = assignments.reserve(
+            cur, project.id, worker_id, project.lease_seconds, gold=True,
+            trap_labels=len(project.labels),
+        )  # fmt: skip
+        if trap is not None:
+            return trap
     if project.has_gold and project.gold_rate > 0 and random.random() < project.gold_rate:
         gold = assignments.reserve(cur, project.id, worker_id, project.lease_seconds, gold=True)
         if gold is not None:
@@ -113,9 +129,12 @@ def _reserve_after_sweep(
         return reservation
 
 
-def _record_fetch(cur: Cursor, reservation: Reservation) -> None:
-    if idempotency.keyed():  # the hot path builds no response to store without a key
-        idempotency.record(cur, 201, reservation.to_json())
+def _fetch_recorder(project: Project) -> Callable[[Cursor, Reservation], None]:
+    def record(cur: Cursor, reservation: Reservation) -> None:
+        if idempotency.keyed():  # the hot path builds no response to store without a key
+            idempotency.record(cur, 201, reservation.to_json(project.labels))
+
+    return record
 
 
 @bp.post("/projects/<int:project_id>/assignments")
@@ -128,13 +147,13 @@ def fetch(project_id: int) -> ResponseReturnValue:
     with idempotency.transaction() as cur:
         reservation = _reserve(cur, project, worker_id)
         if reservation is not None:
-            _record_fetch(cur, reservation)
+            _fetch_recorder(project)(cur, reservation)
     if reservation is None:
-        reservation = _reserve_after_sweep(project, worker_id, _record_fetch)
+        reservation = _reserve_after_sweep(project, worker_id, _fetch_recorder(project))
     if reservation is None:
         _refuse_if_banned(project, worker_id)
         return Response(status=204)
-    return jsonify(reservation.to_json()), 201
+    return jsonify(reservation.to_json(project.labels)), 201
 
 
 _ERRORS = {
@@ -166,7 +185,11 @@ def _raise_for(outcome: Outcome, assignment_id: int) -> None:
 
 
 def _ack(
-    assignment_id: int, spec: AnswerIn, outcome: Outcome, following: Reservation | None
+    assignment_id: int,
+    spec: AnswerIn,
+    outcome: Outcome,
+    following: Reservation | None,
+    labels: Sequence[str],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "assignment_id": assignment_id,
@@ -174,7 +197,7 @@ def _ack(
         "status": outcome.value,
     }
     if spec.next:
-        out["next"] = following.to_json() if following is not None else None
+        out["next"] = following.to_json(labels) if following is not None else None
     return out
 
 
@@ -194,6 +217,7 @@ def answer(assignment_id: int) -> ResponseReturnValue:
         held = assignments.lock(cur, assignment_id)
         label = -1
         project = None
+        labels: Sequence[str] = ()
         if held is not None and held.worker_id == worker.id:
             project = auth.cached_project(held.project_id, cur)
             assert project is not None
@@ -204,7 +228,9 @@ def answer(assignment_id: int) -> ResponseReturnValue:
                     code="unknown_label",
                 )
             label = found
-        outcome = assignments.answer(cur, held, worker.id, label)
+            labels = project.labels
+        review_cap = project.review["max_overlap"] if project and project.review else None
+        outcome = assignments.answer(cur, held, worker.id, label, review_cap)
         if spec.next and project is not None and outcome == Outcome.CREATED:
             following = _reserve(cur, project, worker.id)
         elif spec.next and project is not None and outcome == Outcome.REPEATED:
@@ -215,7 +241,9 @@ def answer(assignment_id: int) -> ResponseReturnValue:
             )
         status = 201 if outcome == Outcome.CREATED else 200
         if idempotency.keyed() and outcome in (Outcome.CREATED, Outcome.REPEATED):
-            idempotency.record(cur, status, _ack(assignment_id, spec, outcome, following))
+            idempotency.record(
+                cur, status, _ack(assignment_id, spec, outcome, following, labels)
+            )
     _raise_for(outcome, assignment_id)
     if outcome == Outcome.CREATED and project is not None:
         deps.stale_marks().add(project.id)
@@ -223,12 +251,14 @@ def answer(assignment_id: int) -> ResponseReturnValue:
         if following is None:
 
             def record_next(cur: Cursor, reserved: Reservation) -> None:
-                idempotency.record(cur, status, _ack(assignment_id, spec, outcome, reserved))
+                idempotency.record(
+                    cur, status, _ack(assignment_id, spec, outcome, reserved, labels)
+                )
 
             following = _reserve_after_sweep(project, worker.id, record_next)
         else:
             _sweep(project)  # the periodic one, after this request's own transaction
-    return jsonify(_ack(assignment_id, spec, outcome, following)), status
+    return jsonify(_ack(assignment_id, spec, outcome, following, labels)), status
 
 
 @bp.post("/assignments/<int:assignment_id>/skip")

@@ -138,6 +138,7 @@ _SCHEMAS: dict[str, Any] = {
             "qc_min_accuracy": {"type": ["number", "null"]},
             "qc_min_gold_accuracy": {"type": ["number", "null"]},
             "qc_min_gold_answers": {"type": "integer"},
+            "qc_min_trap_catch": {"type": ["number", "null"]},
             "qc_confidence": {"type": "number"},
             "exclude_banned": {"type": "boolean"},
             "method": {"type": "string"},
@@ -154,6 +155,10 @@ _SCHEMAS: dict[str, Any] = {
             "random_share": {"type": "number"},
             "auto_label_accuracy": {"type": ["number", "null"]},
             "corrections_every": {"type": "integer"},
+            "review": {
+                "description": "The review lane (docs/REVIEW.md); null: off",
+                "anyOf": [{"$ref": "#/components/schemas/ReviewSettings"}, {"type": "null"}],
+            },
             "owner_id": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
             "counts": {
@@ -167,7 +172,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Assignment": {
         "type": "object",
-        "required": ["assignment_id", "task", "expires_at"],
+        "required": ["assignment_id", "task", "expires_at", "lane"],
         "properties": {
             "assignment_id": {"type": "integer"},
             "task": {
@@ -180,6 +185,19 @@ _SCHEMAS: dict[str, Any] = {
                 },
             },
             "expires_at": {"type": "string", "format": "date-time"},
+            "lane": {
+                "type": "string",
+                "enum": ["review", "blind"],
+                "description": "review: the task is shown with a model's proposal, which the "
+                "worker confirms by answering the same label or corrects with another; blind: "
+                "no proposal (docs/REVIEW.md)",
+            },
+            "proposal": {
+                "type": "object",
+                "required": ["label"],
+                "properties": {"label": {"type": "string"}},
+                "description": "the model's proposed label; only in the review lane",
+            },
         },
     },
     "AnswerAck": {
@@ -330,7 +348,8 @@ _SCHEMAS: dict[str, Any] = {
             "rules": {
                 "type": ["object", "null"],
                 "description": "Per quality rule the project turns on (accuracy: the model's"
-                " estimate; gold: recent gold answers), the last run's evidence; null before"
+                " estimate; gold: recent gold answers; trap: traps caught), the last run's"
+                " evidence; null before"
                 " a run judged the worker (docs/QUALITY.md).",
                 "additionalProperties": {"$ref": "#/components/schemas/RuleEvidence"},
             },
@@ -348,6 +367,15 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "The last run's estimate of how often the worker accepts"
                 " whatever proposal the review lane shows; null without review answers"
                 " (docs/REVIEW.md).",
+            },
+            "trap_answers": {
+                "type": "integer",
+                "description": "traps answered: gold tasks shown in the review lane with a"
+                " wrong proposal (docs/REVIEW.md)",
+            },
+            "trap_catch_rate": {
+                "type": ["number", "null"],
+                "description": "share of traps whose wrong proposal the worker corrected",
             },
         },
     },

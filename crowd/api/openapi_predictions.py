@@ -21,8 +21,59 @@ PREDICTION = {
     "the built-in model); null: none",
 }
 
+_AUDITS = {
+    "type": "object",
+    "required": ["audited", "labelled", "agree", "precision", "interval"],
+    "properties": {
+        "audited": {
+            "type": "integer",
+            "description": "would-be-accepted tasks drawn (audit_rate) for blind labelling",
+        },
+        "labelled": {"type": "integer", "description": "audited tasks with a complete crowd label"},
+        "agree": {"type": "integer", "description": "of those, labelled as the prediction"},
+        "precision": {
+            "type": ["number", "null"],
+            "description": "agree / labelled: the audited precision of auto-accepts",
+        },
+        "interval": {
+            "type": ["array", "null"],
+            "items": {"type": "number"},
+            "description": "95% Wilson interval of the precision",
+        },
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
     "Prediction": PREDICTION,
+    "ReviewReport": {
+        "type": "object",
+        "required": ["review", "auto_accepted", "audits", "models"],
+        "properties": {
+            "review": {
+                "anyOf": [{"$ref": "#/components/schemas/ReviewSettings"}, {"type": "null"}]
+            },
+            "auto_accepted": {"type": "integer", "description": "tasks closed by auto-accept"},
+            "audits": _AUDITS,
+            "models": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["model", "predictions", "auto_accepted", "threshold", "audits"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "predictions": {"type": "integer"},
+                        "auto_accepted": {"type": "integer"},
+                        "threshold": {
+                            "type": ["number", "null"],
+                            "description": "the calibrated auto-accept threshold; null: not "
+                            "enough gold and audit evidence yet, nothing is accepted",
+                        },
+                        "audits": _AUDITS,
+                    },
+                },
+            },
+        },
+    },
     "PredictionsStored": {
         "type": "object",
         "required": ["model", "created", "existing"],
@@ -74,6 +125,18 @@ def paths() -> dict[str, Any]:
                 "responses": {
                     "201": _ok("Stored", _ref("PredictionsStored")),
                     **_errors(400, 401, 403, 404, 409, 413, 422, 503),
+                },
+            },
+        },
+        "/api/v1/projects/{project_id}/review": {
+            "get": {
+                "summary": "The review lane: tasks auto-accepted, the audited precision of "
+                "auto-accepts with its 95% interval, and per model its counts and threshold",
+                "security": requester,
+                "parameters": [pid],
+                "responses": {
+                    "200": _ok("The review report", _ref("ReviewReport")),
+                    **_errors(401, 403, 404, 503),
                 },
             },
         },

@@ -19,7 +19,7 @@ from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
 from crowd.api.schemas import PredictionsIn, PredictionValue
 from crowd.errors import BadRequest, Conflict, Invalid
-from crowd.store import predictions
+from crowd.store import predictions, review
 from crowd.store.db import Cursor
 from crowd.store.predictions import NewPrediction
 from crowd.store.projects import Project
@@ -111,7 +111,8 @@ def store_or_conflict(
 ) -> int:
     """Insert ``batch`` (``where[i]`` names item i in messages); returns how many were new.
     Raises a 409 when a (task, model) pair is stored already with another label: the caller's
-    transaction then rolls back, so nothing of the request is stored."""
+    transaction then rolls back, so nothing of the request is stored. With the review lane on,
+    the tasks are routed by their new newest prediction in the same transaction."""
     created, conflicts = predictions.insert(cur, project.id, batch)
     if conflicts:
         at = {id(p): where[i] for i, p in enumerate(batch)}
@@ -124,6 +125,8 @@ def store_or_conflict(
             "new name (e.g. its new version)",
             code="prediction_conflict",
         )
+    if project.review is not None and created:
+        review.route(cur, project, sorted({p.task_id for p in batch}))
     return created
 
 

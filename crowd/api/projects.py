@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from crowd.api import auth, body, deps, idempotency
 from crowd.api.schemas import ProjectIn, ProjectPatch
 from crowd.errors import Invalid
-from crowd.store import projects
+from crowd.store import projects, review
 from crowd.store.accounts import Role
 
 bp = Blueprint("projects", __name__, url_prefix="/api/v1/projects")
@@ -31,6 +31,7 @@ def create() -> ResponseReturnValue:
 # Settings where null means "off"; the others cannot be null.
 _NULLABLE = {"max_overlap", "confidence_target", "qc_min_accuracy", "qc_min_gold_accuracy"}
 _NULLABLE |= {"model", "auto_label_accuracy"}  # models (crowd/training.py)
+_NULLABLE |= {"review", "qc_min_trap_catch"}  # the review lane (crowd/store/review.py)
 
 
 def update(project_id: int) -> ResponseReturnValue:
@@ -44,6 +45,8 @@ def update(project_id: int) -> ResponseReturnValue:
     changes = {name: getattr(spec, name) for name in spec.model_fields_set}
     if changes.get("model") is not None:
         changes["model"] = spec.model.model_dump() if spec.model else None
+    if changes.get("review") is not None:
+        changes["review"] = spec.review.model_dump() if spec.review else None
     for name, value in changes.items():
         if value is None and name not in _NULLABLE:
             raise Invalid(f"{name}: cannot be null; leave it out to keep its value")
@@ -53,6 +56,10 @@ def update(project_id: int) -> ResponseReturnValue:
         raise Invalid(f"max_overlap ({cap}) must be at least overlap ({overlap})")
     with deps.db().transaction() as cur:
         updated = projects.update(cur, project.id, changes)
+        if updated is not None and "review" in changes:
+            if updated.review is None:
+                review.leave_lane(cur, updated)
+            review.route(cur, updated)
     auth.forget_project(project.id)
     assert updated is not None
     return jsonify(updated.to_json())

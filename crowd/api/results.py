@@ -27,7 +27,9 @@ def list_results(project_id: int) -> ResponseReturnValue:
     ``last_run_id`` of the first page of that pass. ``?status=complete|pending`` filters,
     ``?posteriors=true`` adds each label's probability. In a project with a model,
     ``model_label`` and ``model_confidence`` are the latest version's prediction (null before
-    one), and ``label_source`` is ``model`` for a task closed by auto-labelling, else ``crowd``.
+    one), and ``label_source`` is ``model`` for a task closed by auto-labelling, else ``crowd``;
+    a project with a review setting has ``label_source`` too, ``model`` for an auto-accepted
+    task (see :mod:`crowd.store.review`).
     Gold tasks are left out unless ``?include_gold=true``, which adds them with their known
     label as ``label`` and ``gold`` (null on regular tasks), ``confidence`` null and status
     ``complete``.
@@ -82,7 +84,7 @@ def list_results(project_id: int) -> ResponseReturnValue:
         )
         if include_gold:
             item["gold"] = labels[gold] if gold is not None else None
-        if project.model is not None:
+        if project.model is not None or project.review is not None:
             item.update(
                 label_source="gold" if gold is not None else "model" if by_model else "crowd",
                 model_label=labels[model_label] if model_label is not None else None,

@@ -53,6 +53,45 @@ QcConfidence = Annotated[float, Field(gt=0.5, lt=1.0, allow_inf_nan=False, stric
 AutoLabelAccuracy = Annotated[float, Field(ge=0.5, le=1.0, allow_inf_nan=False, strict=True)]
 
 
+class ReviewSettings(BaseModel):
+    """The review lane (docs/REVIEW.md): a task whose newest prediction's confidence is at
+    least ``blind_below`` is shown to workers with the prediction as a proposal, and needs
+    ``overlap`` answers (a correction opens more, up to ``max_overlap``); ``accept_at`` accepts
+    predictions calibrated to reach that accuracy with no human answer, except an
+    ``audit_rate`` share sent to blind labelling; ``trap_rate`` of review-lane fetches serve a
+    gold task with a wrong proposal."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "overlap": 1,
+                "max_overlap": 3,
+                "blind_below": 0.5,
+                "accept_at": None,
+                "audit_rate": 0.05,
+                "trap_rate": 0.05,
+            }
+        },
+    )
+
+    overlap: Overlap = 1
+    max_overlap: Overlap = 3
+    blind_below: Share = 0.5
+    accept_at: AutoLabelAccuracy | None = None
+    audit_rate: Share = 0.05
+    trap_rate: Share = 0.05
+
+    @model_validator(mode="after")
+    def _overlaps(self) -> ReviewSettings:
+        if self.max_overlap < self.overlap:
+            raise ValueError(
+                f"review.max_overlap ({self.max_overlap}) must be at least review.overlap"
+                f" ({self.overlap})"
+            )
+        return self
+
+
 class ProjectSettings(BaseModel):
     """Settings shared by project creation and PATCH (every field optional in PATCH)."""
 
@@ -93,6 +132,11 @@ class ProjectSettings(BaseModel):
     # Predictions (docs/REVIEW.md): a review.corrections webhook event follows every
     # `corrections_every` new corrections of a model's predictions.
     corrections_every: Count = 100
+    # The review lane (docs/REVIEW.md); null: off, every task is labelled blind.
+    review: ReviewSettings | None = None
+    # Ban a worker whose share of traps caught (wrong proposals corrected) is below this
+    # with probability `qc_confidence`; null: rule off.
+    qc_min_trap_catch: Share | None = None
 
 
 class ProjectIn(ProjectSettings):
@@ -166,6 +210,8 @@ class ProjectPatch(BaseModel):
     random_share: Share | None = None
     auto_label_accuracy: AutoLabelAccuracy | None = None
     corrections_every: Count | None = None
+    review: ReviewSettings | None = None
+    qc_min_trap_catch: Share | None = None
 
 
 # --- Predictions (docs/REVIEW.md) ---------------------------------------------------------

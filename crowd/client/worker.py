@@ -10,13 +10,17 @@ from crowd.client._http import ApiError, Client
 
 @dataclass(frozen=True)
 class Assignment:
-    """A reserved task: answer or skip it before ``expires_at`` (ISO 8601)."""
+    """A reserved task: answer or skip it before ``expires_at`` (ISO 8601). In the review lane
+    (``lane == "review"``) ``proposal`` is the label a model proposes: answer it to confirm,
+    another label to correct it; blind tasks have none (docs/REVIEW.md)."""
 
     id: int
     task_id: int
     external_id: str
     data: dict[str, Any]
     expires_at: str
+    lane: str = "blind"
+    proposal: str | None = None
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Assignment:
@@ -27,6 +31,8 @@ class Assignment:
             str(task["external_id"]),
             dict(task["data"]),
             str(obj["expires_at"]),
+            str(obj.get("lane", "blind")),
+            (obj.get("proposal") or {}).get("label"),
         )
 
 

@@ -317,3 +317,28 @@ def project_rules(
             cap=float(gold_window),
         )
     return rules
+
+
+def trap_rule(
+    threshold: float,
+    answers: FloatArray,
+    judge_after: FloatArray,
+    min_answers: int,
+    trap_answers: FloatArray,
+    trap_caught: FloatArray,
+) -> RuleInput:
+    """The trap rule (``qc_min_trap_catch``, docs/REVIEW.md): the evidence is the worker's
+    answers to traps (gold tasks shown with a wrong proposal) and how many of them corrected
+    the proposal. Floors as the other rules: ``min_answers`` answers since the last unban.
+
+    ``answers``, ``judge_after``, ``trap_answers``, ``trap_caught``: ``(m,)``."""
+    n = np.asarray(answers, dtype=np.float64)
+    floor = np.maximum(np.asarray(judge_after, dtype=np.float64) + min_answers - n, 0.0)
+    trials = np.asarray(trap_answers, dtype=np.float64)
+    return RuleInput(
+        threshold=threshold,
+        successes=np.asarray(trap_caught, dtype=np.float64),
+        trials=trials,
+        floor_left=floor,
+        rate=trials / np.maximum(n, 1.0),
+    )

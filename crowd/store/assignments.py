@@ -15,6 +15,7 @@ take different tasks instead of queueing behind one row lock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,13 +31,20 @@ class Reservation:
     external_id: str
     data: dict[str, Any]
     expires_at: datetime
+    #: The label shown as a model's proposal (an index into the project's labels): the
+    #: assignment is in the review lane. None: blind, and nothing of a proposal is sent.
+    proposal: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, labels: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "assignment_id": self.assignment_id,
             "task": {"id": self.task_id, "external_id": self.external_id, "data": self.data},
             "expires_at": self.expires_at.isoformat(),
+            "lane": "blind" if self.proposal is None else "review",
         }
+        if self.proposal is not None:
+            out["proposal"] = {"label": labels[self.proposal]}
+        return out
 
 
 def _release(cur: Cursor, condition: str, params: tuple[Any, ...]) -> int:
@@ -82,7 +90,7 @@ _NOT_BANNED = """
 
 _RESERVE = """
         WITH pick AS (
-            SELECT t.id, t.external_id, t.data FROM tasks t
+            SELECT t.id, t.external_id, t.data, {proposal} AS proposal FROM tasks t
             WHERE t.project_id = $1::bigint AND {where}
               AND NOT EXISTS (
                   SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2::bigint)
@@ -91,16 +99,17 @@ _RESERVE = """
             LIMIT 1
             FOR UPDATE SKIP LOCKED
         ), ins AS (
-            INSERT INTO assignments (project_id, task_id, worker_id, status, expires_at)
+            INSERT INTO assignments (project_id, task_id, worker_id, status, expires_at,
+                                     proposal)
             SELECT $1::bigint, pick.id, $2::bigint, 'reserved',
-                   now() + make_interval(secs => $3::double precision)
+                   now() + make_interval(secs => $3::double precision), pick.proposal
             FROM pick
             ON CONFLICT (task_id, worker_id) DO NOTHING
-            RETURNING id, task_id, expires_at
+            RETURNING id, task_id, expires_at, proposal
         ), bump AS (
             UPDATE tasks t SET taken = t.taken + 1 FROM ins WHERE t.id = ins.task_id
         )
-        SELECT ins.id, pick.id, pick.external_id, pick.data, ins.expires_at
+        SELECT ins.id, pick.id, pick.external_id, pick.data, ins.expires_at, ins.proposal
         FROM ins JOIN pick ON pick.id = ins.task_id
         """
 
@@ -113,6 +122,7 @@ def reserve(
     *,
     gold: bool = False,
     by: str = "fifo",
+    trap_labels: int | None = None,
 ) -> Reservation | None:
     """Reserve the next task for ``worker_id``; None when none is available right now (or the
     worker is banned from the project: see :func:`crowd.store.quality.ban_reason`).
@@ -128,9 +138,18 @@ def reserve(
     assignment inserted, and only then is the task's slot taken, so the rare race of one
     worker fetching twice at once yields None instead of an error (callers retry), and never a
     slot taken without its assignment.
+
+    ``trap_labels`` (with ``gold=True``): a trap for the review lane, the gold task shown with
+    a proposal drawn uniformly from the project's ``trap_labels`` labels other than its gold
+    label (recorded on the assignment like any proposal).
     """
+    proposal = "t.proposal"
+    params: tuple[int, ...] = (project_id, worker_id, lease_seconds)
     if gold:
         name, where, order = "crowd_reserve_gold", "t.gold IS NOT NULL", "t.answers, t.id"
+        if trap_labels is not None:
+            name, params = "crowd_reserve_trap", (*params, trap_labels)
+            proposal = "((t.gold + 1 + floor(random() * ($4::int - 1)))::int % $4::int)::smallint"
     else:
         where = "t.taken < t.target AND NOT t.done AND t.gold IS NULL"
         name, order = "crowd_reserve", "t.answers DESC, t.id"
@@ -144,8 +163,9 @@ def reserve(
     execute_prepared(
         cur,
         name,
-        _RESERVE.format(where=where, order=order, not_banned=_NOT_BANNED),
-        (project_id, worker_id, lease_seconds),
+        # A task's lane is on its row (see crowd.store.review); gold tasks have none.
+        _RESERVE.format(where=where, order=order, not_banned=_NOT_BANNED, proposal=proposal),
+        params,
     )
     row = cur.fetchone()
     return Reservation(*row) if row else None
@@ -155,7 +175,7 @@ def held_by(cur: Cursor, project_id: int, worker_id: int) -> Reservation | None:
     """The worker's newest live reservation in the project, if it holds one."""
     cur.execute(
         """
-        SELECT a.id, t.id, t.external_id, t.data, a.expires_at
+        SELECT a.id, t.id, t.external_id, t.data, a.expires_at, a.proposal
         FROM assignments a JOIN tasks t ON t.id = a.task_id
         WHERE a.project_id = %s AND a.worker_id = %s AND a.status = 'reserved'
           AND a.expires_at > now()
@@ -220,6 +240,7 @@ class Held:
     label: int | None
     expires_at: datetime
     expired: bool
+    proposal: int | None = None  # the label shown as a model's proposal (review lane)
 
 
 def lock(cur: Cursor, assignment_id: int) -> Held | None:
@@ -227,7 +248,7 @@ def lock(cur: Cursor, assignment_id: int) -> Held | None:
         cur,
         "crowd_lock",
         "SELECT id, project_id, task_id, worker_id, status, label, expires_at,"
-        " expires_at <= now() FROM assignments WHERE id = $1::bigint FOR UPDATE",
+        " expires_at <= now(), proposal FROM assignments WHERE id = $1::bigint FOR UPDATE",
         (assignment_id,),
     )
     row = cur.fetchone()
@@ -254,8 +275,13 @@ def _check_open(cur: Cursor, held: Held | None, worker_id: int) -> Outcome | Non
     return None
 
 
-def answer(cur: Cursor, held: Held | None, worker_id: int, label: int) -> Outcome:
-    """Store ``label`` as the answer of a locked assignment (see :func:`lock`)."""
+def answer(
+    cur: Cursor, held: Held | None, worker_id: int, label: int, review_cap: int | None = None
+) -> Outcome:
+    """Store ``label`` as the answer of a locked assignment (see :func:`lock`).
+
+    An answer that corrects the proposal shown (review lane) opens one more slot on its task,
+    up to ``review_cap`` (the review setting's ``max_overlap``), in the same transaction."""
     early = _check_open(cur, held, worker_id)
     if early is not None:
         return early
@@ -270,6 +296,13 @@ def answer(cur: Cursor, held: Held | None, worker_id: int, label: int) -> Outcom
         " UPDATE tasks SET answers = answers + 1 WHERE id = $3::bigint",
         (label, held.id, held.task_id),
     )
+    if held.proposal is not None and label != held.proposal and review_cap is not None:
+        # Gold tasks (traps) take any number of answers already.
+        cur.execute(
+            "UPDATE tasks SET target = target + 1 WHERE id = %s AND gold IS NULL"
+            " AND NOT done AND target < %s",
+            (held.task_id, review_cap),
+        )
     return Outcome.CREATED
 
 

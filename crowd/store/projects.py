@@ -19,7 +19,9 @@ _COLUMNS = (
     # Quality rules' evidence (migration 0008).
     " qc_confidence,"
     # Predictions (migration 0010)
-    " corrections_every"
+    " corrections_every,"
+    # The review lane (migration 0013), traps (0014)
+    " review, qc_min_trap_catch"
 )
 
 #: Settings a requester may set at creation and change later (PATCH), with their columns.
@@ -47,6 +49,9 @@ SETTINGS = (
     "qc_confidence",
     # Predictions (see crowd/store/predictions.py)
     "corrections_every",
+    # The review lane (see crowd/store/review.py) and its traps' quality rule
+    "review",
+    "qc_min_trap_catch",
 )
 
 #: Largest task target: gold tasks take any number of answers.
@@ -81,6 +86,10 @@ class Project:
     auto_label_accuracy: float | None = None
     qc_confidence: float = 0.95
     corrections_every: int = 100
+    #: The review lane's settings (:class:`crowd.api.schemas.ReviewSettings` as a dict), or
+    #: None: off, every task is labelled blind.
+    review: dict[str, Any] | None = None
+    qc_min_trap_catch: float | None = None
     #: Whether the project had gold tasks when read (only :func:`get` fills it in).
     has_gold: bool = False
 
@@ -125,6 +134,8 @@ class Project:
             "random_share": self.random_share,
             "auto_label_accuracy": self.auto_label_accuracy,
             "corrections_every": self.corrections_every,
+            "review": self.review,
+            "qc_min_trap_catch": self.qc_min_trap_catch,
             "owner_id": self.owner_id,
             "created_at": self.created_at.isoformat(),
         }
@@ -176,7 +187,9 @@ def update(cur: Cursor, project_id: int, changes: dict[str, Any]) -> Project | N
     if "overlap" in changes:
         cur.execute(
             "UPDATE tasks SET target = greatest(%s, taken), done = false"
-            " WHERE project_id = %s AND gold IS NULL AND target < %s AND NOT done",
+            " WHERE project_id = %s AND gold IS NULL AND target < %s AND NOT done"
+            # Review-lane tasks take the review setting's overlap (crowd/store/review.py).
+            " AND proposal IS NULL",
             (project.overlap, project_id, project.overlap),
         )
     return project
@@ -252,8 +265,11 @@ def counts(cur: Cursor, project_id: int) -> dict[str, int]:
 
 
 #: SQL for "this task needs no more answers" over ``tasks t JOIN projects p``: closed by dynamic
-#: overlap, or all its slots answered and no more to come (fixed overlap, or at max_overlap).
+#: overlap, or all its slots answered and no more to come (fixed overlap, or at max_overlap;
+#: a review-lane task's cap is ``review.max_overlap``).
 COMPLETE = (
     "(t.done OR (t.answers >= t.target AND (p.confidence_target IS NULL"
-    " OR t.target >= greatest(p.overlap, coalesce(p.max_overlap, p.overlap)))))"
+    " OR t.target >= CASE WHEN t.proposal IS NOT NULL AND p.review IS NOT NULL"
+    " THEN (p.review ->> 'max_overlap')::int"
+    " ELSE greatest(p.overlap, coalesce(p.max_overlap, p.overlap)) END)))"
 )

@@ -50,6 +50,22 @@ def unban(cur: Cursor, project_id: int, worker_id: int) -> bool:
     return cur.rowcount == 1
 
 
+#: SQL for a project's traps answered, by worker: gold tasks served with a wrong proposal
+#: (read through ``assignments_reviewed``); ``caught``: the answer corrected the proposal.
+_TRAPS = """
+    SELECT a.worker_id, count(*) AS answers, count(*) FILTER (WHERE a.label <> a.proposal) AS caught
+    FROM assignments a JOIN tasks t ON t.id = a.task_id
+    WHERE a.project_id = %(project)s AND a.proposal IS NOT NULL AND a.status = 'answered'
+      AND t.gold IS NOT NULL AND a.proposal <> t.gold
+    GROUP BY a.worker_id"""
+
+
+def trap_counts(cur: Cursor, project_id: int) -> dict[int, tuple[int, int]]:
+    """``worker id -> (trap answers, traps caught)`` in the project (workers with any)."""
+    cur.execute(_TRAPS, {"project": project_id})
+    return {int(w): (int(n), int(k)) for w, n, k in cur.fetchall()}
+
+
 def page(
     cur: Cursor, project_id: int, after_id: int, limit: int, status: str | None
 ) -> list[dict[str, Any]]:
@@ -60,16 +76,18 @@ def page(
     :func:`crowd.em.quality.describe`), or None before a run judged the worker.
     ``ban_rule``: the rule that banned the worker (None if banned by hand);
     ``evidence_reversed``: that rule's evidence now says the worker is more likely above the
-    threshold than below (the ban stays until the requester lifts it).
+    threshold than below (the ban stays until the requester lifts it). ``trap_answers`` and
+    ``trap_catch_rate``: traps answered, and the share caught (see :func:`trap_counts`).
     ``stamp_rate``: the last run's estimate of how often the worker accepts whatever proposal
     is shown (None without review answers; docs/REVIEW.md).
     """
     cur.execute(
-        """
+        f"""
         SELECT w.id, w.name, coalesce(n.answers, 0), pw.accuracy, pw.confusion,
                coalesce(pw.gold_answers, 0), coalesce(pw.gold_correct, 0),
                coalesce(pw.status, 'active'), pw.reason, pw.banned_at, pw.run_id,
-               pw.evidence, pw.ban_rule, coalesce(pw.evidence_reversed, false), pw.stamp_rate
+               pw.evidence, pw.ban_rule, coalesce(pw.evidence_reversed, false), pw.stamp_rate,
+               coalesce(tr.answers, 0), tr.caught
         FROM (
             -- one pass over the project's answers gives both who answered and how often
             SELECT worker_id, count(*) AS answers FROM assignments
@@ -81,6 +99,7 @@ def page(
             WHERE project_id = %(project)s AND worker_id > %(after)s
         ) pw ON pw.worker_id = n.worker_id
         JOIN accounts w ON w.id = coalesce(n.worker_id, pw.worker_id)
+        LEFT JOIN ({_TRAPS}) tr ON tr.worker_id = w.id
         WHERE (%(status)s::text IS NULL OR coalesce(pw.status, 'active') = %(status)s)
         ORDER BY w.id LIMIT %(limit)s
         """,
@@ -88,7 +107,7 @@ def page(
     )
     out = []
     for (wid, name, answers, accuracy, confusion, gold_n, gold_ok, status_, reason, banned_at,
-         run_id, evidence, ban_rule, reversed_, stamp_rate) in cur.fetchall():  # fmt: skip
+         run_id, evidence, ban_rule, reversed_, stamp_rate, trap_n, trap_ok) in cur.fetchall():  # fmt: skip
         out.append(
             {
                 "id": wid,
@@ -106,6 +125,9 @@ def page(
                 "ban_rule": ban_rule,
                 "evidence_reversed": reversed_,
                 "stamp_rate": None if stamp_rate is None else round(stamp_rate, 6),
+                # Traps (docs/REVIEW.md): gold tasks shown with a wrong proposal.
+                "trap_answers": trap_n,
+                "trap_catch_rate": round(trap_ok / trap_n, 6) if trap_n else None,
             }
         )
     return out

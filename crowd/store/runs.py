@@ -26,12 +26,14 @@ from crowd.em.quality import (
     judge,
     project_rules,
     reversed_evidence,
+    trap_rule,
 )
 from crowd.store import job_rows
 from crowd.store.assignments import release_held_by
 from crowd.store.db import Cursor, one
 from crowd.store.job_rows import JobStatus, Table
 from crowd.store.projects import Project
+from crowd.store.quality import trap_counts
 
 RunStatus = JobStatus
 
@@ -317,6 +319,8 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
     ``max_overlap``. A closed task whose decision confidence later falls below the target is
     open again. Decisions use the answers the run saw (``task_results.answers``), not answers
     that arrived while it ran: those wait for the next run. Only rows that change are written.
+    A review-lane task (crowd/store/review.py) has the review setting's ``overlap`` and
+    ``max_overlap`` instead of the project's.
 
     Answers of banned workers left out of the run (``exclude_banned``) still fill their slots,
     so they count as answered slots here: a task that still needs answers (too few counted,
@@ -333,13 +337,24 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
             GROUP BY a.task_id
         ), decided AS (
             SELECT t.id,
-                   (r.answers >= %(overlap)s AND r.decision >= %(target)s) AS done,
+                   (r.answers >= l.overlap AND r.decision >= %(target)s)
+                   -- A review-lane task answered up to its cap is closed too: the progress
+                   -- counters know only the project's cap (migration 0009).
+                   OR (t.proposal IS NOT NULL AND %(review)s AND t.target >= l.cap
+                       AND r.answers + coalesce(x.n, 0) >= t.target) AS done,
                    CASE WHEN r.answers + coalesce(x.n, 0) >= t.target
-                             AND NOT (r.answers >= %(overlap)s AND r.decision >= %(target)s)
-                             AND t.target < %(cap)s
+                             AND NOT (r.answers >= l.overlap AND r.decision >= %(target)s)
+                             AND t.target < l.cap
                         THEN t.target + 1 ELSE t.target END AS target
             FROM tasks t JOIN task_results r ON r.task_id = t.id
             LEFT JOIN excluded x ON x.task_id = t.id
+            -- A review-lane task's minimum and cap are the review setting's.
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN t.proposal IS NULL OR NOT %(review)s THEN %(overlap)s
+                            ELSE %(review_overlap)s END AS overlap,
+                       CASE WHEN t.proposal IS NULL OR NOT %(review)s THEN %(cap)s
+                            ELSE %(review_cap)s END AS cap
+            ) l
             WHERE t.project_id = %(project)s AND t.gold IS NULL
         )
         UPDATE tasks t SET done = d.done, target = d.target
@@ -350,15 +365,21 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
             "overlap": project.overlap,
             "target": project.confidence_target,
             "cap": project.overlap_cap,
+            "review": project.review is not None,
+            "review_overlap": (project.review or {}).get("overlap", project.overlap),
+            "review_cap": (project.review or {}).get("max_overlap", project.overlap_cap),
             "project": project.id,
             "exclude": project.exclude_banned,
         },
     )
 
 
-def verdict(project: Project, workers: WorkerFigures) -> Verdict:
+def verdict(
+    project: Project, workers: WorkerFigures, traps: tuple[np.ndarray, np.ndarray] | None = None
+) -> Verdict:
     """The quality rules' decision on workers, as the project's settings say (the function
-    :func:`apply_bans` calls, and benchmarks/quality_rules.py with it)."""
+    :func:`apply_bans` calls, and benchmarks/quality_rules.py with it). ``traps``: each
+    worker's trap answers and traps caught, for ``qc_min_trap_catch``."""
     rules = project_rules(
         workers,
         min_accuracy=project.qc_min_accuracy,
@@ -367,6 +388,14 @@ def verdict(project: Project, workers: WorkerFigures) -> Verdict:
         min_gold_answers=project.qc_min_gold_answers,
         gold_window=project.gold_window,
     )
+    if project.qc_min_trap_catch is not None and traps is not None:
+        rules["trap"] = trap_rule(
+            project.qc_min_trap_catch,
+            workers.answers,
+            workers.judge_after,
+            project.qc_min_answers,
+            *traps,
+        )
     return judge(rules, project.qc_confidence)
 
 
@@ -380,6 +409,8 @@ def _reason(rule: str, found: RuleEvidence, i: int, answers: int, gold: int) -> 
         return f"accuracy on the last {gold} gold tasks {found.estimate[i]:.3f} {evidence}"
     if rule == "accuracy":
         return f"estimated accuracy {found.estimate[i]:.3f} {evidence} after {answers} answers"
+    if rule == "trap":
+        return f"share of wrong model proposals corrected {found.estimate[i]:.3f} {evidence}"
     return f"{rule} {found.estimate[i]:.3f} {evidence}"
 
 
@@ -389,7 +420,11 @@ def apply_bans(cur: Cursor, project: Project) -> list[int]:
     workers whose banning rule's evidence has reversed (the ban stays: the requester
     decides). Returns the ids of workers banned now. A worker unbanned by the requester is
     judged again only after ``qc_min_answers`` more answers (``judge_after``)."""
-    if project.qc_min_accuracy is None and project.qc_min_gold_accuracy is None:
+    if (
+        project.qc_min_accuracy is None
+        and project.qc_min_gold_accuracy is None
+        and project.qc_min_trap_catch is None
+    ):
         cur.execute(
             "UPDATE project_workers SET evidence = NULL, evidence_reversed = false"
             " WHERE project_id = %s AND (evidence IS NOT NULL OR evidence_reversed)",
@@ -408,7 +443,14 @@ def apply_bans(cur: Cursor, project: Project) -> list[int]:
         return []
     columns = np.array([r[3:] for r in rows], dtype=np.float64).T  # None -> NaN
     figures = WorkerFigures(*columns)
-    found = verdict(project, figures)
+    traps = None
+    if project.qc_min_trap_catch is not None:
+        counts = trap_counts(cur, project.id)
+        traps = (
+            np.array([counts.get(r[0], (0, 0))[0] for r in rows], dtype=np.float64),
+            np.array([counts.get(r[0], (0, 0))[1] for r in rows], dtype=np.float64),
+        )
+    found = verdict(project, figures, traps)
     banned: list[int] = []
     updates = []
     for i, (wid, status, ban_rule, answers, *_rest) in enumerate(rows):

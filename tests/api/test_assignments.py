@@ -41,7 +41,9 @@ def test_fetch_returns_a_reservation_with_the_task(
     r = _fetch(client, pid, make_worker(requester))
     assert r.status_code == 201
     body = r.json
-    assert set(body) == {"assignment_id", "task", "expires_at"}
+    # Without a review setting every task is blind: no proposal (docs/REVIEW.md).
+    assert set(body) == {"assignment_id", "task", "expires_at", "lane"}
+    assert body["lane"] == "blind"
     assert body["task"]["external_id"] == "t0" and body["task"]["data"] == {"i": 0}
 
 

@@ -82,6 +82,7 @@ TABLE = [
         _manage(201),
     ),
     Row("GET", f"{P}/corrections", None, _manage(200), query="?model=m"),
+    Row("GET", f"{P}/review", None, _manage(200)),
     Row("GET", f"{P}/webhooks", None, _manage(200)),
     Row("POST", f"{P}/webhooks", {"url": "https://example.com/hook"}, _manage(201)),
     # The admin, tried first, deletes the webhook: the owner then finds it gone.

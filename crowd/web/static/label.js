@@ -235,11 +235,38 @@
     state.deadline = performance.now() + Math.max(0, left);
     $("task-id").textContent = task.external_id;
     $("task-data").replaceChildren(...renderData(task));
+    showProposal(reservation);
     show($("notice"), false);
     show($("task-area"), true);
     tick();
     state.timer = setInterval(tick, 1000);
     $("task-heading").focus();
+  }
+
+  /* The review lane: the model's proposed label is pre-selected; Enter confirms it, another
+     label corrects it. A blind task's reservation has no proposal, so none is shown. */
+  function showProposal(reservation) {
+    const proposed = reservation.lane === "review" && reservation.proposal
+      ? reservation.proposal.label : null;
+    for (const button of $("answer-buttons").querySelectorAll("button")) {
+      const on = button.dataset.label === proposed;
+      button.classList.toggle("proposed", on);
+      if (on) button.setAttribute("aria-pressed", "true");
+      else button.removeAttribute("aria-pressed");
+    }
+    if (proposed === null) {
+      $("proposal").replaceChildren();
+      show($("proposal"), false);
+      return;
+    }
+    $("proposal").replaceChildren("A model proposes “", el("strong", {}, proposed),
+      "”. Press ", el("kbd", {}, "Enter"), " to confirm it, or choose another label to correct it.");
+    show($("proposal"), true);
+  }
+
+  function proposedLabel() {
+    const r = state.assignment;
+    return r && r.lane === "review" && r.proposal ? r.proposal.label : null;
   }
 
   function renderData(task) {
@@ -316,6 +343,10 @@
     } else if (event.key === "s" || event.key === "S") {
       event.preventDefault();
       skip();
+    } else if (event.key === "Enter" && target.tagName !== "BUTTON" && proposedLabel() !== null) {
+      // (Enter on a focused button presses that button, as everywhere.)
+      event.preventDefault();
+      answer(proposedLabel());
     }
   });
 

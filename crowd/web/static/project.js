@@ -17,10 +17,12 @@
     { key: "answers", title: "Answers", num: true, value: (w) => w.answers },
     { key: "accuracy", title: "Accuracy", num: true, value: (w) => w.accuracy },
     { key: "gold_accuracy", title: "Gold accuracy", num: true, value: (w) => w.gold_accuracy },
+    // Traps: gold tasks shown in the review lane with a wrong proposal (docs/REVIEW.md).
+    { key: "trap_catch_rate", title: "Traps caught", num: true, value: (w) => w.trap_catch_rate },
     { key: "evidence", title: "Quality rules", num: true, value: (w) => worstEvidence(w) },
     { key: "status", title: "Status", value: (w) => w.status },
   ];
-  const RULE_NAMES = { accuracy: "Accuracy", gold: "Gold" };
+  const RULE_NAMES = { accuracy: "Accuracy", gold: "Gold", trap: "Traps" };
 
   /* The largest probability of being below a rule's threshold (how close to a ban). */
   function worstEvidence(w) {
@@ -237,6 +239,7 @@
       el("td", { class: "num" }, fmtInt(w.answers)),
       el("td", { class: "num" }, fmtPct(w.accuracy)),
       el("td", { class: "num" }, w.gold_answers ? `${fmtPct(w.gold_accuracy)} of ${w.gold_answers}` : "–"),
+      el("td", { class: "num" }, w.trap_answers ? `${fmtPct(w.trap_catch_rate)} of ${w.trap_answers}` : "–"),
       el("td", { class: "num" }, evidenceCell(w)),
       el("td", {}, el("span", { class: "badge " + w.status }, w.status),
         w.evidence_reversed ? el("span", { class: "flag reversed", title: "The rule that banned this worker now finds it more likely above the threshold; the ban stays until you lift it." }, " evidence reversed") : null,
