@@ -30,6 +30,7 @@ if ! have crowd-local/bookworm:latest; then
     || { tail -20 "$root.log" >&2; echo "local-images: debootstrap failed" >&2; exit 1; }
   rm -f "$root.log"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  chmod 755 "$root"  # mktemp made it 0700: as the image's /, it would shut out every other user
   tar -C "$root" -c . | docker import \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     -c 'ENV LANG=C.UTF-8' -c 'CMD ["bash"]' - crowd-local/bookworm:latest >/dev/null
