@@ -97,10 +97,23 @@ from crowd.demo.scenarios import Scenario, replay, simulated
     is_flag=True,
     help="Stop the service at the end instead of serving until Ctrl-C.",
 )
+@click.option(
+    "--url",
+    default=None,
+    metavar="URL",
+    help="Play against the crowd service already running at URL (e.g. a docker compose "
+    "deployment) instead of starting one; needs --token. Exits at the end.",
+)
+@click.option(
+    "--token",
+    envvar="CROWD_TOKEN",
+    default=None,
+    help="With --url: a requester (or admin) token of that service [env: CROWD_TOKEN].",
+)
 def demo(
     host: str, port: int, data: Path | None, limit_tasks: int, tasks: int, good: int,
     workers: int | None, spammers: int, labels: int, gold_share: float, think: float,
-    seed: int, timeout: int, exit_: bool,
+    seed: int, timeout: int, exit_: bool, url: str | None, token: str | None,
 ) -> None:  # fmt: skip
     """Run the whole cycle: serve, post a batch, let a crowd answer, aggregate, score.
 
@@ -112,8 +125,16 @@ def demo(
     is confident. At the end a table compares majority vote and the service's labels with the
     truth, answers used with a fixed overlap, and who was banned; then the service keeps
     serving (the dashboard URL is printed) until Ctrl-C, or stops with --exit.
+
+    With --url, the same crowd plays against a service that is already running (with its
+    own workers), and the command exits once it is scored.
     """
-    check_listen(host, port)
+    if url is not None and not token:
+        raise click.UsageError(
+            "--url needs a requester token of that service: pass --token or set CROWD_TOKEN"
+        )
+    if url is None:
+        check_listen(host, port)
     if data is not None:
         try:
             scenario = replay(data, limit_tasks=limit_tasks or None, seed=seed)
@@ -124,6 +145,11 @@ def demo(
             tasks=tasks, good=workers or good, spammers=spammers, labels=labels,
             gold_share=gold_share, think=think, seed=seed,
         )  # fmt: skip
+    if url is not None and token:
+        url = url.rstrip("/")
+        _wait_healthy(None, url, seconds=30)
+        _play_and_report(url, token, scenario, timeout)
+        raise SystemExit(0)
     # SIGTERM ends the demo like Ctrl-C does: the service and embedded servers are stopped.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with servers_ready("demo requester", first_start_only=False) as servers:
@@ -151,6 +177,18 @@ def _demo(
 ) -> int:  # fmt: skip
     url = f"http://{host}:{port}"
     _wait_healthy(service, url)
+    _play_and_report(url, token, scenario, timeout)
+    if exit_:
+        return 0
+    click.echo("Serving until Ctrl-C.")
+    try:
+        return service.wait()
+    except KeyboardInterrupt:
+        return 0
+
+
+def _play_and_report(url: str, token: str, scenario: Scenario, timeout: float) -> None:
+    """Play ``scenario`` against the service at ``url``, then print its scores and links."""
     click.echo(f"crowd demo: {scenario.title}", err=True)
     click.echo(f"crowd demo: the service is at {url}; answering starts", err=True)
     outcome = play(url, token, scenario, progress=_show_progress, timeout=timeout)
@@ -172,13 +210,6 @@ def _demo(
         f'and open {url}/label#token=<the "token" it returns> (this project\'s tasks may all be\n'
         f"complete: post more to {url}/api/v1/projects/{pid}/tasks, see the README)."
     )
-    if exit_:
-        return 0
-    click.echo("Serving until Ctrl-C.")
-    try:
-        return service.wait()
-    except KeyboardInterrupt:
-        return 0
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -196,10 +227,12 @@ def _show_progress(p: Progress) -> None:
         click.echo(line, err=True)
 
 
-def _wait_healthy(service: subprocess.Popen[bytes], url: str, seconds: float = 120) -> None:
+def _wait_healthy(
+    service: subprocess.Popen[bytes] | None, url: str, seconds: float = 120
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if service.poll() is not None:
+        if service is not None and service.poll() is not None:
             raise click.ClickException(
                 f"the service exited with status {service.returncode} before it was up (is "
                 f"the port taken? pass --port)"

@@ -123,3 +123,11 @@ def test_demo_data_that_is_not_a_dataset_gets_a_one_line_error(tmp_path: Path) -
     (tmp_path / "gold.csv").unlink()
     result = CliRunner().invoke(main, ["demo", "--exit", "--data", str(tmp_path)])
     assert result.exit_code == 2 and "gold.csv not found" in result.output
+
+
+def test_demo_against_a_url_needs_a_token() -> None:
+    result = CliRunner(env={"CROWD_TOKEN": None}).invoke(
+        main, ["demo", "--url", "http://127.0.0.1:9"]
+    )
+    assert result.exit_code == 2
+    assert "--url needs a requester token of that service" in result.output
