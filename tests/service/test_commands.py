@@ -120,6 +120,8 @@ def _serving(env: dict[str, str], port: int, *args: str) -> Iterator[tuple[str, 
 def test_serve_runs_gunicorn_and_greets_an_empty_database(
     settings: Settings, database: Database, clean: None
 ) -> None:
+    """`crowd serve` starts gunicorn with two workers and an RQ worker, as processes (up to
+    20 s on a loaded 2-core machine)."""
     env = _env(
         CROWD_DATABASE_URL=settings.database_url or "", CROWD_REDIS_URL=settings.redis_url or ""
     )
