@@ -47,8 +47,8 @@ otherwise idle 2-core machine with the defaults, up to 4 when other work shares 
    work on the machine shows up directly in the figures. Every sweep, run and answer is
    written to ``sweeps.json`` in the log directory.
 7. ``--breakdown-runs`` times (after the servers stop): one run executed in this process on the
-   benchmark's database, as crowd.jobs.aggregate does it, with crowd.store.snapshot.load,
-   crowd.em.live.fit_run and the job's publish step (crowd.jobs._publish: the changed rows,
+   benchmark's database, as crowd.background.aggregation.aggregate does it, with crowd.store.snapshot.load,
+   crowd.em.live.fit_run and the job's publish step (crowd.background.aggregation._publish: the changed rows,
    then crowd.store.runs.publish) timed apart; each run is recorded and published for real.
 
 Goal (issue text): p95 freshness <= 5 s at 1M answers on this machine.
@@ -406,10 +406,10 @@ def _ts(value: str | None) -> float | None:
 
 
 def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, float]]:
-    """Run ``repeats`` aggregation runs here, as crowd.jobs.aggregate does, timing each phase:
-    crowd.store.snapshot.load, crowd.jobs.fit, and the job's publish step
-    (crowd.jobs._publish: picks the changed rows, then crowd.store.runs.publish)."""
-    from crowd import jobs
+    """Run ``repeats`` aggregation runs here, as crowd.background.aggregation.aggregate does, timing each phase:
+    crowd.store.snapshot.load, crowd.background.aggregation.fit, and the job's publish step
+    (crowd.background.aggregation._publish: picks the changed rows, then crowd.store.runs.publish)."""
+    from crowd.background import aggregation as jobs
     from crowd.store import projects, runs, snapshot
     from crowd.store.db import Database
 

@@ -4,9 +4,9 @@
 
 Path covered: no HTTP. Each simulated project is a crowd answering tasks one answer at a
 time; every ``--every`` answers an aggregation run does what the RQ job
-(:func:`crowd.jobs.aggregate`) does, on the same kind of snapshot :func:`crowd.store.snapshot.load`
+(:func:`crowd.background.aggregation.aggregate`) does, on the same kind of snapshot :func:`crowd.store.snapshot.load`
 returns (:class:`crowd.store.snapshot.Snapshot`: the answers of workers not banned, gold,
-the previous run's estimates as the warm start): :func:`crowd.jobs.fit`, then the rules on
+the previous run's estimates as the warm start): :func:`crowd.background.aggregation.fit`, then the rules on
 the figures the run publishes per worker (banned workers keep their last figures, as rows of
 ``project_workers`` do). The evidence rules are :func:`crowd.store.runs.verdict`, the
 function ``apply_bans`` calls inside the run's publishing transaction; today's rules are
@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from crowd import datasets
+from crowd.background.aggregation import fit
 from crowd.em.quality import WorkerFigures
-from crowd.jobs import fit
 from crowd.store.projects import Project
 from crowd.store.runs import verdict
 from crowd.store.snapshot import Snapshot

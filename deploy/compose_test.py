@@ -372,7 +372,7 @@ def kill_worker_mid_run(stack: Stack, req: RequesterClient) -> None:
         )
         wait_for("the run to reach its publishing step", lambda: stack.psql(waiting).strip()
                  == "1", 120, every=0.5)  # fmt: skip
-        job = f"crowd-run-{victim['id']}"  # crowd.scheduling.job_id
+        job = f"crowd-run-{victim['id']}"  # crowd.background.scheduling.job_id
         busy = wait_for(
             f"a worker to hold job {job}",
             lambda: [h for h, w in stack.rq_workers().items() if w["job"] == job],

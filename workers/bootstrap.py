@@ -3,9 +3,9 @@
 Importing numpy/scipy, ``crowd.em`` and ``crowd.learn`` (scikit-learn) before forking
 work-horses means each job starts without paying for those imports again. When it starts and
 every ``REAP_EVERY`` seconds, the worker also reaps abandoned aggregation runs (see
-:func:`crowd.scheduling.reap`) and model versions (see :func:`crowd.training.reap`), queues
+:func:`crowd.background.scheduling.reap`) and model versions (see :func:`crowd.background.training.reap`), queues
 webhook deliveries whose job was lost (see
-:func:`crowd.webhooks.requeue_lost`) and deletes expired idempotency keys. It runs RQ's
+:func:`crowd.background.webhooks.requeue_lost`) and deletes expired idempotency keys. It runs RQ's
 scheduler too, which queues webhook delivery retries when their backoff is over, and it is
 started again when it quits because Redis went away.
 """
@@ -23,7 +23,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Worker
 
-from crowd import jobs, scheduling, training, webhooks
+from crowd.background import connections, scheduling, training, webhooks
 from crowd.config import QUEUES, WEBHOOK_QUEUE, Settings
 from crowd.store import idempotency
 
@@ -87,7 +87,7 @@ class CrowdWorker(Worker):
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
-        db, redis = jobs.services()
+        db, redis = connections.services()
 
         def purge_keys() -> None:
             with db.transaction() as cur:
@@ -108,7 +108,7 @@ class CrowdWorker(Worker):
 def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:
     if not settings.redis_url:
         raise SystemExit("crowd: error: set CROWD_REDIS_URL (or run `crowd serve` first)")
-    jobs.configure(settings)
+    connections.configure(settings)
     connection = Redis.from_url(settings.redis_url)
     queues = [Queue(name, connection=connection) for name in (*QUEUES, WEBHOOK_QUEUE)]
     return CrowdWorker(

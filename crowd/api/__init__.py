@@ -8,8 +8,8 @@ from flask import Flask
 from redis import Redis
 from werkzeug.routing import IntegerConverter
 
+from crowd.background.scheduling import StaleMarks
 from crowd.config import Settings
-from crowd.scheduling import StaleMarks
 from crowd.store.db import Database
 
 

@@ -6,9 +6,9 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
-from crowd import scheduling
 from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
+from crowd.background import scheduling
 from crowd.errors import NotFound, Unavailable
 from crowd.store import runs
 from crowd.store.db import Cursor

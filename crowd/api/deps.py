@@ -8,8 +8,8 @@ from flask import current_app
 from redis import Redis
 
 from crowd.api.ratelimit import FailedAuthLimit
+from crowd.background.scheduling import StaleMarks
 from crowd.config import Settings
-from crowd.scheduling import StaleMarks
 from crowd.store.db import Database
 
 

@@ -6,9 +6,9 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
-from crowd import training
 from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
+from crowd.background import training
 from crowd.errors import Conflict, Unavailable
 from crowd.store import models
 from crowd.store.db import Cursor

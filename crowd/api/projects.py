@@ -30,7 +30,7 @@ def create() -> ResponseReturnValue:
 
 # Settings where null means "off"; the others cannot be null.
 _NULLABLE = {"max_overlap", "confidence_target", "qc_min_accuracy", "qc_min_gold_accuracy"}
-_NULLABLE |= {"model", "auto_label_accuracy"}  # models (crowd/training.py)
+_NULLABLE |= {"model", "auto_label_accuracy"}  # models (crowd/background/training.py)
 _NULLABLE |= {"review", "qc_min_trap_catch"}  # the review lane (crowd/store/review.py)
 
 

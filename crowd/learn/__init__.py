@@ -2,7 +2,7 @@
 
 :mod:`crowd.learn.model` builds, fits and applies a project's model; :mod:`crowd.learn.calibrate`
 picks the auto-labelling threshold on gold. The job that reads and writes the database is
-:func:`crowd.training.train`.
+:func:`crowd.background.training.train`.
 """
 
 from crowd.learn.calibrate import calibrate_threshold, wilson_lower

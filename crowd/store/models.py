@@ -4,7 +4,7 @@ A version goes ``queued`` -> ``running`` -> ``succeeded`` | ``failed``, like an 
 run; at most one per project is queued or running (a partial unique index). A succeeded
 version holds its fitted model (joblib bytes) and its metrics, and is recorded by
 :func:`record_trained` alone. Versions whose worker died or whose job was lost are found by
-the workers' sweep (:func:`crowd.training.reap`).
+the workers' sweep (:func:`crowd.background.training.reap`).
 """
 
 from __future__ import annotations

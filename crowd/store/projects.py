@@ -39,7 +39,7 @@ SETTINGS = (
     "qc_min_gold_answers",
     "exclude_banned",
     "method",
-    # Models (see crowd/training.py)
+    # Models (see crowd/background/training.py)
     "model",
     "retrain_every",
     "order",

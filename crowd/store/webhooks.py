@@ -3,7 +3,7 @@
 :func:`emit` records an event as one ``pending`` delivery row per webhook subscribed to it,
 inside the caller's transaction, so an event exists exactly when what it reports committed.
 Sending is not done here: after the commit the caller queues the deliveries
-(:func:`crowd.webhooks.enqueue`), and :func:`crowd.webhooks.requeue_lost` picks up any whose
+(:func:`crowd.background.webhooks.enqueue`), and :func:`crowd.background.webhooks.requeue_lost` picks up any whose
 job was lost.
 """
 
@@ -114,7 +114,7 @@ def delete(cur: Cursor, project_id: int, webhook_id: int) -> bool:
 def emit(cur: Cursor, project_id: int, event: str, payload: dict[str, Any]) -> list[int]:
     """Record ``event`` for every webhook of the project subscribed to it; returns the new
     delivery ids (none when nobody listens). Call inside the transaction that commits what
-    the event reports, then queue the ids after the commit (:func:`crowd.webhooks.enqueue`).
+    the event reports, then queue the ids after the commit (:func:`crowd.background.webhooks.enqueue`).
     ``payload`` becomes the ``data`` of the delivered body and must be JSON-serializable.
     """
     if event not in EVENTS:

@@ -12,8 +12,8 @@ from rq import Queue
 
 from crowd import config
 from crowd.api import create_app
+from crowd.background.scheduling import job_id
 from crowd.config import LARGE_RUN_QUEUE, RUN_QUEUE, Settings
-from crowd.scheduling import job_id
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, drain, post_tasks
 from tests.conftest import auth

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
+from crowd.background.scheduling import flush_all
 from crowd.cli import main
 from crowd.config import Settings
-from crowd.scheduling import flush_all
 from crowd.store.db import Database
 from tests.conftest import auth
 from workers.bootstrap import make_worker
@@ -161,9 +161,9 @@ def test_answers_during_runs_cause_one_follow_up_each_time_and_none_is_lost(
 def test_a_requested_run_is_queued_once_and_warm_starts_from_the_previous_one(
     client, requester, make_worker, make_project, settings, monkeypatch
 ) -> None:
-    # Projects this small start every run cold (crowd.jobs.COLD_FIT_ANSWERS); lower the bar so
+    # Projects this small start every run cold (crowd.background.aggregation.COLD_FIT_ANSWERS); lower the bar so
     # this one behaves like a large project (the forked RQ worker inherits the setting).
-    monkeypatch.setattr("crowd.jobs.COLD_FIT_ANSWERS", 0)
+    monkeypatch.setattr("crowd.background.aggregation.COLD_FIT_ANSWERS", 0)
     pid = make_project(requester, labels=["a", "b"], overlap=2, gold_rate=0.0)["id"]
     post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(20)])
     workers = [make_worker(requester, f"w{i}") for i in range(2)]
@@ -192,11 +192,11 @@ def test_a_warm_start_from_a_first_run_on_one_answer_is_never_published(
     client, requester, make_worker, make_project, settings, monkeypatch, large
 ) -> None:
     """A first run on one answer sees one class, and a warm start from it alone would keep
-    that class for every task. Below crowd.jobs.COLD_FIT_ANSWERS the run also fits cold and
+    that class for every task. Below crowd.background.aggregation.COLD_FIT_ANSWERS the run also fits cold and
     publishes the better fit; above it, a run on more than twice the answers of the newest
     cold fit starts cold."""
     if large:
-        monkeypatch.setattr("crowd.jobs.COLD_FIT_ANSWERS", 0)
+        monkeypatch.setattr("crowd.background.aggregation.COLD_FIT_ANSWERS", 0)
     pid = make_project(requester, labels=["a", "b"], overlap=3, gold_rate=0.0)["id"]
     post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(20)])
     truth = {f"t{i}": "ab"[i % 2] for i in range(20)}

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 from redis import Redis
 
-from crowd import scheduling
 from crowd.api import create_app
+from crowd.background import scheduling
 from crowd.errors import Unavailable
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, drain, post_tasks, runs

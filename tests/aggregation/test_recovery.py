@@ -11,10 +11,10 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from crowd import scheduling
 from crowd.api import create_app
+from crowd.background import scheduling
+from crowd.background.scheduling import flush_all
 from crowd.config import Settings
-from crowd.scheduling import flush_all
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, drain, post_tasks, results, runs
 

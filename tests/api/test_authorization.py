@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from crowd.scheduling import flush_all
+from crowd.background.scheduling import flush_all
 from crowd.store import accounts
 from crowd.store.accounts import Role
 from crowd.store.db import Database

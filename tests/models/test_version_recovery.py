@@ -9,7 +9,7 @@ import psycopg2
 from flask.testing import FlaskClient
 from redis import Redis
 
-from crowd import scheduling, training
+from crowd.background import scheduling, training
 from crowd.config import Settings
 from crowd.store import models
 from crowd.store.db import Database

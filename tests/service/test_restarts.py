@@ -17,7 +17,7 @@ import requests
 from redis import Redis
 from rq import Worker
 
-from crowd import scheduling
+from crowd.background import scheduling
 from tests.service.load import Load, check_stored, setup_project
 from tests.service.servers import Crowd, OwnPostgres, OwnRedis, wait_for
 

@@ -11,8 +11,8 @@ import psycopg2
 from redis import Redis
 from rq.job import Job
 
+from crowd.background.scheduling import job_id
 from crowd.config import Settings
-from crowd.scheduling import job_id
 from tests.service.load import Load, check_stored, setup_project
 from tests.service.servers import CROWD, free_port, wait_for
 

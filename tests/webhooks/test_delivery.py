@@ -16,9 +16,9 @@ from typing import Any
 from flask.testing import FlaskClient
 from redis import Redis
 
-from crowd import webhooks
+from crowd.background import webhooks
+from crowd.background.scheduling import flush_all
 from crowd.config import Settings
-from crowd.scheduling import flush_all
 from crowd.store import webhooks as store
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, post_tasks, runs

@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
-from crowd import webhooks
+from crowd.background import connections, webhooks
 from crowd.config import ANY_ADDRESS, Settings
 from crowd.store import webhooks as store
 from crowd.store.db import Database
@@ -71,7 +71,7 @@ def _hooks(database: Database, pid: int, urls: list[str]) -> dict[str, int]:
 def _announce(database: Database, settings: Settings, pid: int) -> None:
     """A ``model.trained`` event, queued for every hook, as the model job records it (the
     jobs' retries follow ``settings``)."""
-    webhooks.configure(settings)
+    connections.configure(settings)
     with database.transaction() as cur:
         ids = store.emit(cur, pid, "model.trained", {"model_id": 1})
     with Redis.from_url(settings.redis_url or "") as redis:

@@ -11,7 +11,7 @@ touches aggregation.
 
 Like an aggregation run, a training holds a per-project advisory lock while it runs, and the
 workers' sweep (:func:`reap`, every 15 s) uses the same test as for runs
-(:func:`crowd.scheduling.abandoned`): a ``running`` version whose lock is free lost its worker
+(:func:`crowd.background.scheduling.abandoned`): a ``running`` version whose lock is free lost its worker
 and is failed (and retried once); a ``queued`` version whose RQ job was lost is queued again.
 """
 
@@ -28,7 +28,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
-from crowd import scheduling, webhooks
+from crowd.background import scheduling, webhooks
+from crowd.background.connections import services
 from crowd.config import JOB_KEEP, MODEL_QUEUE
 from crowd.store import models, projects, review
 from crowd.store import webhooks as hooks_store
@@ -48,7 +49,7 @@ PREDICT_BATCH = 5000
 #: Fewest gold tasks above a threshold for it to count (see crowd.learn.calibrate).
 MIN_GOLD_SUPPORT = 20
 #: Namespace of the per-project advisory locks that mark a training as alive (aggregation
-#: runs have their own, :data:`crowd.scheduling.LOCK_NAMESPACE`).
+#: runs have their own, :data:`crowd.background.scheduling.LOCK_NAMESPACE`).
 LOCK_NAMESPACE = 0x43524F4D  # "CROM"
 #: The trigger of a version queued because the one before it lost its worker. A retry whose
 #: worker dies too is not retried again: the training itself may be what kills it (memory).
@@ -106,9 +107,9 @@ def _enqueue(redis: Redis, version: ModelVersion) -> None:
 
 def reap(db: Database, redis: Redis) -> list[int]:
     """Recover versions that nothing will finish (the workers run it every 15 s, beside
-    :func:`crowd.scheduling.reap`); returns the ids of the versions it failed.
+    :func:`crowd.background.scheduling.reap`); returns the ids of the versions it failed.
 
-    :func:`crowd.scheduling.abandoned` finds them, as it does runs. A ``queued`` version
+    :func:`crowd.background.scheduling.abandoned` finds them, as it does runs. A ``queued`` version
     whose RQ job was lost (Redis flushed or restarted without its data) never started: its
     job is queued again, and it trains as itself. A ``running`` version whose worker died
     (killed, crashed, out of memory) is recorded as failed, with that error, and a new
@@ -232,8 +233,6 @@ def train(version_id: int) -> None:
     open, predicts in batches, then records the version. A failure is recorded on the
     version, with its error, and re-raised so RQ records it too.
     """
-    from crowd.jobs import services  # jobs imports this module for after_run
-
     db, redis = services()
     with db.transaction() as cur:
         version = models.get(cur, version_id)

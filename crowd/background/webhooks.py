@@ -29,8 +29,10 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
-from crowd import __version__, egress, scheduling
-from crowd.config import JOB_KEEP, WEBHOOK_QUEUE, Networks, Settings
+from crowd import __version__, egress
+from crowd.background import scheduling
+from crowd.background.connections import services, settings
+from crowd.config import JOB_KEEP, WEBHOOK_QUEUE, Networks
 from crowd.store import predictions, runs
 from crowd.store import webhooks as store
 from crowd.store.db import Cursor, Database
@@ -45,23 +47,10 @@ TIMEOUT = (3.0, 5.0)
 #: A pending delivery untouched this long (seconds) whose job is gone is queued again.
 LOST_AFTER = 60.0
 
-_settings: Settings | None = None
-
-
-def configure(settings: Settings) -> None:
-    """Use these retry intervals and allowed private addresses for the deliveries this
-    process queues and sends."""
-    global _settings
-    _settings = settings
-
-
-def _configured() -> Settings:
-    return _settings if _settings is not None else Settings.from_env()
-
 
 def retry_intervals() -> tuple[int, ...]:
     """Seconds before each retry of a failed attempt; a delivery gets ``len + 1`` attempts."""
-    return _configured().webhook_retry_intervals
+    return settings().webhook_retry_intervals
 
 
 def job_id(delivery_id: int) -> str:
@@ -143,8 +132,6 @@ def deliver(delivery_id: int) -> None:
     schedules the retry; returns when the delivery succeeded, failed for good, or has
     nothing left to send (already done, or its webhook deleted).
     """
-    from crowd.jobs import services  # crowd.jobs imports this module
-
     db, _redis = services()
     with db.transaction() as cur:
         target = store.pending_target(cur, delivery_id)
@@ -152,7 +139,7 @@ def deliver(delivery_id: int) -> None:
         return
     delivery, url, secret = target
     body, headers = request_for(delivery, secret, int(time.time()))
-    attempt = post(url, body, headers, _configured().webhook_allow_private)
+    attempt = post(url, body, headers, settings().webhook_allow_private)
     with db.transaction() as cur:
         recorded = store.record_attempt(
             cur,

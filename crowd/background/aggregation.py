@@ -1,8 +1,10 @@
-"""RQ job functions: plain importable functions that take ids.
+"""The aggregation run: the RQ job :func:`aggregate`, a plain function that takes a run id.
 
-RQ stores a job as ``crowd.jobs.aggregate`` plus its arguments; the worker process imports
-this module and calls the function. Connections come from :func:`configure` (the worker
-bootstrap calls it) or, failing that, from the environment.
+RQ stores the job as ``crowd.background.aggregation.aggregate`` plus its run id; the worker
+process imports this module and calls the function, which finds its servers in
+:mod:`crowd.background.connections`. This is the top of the background package: it uses
+scheduling (the run protocol), webhooks (the run's events) and training (a retrain after the
+run), and none of them imports it.
 """
 
 from __future__ import annotations
@@ -13,39 +15,16 @@ from typing import Any
 
 import numpy as np
 import psycopg2.errors
-from redis import Redis
 from redis.exceptions import RedisError
 
-from crowd import scheduling, training, webhooks
-from crowd.config import Settings
+from crowd.background import scheduling, training, webhooks
+from crowd.background.connections import services
 from crowd.em.live import RunResult, changed_rows, fit_run
 from crowd.store import projects, review, runs, snapshot
 from crowd.store.db import Database
 from crowd.store.projects import Project
 
 log = logging.getLogger(__name__)
-
-_services: tuple[Database, Redis] | None = None
-
-
-def configure(settings: Settings) -> None:
-    """Use these servers for the jobs this process runs."""
-    global _services
-    if not settings.database_url or not settings.redis_url:
-        raise RuntimeError("jobs need CROWD_DATABASE_URL and CROWD_REDIS_URL")
-    _services = (
-        Database(settings.database_url, max_connections=2),
-        Redis.from_url(settings.redis_url),
-    )
-    webhooks.configure(settings)
-
-
-def services() -> tuple[Database, Redis]:
-    if _services is None:
-        configure(Settings.from_env())
-    assert _services is not None
-    return _services
-
 
 #: A run warm-starts from the previous one only while the answers are fewer than this many
 #: times those of the newest cold-started fit behind it. EM warm-started from a fit on far
@@ -142,11 +121,11 @@ def _publish(
 
 
 def aggregate(run_id: int) -> None:
-    """Run aggregation run ``run_id`` (queued by :mod:`crowd.scheduling`).
+    """Run aggregation run ``run_id`` (queued by :mod:`crowd.background.scheduling`).
 
     Reads the project's answers in one short transaction, fits with no transaction open,
     then publishes everything in one transaction (:func:`crowd.store.runs.publish`), with
-    the run's webhook events (:func:`crowd.webhooks.emit_run_events`). A
+    the run's webhook events (:func:`crowd.background.webhooks.emit_run_events`). A
     failure is recorded on the run, with its error, and re-raised so RQ records it too.
     """
     db, redis = services()

@@ -22,7 +22,7 @@ a catch-up run for any project with more stored answers than its last run read a
 pending (a ``stale`` mark lost while Redis was down), taking over a ``queued`` flag that a
 run ending while Redis was down could not release. Workers call it every 15 s.
 :func:`abandoned`, the test of a dead or lost job, is shared with model versions
-(:func:`crowd.training.reap`).
+(:func:`crowd.background.training.reap`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ from crowd.store.runs import Run
 
 log = logging.getLogger(__name__)
 
+#: The run's RQ job, by name: this module sits below the job in the background package
+#: (the job uses the run protocol here), so it names the function rather than importing it.
+AGGREGATE_JOB = "crowd.background.aggregation.aggregate"
+
 #: Safety net: a ``queued`` flag nobody releases (Redis kept it but the run vanished in a way
 #: :func:`reap` did not see) expires after this long.
 QUEUED_TTL = 3600
@@ -59,7 +63,7 @@ QUEUED_TTL = 3600
 #: run queued or running in PostgreSQL is an orphan (its run ended while Redis was down).
 LOST_AFTER = timedelta(seconds=20)
 #: Namespace of the per-project advisory locks that mark a run as alive (model trainings have
-#: their own: :data:`crowd.training.LOCK_NAMESPACE`).
+#: their own: :data:`crowd.background.training.LOCK_NAMESPACE`).
 LOCK_NAMESPACE = 0x43524F57  # "CROW"
 
 _MARK = """
@@ -98,8 +102,6 @@ def enqueue(
     ``on_queued`` runs in the transaction that records the run (the API stores its
     idempotent response there); if it raises, nothing is queued and ``queued`` is released.
     """
-    from crowd.jobs import aggregate  # the job imports this module
-
     try:
         with db.transaction() as cur:
             run = runs.create(cur, project_id, trigger)
@@ -114,7 +116,7 @@ def enqueue(
         raise
     try:
         Queue(queue, connection=redis).enqueue(
-            aggregate,
+            AGGREGATE_JOB,
             run.id,
             job_id=job_id(run.id),
             job_timeout=3600,
