@@ -173,11 +173,15 @@ def guess_target(counts: FloatArray, strength: float) -> FloatArray:
     guess[answers + strength <= 0] = crowd_used
     share = (np.einsum("wkk->w", counts) + strength * np.trace(counts.sum(axis=0)) / total) / weight
     known = np.clip((share - 1.0 / k) / (1.0 - 1.0 / k), 0.05, 0.95)
+    diagonal = np.einsum("wkk->wk", counts)  # only cells with l = k can be known answers
     for _ in range(GUESS_STEPS):
-        model = known[:, None, None] * eye + (1.0 - known)[:, None, None] * guess[:, None, :]
-        knew = counts * (known[:, None, None] * eye) / np.maximum(model, EPS)
-        guessed = (counts - knew).sum(axis=1)  # (n_workers, K): guessed answers per label
-        knew_w = knew.sum(axis=(1, 2))
+        knew = (
+            diagonal
+            * known[:, None]
+            / np.maximum(known[:, None] + (1.0 - known)[:, None] * guess, EPS)
+        )
+        guessed = used - knew  # (n_workers, K): guessed answers per label
+        knew_w = knew.sum(axis=1)
         crowd_known = float(knew_w.sum()) / total
         crowd_guess = guessed.sum(axis=0)
         crowd_guess = (
