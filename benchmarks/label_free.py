@@ -39,6 +39,10 @@ Issue 15's third pass (no held-out folds, each one or two fits):
 * ``tol-1e-3``: ``hds`` stopped when the log-likelihood per answer changes by less than 1e-3
   (its default is 1e-5): a looser convergence test, i.e. fewer iterations.
 
+``--thin N`` also scores every real crowd thinned to at most ``N`` answers per task (each task
+keeps a seeded random ``N`` of its answers), averaged over ``--thin-seeds``: the same crowds in
+the sparser regime of a live project.
+
 Synthetic crowds (``--synthetic-seeds``; accuracy against the generating truth on every task):
 ``ds`` (Dawid-Skene workers, ``benchmarks/_synthetic.py``: 2,000 tasks x 5, 100 workers, 4
 classes, 15% spammers), ``sparse`` (3,000 x 3 from 600 workers, 2 classes: most workers answer
@@ -51,6 +55,7 @@ confusions on zencrowd_us). Crowd-Kit 1.4.2 is the ``bench`` extra.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import warnings
@@ -341,6 +346,23 @@ def real(folder: Path) -> Crowd:
     )
 
 
+def thin(crowd: Crowd, per_task: int, seed: int) -> Crowd:
+    """The crowd with at most ``per_task`` answers per task, drawn with ``seed``, renamed."""
+    order = np.random.default_rng(seed).permutation(crowd.tasks.size)
+    by_task = order[np.argsort(crowd.tasks[order], kind="stable")]
+    tasks = crowd.tasks[by_task]
+    first = np.r_[0, np.flatnonzero(np.diff(tasks)) + 1]
+    rank = np.arange(tasks.size) - np.repeat(first, np.diff(np.r_[first, tasks.size]))
+    keep = by_task[rank < per_task]
+    return dataclasses.replace(
+        crowd,
+        name=f"{crowd.name} (thin {per_task})",
+        tasks=crowd.tasks[keep],
+        workers=crowd.workers[keep],
+        labels=crowd.labels[keep],
+    )
+
+
 def simulate(
     rng: np.random.Generator,
     confusion: np.ndarray,
@@ -456,40 +478,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rules", nargs="*", default=list(RULES), choices=RULES)
     parser.add_argument("--folds", type=int, default=5, help="folds over answers (held-out rules)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    parser.add_argument(
+        "--thin",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also score the real crowds thinned to N answers per task (mean over --thin-seeds)",
+    )
+    parser.add_argument("--thin-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", type=Path, default=None, help="also write the tables here")
     args = parser.parse_args(argv)
 
     folders = sorted(p for p in args.data.iterdir() if (p / "answers.csv").is_file())
     if args.datasets is not None:
         folders = [p for p in folders if p.name in set(args.datasets)]
-    groups: dict[str, list[Callable[[], Crowd]]] = {
-        "real": [lambda p=p: real(p) for p in folders],  # type: ignore[misc]
+    groups: dict[str, list[Callable[[], list[Crowd]]]] = {
+        "real": [lambda p=p: [real(p)] for p in folders],  # type: ignore[misc]
         "synthetic": [
-            lambda k=k, s=s: synthetic(k, s)  # type: ignore[misc]
+            lambda k=k, s=s: [synthetic(k, s)]  # type: ignore[misc]
             for s in args.synthetic_seeds
             for k in SYNTHETIC
         ],
     }
+    if args.thin:
+        groups[
+            f"real, thinned to {args.thin} answers per task (mean of seeds "
+            f"{', '.join(map(str, args.thin_seeds))})"
+        ] = [
+            lambda p=p: [thin(real(p), args.thin, s) for s in args.thin_seeds]  # type: ignore[misc]
+            for p in folders
+        ]
     rules = list(args.rules)
     scores: dict[tuple[str, str], float] = {}
     chosen: dict[str, list[str]] = {}
     names: dict[str, list[str]] = {}
     for group, makers in groups.items():
         for make in makers:
-            crowd = make()
+            draws = make()  # one crowd, or the thinned draws of one (scores are their mean)
             start = time.perf_counter()
-            held = HeldOut(crowd, args.folds, args.seed)
-            for rule in rules:
-                labels, choice = apply_rule(rule, crowd, held)
-                scores[crowd.name, rule] = float(np.mean(labels[crowd.truth_tasks] == crowd.truth))
-                if choice != rule:
-                    chosen.setdefault(crowd.name, []).append(f"{rule}: {choice}")
-            scores[crowd.name, "CK DS"] = float(
-                np.mean(crowdkit_ds(crowd)[crowd.truth_tasks] == crowd.truth)
-            )
-            names.setdefault(group, []).append(crowd.name)
+            name = draws[0].name
+            for crowd in draws:
+                held = HeldOut(crowd, args.folds, args.seed)
+                for rule in rules:
+                    labels, choice = apply_rule(rule, crowd, held)
+                    right = float(np.mean(labels[crowd.truth_tasks] == crowd.truth))
+                    scores[name, rule] = scores.get((name, rule), 0.0) + right / len(draws)
+                    if choice != rule:
+                        chosen.setdefault(name, []).append(f"{rule}: {choice}")
+                right = float(np.mean(crowdkit_ds(crowd)[crowd.truth_tasks] == crowd.truth))
+                scores[name, "CK DS"] = scores.get((name, "CK DS"), 0.0) + right / len(draws)
+            names.setdefault(group, []).append(name)
             print(
-                f"{crowd.name}: {crowd.tasks.size} answers, {time.perf_counter() - start:.1f}s",
+                f"{name}: {draws[0].tasks.size} answers, {time.perf_counter() - start:.1f}s",
                 file=sys.stderr,
             )
 
