@@ -44,4 +44,20 @@ def test_every_rule_labels_every_task_and_says_what_it_chose() -> None:
         labels, chose = label_free.apply_rule(rule, crowd, held)
         assert labels.shape == (crowd.n_tasks,) and set(np.unique(labels)) <= {0, 1, 2}
         assert np.mean(labels == crowd.truth) > 0.6
-        assert chose == rule or rule in ("cv-strength", "stack", "kappa")
+        assert chose == rule or rule in ("cv-strength", "stack", "kappa", "best-init")
+
+
+def test_thinning_keeps_a_seeded_subset_of_each_tasks_answers() -> None:
+    crowd = label_free.synthetic("ds", 0)  # 3 answers per task
+    thinned = label_free.thin(crowd, 2, seed=7)
+    per_task = np.bincount(thinned.tasks, minlength=crowd.n_tasks)
+    assert per_task.max() == 2 and per_task.min() == 2
+
+    def rows(c: label_free.Crowd) -> set[tuple[int, int, int]]:
+        return set(zip(c.tasks.tolist(), c.workers.tolist(), c.labels.tolist(), strict=True))
+
+    assert rows(thinned) <= rows(crowd)
+    again = label_free.thin(crowd, 2, seed=7)
+    np.testing.assert_array_equal(again.workers, thinned.workers)
+    assert not np.array_equal(label_free.thin(crowd, 2, seed=8).workers, thinned.workers)
+    assert label_free.thin(crowd, 5, seed=7).tasks.size == crowd.tasks.size  # nothing to drop

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from crowd.em import DawidSkene, HierarchicalDawidSkene, OneCoinDawidSkene
-from crowd.em.hierarchical_ds import shrunk_confusion
+from crowd.em.hierarchical_ds import guess_target, shrunk_confusion
 
 TASKS = np.array([0, 0, 0, 1, 1, 1, 2, 2])
 WORKERS = np.array([0, 1, 2, 0, 1, 2, 0, 1])
@@ -103,8 +103,69 @@ def test_gold_is_clamped() -> None:
     assert est.labels_[2] == 0
 
 
+def guessing_crowd(seed: int, n_tasks: int = 600, k: int = 3) -> tuple[np.ndarray, ...]:
+    """300 workers with about 10 answers each; half know the answer 75% of the time and
+    otherwise answer at random, the other half know it 50% of the time and otherwise say 0."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n_tasks)
+    tasks = np.repeat(np.arange(n_tasks), 5)
+    workers = rng.integers(0, 300, tasks.size)
+    guesser = workers >= 150
+    knows = rng.random(tasks.size) < np.where(guesser, 0.5, 0.75)
+    labels = np.where(knows, truth[tasks], np.where(guesser, 0, rng.integers(0, k, tasks.size)))
+    return tasks, workers, labels, truth
+
+
+def test_guess_target_sees_a_worker_who_guesses_one_label() -> None:
+    # Worker 0 says 0 on every task (8 of class 0, 4 of class 1); worker 1 is always right.
+    counts = np.array([[[8.0, 0.0], [4.0, 0.0]], [[6.0, 0.0], [0.0, 6.0]]])
+    before = counts.copy()
+    target = guess_target(counts, strength=1.0)
+    np.testing.assert_allclose(target.sum(axis=2), 1.0)
+    assert target[0, 1, 0] > 0.5  # on a class-1 task worker 0 is expected to say 0
+    assert target[1, 1, 1] > 0.8 and target[1, 0, 0] > 0.8
+    shrunk = shrunk_confusion(counts, 3.0, 1.0, target="guess")
+    one_coin = shrunk_confusion(counts, 3.0, 1.0)
+    # So its "0" is weaker evidence of class 0 than the one-coin target makes it.
+    assert shrunk[0, 0, 0] / shrunk[0, 1, 0] < one_coin[0, 0, 0] / one_coin[0, 1, 0]
+    np.testing.assert_array_equal(counts, before)
+
+
+def test_guess_target_with_uniform_guesses_is_one_coin() -> None:
+    # Every worker spreads its errors evenly over 3 balanced classes: guesses come out uniform.
+    accuracy = np.array([0.9, 0.6, 0.4])
+    eye = np.eye(3)
+    one_coin = accuracy[:, None, None] * eye + ((1 - accuracy) / 2)[:, None, None] * (1 - eye)
+    target = guess_target(10.0 * one_coin, strength=0.0)
+    np.testing.assert_allclose(target, one_coin, atol=1e-6)
+
+
+def test_guess_target_beats_one_coin_when_unsure_workers_say_one_label() -> None:
+    tasks, workers, labels, truth = guessing_crowd(0)
+    one_coin = HierarchicalDawidSkene().fit_predict(tasks, workers, labels)
+    guess = HierarchicalDawidSkene(target="guess").fit(tasks, workers, labels)
+    assert np.mean(guess.labels_ == truth) > np.mean(one_coin == truth) + 0.01
+    np.testing.assert_allclose(guess.confusion_.sum(axis=2), 1.0)
+    again = HierarchicalDawidSkene(target="guess").fit(tasks, workers, labels)
+    np.testing.assert_array_equal(again.posteriors_, guess.posteriors_)  # deterministic
+
+
+def test_guess_target_clamps_gold_and_handles_edge_cases() -> None:
+    est = HierarchicalDawidSkene(target="guess").fit(TASKS, WORKERS, LABELS, gold={2: 0})
+    np.testing.assert_allclose(est.posteriors_[2], [1.0, 0.0])
+    one = HierarchicalDawidSkene(target="guess").fit([0], [0], [1], n_classes=3)
+    assert one.labels_.tolist() == [1]
+    np.testing.assert_allclose(one.confusion_.sum(axis=2), 1.0)
+    idle = HierarchicalDawidSkene(target="guess", accuracy_strength=0.0).fit(
+        [0, 1], [0, 0], [0, 1], n_workers=2
+    )
+    np.testing.assert_allclose(idle.confusion_.sum(axis=2), 1.0)  # worker 1 never answered
+
+
 def test_rejects_negative_strength() -> None:
     with pytest.raises(ValueError, match="row_strength"):
         HierarchicalDawidSkene(row_strength=-1).fit(TASKS, WORKERS, LABELS)
     with pytest.raises(ValueError, match="accuracy_strength"):
         HierarchicalDawidSkene(accuracy_strength=-1).fit(TASKS, WORKERS, LABELS)
+    with pytest.raises(ValueError, match="target"):
+        HierarchicalDawidSkene(target="mace").fit(TASKS, WORKERS, LABELS)
