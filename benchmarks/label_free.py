@@ -82,6 +82,7 @@ from crowd.em import (
 from crowd.em._base import Aggregator, FloatArray
 from crowd.em._em import EPS
 from crowd.em._incidence import AnswerMatrix
+from crowd.em.hierarchical_ds import one_coin_target
 
 MEAN_GOAL = 0.005  # the default's mean >= Crowd-Kit DS's + half a point
 FLOOR = -0.01  # and never more than a point below it
@@ -135,24 +136,11 @@ class VariationalHDS(HierarchicalDawidSkene):
         return np.asarray(np.exp(digamma(alpha) - digamma(alpha.sum(axis=2, keepdims=True))))
 
 
-def _one_coin_rows(counts: FloatArray, accuracy_strength: float) -> FloatArray:
-    """``hds``'s one-coin targets, and the chance of knowing and crowd shares used below."""
-    k = counts.shape[1]
-    correct = np.einsum("wkk->w", counts)
-    answers = counts.sum(axis=(1, 2))
-    crowd = float(correct.sum() / max(answers.sum(), EPS))
-    accuracy = (correct + accuracy_strength * crowd) / np.maximum(answers + accuracy_strength, EPS)
-    eye = np.eye(k)
-    return np.asarray(
-        accuracy[:, None, None] * eye + ((1 - accuracy) / (k - 1))[:, None, None] * (1 - eye)
-    )
-
-
 class EmpiricalBayesHDS(HierarchicalDawidSkene):
     """``hds`` whose row strength maximises the marginal likelihood of the expected counts."""
 
     def _m_step(self, counts: FloatArray, matrix: AnswerMatrix) -> FloatArray:
-        target = np.maximum(_one_coin_rows(counts, self.accuracy_strength), 1e-6)
+        target = np.maximum(one_coin_target(counts, self.accuracy_strength), 1e-6)
         rows = counts.sum(axis=2)
 
         def evidence(s: float) -> float:
@@ -190,8 +178,14 @@ class UsageGuessHDS(HierarchicalDawidSkene):
         return np.asarray(alpha / alpha.sum(axis=2, keepdims=True))
 
 
-def fitted(crowd: Crowd, make: Callable[[], Aggregator], keep: np.ndarray | None = None) -> Any:
-    """``make()`` fitted on the crowd's answers (those where ``keep`` is true), no gold."""
+def fitted(
+    crowd: Crowd,
+    make: Callable[[], Aggregator],
+    keep: np.ndarray | None = None,
+    **fit_kwargs: Any,
+) -> Any:
+    """``make()`` fitted on the crowd's answers (those where ``keep`` is true), no gold;
+    ``fit_kwargs`` (e.g. ``init``) go to ``fit``."""
     sl = slice(None) if keep is None else keep
     model = make()
     with warnings.catch_warnings():
@@ -203,6 +197,7 @@ def fitted(crowd: Crowd, make: Callable[[], Aggregator], keep: np.ndarray | None
             n_tasks=crowd.n_tasks,
             n_workers=crowd.n_workers,
             n_classes=crowd.n_classes,
+            **fit_kwargs,
         )
     return model
 
@@ -274,18 +269,7 @@ def apply_rule(rule: str, crowd: Crowd, held: HeldOut) -> tuple[np.ndarray, str]
     if rule == "best-init":
         cold = fitted(crowd, MODELS["hds"])
         start = fitted(crowd, MODELS["onecoin"])
-        warm = HierarchicalDawidSkene()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            warm.fit(
-                crowd.tasks,
-                crowd.workers,
-                crowd.labels,
-                n_tasks=crowd.n_tasks,
-                n_workers=crowd.n_workers,
-                n_classes=crowd.n_classes,
-                init=start,
-            )
+        warm = fitted(crowd, MODELS["hds"], init=start)
         best = max((cold, warm), key=lambda m: m.objective_history_[-1])
         return best.labels_, "one-coin start" if best is warm else "majority-vote start"
     if rule == "cv-strength":

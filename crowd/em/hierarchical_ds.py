@@ -142,20 +142,28 @@ def shrunk_confusion(
     _n_workers, k, _ = counts.shape
     if k == 1:
         return np.ones_like(counts)
-    if target == "guess":
-        shrunk = np.maximum(counts + row_strength * guess_target(counts, accuracy_strength), EPS)
-        return shrunk / shrunk.sum(axis=2, keepdims=True)
+    make_target = guess_target if target == "guess" else one_coin_target
+    shrunk = np.maximum(counts + row_strength * make_target(counts, accuracy_strength), EPS)
+    return shrunk / shrunk.sum(axis=2, keepdims=True)
+
+
+def one_coin_target(counts: FloatArray, strength: float) -> FloatArray:
+    """The one-coin confusion ``a_w e_k + (1 - a_w) / (K - 1) (1 - e_k)`` per worker,
+    ``(n_workers, K, K)``, ``K >= 2``.
+
+    ``a_w`` is the worker's expected accuracy in ``counts`` with ``strength`` pseudo-answers
+    toward the crowd's; a worker with no weight at all gets the crowd's. A new array.
+    """
+    _n_workers, k, _ = counts.shape
     correct = np.einsum("wkk->w", counts)
     answers = counts.sum(axis=(1, 2))
     crowd = float(correct.sum() / answers.sum()) if answers.sum() > 0 else 1.0 / k
-    accuracy = (correct + accuracy_strength * crowd) / np.maximum(answers + accuracy_strength, EPS)
-    accuracy = np.where(answers + accuracy_strength > 0, accuracy, crowd)
+    accuracy = (correct + strength * crowd) / np.maximum(answers + strength, EPS)
+    accuracy = np.where(answers + strength > 0, accuracy, crowd)
     eye = np.eye(k)
-    one_coin = accuracy[:, None, None] * eye + ((1.0 - accuracy) / (k - 1))[:, None, None] * (
-        1 - eye
+    return np.asarray(
+        accuracy[:, None, None] * eye + ((1.0 - accuracy) / (k - 1))[:, None, None] * (1 - eye)
     )
-    shrunk = np.maximum(counts + row_strength * one_coin, EPS)
-    return shrunk / shrunk.sum(axis=2, keepdims=True)
 
 
 def guess_target(counts: FloatArray, strength: float) -> FloatArray:
