@@ -409,7 +409,7 @@ def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, float]]
     """Run ``repeats`` aggregation runs here, as crowd.background.aggregation.aggregate does, timing each phase:
     crowd.store.snapshot.load, crowd.background.aggregation.fit, and the job's publish step
     (crowd.background.aggregation._publish: picks the changed rows, then crowd.store.runs.publish)."""
-    from crowd.background import aggregation as jobs
+    from crowd.background import aggregation
     from crowd.store import projects, runs, snapshot
     from crowd.store.db import Database
 
@@ -427,9 +427,9 @@ def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, float]]
             with db.transaction() as cur:
                 snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
             t1 = time.perf_counter()
-            result, cold_answers = jobs.fit(snap, project)
+            result, cold_answers = aggregation.fit(snap, project)
             t2 = time.perf_counter()
-            jobs._publish(db, run.id, project, result, snap, cold_answers)
+            aggregation._publish(db, run.id, project, result, snap, cold_answers)
             t3 = time.perf_counter()
             with db.transaction() as cur:
                 cur.execute("SELECT count(*) FROM task_results WHERE run_id = %s", (run.id,))
