@@ -41,35 +41,49 @@ def page(
     (see :data:`crowd.store.projects.COMPLETE`).
     """
     complete = f"(t.gold IS NOT NULL OR {COMPLETE})"
-    where = (
-        # The row comparison is the tasks_project index's own order, so the page is read
-        # through it from the cursor on, never through the ids of other projects' tasks.
-        "(t.project_id, t.id) > (%(project)s, %(after)s) AND t.project_id <= %(project)s"
-        " AND (t.gold IS NULL OR %(gold)s)"
+    kept = (
+        "(t.gold IS NULL OR %(gold)s)"
         f" AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {complete})"
     )
-    changed = ""
-    if since_run is not None:
-        # Two branches, each cut at the page size, so each gets its own plan: through its
-        # index when few tasks changed (task_results_run, tasks_auto_after_run), walking the
-        # tasks by id when many did. One OR over the joined rows would scan the project.
-        changed = f"""
-          AND t.id IN (
-              (SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id
-               JOIN task_results r ON r.task_id = t.id
-               WHERE {where} AND r.project_id = %(project)s AND r.run_id > %(since)s
-               ORDER BY t.project_id, t.id LIMIT %(limit)s)
-              UNION ALL
-              (SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id
-               WHERE {where} AND t.auto_labelled AND t.auto_after_run >= %(since)s
-               ORDER BY t.project_id, t.id LIMIT %(limit)s))"""
+    if since_run is None:
+        # The row comparison is the tasks_project index's own order, so the page is read
+        # through it from the cursor on, never through the ids of other projects' tasks.
+        source = "tasks t"
+        where = (
+            "(t.project_id, t.id) > (%(project)s, %(after)s) AND t.project_id <= %(project)s"
+            f" AND {kept}"
+        )
+    else:
+        # The page is driven from the changed rows, never from the project's tasks: a walk
+        # of the tasks that keeps the few changed ones costs the project's size per page.
+        # Each branch is one table's rows of this project after the cursor, in id order, cut
+        # at the page size, so the planner can choose per branch between walking the ids in
+        # order (many changed) and reading the changed ones through their index and sorting
+        # them (few changed): task_results_run, tasks_auto_after_run.
+        source = f"""(
+            SELECT DISTINCT id FROM (
+                (SELECT r.task_id AS id FROM task_results r
+                 JOIN tasks t ON t.id = r.task_id JOIN projects p ON p.id = t.project_id
+                 WHERE r.project_id = %(project)s AND r.run_id > %(since)s
+                       AND r.task_id > %(after)s AND {kept}
+                 ORDER BY r.task_id LIMIT %(limit)s)
+                UNION ALL
+                (SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id
+                 WHERE t.project_id = %(project)s AND t.auto_labelled
+                       AND t.auto_after_run >= %(since)s AND t.id > %(after)s AND {kept}
+                 ORDER BY t.id LIMIT %(limit)s)
+            ) changed ORDER BY id LIMIT %(limit)s
+        ) c
+        -- Each changed task looked up by its id (LIMIT 1 keeps the join per row, not a scan).
+        CROSS JOIN LATERAL (SELECT * FROM tasks t WHERE t.id = c.id LIMIT 1) t"""
+        where = "t.project_id = %(project)s"
     cur.execute(
         f"""
         SELECT t.id, t.external_id, t.answers, {complete}, r.run_id, r.label, r.confidence,
                r.answers, r.posteriors, v.label, coalesce(v.n, 0),
                t.model_label, t.model_confidence, t.auto_labelled, t.gold,
                pr.model, pr.label, pr.confidence
-        FROM tasks t
+        FROM {source}
         JOIN projects p ON p.id = t.project_id
         -- Looked up per task of the page (LIMIT 1 keeps the planner from merging the join
         -- with a scan of task_results from its first row: that made a page cost its depth).
@@ -83,7 +97,7 @@ def page(
                   AND t.gold IS NULL
             GROUP BY a.label ORDER BY count(*) DESC, a.label LIMIT 1
         ) v ON true
-        WHERE {where} {changed}
+        WHERE {where}
         ORDER BY t.project_id, t.id LIMIT %(limit)s
         """,
         {
