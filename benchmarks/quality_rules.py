@@ -125,6 +125,7 @@ class Live:
             task_ids=arr[:, 0],
             worker_ids=arr[:, 1],
             labels=arr[:, 2],
+            proposals=np.full(arr.shape[0], -1, dtype=np.int64),  # blind answers only
             gold_task_ids=self.gold_tasks,
             gold_labels=self.gold_labels,
             warm_workers=warm[0] if warm else np.zeros(0, dtype=np.int64),
