@@ -2,27 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import json
+import time
+from typing import Any, cast
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
 
 from crowd.api import auth, deps
-from crowd.api.cache import TTLCache
 from crowd.api.projects import MANAGERS
-from crowd.store import review
+from crowd.store import projects, review
+from crowd.store.db import Cursor
 
 bp = Blueprint("review", __name__, url_prefix="/api/v1/projects")
 
 #: Two-sided 95% normal quantile, for the audited precision's interval.
 Z_95_TWO_SIDED = 1.96
 
-#: Per-model figures (:func:`crowd.store.review.model_figures`) by (project, last run): they
-#: read every prediction of the project (about 0.3 s per 200k) while the dashboard polls every
-#: 10 s. What they summarise changes mostly when a run publishes (the crowd labels), which
-#: changes the key; answers and predictions posted between runs show within this many seconds.
-FIGURES_TTL = 30.0
-_figures: TTLCache[tuple[int, int], dict[str, dict[str, Any]]] = TTLCache(FIGURES_TTL, 1000)
+#: Per-model figures (:func:`crowd.store.review.model_figures`) are kept in Redis for this many
+#: seconds, shared by every web process: they read every prediction of the project (1.5-2 s
+#: per 200k on the 2-core machine, benchmarks/review_panel.py) and the dashboard polls every
+#: 10 s. Each copy is stamped with the run it saw; a copy from an older run is still served if
+#: it was slow to make (at least :data:`FIGURES_SLOW` seconds), so a big project with runs
+#: every few seconds pays for its figures once per :data:`FIGURES_TTL` seconds at most, while a
+#: small one shows a new run's figures at once.
+FIGURES_TTL = 30
+FIGURES_SLOW = 0.25
+
+
+def cached_figures(cur: Cursor, project_id: int, last_run: int) -> dict[str, dict[str, Any]]:
+    key = f"crowd:review:figures:{project_id}"
+    try:
+        raw = deps.redis().get(key)
+    except RedisError:
+        raw = None  # Redis down: the figures still come, just uncached
+    if raw is not None:
+        kept = json.loads(raw)
+        if kept["run"] == last_run or kept["seconds"] >= FIGURES_SLOW:
+            return cast(dict[str, dict[str, Any]], kept["figures"])
+    start = time.perf_counter()
+    figures = review.model_figures(cur, project_id)
+    seconds = time.perf_counter() - start
+    kept = {"run": last_run, "seconds": seconds, "figures": figures}
+    with contextlib.suppress(RedisError):
+        deps.redis().set(key, json.dumps(kept), ex=FIGURES_TTL)
+    return figures
 
 
 def _share(part: float, whole: int) -> float | None:
@@ -108,15 +134,12 @@ def get_review(project_id: int) -> ResponseReturnValue:
         counts = review.report(cur, project)
         thresholds = review.thresholds(cur, project)
         # Read here, not off the cached project row: a new run must change the cache key.
-        cur.execute("SELECT coalesce(last_run_id, 0) FROM projects WHERE id = %s", (project.id,))
-        row = cur.fetchone()
-        figures = _figures.get(
-            (project.id, int(row[0]) if row else 0), lambda _key: review.model_figures(cur, project.id)
-        )
+        last_run = projects.last_run_id(cur, project.id) or 0
+        figures = cached_figures(cur, project.id, last_run)
     models = []
     for name in sorted(counts):
         c = counts[name]
-        f = (figures or {}).get(name)
+        f = figures.get(name)
         models.append(
             {
                 "model": name,

@@ -249,7 +249,8 @@ def model_figures(cur: Cursor, project_id: int) -> dict[str, dict[str, Any]]:
 
     One statement, one pass over the project's predictions: ``GROUPING SETS`` gives the
     per-model and the per-(model, bucket) sums from the same join. It still reads every
-    prediction of the project (about 0.3 s per 200k), so the API caches it (crowd/api/review.py).
+    prediction of the project (1.5-2 s per 200k, benchmarks/review_panel.py), so the API
+    keeps it in Redis for a while (crowd/api/review.py).
     """
     cur.execute(
         f"""

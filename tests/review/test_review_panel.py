@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.testing import FlaskClient
+from jsonschema import Draft202012Validator
 
 from tests.aggregation.test_live import drain, post_tasks
 from tests.conftest import auth
@@ -60,6 +61,7 @@ def seed_panel_project(
         x = got["task"]["external_id"]
         _g, predicted, _c, given = SEED[x]
         assert got["lane"] == ("review" if x.startswith("r") else "blind")
+        assert got.get("proposal") == ({"label": predicted} if x.startswith("r") else None)
         assert given is not None
         answer(client, worker, got["assignment_id"], given)
     drain(settings)
@@ -120,6 +122,9 @@ def test_the_review_report_gives_each_models_review_figures_and_reliability(
 
     r = client.get(f"/api/v1/projects/{pid}/review", headers=auth(requester))
     assert r.status_code == 200, r.json
+    document = client.get("/openapi.json").json
+    report = {"$ref": "#/components/schemas/ReviewReport", "components": document["components"]}
+    Draft202012Validator(report).validate(r.json)  # as the OpenAPI document says
     (model,) = r.json["models"]
     assert model["model"] == MODEL
     for key in ("predictions", "reviewed", "share_reviewed", "review_answers", "confirmed",
@@ -165,11 +170,13 @@ def test_a_project_without_predictions_has_no_model_rows_and_corrections_are_per
             headers=auth(requester),
         )  # fmt: skip
         assert r.status_code == 201, r.json
+    r = client.get(f"/api/v1/projects/{pid}/review", headers=auth(requester))
+    assert {m["model"]: m["reviewed"] for m in r.json["models"]} == {"old": 0, "new": 0}
     worker = make_worker(requester, "w")
     got = fetch(client, pid, worker)
     assert got is not None and got["proposal"] == {"label": "pos"}  # the newest model's
     answer(client, worker, got["assignment_id"], "neg")
-    drain(settings)
+    drain(settings)  # a new run: the figures kept from before it are not served
     r = client.get(f"/api/v1/projects/{pid}/review", headers=auth(requester))
     by_name = {m["model"]: m for m in r.json["models"]}
     assert by_name["new"]["reviewed"] == 1 and by_name["new"]["corrected"] == 1
