@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from crowd.api import auth, deps
 from crowd.api.projects import MANAGERS
+from crowd.em.intervals import wilson_lower
 from crowd.store import projects, review
 from crowd.store.db import Cursor
 
@@ -109,8 +110,6 @@ def model_panel(f: dict[str, Any]) -> dict[str, Any]:
 def precision(agree: int, labelled: int) -> dict[str, Any]:
     """``agree`` of ``labelled`` audits right: the share and its 95% Wilson interval (null
     with no labelled audit yet)."""
-    from crowd.learn.calibrate import wilson_lower
-
     if labelled == 0:
         return {"labelled": 0, "agree": 0, "precision": None, "interval": None}
     low = wilson_lower(agree, labelled, Z_95_TWO_SIDED)
