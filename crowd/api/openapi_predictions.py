@@ -43,6 +43,61 @@ _AUDITS = {
     },
 }
 
+_SHARE = {"type": ["number", "null"]}
+
+
+def _accuracy(of: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["tasks", "correct", "accuracy"],
+        "properties": {
+            "tasks": {"type": "integer", "description": of},
+            "correct": {"type": "integer", "description": "of those, the prediction is right"},
+            "accuracy": {**_SHARE, "description": "correct / tasks; null: no such task"},
+        },
+    }
+
+
+#: Each model's review-panel figures (docs/REVIEW.md#the-review-panel).
+_PANEL: dict[str, Any] = {
+    "reviewed": {
+        "type": "integer",
+        "description": "predictions people answered with their label proposed (review lane)",
+    },
+    "share_reviewed": {**_SHARE, "description": "reviewed / predictions"},
+    "review_answers": {"type": "integer", "description": "answers given beside the proposal"},
+    "confirmed": {"type": "integer", "description": "review answers that are the proposal"},
+    "corrected": {"type": "integer", "description": "review answers that are another label"},
+    "share_confirmed": {**_SHARE, "description": "confirmed / review_answers"},
+    "share_corrected": {**_SHARE, "description": "corrected / review_answers"},
+    "accuracy": {
+        "type": "object",
+        "required": ["gold", "reviewed"],
+        "properties": {
+            "gold": _accuracy("predictions on gold tasks"),
+            "reviewed": _accuracy("reviewed predictions whose task has a complete crowd label"),
+        },
+    },
+    "reliability": {
+        "type": "array",
+        "minItems": 10,
+        "maxItems": 10,
+        "description": "the reliability diagram: per confidence tenth, the predictions whose "
+        "right answer people gave (gold, or a complete crowd label, blind or reviewed)",
+        "items": {
+            "type": "object",
+            "required": ["from", "to", "tasks", "confidence", "accuracy"],
+            "properties": {
+                "from": {"type": "number"},
+                "to": {"type": "number", "description": "exclusive, but 1.0 is in the last"},
+                "tasks": {"type": "integer"},
+                "confidence": {**_SHARE, "description": "mean confidence in the bucket"},
+                "accuracy": {**_SHARE, "description": "share right in the bucket"},
+            },
+        },
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
     "Prediction": PREDICTION,
     "ReviewReport": {
@@ -58,7 +113,14 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["model", "predictions", "auto_accepted", "threshold", "audits"],
+                    "required": [
+                        "model",
+                        "predictions",
+                        "auto_accepted",
+                        "threshold",
+                        "audits",
+                        *_PANEL,
+                    ],
                     "properties": {
                         "model": {"type": "string"},
                         "predictions": {"type": "integer"},
@@ -69,8 +131,11 @@ SCHEMAS: dict[str, Any] = {
                             "enough gold and audit evidence yet, nothing is accepted",
                         },
                         "audits": _AUDITS,
+                        **_PANEL,
                     },
                 },
+                "description": "per model; the review figures may lag up to 30 s on a big "
+                "project (they are kept in Redis between polls)",
             },
         },
     },
@@ -131,7 +196,9 @@ def paths() -> dict[str, Any]:
         "/api/v1/projects/{project_id}/review": {
             "get": {
                 "summary": "The review lane: tasks auto-accepted, the audited precision of "
-                "auto-accepts with its 95% interval, and per model its counts and threshold",
+                "auto-accepts with its 95% interval, and per model its counts, threshold, "
+                "shares reviewed, confirmed and corrected, accuracy on gold and reviewed tasks, "
+                "and a 10-bucket reliability diagram",
                 "security": requester,
                 "parameters": [pid],
                 "responses": {

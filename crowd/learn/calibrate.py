@@ -3,22 +3,11 @@ accuracy on gold, with a margin for the size of the sample."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-#: One-sided 95% normal quantile: the threshold's accuracy is judged by its lower bound.
-Z_95 = 1.6449
+from crowd.em.intervals import Z_95, wilson_lower
 
-
-def wilson_lower(correct: int, n: int, z: float = Z_95) -> float:
-    """Lower end of the Wilson score interval for ``correct`` successes out of ``n``."""
-    if n <= 0:
-        return 0.0
-    p = correct / n
-    centre = p + z * z / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n)
+__all__ = ["Z_95", "calibrate_threshold", "wilson_lower"]
 
 
 def calibrate_threshold(

@@ -226,3 +226,99 @@ def report(cur: Cursor, project: Project) -> dict[str, dict[str, int]]:
         counts = row(model)
         counts.update(audited=int(n), audits_labelled=int(labelled), audits_agree=int(agree))
     return out
+
+
+#: Buckets of the reliability diagram: confidence [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0].
+BUCKETS = 10
+
+
+def model_figures(cur: Cursor, project_id: int) -> dict[str, dict[str, Any]]:
+    """Per model name, what people made of its predictions (the dashboard's review panel):
+
+    * ``predictions``;
+    * ``reviewed``: predictions people answered with this label proposed (review-lane answers
+      on a non-gold task whose shown proposal is the prediction's label);
+      ``review_answers``, and of those ``confirmed`` (the answer is the proposal; the rest
+      corrected it);
+    * ``gold`` / ``gold_correct``: predictions on gold tasks, and those that are the gold label;
+    * ``reviewed_labelled`` / ``reviewed_correct``: reviewed predictions whose task has a
+      complete crowd label, and those that are that label;
+    * ``buckets``: per confidence tenth (index 0 to 9), over the predictions whose right
+      answer people gave (the gold label, or a complete crowd label from answers, blind or
+      reviewed; auto-accepted tasks have none): ``[tasks, sum of confidences, correct]``.
+
+    One statement, one pass over the project's predictions: ``GROUPING SETS`` gives the
+    per-model and the per-(model, bucket) sums from the same join. It still reads every
+    prediction of the project (1.5-2 s per 200k, benchmarks/review_panel.py), so the API
+    keeps it in Redis for a while (crowd/api/review.py).
+    """
+    cur.execute(
+        f"""
+        WITH shown AS (
+            SELECT a.task_id, a.proposal, count(*) AS answers,
+                   count(*) FILTER (WHERE a.label = a.proposal) AS confirmed
+            FROM assignments a
+            WHERE a.project_id = %(project)s AND a.status = 'answered'
+              AND a.proposal IS NOT NULL
+            GROUP BY a.task_id, a.proposal
+        ), pred AS (
+            SELECT q.model, q.label, q.confidence, t.gold,
+                   least(floor(q.confidence * {BUCKETS})::int, {BUCKETS - 1}) AS bucket,
+                   s.task_id IS NOT NULL AND t.gold IS NULL AS reviewed,
+                   coalesce(s.answers, 0) AS answers, coalesce(s.confirmed, 0) AS confirmed,
+                   CASE WHEN t.gold IS NULL AND NOT t.auto_labelled AND t.answers > 0
+                        AND {COMPLETE} THEN r.label END AS crowd
+            FROM predictions q
+            JOIN tasks t ON t.id = q.task_id
+            JOIN projects p ON p.id = q.project_id
+            LEFT JOIN task_results r ON r.task_id = q.task_id
+            LEFT JOIN shown s ON s.task_id = q.task_id AND s.proposal = q.label
+            WHERE q.project_id = %(project)s
+        )
+        SELECT model, bucket, count(*),
+               count(*) FILTER (WHERE reviewed),
+               coalesce(sum(answers) FILTER (WHERE reviewed), 0),
+               coalesce(sum(confirmed) FILTER (WHERE reviewed), 0),
+               count(*) FILTER (WHERE gold IS NOT NULL),
+               count(*) FILTER (WHERE label = gold),
+               count(*) FILTER (WHERE reviewed AND crowd IS NOT NULL),
+               count(*) FILTER (WHERE reviewed AND crowd = label),
+               count(*) FILTER (WHERE coalesce(gold, crowd) IS NOT NULL),
+               coalesce(sum(confidence) FILTER (WHERE coalesce(gold, crowd) IS NOT NULL), 0),
+               count(*) FILTER (WHERE label = coalesce(gold, crowd))
+        FROM pred
+        GROUP BY GROUPING SETS ((model), (model, bucket))
+        """,
+        {"project": project_id},
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for (
+        model,
+        bucket,
+        n,
+        reviewed,
+        answers,
+        confirmed,
+        gold,
+        gold_ok,
+        lab,
+        lab_ok,
+        known,
+        conf,
+        ok,
+    ) in cur.fetchall():
+        row = out.setdefault(model, {"buckets": [[0, 0.0, 0] for _ in range(BUCKETS)]})
+        if bucket is None:
+            row.update(
+                predictions=int(n),
+                reviewed=int(reviewed),
+                review_answers=int(answers),
+                confirmed=int(confirmed),
+                gold=int(gold),
+                gold_correct=int(gold_ok),
+                reviewed_labelled=int(lab),
+                reviewed_correct=int(lab_ok),
+            )
+        else:
+            row["buckets"][bucket] = [int(known), float(conf), int(ok)]
+    return out

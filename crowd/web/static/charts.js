@@ -1,4 +1,5 @@
-/* Small SVG charts drawn with plain DOM calls: bars, a heatmap, a line, a stacked bar.
+/* Small SVG charts drawn with plain DOM calls: bars, a heatmap, a line, a stacked bar, a
+ * reliability diagram.
  * Every chart is an <svg role="img"> with an aria-label summing it up, and a <title> on each
  * mark so a pointer or a screen reader can read the exact figure. */
 "use strict";
@@ -168,5 +169,48 @@ const CrowdCharts = (() => {
     return node;
   }
 
-  return { bars, heatmap, line, stacked, blue };
+  /* A reliability diagram: for each confidence bucket [{from, to, tasks, confidence,
+   * accuracy}], a dot at (mean confidence, accuracy) whose area grows with its tasks, over the
+   * diagonal of a perfectly calibrated model. Empty buckets draw no dot. */
+  function reliability(buckets, opts) {
+    const width = 360, height = 300;
+    const m = { left: 52, right: 14, top: 12, bottom: 46 };
+    const plotW = width - m.left - m.right, plotH = height - m.top - m.bottom;
+    const node = root(width, height, opts.label, true);
+    const x = (v) => m.left + v * plotW;
+    const y = (v) => m.top + plotH - v * plotH;
+    for (const tick of [0, 0.5, 1]) {
+      node.append(
+        svg("line", { x1: m.left, x2: width - m.right, y1: y(tick), y2: y(tick), class: "grid" }),
+        svg("line", { x1: x(tick), x2: x(tick), y1: m.top, y2: m.top + plotH, class: "grid" }),
+        svg("text", { x: m.left - 6, y: y(tick) + 4, class: "tick", "text-anchor": "end" }, `${tick * 100}%`),
+        svg("text", { x: x(tick), y: m.top + plotH + 16, class: "tick", "text-anchor": "middle" }, `${tick * 100}%`));
+    }
+    node.append(svg("line", { x1: x(0), y1: y(0), x2: x(1), y2: y(1), class: "diagonal" },
+      title("a calibrated model: accuracy equals confidence")));
+    const most = Math.max(1, ...buckets.map((b) => b.tasks));
+    const shown = buckets.filter((b) => b.tasks > 0);
+    node.append(svg("polyline", {
+      points: shown.map((b) => `${x(b.confidence)},${y(b.accuracy)}`).join(" "), class: "line",
+    }));
+    for (const b of shown) {
+      node.append(svg("circle", {
+        cx: x(b.confidence), cy: y(b.accuracy), r: 3 + 6 * Math.sqrt(b.tasks / most), class: "dot",
+        "data-from": b.from, "data-tasks": b.tasks, "data-accuracy": b.accuracy,
+      }, title(`confidence ${b.from.toFixed(1)}–${b.to.toFixed(1)}: ${b.tasks} tasks, ` +
+        `mean confidence ${(100 * b.confidence).toFixed(1)}%, right ${(100 * b.accuracy).toFixed(1)}%`)));
+    }
+    node.append(
+      svg("text", { x: m.left + plotW / 2, y: height - 6, class: "axis-title", "text-anchor": "middle" },
+        opts.xTitle),
+      svg("text", { x: 12, y: m.top + plotH / 2, class: "axis-title", "text-anchor": "middle",
+        transform: `rotate(-90 12 ${m.top + plotH / 2})` }, opts.yTitle));
+    if (!shown.length) {
+      node.append(svg("text", { x: m.left + plotW / 2, y: m.top + plotH / 2, "text-anchor": "middle",
+        class: "tick" }, "no checked predictions yet"));
+    }
+    return node;
+  }
+
+  return { bars, heatmap, line, stacked, reliability, blue };
 })();

@@ -1,10 +1,11 @@
 /* One project's dashboard: progress, confidence, runs, workers (sortable, ban and unban),
- * a worker's confusion matrix, and model accuracy when the project has models. */
+ * a worker's confusion matrix, model accuracy when the project has models, and the review
+ * panel when models have posted predictions. */
 "use strict";
 
 (() => {
   const { api, el, show, fmtInt, fmtPct, fmtTime, ApiError } = Crowd;
-  const { bars, heatmap, line, stacked } = CrowdCharts;
+  const { bars, heatmap, line, stacked, reliability } = CrowdCharts;
   const KEY = "crowd.requester_token";
   const REFRESH_MS = 10000;
   const MAX_WORKER_PAGES = 20;
@@ -89,12 +90,13 @@
     state.loading = true;
     try {
       const get = (path) => api(state.token, "GET", base + path).then((r) => r.body);
-      const [project, stats, runs, workers, models] = await Promise.all([
+      const [project, stats, runs, workers, models, review] = await Promise.all([
         get(""), get("/stats?bins=10"), get("/aggregations?limit=10"), loadWorkers(),
         get("/models?limit=50").catch((err) => {
           if (err instanceof ApiError && err.status === 404) return null;  // no models endpoint
           throw err;
         }),
+        get("/review"),
       ]);
       state.project = project;
       state.workers = workers.workers;
@@ -104,6 +106,7 @@
       drawRuns(runs.aggregations);
       drawWorkers(workers.labels);
       drawModels(models);
+      drawReview(review);
       $("updated").textContent = "Updated " + new Date().toLocaleTimeString("en-GB");
       return true;
     } catch (err) {
@@ -312,6 +315,64 @@
         `${fmtInt(scored.metrics.gold_tasks)} gold tasks, trained on ${fmtInt(scored.trained_tasks)} tasks.`
       : "No version has an accuracy yet: it is measured on gold tasks once a version has trained.";
     show($("models-panel"), true);
+  }
+
+  /* "n (share)" for a count and its share of a whole, "–" when there is no whole. */
+  function ofWhole(n, share) {
+    return share === null || share === undefined ? fmtInt(n) : `${fmtInt(n)} (${fmtPct(share)})`;
+  }
+
+  function accuracyCell(a) {
+    return a.tasks ? `${fmtPct(a.accuracy)} of ${fmtInt(a.tasks)}` : "–";
+  }
+
+  function precisionText(a) {
+    if (!a.labelled) return a.audited ? `${fmtInt(a.audited)} audited, none labelled yet` : "–";
+    return `${fmtPct(a.precision)} (${fmtPct(a.interval[0])}–${fmtPct(a.interval[1])}) ` +
+      `of ${fmtInt(a.labelled)}`;
+  }
+
+  /* The review panel: per model its predictions, what reviewers made of them, its accuracy
+   * and a reliability diagram; the audited precision of auto-accepts (GET .../review). */
+  function drawReview(review) {
+    const models = review && Array.isArray(review.models) ? review.models : [];
+    if (!models.length) {
+      show($("review-panel"), false);
+      return;
+    }
+    const a = review.audits;
+    $("review-figures").replaceChildren(
+      figure("Models", fmtInt(models.length), "review_models"),
+      figure("Predictions", fmtInt(models.reduce((s, m) => s + m.predictions, 0)), "review_predictions"),
+      figure("Auto-accepted", fmtInt(review.auto_accepted), "auto_accepted"),
+      figure("Audited precision", a.labelled ? fmtPct(a.precision) : "–", "audited_precision"));
+    $("review-audits").textContent = review.review === null
+      ? "The review lane is off for this project (the project's review setting is null)."
+      : a.labelled
+        ? `Auto-accepts' audited precision: ${fmtPct(a.precision)}, 95% interval ` +
+          `${fmtPct(a.interval[0])} to ${fmtPct(a.interval[1])}, from ${fmtInt(a.labelled)} ` +
+          `audited tasks with a crowd label (${fmtInt(a.agree)} agree).`
+        : `No audited task has a crowd label yet (${fmtInt(a.audited)} audited).`;
+    $("review-rows").replaceChildren(...models.map((m) => el("tr", { "data-model": m.model },
+      el("th", { scope: "row" }, m.model),
+      el("td", { class: "num", "data-col": "predictions" }, fmtInt(m.predictions)),
+      el("td", { class: "num", "data-col": "reviewed" }, ofWhole(m.reviewed, m.share_reviewed)),
+      el("td", { class: "num", "data-col": "confirmed" }, ofWhole(m.confirmed, m.share_confirmed)),
+      el("td", { class: "num", "data-col": "corrected" }, ofWhole(m.corrected, m.share_corrected)),
+      el("td", { class: "num", "data-col": "gold" }, accuracyCell(m.accuracy.gold)),
+      el("td", { class: "num", "data-col": "reviewed_accuracy" }, accuracyCell(m.accuracy.reviewed)),
+      el("td", { class: "num", "data-col": "auto_accepted" }, fmtInt(m.auto_accepted)),
+      el("td", { class: "num", "data-col": "audits" }, precisionText(m.audits)))));
+    $("reliability-charts").replaceChildren(...models.map((m) => {
+      const filled = m.reliability.filter((b) => b.tasks > 0);
+      const summary = filled.length
+        ? filled.map((b) => `${fmtPct(b.from, 0)}–${fmtPct(b.to, 0)}: ${fmtPct(b.accuracy)} right of ${b.tasks}`).join("; ")
+        : "no checked predictions yet";
+      return el("figure", { "data-model": m.model }, el("figcaption", {}, m.model),
+        reliability(m.reliability, { label: `Reliability of ${m.model}: ${summary}`,
+          xTitle: "model confidence", yTitle: "accuracy on checked tasks" }));
+    }));
+    show($("review-panel"), true);
   }
 
   function askBan(worker) {
