@@ -168,11 +168,17 @@ def up(stack: Stack) -> None:
         # Docker 20.10's own client has BuildKit built in; newer clients need buildx for it.
         build = ["/usr/bin/docker", "build"] if Path("/usr/bin/docker").exists() else build
         env["DOCKER_BUILDKIT"] = "1"
+    image = os.environ["CROWD_IMAGE"]
+    inspect = ["docker", "image", "inspect", "--format", "{{.Id}}", image]
+    previous = run(*inspect, check_=False, quiet=True).strip()
     subprocess.run(
-        [*build, "-q", "-t", os.environ["CROWD_IMAGE"], "--build-arg",
+        [*build, "-q", "-t", image, "--build-arg",
          f"PYTHON_IMAGE={os.environ['CROWD_PYTHON_IMAGE']}", "."],
         cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, timeout=1200,
     )  # fmt: skip
+    if previous and previous != run(*inspect, quiet=True).strip():
+        # The image of the last code change, untagged now: drop it, not one per landing.
+        run("docker", "image", "rm", previous, check_=False, quiet=True)
     figure("image build", f"{time.monotonic() - began:.0f} s")
     began = time.monotonic()
     stack.compose("up", "-d", "--no-build", "--scale", "worker=2")
@@ -477,7 +483,7 @@ def restart_postgres_under_load(stack: Stack, req: RequesterClient) -> None:
     stored = list(req.answers(pid))
     by_assignment: dict[int, list[str]] = {}
     for a in stored:
-        by_assignment.setdefault(int(a["assignment_id"]), []).append(a["label"])
+        by_assignment.setdefault(int(a["id"]), []).append(a["label"])
     lost = [(a, label) for a, label in acked if by_assignment.get(a) != [label]]
     check(not lost, f"{len(lost)} acknowledged answers lost or changed, e.g. {lost[:5]}")
     pairs = {(a["task_id"], a["worker_id"]) for a in stored}
