@@ -88,6 +88,15 @@ _NOT_BANNED = """
                   SELECT 1 FROM project_workers pw WHERE pw.project_id = $1::bigint
                     AND pw.worker_id = $2::bigint AND pw.status = 'banned')"""
 
+# A regular task the worker could still be given (the regular fetch's condition, unordered).
+_REGULAR_LEFT = """
+              AND EXISTS (
+                  SELECT 1 FROM tasks o
+                  WHERE o.project_id = $1::bigint AND o.taken < o.target AND NOT o.done
+                    AND o.gold IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM assignments s
+                                    WHERE s.task_id = o.id AND s.worker_id = $2::bigint))"""
+
 _RESERVE = """
         WITH pick AS (
             SELECT t.id, t.external_id, t.data, {proposal} AS proposal FROM tasks t
@@ -130,7 +139,7 @@ def reserve(
     Order: tasks that already have answers first (so results finish rather than scatter), then
     creation order. Tasks the worker has seen in any way are excluded, and so are gold tasks
     and tasks closed by dynamic overlap. With ``gold=True`` it reserves a gold (control) task
-    instead, the least answered first. ``by="uncertainty"`` takes the open task whose model
+    instead, the least answered first, and only while a regular task is left for the worker. ``by="uncertainty"`` takes the open task whose model
     margin is lowest (no prediction yet counts as lowest), then creation order; ``by="random"``
     a uniformly random open task (None when the draw lands past the last one: retry another
     way). Each order reads one partial index (tasks_open, tasks_uncertain, tasks_random), so
@@ -146,7 +155,11 @@ def reserve(
     proposal = "t.proposal"
     params: tuple[int, ...] = (project_id, worker_id, lease_seconds)
     if gold:
-        name, where, order = "crowd_reserve_gold", "t.gold IS NOT NULL", "t.answers, t.id"
+        # Gold is mixed into regular work, never served on its own: a worker with no regular
+        # task left is done (204, "next": null) whatever the gold draw, so that a fetch after
+        # "next": null is a 204 too, and "done" means what with_work_for says.
+        name, order = "crowd_reserve_gold", "t.answers, t.id"
+        where = "t.gold IS NOT NULL" + _REGULAR_LEFT
         if trap_labels is not None:
             name, params = "crowd_reserve_trap", (*params, trap_labels)
             proposal = "((t.gold + 1 + floor(random() * ($4::int - 1)))::int % $4::int)::smallint"

@@ -225,3 +225,35 @@ def test_a_retried_answer_with_next_returns_the_same_next_task(
     assert retry.json["next"] == original.json["next"]
     counts = client.get(f"/api/v1/projects/{pid}", headers=auth(requester)).json["counts"]
     assert counts["reservations"] == 1
+
+
+def test_no_gold_is_served_once_no_regular_task_is_left_so_done_stays_done(
+    client, requester, make_project, make_worker
+) -> None:
+    # Gold is mixed into regular work. Once "next" is null (no regular task left for this
+    # worker) every later fetch is a 204, even with unseen gold and a gold draw that always
+    # says gold: before, the draw could hand out a gold task after the null.
+    pid = _setup(client, requester, make_project, n=2, gold_rate=0.0)
+    gold = [{"external_id": f"g{i}", "data": {}, "gold": "a"} for i in range(2)]
+    r = client.post(f"/api/v1/projects/{pid}/tasks", json={"tasks": gold}, headers=auth(requester))
+    assert r.status_code == 201
+    worker = make_worker(requester)
+    current = _fetch(client, pid, worker).json
+    served = []
+    while current is not None:
+        served.append(current["task"]["external_id"])
+        r = client.post(
+            f"/api/v1/assignments/{current['assignment_id']}/answer",
+            json={"label": "a", "next": True},
+            headers=auth(worker),
+        )
+        assert r.status_code == 201
+        current = r.json["next"]
+    assert served == ["t0", "t1"]
+    r = client.patch(f"/api/v1/projects/{pid}", json={"gold_rate": 1.0}, headers=auth(requester))
+    assert r.status_code == 200
+    for _ in range(5):
+        assert _fetch(client, pid, worker).status_code == 204
+    # while regular work is left, the same draw serves gold first
+    other = make_worker(requester, "other")
+    assert _fetch(client, pid, other).json["task"]["external_id"].startswith("g")

@@ -27,6 +27,8 @@ def test_a_trap_is_a_gold_task_with_a_wrong_proposal_and_workers_show_the_catch_
     pid = make_project(requester, labels=labels, overlap=1, gold_rate=0.0, review=review)["id"]
     gold = {f"g{i}": labels[i % 3] for i in range(9)}
     post_tasks(client, requester, pid, [{"external_id": x, "gold": y} for x, y in gold.items()])
+    # Traps are mixed into regular work: served while a regular task is left for the worker.
+    post_tasks(client, requester, pid, [{"external_id": "t"}])
     stamper, checker = make_worker(requester, "stamper"), make_worker(requester, "checker")
     for worker in (stamper, checker):
         for i in range(6):
