@@ -1,6 +1,7 @@
 """The labelling page of typed projects in a real Chromium (docs/TYPES.md): checkboxes with
 1-9 and Enter (multilabel), a slider and a number field on the scale (numeric), two items
-side by side with the arrow keys and T (pairwise); the answers are stored as sent."""
+side by side with the arrow keys and T (pairwise); the answers are stored as sent. And the
+dashboard of a typed project after a real run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from crowd.store.db import Database
+from tests.aggregation.test_live import drain
 from tests.conftest import auth
 
 
@@ -138,3 +140,25 @@ def test_pairwise_shows_both_items_and_takes_arrows_and_t_for_a_tie(
     stored = _stored(database, pid)
     winner = {"ArrowLeft": "left", "ArrowRight": "right", "t": "tie"}
     assert {t: stored[t][1] for t in pressed} == {t: winner[k] for t, k in pressed.items()}
+
+
+def test_the_dashboard_shows_a_numeric_project_and_its_run(
+    page: Page, client, requester, make_worker, settings
+) -> None:
+    pid = _project(client, requester, name="ages", type="numeric", scale={"min": 0, "max": 100},
+                   overlap=2)  # fmt: skip
+    _post(client, requester, pid, [{"external_id": f"t{i}"} for i in range(3)])
+    for name, offset in (("ann", 0), ("ben", 2)):
+        worker = make_worker(requester, name)
+        for _ in range(3):
+            r = client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(worker))
+            a = client.post(f"/api/v1/assignments/{r.json['assignment_id']}/answer",
+                            json={"value": 30 + offset}, headers=auth(worker))  # fmt: skip
+            assert a.status_code == 201, a.json
+    drain(settings)
+    page.goto(f"/dashboard/projects/{pid}#token={requester}")
+    expect(page.locator("#project-name")).to_have_text("ages")
+    expect(page.locator("#project-labels")).to_contain_text("Numeric, 0 to 100")
+    expect(page.locator("#run-rows tr").first.locator(".badge")).to_have_text("succeeded")
+    expect(page.locator("#run-rows tr").first).to_contain_text("numeric-em")
+    expect(page.locator("#worker-rows tr")).to_have_count(2)
