@@ -21,7 +21,7 @@ from crowd.em.live import CONFIDENCE_TOL
 from crowd.em.typed import Answers, TypedResult
 from crowd.store.db import Cursor
 from crowd.store.projects import COMPLETE, Project
-from crowd.store.runs import apply_bans, apply_overlap
+from crowd.store.runs import _array, _copy_rows, _nullable, apply_bans, apply_overlap
 from crowd.store.snapshot import _copy_columns
 
 #: Relative change of a numeric value or interval end that counts as a changed result.
@@ -108,60 +108,58 @@ def publish(
     """Write a typed run's output (see the module docstring); returns the ids of the tasks
     whose result changed."""
     n = result.task_ids.size
-    rows = [
-        (
-            int(result.task_ids[i]),
-            int(result.labels[i]),
-            float(result.confidence[i]),
-            float(result.decision[i]),
-            int(result.task_answers[i]),
-            [float(p) for p in result.posteriors[i]],
-            _num(result.values[i]),
-            _num(result.low[i]),
-            _num(result.high[i]),
-            result.label_sets[i] if result.label_sets else None,
-        )
+    # COPY into a temporary table, then one upsert (as crowd.store.runs.publish does): at
+    # 100,000s of tasks a tenth of the time of VALUES lists.
+    cur.execute(
+        "CREATE TEMP TABLE new_typed (task_id bigint, label smallint, confidence double"
+        " precision, decision double precision, answers integer, posteriors real[],"
+        " value double precision, low double precision, high double precision,"
+        " label_set smallint[]) ON COMMIT DROP"
+    )
+    sets = result.label_sets
+    lines = [
+        f"{int(result.task_ids[i])}\t{int(result.labels[i])}\t{float(result.confidence[i])!r}\t"
+        f"{float(result.decision[i])!r}\t{int(result.task_answers[i])}\t"
+        f"{_array(result.posteriors[i])}\t{_nullable(result.values, i)}\t"
+        f"{_nullable(result.low, i)}\t{_nullable(result.high, i)}\t"
+        + ("{" + ",".join(map(str, sets[i])) + "}" if sets else "\\N")
+        + "\n"
         for i in range(n)
     ]
-    changed: list[int] = []
-    if rows:
-        changed = [
-            r[0]
-            for r in execute_values(
-                cur,
-                f"""
-                INSERT INTO task_results AS r (task_id, project_id, run_id, label, confidence,
-                    decision, answers, posteriors, value, low, high, label_set)
-                SELECT n.task_id, {int(project.id)}, {int(run_id)}, n.label, n.confidence,
-                       n.decision, n.answers, n.posteriors, n.value, n.low, n.high, n.label_set
-                FROM (VALUES %s) AS n (task_id, label, confidence, decision, answers,
-                                       posteriors, value, low, high, label_set)
-                ON CONFLICT (task_id) DO UPDATE SET
-                    run_id = excluded.run_id, label = excluded.label,
-                    confidence = excluded.confidence, decision = excluded.decision,
-                    answers = excluded.answers, posteriors = excluded.posteriors,
-                    value = excluded.value, low = excluded.low, high = excluded.high,
-                    label_set = excluded.label_set
-                WHERE r.label <> excluded.label OR r.answers <> excluded.answers
-                   OR abs(r.confidence - excluded.confidence) > {CONFIDENCE_TOL!r}
-                   OR abs(r.decision - excluded.decision) > {CONFIDENCE_TOL!r}
-                   OR r.label_set IS DISTINCT FROM excluded.label_set
-                   OR (r.value IS NULL) <> (excluded.value IS NULL)
-                   OR abs(coalesce(r.value - excluded.value, 0))
-                      > {VALUE_TOL!r} * greatest(1, abs(excluded.value))
-                   OR abs(coalesce(r.low - excluded.low, 0))
-                      > {VALUE_TOL!r} * greatest(1, abs(excluded.low))
-                   OR abs(coalesce(r.high - excluded.high, 0))
-                      > {VALUE_TOL!r} * greatest(1, abs(excluded.high))
-                RETURNING r.task_id
-                """,
-                rows,
-                template="(%s::bigint, %s::smallint, %s::float8, %s::float8, %s::int,"
-                " %s::real[], %s::float8, %s::float8, %s::float8, %s::smallint[])",
-                fetch=True,
-                page_size=10_000,
-            )
-        ]
+    _copy_rows(
+        cur,
+        "new_typed",
+        "task_id, label, confidence, decision, answers, posteriors, value, low, high, label_set",
+        lines,
+    )
+    cur.execute(
+        f"""
+        INSERT INTO task_results AS r (task_id, project_id, run_id, label, confidence,
+            decision, answers, posteriors, value, low, high, label_set)
+        SELECT n.task_id, {int(project.id)}, {int(run_id)}, n.label, n.confidence,
+               n.decision, n.answers, n.posteriors, n.value, n.low, n.high, n.label_set
+        FROM new_typed n
+        ON CONFLICT (task_id) DO UPDATE SET
+            run_id = excluded.run_id, label = excluded.label,
+            confidence = excluded.confidence, decision = excluded.decision,
+            answers = excluded.answers, posteriors = excluded.posteriors,
+            value = excluded.value, low = excluded.low, high = excluded.high,
+            label_set = excluded.label_set
+        WHERE r.label <> excluded.label OR r.answers <> excluded.answers
+           OR abs(r.confidence - excluded.confidence) > {CONFIDENCE_TOL!r}
+           OR abs(r.decision - excluded.decision) > {CONFIDENCE_TOL!r}
+           OR r.label_set IS DISTINCT FROM excluded.label_set
+           OR (r.value IS NULL) <> (excluded.value IS NULL)
+           OR abs(coalesce(r.value - excluded.value, 0))
+              > {VALUE_TOL!r} * greatest(1, abs(excluded.value))
+           OR abs(coalesce(r.low - excluded.low, 0))
+              > {VALUE_TOL!r} * greatest(1, abs(excluded.low))
+           OR abs(coalesce(r.high - excluded.high, 0))
+              > {VALUE_TOL!r} * greatest(1, abs(excluded.high))
+        RETURNING r.task_id
+        """
+    )
+    changed = [row[0] for row in cur.fetchall()]
     workers = [
         (
             int(w),
