@@ -288,3 +288,38 @@ def test_pairwise_end_to_end_with_ranking_pages_and_components(
     categorical = project(client, requester, labels=["a", "b"])
     r = client.get(f"/api/v1/projects/{categorical['id']}/ranking", headers=auth(requester))
     assert r.status_code == 422 and r.json["error"]["code"] == "not_pairwise"
+
+
+def test_a_worker_wrong_on_pairwise_gold_is_banned_by_the_gold_rule(
+    client: FlaskClient,
+    requester: str,
+    make_worker: Callable[..., str],
+    settings: Settings,
+) -> None:
+    p = project(
+        client, requester, type="pairwise", gold_rate=1.0, qc_min_gold_accuracy=0.8,
+        qc_min_gold_answers=5, qc_min_answers=5, overlap=2,
+    )  # fmt: skip
+    pid = p["id"]
+    gold = [
+        {"external_id": f"g{i}", "left": {"id": f"a{i}"}, "right": {"id": f"b{i}"}, "gold": "left"}
+        for i in range(8)
+    ]
+    tasks = [
+        {"external_id": f"t{i}", "left": {"id": f"a{i}"}, "right": {"id": f"b{i}"}}
+        for i in range(8)
+    ]
+    assert post(client, requester, pid, gold + tasks).status_code == 201
+    good, bad = make_worker(requester, "good"), make_worker(requester, "bad")
+    answer_all(client, good, pid, lambda t: {"winner": "left"})
+    answer_all(client, bad, pid, lambda t: {"winner": "right"})
+    drain(settings)
+
+    listed = client.get(f"/api/v1/projects/{pid}/workers", headers=auth(requester)).json
+    by_name = {w["name"]: w for w in listed["workers"]}  # type: ignore[index]
+    assert by_name["good"]["status"] == "active" and by_name["good"]["gold_accuracy"] == 1
+    assert by_name["bad"]["status"] == "banned" and by_name["bad"]["gold_accuracy"] == 0
+    assert "gold" in by_name["bad"]["reason"]
+    # Gold tasks are held at their known winner: they have no result row of their own.
+    page = results(client, requester, pid, "&include_gold=true")
+    assert by_id(page)["g0"]["gold"] == "left" and by_id(page)["g0"]["winner"] is None
