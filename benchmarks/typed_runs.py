@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks._service import bench_database
 from crowd.background import aggregation
 from crowd.em.live import changed_rows
-from crowd.em.typed import fit_typed
+from crowd.em.typed import changed_typed, fit_typed
 from crowd.store import migrate, projects, runs, snapshot, typed
 from crowd.store.db import Database
 
@@ -201,7 +201,7 @@ def one_run(db: Database, project_id: int) -> dict[str, float]:
             )
     else:
         with db.transaction() as cur:
-            answers, total = typed.load(cur, project)
+            answers, total, published = typed.load(cur, project)
         t1 = time.perf_counter()
         fitted = fit_typed(
             project.type,
@@ -211,8 +211,11 @@ def one_run(db: Database, project_id: int) -> dict[str, float]:
             gold_window=project.gold_window,
         )
         t2 = time.perf_counter()
+        rows = np.flatnonzero(
+            changed_typed(fitted, published, value_tol=typed.value_tolerance(project))
+        )
         with db.transaction() as cur:
-            typed.publish(cur, run.id, project, fitted, total)
+            typed.publish(cur, run.id, project, fitted, total, rows)
     t3 = time.perf_counter()
     return {"load": t1 - t0, "fit": t2 - t1, "publish": t3 - t2, "total": t3 - t0}
 

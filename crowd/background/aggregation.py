@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from crowd.background import scheduling, training, webhooks
 from crowd.background.connections import services
 from crowd.em.live import RunResult, changed_rows, fit_run
-from crowd.em.typed import fit_typed
+from crowd.em.typed import changed_typed, fit_typed
 from crowd.store import projects, review, runs, snapshot, typed
 from crowd.store.db import Database
 from crowd.store.projects import Project
@@ -125,7 +125,7 @@ def _typed_run(db: Database, run_id: int, project: Project) -> None:
     """A typed project's run (docs/TYPES.md): read, fit with no transaction open, publish
     with the run's webhook events in one transaction (retried as :func:`_publish` is)."""
     with db.transaction() as cur:
-        answers, total = typed.load(cur, project)
+        answers, total, published = typed.load(cur, project)
     result = fit_typed(
         project.type,
         answers,
@@ -133,10 +133,13 @@ def _typed_run(db: Database, run_id: int, project: Project) -> None:
         scale=project.scale,
         gold_window=project.gold_window,
     )
+    rows = np.flatnonzero(
+        changed_typed(result, published, value_tol=typed.value_tolerance(project))
+    )
     for attempt in range(3):
         try:
             with db.transaction() as cur:
-                changed = typed.publish(cur, run_id, project, result, total)
+                changed = typed.publish(cur, run_id, project, result, total, rows)
                 deliveries = webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
             webhooks.enqueue(services()[1], deliveries)
             return

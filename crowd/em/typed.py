@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit
 
+from crowd.em.live import CONFIDENCE_TOL
 from crowd.em.multilabel import MultilabelDawidSkene
 from crowd.em.numeric import NumericEM
 from crowd.em.pairwise import CrowdBradleyTerry
@@ -375,3 +376,38 @@ def fit_typed(
     if kind == "pairwise":
         return fit_pairwise(answers, gold_window)
     raise ValueError(f"not a typed project: {kind!r}")
+
+
+def changed_typed(
+    result: TypedResult,
+    published: dict[str, NDArray[Any]],
+    *,
+    value_tol: float,
+    tol: float = CONFIDENCE_TOL,
+) -> NDArray[np.bool_]:
+    """Which of ``result``'s tasks differ from the published rows (``published``: arrays
+    ``task`` (sorted), ``label``, ``answers``, ``confidence``, ``decision``, ``value``,
+    ``low``, ``high`` (NaN when none) and ``label_set`` (label indices joined by spaces)), as
+    :func:`crowd.em.live.changed_rows` for categorical runs: a new task, another label, label
+    set or answer count, a confidence or decision that moved by more than ``tol``, or a value
+    or interval end that moved by more than ``value_tol``. Shape ``(n_tasks,)``."""
+    task_ids = published["task"]
+    if task_ids.size == 0:
+        return np.ones(result.task_ids.size, dtype=bool)
+    pos = np.minimum(np.searchsorted(task_ids, result.task_ids), task_ids.size - 1)
+    same = (
+        (task_ids[pos] == result.task_ids)
+        & (published["label"][pos] == result.labels)
+        & (published["answers"][pos] == result.task_answers)
+        & (np.abs(published["confidence"][pos] - result.confidence) <= tol)
+        & (np.abs(published["decision"][pos] - result.decision) <= tol)
+    )
+    for name, new in (("value", result.values), ("low", result.low), ("high", result.high)):
+        old = published[name][pos]
+        both_nan = np.isnan(old) & np.isnan(new)
+        with np.errstate(invalid="ignore"):
+            same &= both_nan | (np.abs(old - new) <= value_tol)
+    if result.label_sets:
+        joined = np.array([" ".join(map(str, s)) for s in result.label_sets], dtype=object)
+        same &= published["label_set"][pos] == joined
+    return ~same

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crowd.em.typed import Answers, fit_multilabel, fit_numeric, fit_pairwise, fit_typed
+from crowd.em.typed import (
+    Answers,
+    changed_typed,
+    fit_multilabel,
+    fit_numeric,
+    fit_pairwise,
+    fit_typed,
+)
 
 EMPTY_I = np.zeros(0, dtype=np.int64)
 EMPTY_F = np.zeros(0)
@@ -98,3 +105,23 @@ def test_a_tie_counts_half_a_win_for_each_side() -> None:
 def test_fit_typed_refuses_a_categorical_project() -> None:
     with pytest.raises(ValueError, match="not a typed project"):
         fit_typed("categorical", answers([], []), n_labels=2, scale=None, gold_window=20)
+
+
+def test_a_run_rewrites_only_the_results_that_moved() -> None:
+    a = answers([1, 1, 2, 2], [5, 6, 5, 6], values=[3, 3, 1, 5])
+    r = fit_numeric(a, 1.0, 5.0, 1.0, gold_window=20)
+    published = {
+        "task": r.task_ids,
+        "label": r.labels,
+        "answers": r.task_answers,
+        "confidence": r.confidence,
+        "decision": r.decision,
+        "value": r.values + np.array([0.0, 0.01]),  # task 2's value moved by 0.01
+        "low": r.low,
+        "high": r.high,
+        "label_set": np.array(["", ""], dtype=object),
+    }
+    assert changed_typed(r, published, value_tol=0.004).tolist() == [False, True]
+    assert changed_typed(r, published, value_tol=0.02).tolist() == [False, False]
+    nothing = {k: v[:0] for k, v in published.items()}
+    assert changed_typed(r, nothing, value_tol=0.02).tolist() == [True, True]
