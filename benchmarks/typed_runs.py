@@ -23,8 +23,10 @@ with ``--tasks`` x ``--answers-per-task`` answers COPYed straight into PostgreSQ
 
 Each run is recorded and published for real; the webhook step is left out (no webhook is
 registered, so it writes nothing). The first run publishes every result; later runs only
-the changed ones. Printed: per type and run, load / fit / publish / total seconds, and each
-type's total against categorical's (the issue's goal for freshness: within 1.5x).
+the changed ones. Printed: per type and run, load / fit / publish / total wall seconds (and
+this process's CPU seconds: the load and publish time is mostly PostgreSQL's), and each
+type's total against categorical's (the issue's goal for freshness: within 1.5x). On a
+shared machine wall time follows the load average, printed with each run.
 """
 
 from __future__ import annotations
@@ -184,7 +186,7 @@ def one_run(db: Database, project_id: int) -> dict[str, float]:
         runs.start(cur, run.id)
         project = projects.get(cur, project_id)
     assert project is not None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if project.type == "categorical":
         with db.transaction() as cur:
             snap = snapshot.load(cur, project_id, len(project.labels), exclude_banned=True)
@@ -217,7 +219,12 @@ def one_run(db: Database, project_id: int) -> dict[str, float]:
         with db.transaction() as cur:
             typed.publish(cur, run.id, project, fitted, total, rows)
     t3 = time.perf_counter()
-    return {"load": t1 - t0, "fit": t2 - t1, "publish": t3 - t2, "total": t3 - t0}
+    cpu = time.process_time() - c0
+    return {"load": t1 - t0, "fit": t2 - t1, "publish": t3 - t2, "total": t3 - t0, "cpu": cpu}
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                     totals.setdefault(kind, []).append(t["total"])
                     print(
                         f"  run {r + 1}: load {t['load']:.2f} s  fit {t['fit']:.2f} s"
-                        f"  publish {t['publish']:.2f} s  total {t['total']:.2f} s",
+                        f"  publish {t['publish']:.2f} s  total {t['total']:.2f} s"
+                        f"  (this process's CPU {t['cpu']:.2f} s; load average {_load()})",
                         flush=True,
                     )
         finally:
