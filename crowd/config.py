@@ -128,6 +128,7 @@ def run_queue(answers: int) -> str:
     """The queue of a run of a project with ``answers`` stored answers."""
     return LARGE_RUN_QUEUE if answers >= LARGE_PROJECT_ANSWERS else RUN_QUEUE
 
+
 # Webhook deliveries have a queue of their own, listened to after QUEUES: a slow receiver
 # then delays an aggregation run by one attempt's timeout at most.
 WEBHOOK_QUEUE = "crowd-webhooks"

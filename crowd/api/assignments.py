@@ -12,7 +12,7 @@ import psycopg2.errors
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps, idempotency
+from crowd.api import auth, body, deps, idempotency, typed
 from crowd.api.schemas import AnswerIn
 from crowd.errors import Conflict, Forbidden, Invalid, NotFound
 from crowd.store import assignments, quality
@@ -191,11 +191,17 @@ def _ack(
     following: Reservation | None,
     labels: Sequence[str],
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "assignment_id": assignment_id,
-        "label": spec.label,
-        "status": outcome.value,
-    }
+    out: dict[str, Any] = {"assignment_id": assignment_id}
+    # The answer's own field: label, labels, value or winner (see crowd/api/typed.py).
+    if spec.labels is not None:
+        out["labels"] = spec.labels
+    elif spec.value is not None:
+        out["value"] = spec.value
+    elif spec.winner is not None:
+        out["winner"] = spec.winner
+    else:
+        out["label"] = spec.label
+    out["status"] = outcome.value
     if spec.next:
         out["next"] = following.to_json(labels) if following is not None else None
     return out
@@ -211,6 +217,11 @@ def answer(assignment_id: int) -> ResponseReturnValue:
     per answer. ``next`` is null when no task is left for this worker.
     """
     spec = body.json_body(AnswerIn)
+    if spec.label is None and spec.labels is None and spec.value is None and spec.winner is None:
+        raise Invalid(
+            'label: missing; send the answer: {"label": ...} (categorical), {"labels": [...]}'
+            ' (multilabel), {"value": ...} (numeric) or {"winner": "left"} (pairwise)'
+        )
     worker = auth.current()
     following: Reservation | None = None
     with idempotency.transaction() as cur:
@@ -218,19 +229,21 @@ def answer(assignment_id: int) -> ResponseReturnValue:
         label = -1
         project = None
         labels: Sequence[str] = ()
+        given = None
         if held is not None and held.worker_id == worker.id:
             project = auth.cached_project(held.project_id, cur)
             assert project is not None
-            found = project.label_index(spec.label)
-            if found is None:
-                raise Invalid(
-                    f"label: {spec.label!r} is not one of this project's labels {project.labels[:20]}",
-                    code="unknown_label",
-                )
-            label = found
+            given = typed.answer(project, spec)
+            label = given.label
             labels = project.labels
-        review_cap = project.review["max_overlap"] if project and project.review else None
-        outcome = assignments.answer(cur, held, worker.id, label, review_cap)
+        if project is not None and project.type != typed.CATEGORICAL:
+            assert given is not None
+            outcome = assignments.answer_typed(
+                cur, held, worker.id, label, given.value, given.label_set
+            )
+        else:
+            review_cap = project.review["max_overlap"] if project and project.review else None
+            outcome = assignments.answer(cur, held, worker.id, label, review_cap)
         if spec.next and project is not None and outcome == Outcome.CREATED:
             following = _reserve(cur, project, worker.id)
         elif spec.next and project is not None and outcome == Outcome.REPEATED:
@@ -241,9 +254,7 @@ def answer(assignment_id: int) -> ResponseReturnValue:
             )
         status = 201 if outcome == Outcome.CREATED else 200
         if idempotency.keyed() and outcome in (Outcome.CREATED, Outcome.REPEATED):
-            idempotency.record(
-                cur, status, _ack(assignment_id, spec, outcome, following, labels)
-            )
+            idempotency.record(cur, status, _ack(assignment_id, spec, outcome, following, labels))
     _raise_for(outcome, assignment_id)
     if outcome == Outcome.CREATED and project is not None:
         deps.stale_marks().add(project.id)

@@ -29,8 +29,9 @@ from flask.typing import ResponseReturnValue
 from crowd.api import auth, body, deps
 from crowd.api.projects import MANAGERS
 from crowd.errors import CrowdError, Unavailable
-from crowd.store import export
+from crowd.store import export, typed
 from crowd.store.db import Database
+from crowd.store.projects import Project
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,33 @@ def _named(row: tuple[Any, ...], labels: list[str]) -> dict[str, Any]:
     return out
 
 
+def _csv_cell(value: Any) -> Any:
+    """A typed export's value in a CSV cell: a label set joined by ``|``, a mapping as JSON."""
+    if isinstance(value, list):
+        return "|".join(value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _stream_typed(db: Database, project: Project, fmt: str, idle_timeout: int) -> Iterator[str]:
+    """A typed project's export (see :func:`crowd.store.typed.export_rows`)."""
+    columns = typed.EXPORT_COLUMNS[project.type] + typed.EXPORT_TAIL
+    with db.transaction() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute("SET LOCAL idle_in_transaction_session_timeout = %s", (f"{idle_timeout}s",))
+        if fmt == "csv":
+            yield ",".join(columns) + "\r\n"
+        for items in typed.export_rows(cur, project):
+            if fmt == "csv":
+                buffer = io.StringIO()
+                writer = csv.DictWriter(buffer, fieldnames=columns)
+                writer.writerows({k: _csv_cell(v) for k, v in item.items()} for item in items)
+                yield buffer.getvalue()
+            else:
+                yield "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+
+
 def _stream(
     db: Database, project_id: int, labels: list[str], fmt: str, idle_timeout: int
 ) -> Iterator[str]:
@@ -137,8 +165,13 @@ def export_tasks(project_id: int) -> ResponseReturnValue:
     settings = deps.settings()
     release = _take_slot(project.id)
     try:
+        stream = (
+            _stream(deps.db(), project.id, list(project.labels), fmt, settings.export_idle_timeout)
+            if project.type == "categorical"
+            else _stream_typed(deps.db(), project, fmt, settings.export_idle_timeout)
+        )
         response = Response(
-            _stream(deps.db(), project.id, list(project.labels), fmt, settings.export_idle_timeout),
+            stream,
             mimetype=mimetype,
             headers={
                 "Content-Disposition": f'attachment; filename="project-{project.id}.{fmt}"',

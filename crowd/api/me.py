@@ -39,6 +39,13 @@ def list_projects() -> ResponseReturnValue:
                     "banned": p.id in bans,
                     "ban_reason": bans.get(p.id),
                     "has_tasks": p.id in with_work and p.id not in bans,
+                    # A typed project says what an answer is, for the labelling page's
+                    # controls (docs/TYPES.md); a categorical one lists as it always did.
+                    **(
+                        {"type": p.type, "scale": p.scale, "ties": p.ties}
+                        if p.type != "categorical"
+                        else {}
+                    ),
                 }
                 for p in page
             ],

@@ -95,15 +95,32 @@ def _page_of(key: str, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _results_page() -> dict[str, Any]:
-    page = _page_of("results", _ref("Result"))
+    page = _page_of("results", {"anyOf": [_ref("Result"), _ref("TypedResult")]})
     page["properties"].update(
         {
+            "type": {"type": "string", "description": "typed projects: the project's type"},
             "last_run_id": {"type": ["integer", "null"]},
             "chosen_method": {
                 "type": ["string", "null"],
                 "description": "the method run last_run_id fitted (for method auto, its choice)",
             },
             "choice_reason": {"type": ["string", "null"], "description": "and why"},
+        }
+    )
+    return page
+
+
+def _ranking_page() -> dict[str, Any]:
+    page = _page_of("items", _ref("RankedItem"))
+    page["properties"].update(
+        {
+            "total_items": {"type": "integer"},
+            "components": {"type": "integer"},
+            "position_bias": {
+                "type": ["number", "null"],
+                "description": "the left side's estimated advantage, a log-odds",
+            },
+            "last_run_id": {"type": ["integer", "null"]},
         }
     )
     return page
@@ -159,6 +176,16 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "The review lane (docs/REVIEW.md); null: off",
                 "anyOf": [{"$ref": "#/components/schemas/ReviewSettings"}, {"type": "null"}],
             },
+            "type": {
+                "type": "string",
+                "enum": ["categorical", "multilabel", "numeric", "pairwise"],
+                "description": "what an answer is (docs/TYPES.md)",
+            },
+            "scale": {
+                "description": "numeric projects: the scale answers lie on; else null",
+                "anyOf": [{"$ref": "#/components/schemas/Scale"}, {"type": "null"}],
+            },
+            "ties": {"type": "boolean", "description": 'pairwise: whether "tie" is an answer'},
             "owner_id": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
             "counts": {
@@ -206,6 +233,9 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "assignment_id": {"type": "integer"},
             "label": {"type": "string"},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "value": {"type": "number"},
+            "winner": {"type": "string", "enum": ["left", "right", "tie"]},
             "status": {"type": "string", "enum": ["created", "repeated", "skipped"]},
             "next": {
                 "anyOf": [{"$ref": "#/components/schemas/Assignment"}, {"type": "null"}],
@@ -251,6 +281,48 @@ _SCHEMAS: dict[str, Any] = {
             },
             "model_confidence": {"type": ["number", "null"]},
             "prediction": _ref("Prediction"),
+        },
+    },
+    "TypedResult": {
+        "type": "object",
+        "description": "A typed project's result (docs/TYPES.md): labels and probabilities"
+        " (multilabel), value and a 90% interval (numeric), winner, probabilities, left and"
+        " right (pairwise); all null until a run covers the task",
+        "required": ["task_id", "external_id", "confidence", "answers", "status"],
+        "properties": {
+            "task_id": {"type": "integer"},
+            "external_id": {"type": "string"},
+            "labels": {"type": ["array", "null"], "items": {"type": "string"}},
+            "probabilities": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": "number"},
+            },
+            "value": {"type": ["number", "null"]},
+            "interval": {"type": ["array", "null"], "items": {"type": "number"}},
+            "winner": {"type": ["string", "null"]},
+            "left": {"type": "string"},
+            "right": {"type": "string"},
+            "confidence": {"type": ["number", "null"]},
+            "run_id": {"type": ["integer", "null"]},
+            "answers": {"type": "integer"},
+            "aggregated_answers": {"type": "integer"},
+            "status": {"type": "string", "enum": ["pending", "complete"]},
+            "gold": {"description": "with ?include_gold=true: a gold task's known answer"},
+        },
+    },
+    "RankedItem": {
+        "type": "object",
+        "required": ["item", "score", "interval", "rank", "component", "comparisons"],
+        "properties": {
+            "item": {"type": "string"},
+            "score": {"type": "number"},
+            "interval": {"type": "array", "items": {"type": "number"}},
+            "rank": {"type": "integer", "description": "1 = best, within its component"},
+            "component": {
+                "type": "integer",
+                "description": "0 = the largest group of items connected by comparisons",
+            },
+            "comparisons": {"type": "integer"},
         },
     },
     "Run": {
@@ -341,6 +413,12 @@ _SCHEMAS: dict[str, Any] = {
             },
             "gold_answers": {"type": "integer"},
             "gold_accuracy": {"type": ["number", "null"]},
+            "estimates": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": "number"},
+                "description": "typed projects: the last run's estimates (bias and noise;"
+                " sensitivity and specificity; reliability)",
+            },
             "status": {"type": "string", "enum": ["active", "banned"]},
             "reason": {"type": ["string", "null"]},
             "banned_at": {"type": ["string", "null"], "format": "date-time"},
@@ -400,13 +478,18 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Answer": {
         "type": "object",
-        "required": ["id", "task_id", "external_id", "worker_id", "label", "created_at"],
+        "required": ["id", "task_id", "external_id", "worker_id", "created_at"],
+        "description": "the answer is label (categorical), labels (multilabel), value"
+        " (numeric) or winner (pairwise)",
         "properties": {
             "id": {"type": "integer"},
             "task_id": {"type": "integer"},
             "external_id": {"type": "string"},
             "worker_id": {"type": "integer"},
             "label": {"type": "string"},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "value": {"type": "number"},
+            "winner": {"type": "string", "enum": ["left", "right", "tie"]},
             "created_at": {"type": "string", "format": "date-time"},
         },
     },
@@ -659,6 +742,17 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        "/api/v1/projects/{project_id}/ranking": {
+            "get": {
+                "summary": "A pairwise project's items in ranking order (422 for other types)",
+                "security": requester,
+                "parameters": [pid, *_PAGE],
+                "responses": {
+                    "200": _ok("A page of the ranking", _ranking_page()),
+                    **_errors(400, 401, 403, 404, 422, 503),
+                },
+            },
+        },
         "/api/v1/projects/{project_id}/aggregations": {
             "get": {
                 "summary": "The project's aggregation runs, newest first",
@@ -816,6 +910,9 @@ _SCHEMAS["WorkerProject"] = {
         "id": {"type": "integer"},
         "name": {"type": "string"},
         "labels": {"type": "array", "items": {"type": "string"}},
+        "type": {"type": "string", "description": "what an answer is (docs/TYPES.md)"},
+        "scale": {"type": ["object", "null"], "description": "numeric projects' scale"},
+        "ties": {"type": "boolean"},
         "lease_seconds": {"type": "integer"},
         "banned": {"type": "boolean"},
         "ban_reason": {"type": ["string", "null"]},

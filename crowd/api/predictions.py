@@ -136,6 +136,12 @@ def store_or_conflict(
 def post_predictions(project_id: int) -> ResponseReturnValue:
     """Store one model's predictions: idempotent per (task, model)."""
     project = auth.project_for_requester(project_id)
+    if project.type != "categorical":
+        raise Invalid(
+            f"predictions: project {project.id} is {project.type}; models predict one label"
+            " per task, so only categorical projects take predictions",
+            code="meaningless_for_type",
+        )
     spec = body.json_body(PredictionsIn)
     problems = Problems()
     check_model_name(spec.model, "model", problems)

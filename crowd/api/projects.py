@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps, idempotency
+from crowd.api import auth, body, deps, idempotency, typed
 from crowd.api.schemas import ProjectIn, ProjectPatch
 from crowd.errors import Invalid
 from crowd.store import projects, review
@@ -21,9 +21,12 @@ MANAGERS = (Role.ADMIN, Role.REQUESTER)
 @idempotency.idempotent()
 def create() -> ResponseReturnValue:
     spec = body.json_body(ProjectIn)
+    labels = typed.check_project(spec)
     settings = spec.model_dump(include=set(projects.SETTINGS))
+    if spec.type != typed.CATEGORICAL:
+        settings.update(spec.model_dump(include=set(projects.TYPE_SETTINGS)))
     with idempotency.transaction() as cur:
-        out = projects.create(cur, auth.current().id, spec.labels, settings).to_json()
+        out = projects.create(cur, auth.current().id, labels, settings).to_json()
         idempotency.record(cur, 201, out)
     return jsonify(out), 201
 
@@ -50,6 +53,7 @@ def update(project_id: int) -> ResponseReturnValue:
     for name, value in changes.items():
         if value is None and name not in _NULLABLE:
             raise Invalid(f"{name}: cannot be null; leave it out to keep its value")
+    typed.check_patch(project, changes)
     overlap = changes.get("overlap", project.overlap)
     cap = changes.get("max_overlap", project.max_overlap)
     if cap is not None and cap < overlap:

@@ -9,7 +9,7 @@ from crowd.api import auth, body, deps, idempotency
 from crowd.api.projects import MANAGERS
 from crowd.api.schemas import BanIn
 from crowd.errors import NotFound
-from crowd.store import accounts, quality
+from crowd.store import accounts, quality, typed
 
 bp = Blueprint("quality", __name__, url_prefix="/api/v1/projects")
 
@@ -27,6 +27,10 @@ def list_workers(project_id: int) -> ResponseReturnValue:
     status = body.choice_arg("status", ("active", "banned"))
     with deps.db().transaction() as cur:
         page = quality.page(cur, project.id, after, limit, status)
+        if project.type != "categorical":  # the type's estimates (docs/TYPES.md)
+            estimates = typed.worker_estimates(cur, project.id, [w["id"] for w in page])
+            for worker in page:
+                worker["estimates"] = estimates.get(worker["id"])
     return jsonify(
         {
             "labels": project.labels,

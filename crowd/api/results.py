@@ -7,9 +7,12 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps
+from crowd.api import auth, body, deps, typed
 from crowd.api.projects import MANAGERS
+from crowd.errors import Invalid
 from crowd.store import predictions, results, runs
+from crowd.store import typed as typed_store
+from crowd.store.projects import Project
 
 bp = Blueprint("results", __name__, url_prefix="/api/v1/projects")
 
@@ -43,6 +46,8 @@ def list_results(project_id: int) -> ResponseReturnValue:
     status = body.choice_arg("status", ("complete", "pending"))
     with_posteriors = body.flag_arg("posteriors")
     include_gold = body.flag_arg("include_gold")
+    if project.type != typed.CATEGORICAL:
+        return _typed_results(project, after, limit, since_run, status, include_gold)
     with deps.db().transaction() as cur:
         # One snapshot for the page and last_run_id: a run committing between the two reads
         # would otherwise be skipped for good by a client polling with since_run.
@@ -111,11 +116,130 @@ def list_results(project_id: int) -> ResponseReturnValue:
     )
 
 
+def _typed_results(
+    project: Project,
+    after: int,
+    limit: int,
+    since_run: int | None,
+    status: str | None,
+    include_gold: bool,
+) -> ResponseReturnValue:
+    """A typed project's results (docs/TYPES.md): per task the type's result fields
+    (``labels`` and ``probabilities``; ``value`` and ``interval``; ``winner``,
+    ``probabilities`` and the ``left``/``right`` item ids), ``confidence``, ``run_id`` (null
+    until a run covers the task), answers and status; gold tasks (``?include_gold=true``)
+    carry their known answer as ``gold``. ``since_run`` and ``status`` as for categorical."""
+    with deps.db().transaction() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        last_run_id, chosen_method, choice_reason = runs.last_published(cur, project.id)
+        rows = typed_store.page(
+            cur,
+            project,
+            after,
+            limit,
+            since_run=since_run,
+            status=status,
+            include_gold=include_gold,
+        )
+    out = []
+    for (task_id, external_id, answers, complete, run_id, used, gold, gold_value, gold_set,
+         data, *result) in rows:  # fmt: skip
+        item: dict[str, Any] = {"task_id": task_id, "external_id": external_id}
+        if project.type == "pairwise":
+            item.update(left=data["left"]["id"], right=data["right"]["id"])
+        item.update(typed_store.result_json(project, None if gold is not None else result))
+        item.update(
+            run_id=run_id if gold is None else None,
+            answers=answers,
+            aggregated_answers=used if run_id is not None and gold is None else 0,
+            status="complete" if complete else "pending",
+        )
+        if include_gold:
+            item["gold"] = (
+                typed_store.gold_json(project, gold, gold_value, gold_set)
+                if gold is not None
+                else None
+            )
+        out.append(item)
+    return jsonify(
+        {
+            "type": project.type,
+            "results": out,
+            "last_run_id": last_run_id,
+            "chosen_method": chosen_method,
+            "choice_reason": choice_reason,
+            "next_cursor": body.next_cursor([r[0] for r in rows], limit),
+        }
+    )
+
+
+@bp.get("/<int:project_id>/ranking")
+@auth.require(*MANAGERS)
+def ranking(project_id: int) -> ResponseReturnValue:
+    """A pairwise project's items in ranking order, from its newest run: per item its
+    ``score`` (log-odds scale), 90% ``interval``, ``rank`` within its ``component`` (0 is the
+    largest group of items connected by comparisons; scores of different components are on
+    no common scale) and ``comparisons``. Also ``components`` and the run's
+    ``position_bias`` (the left side's advantage, a log-odds). Paged with ``cursor``."""
+    project = auth.project_for_requester(project_id)
+    if project.type != "pairwise":
+        raise Invalid(
+            f"ranking: project {project.id} is {project.type}; only pairwise projects have"
+            " a ranking (read its results instead)",
+            code="not_pairwise",
+        )
+    after, limit = body.page_params()
+    with deps.db().transaction() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        rows = typed_store.ranking_page(cur, project.id, after, limit)
+        items, components, bias = typed_store.ranking_summary(cur, project.id)
+        last_run_id = runs.last_published(cur, project.id)[0]
+    return jsonify(
+        {
+            "items": [
+                {
+                    "item": item,
+                    "score": round(score, 6),
+                    "interval": [round(low, 6), round(high, 6)],
+                    "rank": rank,
+                    "component": component,
+                    "comparisons": comparisons,
+                }
+                for _, item, score, low, high, rank, component, comparisons, _ in rows
+            ],
+            "total_items": items,
+            "components": components,
+            "position_bias": round(bias, 6) if bias is not None else None,
+            "last_run_id": last_run_id,
+            "next_cursor": body.next_cursor([r[0] for r in rows], limit),
+        }
+    )
+
+
 @bp.get("/<int:project_id>/answers")
 @auth.require(*MANAGERS)
 def list_answers(project_id: int) -> ResponseReturnValue:
     project = auth.project_for_requester(project_id)
     after, limit = body.page_params()
+    if project.type != typed.CATEGORICAL:
+        with deps.db().transaction() as cur:
+            rows = typed_store.answers_page(cur, project.id, after, limit)
+        return jsonify(
+            {
+                "answers": [
+                    {
+                        "id": answer_id,
+                        "task_id": task_id,
+                        "external_id": external_id,
+                        "worker_id": worker_id,
+                        **typed.answer_json(project, label, value, label_set),
+                        "created_at": at.isoformat(),
+                    }
+                    for answer_id, task_id, external_id, worker_id, label, value, label_set, at in rows
+                ],
+                "next_cursor": body.next_cursor([r[0] for r in rows], limit),
+            }
+        )
     with deps.db().transaction() as cur:
         page = results.answers_page(cur, project.id, after, limit)
     out = [

@@ -139,6 +139,39 @@ class ProjectSettings(BaseModel):
     qc_min_trap_catch: Share | None = None
 
 
+ProjectType = Literal["categorical", "multilabel", "numeric", "pairwise"]
+#: A finite JSON number (a whole number is one too; true/false or "3" are not).
+Number = Annotated[float, Field(allow_inf_nan=False, strict=True, ge=-1e12, le=1e12)]
+
+
+class Scale(BaseModel):
+    """A numeric project's scale: answers lie in ``[min, max]``, on ``min + k * step`` when
+    ``step`` is set."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"min": 1, "max": 5, "step": 1}}
+    )
+
+    min: Number
+    max: Number
+    step: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True, le=1e12)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if not self.max > self.min:
+            raise ValueError(f"scale.max ({self.max:g}) must be above scale.min ({self.min:g})")
+        if self.step is not None:
+            steps = (self.max - self.min) / self.step
+            if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
+                raise ValueError(
+                    f"scale.step ({self.step:g}) must divide max - min ({self.max - self.min:g})"
+                    " into whole steps"
+                )
+            if steps > 1_000_000:
+                raise ValueError("scale: at most 1,000,000 steps; send a larger step or none")
+        return self
+
+
 class ProjectIn(ProjectSettings):
     model_config = ConfigDict(
         extra="forbid",
@@ -155,15 +188,25 @@ class ProjectIn(ProjectSettings):
     )
 
     name: Name
+    # Required for categorical and multilabel projects; numeric and pairwise projects have
+    # none (see docs/TYPES.md), so it may be left out, but never sent as null.
     labels: Annotated[
         list[Label], Field(min_length=2, max_length=1000, json_schema_extra={"uniqueItems": True})
-    ]
+    ] = Field(default_factory=lambda: None)  # type: ignore[arg-type]
     overlap: Overlap = 3
     lease_seconds: Lease = 600
+    # What an answer is (docs/TYPES.md); categorical is one label of ``labels``.
+    type: ProjectType = "categorical"
+    # numeric only: the scale answers lie on.
+    scale: Scale | None = None
+    # pairwise only: whether "tie" is an answer.
+    ties: StrictBool = False
 
     @field_validator("labels")
     @classmethod
-    def _distinct(cls, labels: list[str]) -> list[str]:
+    def _distinct(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is None:
+            return None
         dupes = sorted(label for label, n in Counter(labels).items() if n > 1)
         if dupes:
             raise ValueError(f"labels must be distinct; repeated: {', '.join(dupes[:5])}")
@@ -262,13 +305,31 @@ class InlinePrediction(PredictionValue):
     model: ModelName
 
 
+ItemId = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=NO_NUL)]
+
+
+class PairItem(BaseModel):
+    """One side of a pairwise task: the requester's item id and what to show of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: ItemId
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class TaskIn(BaseModel):
+    """A task. ``gold`` is the known answer: a label (categorical), a list of labels
+    (multilabel), a number (numeric) or ``left``/``right``/``tie`` (pairwise). Pairwise tasks
+    have ``left`` and ``right`` items instead of ``data``."""
+
     model_config = ConfigDict(extra="forbid")
 
     external_id: ExternalId
     data: dict[str, Any] = Field(default_factory=dict)
-    gold: Label | None = None
+    gold: Label | Annotated[list[Label], Field(max_length=1000)] | Number | None = None
     prediction: InlinePrediction | None = None
+    left: PairItem | None = None
+    right: PairItem | None = None
 
 
 class TasksIn(BaseModel):
@@ -283,10 +344,19 @@ class TasksIn(BaseModel):
     tasks: Annotated[list[TaskIn], Field(min_length=1)]
 
 
+Winner = Literal["left", "right", "tie"]
+
+
 class AnswerIn(BaseModel):
+    """One field, by the project's type: ``label`` (categorical), ``labels`` (multilabel, any
+    subset, the empty one included), ``value`` (numeric) or ``winner`` (pairwise)."""
+
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"label": "pos"}})
 
-    label: Label
+    label: Label | None = None
+    labels: Annotated[list[Label], Field(max_length=1000)] | None = None
+    value: Number | None = None
+    winner: Winner | None = None
     # Also reserve the worker's next task, returned as "next": one request per answer.
     next: StrictBool = False
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from crowd.api import auth, body, deps, idempotency, predictions
+from crowd.api import auth, body, deps, idempotency, predictions, typed
 from crowd.api.projects import MANAGERS
 from crowd.api.schemas import TasksIn
 from crowd.errors import Conflict, Invalid
@@ -51,7 +51,19 @@ def post_batch(project_id: int) -> ResponseReturnValue:
                 "send each task once"
             )
         seen.add(task.external_id)
+        if project.type != typed.CATEGORICAL:
+            shaped = typed.task(project, task, f"tasks.{i}")
+            batch.append(
+                NewTask(
+                    task.external_id, shaped.data, shaped.gold, shaped.gold_value, shaped.gold_set
+                )
+            )
+            continue
+        if task.left is not None or task.right is not None:
+            raise Invalid(f"tasks.{i}.left: only pairwise tasks have left and right items")
         gold = None
+        if task.gold is not None and not isinstance(task.gold, str):
+            raise Invalid(f"tasks.{i}.gold: send one of the project's labels {project.labels[:20]}")
         if task.gold is not None:
             gold = project.label_index(task.gold)
             if gold is None:

@@ -20,7 +20,8 @@ from redis.exceptions import RedisError
 from crowd.background import scheduling, training, webhooks
 from crowd.background.connections import services
 from crowd.em.live import RunResult, changed_rows, fit_run
-from crowd.store import projects, review, runs, snapshot
+from crowd.em.typed import changed_typed, fit_typed
+from crowd.store import projects, review, runs, snapshot, typed
 from crowd.store.db import Database
 from crowd.store.projects import Project
 
@@ -120,6 +121,34 @@ def _publish(
             log.warning("run %s: publish was a deadlock victim; retrying", run_id)
 
 
+def _typed_run(db: Database, run_id: int, project: Project) -> None:
+    """A typed project's run (docs/TYPES.md): read, fit with no transaction open, publish
+    with the run's webhook events in one transaction (retried as :func:`_publish` is)."""
+    with db.transaction() as cur:
+        answers, total, published = typed.load(cur, project)
+    result = fit_typed(
+        project.type,
+        answers,
+        n_labels=len(project.labels),
+        scale=project.scale,
+        gold_window=project.gold_window,
+    )
+    rows = np.flatnonzero(
+        changed_typed(result, published, value_tol=typed.value_tolerance(project))
+    )
+    for attempt in range(3):
+        try:
+            with db.transaction() as cur:
+                changed = typed.publish(cur, run_id, project, result, total, rows)
+                deliveries = webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
+            webhooks.enqueue(services()[1], deliveries)
+            return
+        except psycopg2.errors.DeadlockDetected:
+            if attempt == 2:
+                raise
+            log.warning("run %s: publish was a deadlock victim; retrying", run_id)
+
+
 def aggregate(run_id: int) -> None:
     """Run aggregation run ``run_id`` (queued by :mod:`crowd.background.scheduling`).
 
@@ -148,6 +177,9 @@ def aggregate(run_id: int) -> None:
                 # ``stale`` stays set: the run's end queues one follow-up, or, Redis still
                 # away, the workers' catch-up does (see scheduling.reap). Nothing is lost.
                 log.warning("run %s: could not clear the stale mark: %s", run_id, exc)
+            if project.type != "categorical":
+                _typed_run(db, run_id, project)
+                return
             k = len(project.labels)
             with db.transaction() as cur:
                 snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)

@@ -33,7 +33,7 @@ from crowd import __version__, egress
 from crowd.background import scheduling
 from crowd.background.connections import services, settings
 from crowd.config import JOB_KEEP, WEBHOOK_QUEUE, Networks
-from crowd.store import predictions, runs
+from crowd.store import predictions, runs, typed
 from crowd.store import webhooks as store
 from crowd.store.db import Cursor, Database
 from crowd.store.projects import Project
@@ -218,7 +218,28 @@ def emit_run_events(
     ids: list[int] = []
     chunk = store.TASKS_PER_DELIVERY
     parts = -(-len(completed) // chunk)
+    typed_rows = (
+        typed.results_of(cur, [row[0] for row in completed])
+        if project.type != "categorical" and completed
+        else {}
+    )
     for part in range(parts):
+        if project.type != "categorical":  # the type's result fields (docs/TYPES.md)
+            payload = {
+                "run_id": run_id,
+                "part": part + 1,
+                "parts": parts,
+                "tasks": [
+                    {
+                        "task_id": task_id,
+                        "external_id": external_id,
+                        **typed.result_json(project, typed_rows.get(task_id)),
+                    }
+                    for task_id, external_id, *_ in completed[part * chunk : (part + 1) * chunk]
+                ],
+            }
+            ids += store.emit(cur, project.id, Event.TASK_COMPLETED, payload)
+            continue
         tasks: list[dict[str, Any]] = [
             {
                 "task_id": task_id,

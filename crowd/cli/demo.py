@@ -227,9 +227,7 @@ def _show_progress(p: Progress) -> None:
         click.echo(line, err=True)
 
 
-def _wait_healthy(
-    service: subprocess.Popen[bytes] | None, url: str, seconds: float = 120
-) -> None:
+def _wait_healthy(service: subprocess.Popen[bytes] | None, url: str, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if service is not None and service.poll() is not None:

@@ -254,6 +254,8 @@ class Held:
     expires_at: datetime
     expired: bool
     proposal: int | None = None  # the label shown as a model's proposal (review lane)
+    value: float | None = None  # a numeric answer (migration 0016)
+    label_set: list[int] | None = None  # a multilabel answer
 
 
 def lock(cur: Cursor, assignment_id: int) -> Held | None:
@@ -261,7 +263,8 @@ def lock(cur: Cursor, assignment_id: int) -> Held | None:
         cur,
         "crowd_lock",
         "SELECT id, project_id, task_id, worker_id, status, label, expires_at,"
-        " expires_at <= now(), proposal FROM assignments WHERE id = $1::bigint FOR UPDATE",
+        " expires_at <= now(), proposal, value, label_set FROM assignments"
+        " WHERE id = $1::bigint FOR UPDATE",
         (assignment_id,),
     )
     row = cur.fetchone()
@@ -316,6 +319,35 @@ def answer(
             " AND NOT done AND target < %s",
             (held.task_id, review_cap),
         )
+    return Outcome.CREATED
+
+
+def answer_typed(
+    cur: Cursor,
+    held: Held | None,
+    worker_id: int,
+    label: int,
+    value: float | None,
+    label_set: list[int] | None,
+) -> Outcome:
+    """:func:`answer` for a typed project (migration 0016): the answer is ``label`` with a
+    numeric ``value`` or a multilabel ``label_set``; the same answer again is a retry."""
+    early = _check_open(cur, held, worker_id)
+    if early is not None:
+        return early
+    assert held is not None
+    if held.status == "answered":
+        same = (held.label, held.value, held.label_set) == (label, value, label_set)
+        return Outcome.REPEATED if same else Outcome.DIFFERENT_ANSWER
+    execute_prepared(
+        cur,
+        "crowd_answer_typed",
+        "WITH a AS (UPDATE assignments SET status = 'answered', label = $1::smallint,"
+        " value = $4::float8, label_set = $5::smallint[], answered_at = now()"
+        " WHERE id = $2::bigint)"
+        " UPDATE tasks SET answers = answers + 1 WHERE id = $3::bigint",
+        (label, held.id, held.task_id, value, label_set),
+    )
     return Outcome.CREATED
 
 

@@ -21,7 +21,9 @@ _COLUMNS = (
     # Predictions (migration 0010)
     " corrections_every,"
     # The review lane (migration 0013), traps (0014)
-    " review, qc_min_trap_catch"
+    " review, qc_min_trap_catch,"
+    # Project types (migration 0016)
+    " type, scale, ties"
 )
 
 #: Settings a requester may set at creation and change later (PATCH), with their columns.
@@ -53,6 +55,9 @@ SETTINGS = (
     "review",
     "qc_min_trap_catch",
 )
+
+#: Set at creation only: what an answer is (see docs/TYPES.md).
+TYPE_SETTINGS = ("type", "scale", "ties")
 
 #: Largest task target: gold tasks take any number of answers.
 UNLIMITED = 2**31 - 1
@@ -90,6 +95,12 @@ class Project:
     #: None: off, every task is labelled blind.
     review: dict[str, Any] | None = None
     qc_min_trap_catch: float | None = None
+    #: What an answer is: categorical, multilabel, numeric or pairwise (docs/TYPES.md).
+    type: str = "categorical"
+    #: numeric: ``{"min", "max", "step"}`` (step may be None).
+    scale: dict[str, Any] | None = None
+    #: pairwise: whether "tie" is an answer.
+    ties: bool = False
     #: Whether the project had gold tasks when read (only :func:`get` fills it in).
     has_gold: bool = False
 
@@ -136,6 +147,9 @@ class Project:
             "corrections_every": self.corrections_every,
             "review": self.review,
             "qc_min_trap_catch": self.qc_min_trap_catch,
+            "type": self.type,
+            "scale": self.scale,
+            "ties": self.ties,
             "owner_id": self.owner_id,
             "created_at": self.created_at.isoformat(),
         }
@@ -156,8 +170,9 @@ def _value(value: Any) -> Any:
 
 
 def create(cur: Cursor, owner_id: int, labels: list[str], settings: dict[str, Any]) -> Project:
-    """Insert a project; ``settings`` holds any of :data:`SETTINGS` (the rest take defaults)."""
-    unknown = set(settings) - set(SETTINGS)
+    """Insert a project; ``settings`` holds any of :data:`SETTINGS` and
+    :data:`TYPE_SETTINGS` (the rest take defaults)."""
+    unknown = set(settings) - set(SETTINGS) - set(TYPE_SETTINGS)
     assert not unknown, unknown
     names = ["owner_id", "labels", *settings]
     cur.execute(

@@ -17,7 +17,9 @@ from crowd.store.projects import UNLIMITED
 class NewTask:
     external_id: str
     data: dict[str, Any]
-    gold: int | None  # index into the project's labels
+    gold: int | None  # index into the project's labels (a typed project: migration 0016)
+    gold_value: float | None = None  # numeric gold
+    gold_set: list[int] | None = None  # multilabel gold
 
 
 def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewTask]) -> int:
@@ -36,11 +38,17 @@ def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewT
     cur.execute(
         """
         WITH created AS (
-            INSERT INTO tasks (project_id, external_id, data, gold, target)
+            INSERT INTO tasks (project_id, external_id, data, gold, target, gold_value,
+                               gold_set)
             SELECT %(project)s, u.external_id, u.data, u.gold,
-                   CASE WHEN u.gold IS NULL THEN %(target)s ELSE %(unlimited)s END
+                   CASE WHEN u.gold IS NULL THEN %(target)s ELSE %(unlimited)s END,
+                   u.gold_value,
+                   CASE WHEN jsonb_typeof(u.gold_set) = 'array' THEN
+                       ARRAY(SELECT jsonb_array_elements_text(u.gold_set))::smallint[] END
             FROM ROWS FROM (unnest(%(ids)s::text[]), jsonb_array_elements(%(data)s::jsonb),
-                            unnest(%(gold)s::smallint[])) AS u(external_id, data, gold)
+                            unnest(%(gold)s::smallint[]), unnest(%(values)s::float8[]),
+                            jsonb_array_elements(%(sets)s::jsonb))
+                 AS u(external_id, data, gold, gold_value, gold_set)
             ON CONFLICT (project_id, external_id) DO NOTHING
             RETURNING 1
         )
@@ -53,6 +61,8 @@ def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewT
             "ids": [t.external_id for t in batch],
             "data": json.dumps([t.data for t in batch]),
             "gold": [t.gold for t in batch],
+            "values": [t.gold_value for t in batch],
+            "sets": json.dumps([t.gold_set for t in batch]),
         },
     )
     return int(one(cur)[0])
@@ -69,14 +79,19 @@ def differing(cur: Cursor, project_id: int, batch: Sequence[NewTask]) -> list[st
         return []
     cur.execute(
         "SELECT t.external_id"
-        " FROM unnest(%s::text[], %s::jsonb[], %s::smallint[]) AS b (external_id, data, gold)"
+        " FROM unnest(%s::text[], %s::jsonb[], %s::smallint[], %s::float8[], %s::jsonb[])"
+        " AS b (external_id, data, gold, gold_value, gold_set)"
         " JOIN tasks t ON t.project_id = %s AND t.external_id = b.external_id"
         " WHERE t.data <> b.data OR t.gold IS DISTINCT FROM b.gold"
+        " OR t.gold_value IS DISTINCT FROM b.gold_value"
+        " OR to_jsonb(t.gold_set) IS DISTINCT FROM b.gold_set"
         " ORDER BY t.id",
         (
             [t.external_id for t in batch],
             [Json(t.data) for t in batch],
             [t.gold for t in batch],
+            [t.gold_value for t in batch],
+            [None if t.gold_set is None else Json(t.gold_set) for t in batch],
             project_id,
         ),
     )

@@ -63,6 +63,8 @@ TABLE = [
     Row("POST", f"{A}/answer", {"label": "a"}, (403, 403, 403, 201, 403, 401)),
     Row("POST", f"{A}/skip", None, (403, 403, 403, 200, 403, 401)),
     Row("GET", f"{P}/results", None, _manage(200)),
+    # The fixture project is categorical: a ranking is a pairwise project's (docs/TYPES.md).
+    Row("GET", f"{P}/ranking", None, _manage(422)),
     Row("GET", f"{P}/answers", None, _manage(200)),
     Row("GET", f"{P}/aggregations", None, _manage(200)),
     Row("POST", f"{P}/aggregations", None, _manage(202)),

@@ -1,6 +1,9 @@
 /* The worker's labelling page: sign in, pick a project, then label task after task.
  * Each answer is sent with "next": true, so storing it and reserving the next task is one
- * request. A countdown shows when the reservation expires; at zero the next task is fetched. */
+ * request. A countdown shows when the reservation expires; at zero the next task is fetched.
+ * The answer controls follow the project's type (docs/TYPES.md): label buttons
+ * (categorical), checkboxes with a Submit (multilabel), a slider and a number field on the
+ * scale (numeric), the two items side by side with Left / Right (/ Tie) (pairwise). */
 "use strict";
 
 (() => {
@@ -13,7 +16,7 @@
 
   const state = {
     token: null,
-    project: null,      // {id, name, labels, lease_seconds}
+    project: null,      // {id, name, labels, lease_seconds, type, scale, ties}
     assignment: null,   // the reservation being shown
     deadline: 0,        // performance.now() at which it expires
     busy: false,
@@ -96,7 +99,7 @@
         el("button", { type: "button", class: "choice", onclick: () => openProject(project) },
           el("span", { class: "choice-name" }, project.name),
           el("span", { class: "choice-meta" },
-            project.banned ? "You are banned from this project" : project.labels.join(" · ")))));
+            project.banned ? "You are banned from this project" : describe(project)))));
     }
     showIdle();
     show($("more-projects"), Boolean(body.next_cursor));
@@ -105,6 +108,17 @@
   }
 
   function listable(project) { return project.has_tasks || project.banned; }
+
+  function kind(project) { return project.type || "categorical"; }
+
+  function describe(project) {
+    if (kind(project) === "numeric") {
+      const { min, max } = project.scale;
+      return "A number from " + min + " to " + max;
+    }
+    if (kind(project) === "pairwise") return "Which of two is better";
+    return (kind(project) === "multilabel" ? "Any of: " : "") + project.labels.join(" · ");
+  }
 
   function showIdle() {
     const n = state.idle;
@@ -132,17 +146,114 @@
     history.replaceState(null, "", window.location.pathname + "?project=" + project.id);
     $("project-name").textContent = project.name;
     document.title = project.name + " · Label tasks · crowd";
-    const buttons = project.labels.map((label, i) => el("button", {
+    $("answer-buttons").replaceChildren(...controls(project));
+    $("hint").replaceChildren(...hint(project));
+    show($("projects"), false);
+    show($("work"), true);
+    fetchTask();
+  }
+
+  /* The answer controls of the project's type. */
+  function controls(project) {
+    const type = kind(project);
+    if (type === "multilabel") {
+      const boxes = project.labels.map((label, i) => el("label", { class: "check" },
+        el("input", { type: "checkbox", "data-label": label,
+          "aria-keyshortcuts": i < 9 ? String(i + 1) : null }),
+        i < 9 ? el("kbd", {}, String(i + 1)) : null, " ", label));
+      return [el("fieldset", { class: "checks" }, el("legend", {}, "Tick every label that applies"),
+        ...boxes),
+        el("button", { type: "button", id: "submit-answer", class: "label-button",
+          "aria-keyshortcuts": "Enter", onclick: submitLabels }, "Submit ", el("kbd", {}, "Enter"))];
+    }
+    if (type === "numeric") {
+      const { min, max, step } = project.scale;
+      const stepAttr = step === null || step === undefined ? "any" : String(step);
+      const slider = el("input", { type: "range", id: "value-slider", min, max, step: stepAttr,
+        "aria-label": "Value from " + min + " to " + max });
+      const number = el("input", { type: "number", id: "value-field", min, max, step: stepAttr,
+        "aria-label": "Value", required: "" });
+      slider.addEventListener("input", () => { number.value = slider.value; });
+      number.addEventListener("input", () => { slider.value = number.value; });
+      const form = el("form", { class: "scale", id: "value-form", novalidate: "" },
+        el("span", { class: "muted" }, String(min)), slider, el("span", { class: "muted" }, String(max)),
+        number,
+        el("button", { type: "submit", class: "label-button", id: "submit-answer" },
+          "Submit ", el("kbd", {}, "Enter")));
+      form.addEventListener("submit", (event) => { event.preventDefault(); submitValue(); });
+      return [form];
+    }
+    if (type === "pairwise") {
+      const sides = [
+        ["left", "← Left", "ArrowLeft"],
+        ["right", "Right →", "ArrowRight"],
+        ...(project.ties ? [["tie", "Tie ", "T"]] : []),
+      ];
+      return sides.map(([winner, text, key]) => el("button", {
+        type: "button", class: "label-button", "data-winner": winner, "aria-keyshortcuts": key,
+        onclick: () => send({ winner }, winner === "tie" ? "a tie" : winner),
+      }, text, key === "T" ? el("kbd", {}, "T") : null));
+    }
+    return project.labels.map((label, i) => el("button", {
       type: "button",
       class: "label-button",
       "data-label": label,
       "aria-keyshortcuts": i < 9 ? String(i + 1) : null,
       onclick: () => answer(label),
     }, i < 9 ? el("kbd", {}, String(i + 1)) : null, " ", label));
-    $("answer-buttons").replaceChildren(...buttons);
-    show($("projects"), false);
-    show($("work"), true);
-    fetchTask();
+  }
+
+  function hint(project) {
+    const k = (text) => el("kbd", {}, text);
+    const type = kind(project);
+    if (type === "multilabel") {
+      return ["Keys: ", k("1"), "–", k("9"), " tick or untick a label, ", k("Enter"),
+        " submits, ", k("S"), " skips. The next task appears on its own."];
+    }
+    if (type === "numeric") {
+      return ["Set the value with the slider or type it, then ", k("Enter"), " submits; ",
+        k("S"), " skips (outside the number field)."];
+    }
+    if (type === "pairwise") {
+      return ["Keys: ", k("←"), " the left item is better, ", k("→"), " the right one",
+        ...(project.ties ? [", ", k("T"), " a tie"] : []), ", ", k("S"), " skips."];
+    }
+    return ["Keys: ", k("1"), "–", k("9"), " choose a label, ", k("Enter"), " confirms a " +
+      "model's proposal, ", k("S"), " skips. The next task appears on its own."];
+  }
+
+  function submitLabels() {
+    const ticked = [...$("answer-buttons").querySelectorAll("input[type=checkbox]:checked")]
+      .map((box) => box.dataset.label);
+    send({ labels: ticked }, ticked.length ? ticked.join(", ") : "no label");
+  }
+
+  function submitValue() {
+    const field = $("value-field");
+    const { min, max, step } = state.project.scale;
+    const value = Number(field.value);
+    const onStep = step === null || step === undefined ||
+      Math.abs((value - min) / step - Math.round((value - min) / step)) < 1e-9;
+    if (field.value === "" || !Number.isFinite(value) || value < min || value > max || !onStep) {
+      status("Enter a number from " + min + " to " + max +
+        (step ? " in steps of " + step : "") + ".");
+      field.focus();
+      return;
+    }
+    send({ value }, String(value));
+  }
+
+  /* Reset the controls for a new task: nothing ticked, the slider mid-scale, no number. */
+  function resetControls() {
+    for (const box of $("answer-buttons").querySelectorAll("input[type=checkbox]")) box.checked = false;
+    const slider = $("value-slider");
+    if (slider) {
+      const { min, max, step } = state.project.scale;
+      let mid = (min + max) / 2;
+      if (step) mid = min + Math.round((mid - min) / step) * step;
+      slider.value = String(mid);
+      $("value-field").value = "";
+    }
   }
 
   /* Reserve the next task: 201 shows it, 204 means none is left, 403 banned says why. */
@@ -161,15 +272,18 @@
     }
   }
 
-  async function answer(label) {
+  function answer(label) { return send({ label }, label); }
+
+  /* Send an answer (its type's field) and show the next task. */
+  async function send(fields, text) {
     if (state.busy || !state.assignment) return;
     const id = state.assignment.assignment_id;
     setBusy(true);
     stopTimers();
     try {
       const response = await retrying(() => api(state.token, "POST",
-        "/api/v1/assignments/" + id + "/answer", { label, next: true }));
-      status("Saved “" + label + "”.");
+        "/api/v1/assignments/" + id + "/answer", { ...fields, next: true }));
+      status("Saved “" + text + "”.");
       if (response.body.next) showTask(response.body.next, response.date);
       else {
         state.assignment = null;
@@ -223,6 +337,10 @@
       state.assignment = null;
       setTimeout(again, 0);
     } else if (err.status === 404) showNotice("gone", err.message);
+    else if (err.status === 422 && state.assignment) {
+      status(err.message);  // the task stays: answer it again
+      state.timer = setInterval(tick, 1000);
+    }
     else showNotice("error", err.message);
   }
 
@@ -234,7 +352,9 @@
     const left = Date.parse(reservation.expires_at) - (Number.isNaN(serverNow) ? Date.now() : serverNow);
     state.deadline = performance.now() + Math.max(0, left);
     $("task-id").textContent = task.external_id;
-    $("task-data").replaceChildren(...renderData(task));
+    $("task-data").replaceChildren(...(kind(state.project) === "pairwise"
+      ? renderPair(task) : renderData(task)));
+    resetControls();
     showProposal(reservation);
     show($("notice"), false);
     show($("task-area"), true);
@@ -267,6 +387,17 @@
   function proposedLabel() {
     const r = state.assignment;
     return r && r.lane === "review" && r.proposal ? r.proposal.label : null;
+  }
+
+  /* A pairwise task: its two items side by side, each with its own data. */
+  function renderPair(task) {
+    const side = (name, title) => {
+      const item = (task.data || {})[name] || {};
+      return el("section", { class: "pair-item", "data-side": name, "aria-label": title },
+        el("h3", {}, title),
+        ...renderData({ external_id: task.external_id + " " + name, data: item.data || {} }));
+    };
+    return [el("div", { class: "pair" }, side("left", "Left"), side("right", "Right"))];
   }
 
   function renderData(task) {
@@ -327,7 +458,8 @@
 
   function setBusy(busy) {
     state.busy = busy;
-    for (const button of document.querySelectorAll("#answer-buttons button, #skip")) {
+    for (const button of document.querySelectorAll(
+      "#answer-buttons button, #answer-buttons input, #skip")) {
       button.disabled = busy;
     }
     $("work").setAttribute("aria-busy", busy ? "true" : "false");
@@ -336,14 +468,33 @@
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || !state.assignment) return;
     const target = event.target;
-    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
-    if (/^[1-9]$/.test(event.key)) {
+    const type = kind(state.project);
+    const checkbox = target && target.tagName === "INPUT" && target.type === "checkbox";
+    if (target && !checkbox && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" ||
+        target.isContentEditable)) return;
+    if (type === "multilabel" && /^[1-9]$/.test(event.key)) {
+      const box = $("answer-buttons").querySelectorAll("input[type=checkbox]")[Number(event.key) - 1];
+      if (box && !box.disabled) { event.preventDefault(); box.checked = !box.checked; }
+    } else if (type === "multilabel" && event.key === "Enter" && target.tagName !== "BUTTON") {
+      event.preventDefault();
+      submitLabels();
+    } else if (type === "pairwise" && (event.key === "ArrowLeft" || event.key === "ArrowRight")) {
+      event.preventDefault();
+      const winner = event.key === "ArrowLeft" ? "left" : "right";
+      send({ winner }, winner);
+    } else if (type === "pairwise" && (event.key === "t" || event.key === "T")) {
+      if (state.project.ties) { event.preventDefault(); send({ winner: "tie" }, "a tie"); }
+    } else if (type === "numeric" && event.key === "Enter" && target.tagName !== "BUTTON") {
+      event.preventDefault();
+      submitValue();
+    } else if (type === "categorical" && /^[1-9]$/.test(event.key)) {
       const label = state.project.labels[Number(event.key) - 1];
       if (label !== undefined) { event.preventDefault(); answer(label); }
     } else if (event.key === "s" || event.key === "S") {
       event.preventDefault();
       skip();
-    } else if (event.key === "Enter" && target.tagName !== "BUTTON" && proposedLabel() !== null) {
+    } else if (type === "categorical" && event.key === "Enter" && target.tagName !== "BUTTON" &&
+        proposedLabel() !== null) {
       // (Enter on a focused button presses that button, as everywhere.)
       event.preventDefault();
       answer(proposedLabel());

@@ -145,9 +145,20 @@
   function drawHeader(project) {
     $("project-name").textContent = project.name;
     document.title = project.name + " · crowd dashboard";
-    $("project-labels").textContent = "Labels: " + project.labels.join(", ") + " · overlap " +
+    $("project-labels").textContent = answerKind(project) + " · overlap " +
       project.overlap + (project.max_overlap > project.overlap ? " to " + project.max_overlap : "") +
       " · method " + project.method;
+  }
+
+  /* What an answer is, by the project's type (docs/TYPES.md). */
+  function answerKind(project) {
+    const type = project.type || "categorical";
+    if (type === "numeric") {
+      const { min, max, step } = project.scale;
+      return "Numeric, " + min + " to " + max + (step ? " in steps of " + step : "");
+    }
+    if (type === "pairwise") return "Pairwise comparisons" + (project.ties ? " (ties allowed)" : "");
+    return (type === "multilabel" ? "Multi-label: " : "Labels: ") + project.labels.join(", ");
   }
 
   function figure(name, value, id) {
