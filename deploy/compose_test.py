@@ -536,7 +536,8 @@ def free_port() -> int:
 
 @contextmanager
 def stack_up() -> Iterator[Stack]:
-    stack = Stack(free_port())
+    # CROWD_COMPOSE_TEST_PORT pins the API's host port (e.g. to a range kept free for it).
+    stack = Stack(int(os.environ.get("CROWD_COMPOSE_TEST_PORT") or free_port()))
     stack.compose("down", "-v", "--remove-orphans", check_=False)  # leftovers of an aborted run
     try:
         yield stack

@@ -106,6 +106,7 @@ def test_the_dashboard_shows_each_workers_traps_caught(
     pid = make_project(requester, name="traps", labels=["pos", "neg"], overlap=1,
                        gold_rate=0.0, review=review)["id"]  # fmt: skip
     gold = [{"external_id": f"g{i}", "gold": "pos"} for i in range(4)]
+    gold.append({"external_id": "t"})  # traps come while a regular task is left
     r = client.post(f"/api/v1/projects/{pid}/tasks", json={"tasks": gold}, headers=auth(requester))
     assert r.status_code == 201
     worker = make_worker(requester, "tina")
