@@ -80,17 +80,16 @@ def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndar
         gold_sets[i, list(chosen or [])] = 1
     pairs = None
     if project.type == "pairwise":
-        cur.execute(
-            "SELECT id, data -> 'left' ->> 'id', data -> 'right' ->> 'id' FROM tasks"
-            " WHERE project_id = %s AND (answers > 0 OR gold IS NOT NULL)",
-            (project.id,),
+        found = _copy_columns(
+            cur,
+            cur.mogrify(
+                "SELECT id, data -> 'left' ->> 'id', data -> 'right' ->> 'id' FROM tasks"
+                " WHERE project_id = %s AND (answers > 0 OR gold IS NOT NULL)",
+                (project.id,),
+            ).decode(),
+            {"task": pa.int64(), "left": pa.string(), "right": pa.string()},
         )
-        found = cur.fetchall()
-        pairs = (
-            np.array([r[0] for r in found], dtype=np.int64),
-            np.array([r[1] for r in found], dtype=object),
-            np.array([r[2] for r in found], dtype=object),
-        )
+        pairs = (found["task"], found["left"], found["right"])
     cur.execute("SELECT coalesce(sum(answers), 0) FROM tasks WHERE project_id = %s", (project.id,))
     total = int(cur.fetchone()[0])  # type: ignore[index]
     answers = Answers(
