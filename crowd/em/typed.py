@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit
 
-from crowd.em.live import CONFIDENCE_TOL
+from crowd.em.live import CONFIDENCE_TOL, recent_gold
 from crowd.em.multilabel import MultilabelDawidSkene
 from crowd.em.numeric import NumericEM
 from crowd.em.pairwise import CrowdBradleyTerry
@@ -115,26 +115,13 @@ class TypedResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _recent_gold(
-    answer_ids: IntArray, worker_index: IntArray, correct: NDArray[np.bool_], n: int, window: int
-) -> tuple[IntArray, IntArray]:
-    """Per worker, ``(gold answers, correct ones)`` among its last ``window`` gold answers."""
-    order = np.lexsort((-answer_ids, worker_index))
-    workers_sorted = worker_index[order]
-    starts = np.searchsorted(workers_sorted, workers_sorted, side="left")
-    keep = order[(np.arange(order.size) - starts) < window]
-    answered = np.bincount(worker_index[keep], minlength=n)
-    right = np.bincount(worker_index[keep], weights=correct[keep], minlength=n)
-    return answered.astype(np.int64), right.astype(np.int64)
-
-
 def _gold_figures(
     a: Answers, workers: IntArray, n_workers: int, correct_of: NDArray[np.bool_], window: int
 ) -> tuple[IntArray, IntArray]:
     """Gold figures from ``correct_of``: per answer, whether it matched its gold task's
     answer (only answers on gold tasks count)."""
     on_gold = np.isin(a.task_ids, a.gold_task_ids)
-    return _recent_gold(
+    return recent_gold(
         a.answer_ids[on_gold], workers[on_gold], correct_of[on_gold], n_workers, window
     )
 

@@ -24,6 +24,9 @@ from crowd.store.projects import COMPLETE, Project
 from crowd.store.runs import _array, _copy_rows, _nullable, apply_bans, apply_overlap
 from crowd.store.snapshot import _copy_columns
 
+#: Most labels whose answer sets are read as a bigint bit mask.
+MASK_LABELS = 62
+
 
 def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndarray]]:
     """A typed run's input, the answers stored (banned workers' included) and the published
@@ -38,16 +41,23 @@ def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndar
         else ""
     )
     where = f"a.project_id = %s AND a.status = 'answered'{banned}"
-    ints = dict.fromkeys(["id", "task", "worker", "label"], pa.int64())
+    n_labels = len(project.labels)
+    # A multilabel answer's set comes as a bit mask (one pass over the answers) while the
+    # labels fit in a bigint; beyond, as one (answer, label) row per ticked label.
+    masked = project.type == "multilabel" and n_labels <= MASK_LABELS
+    mask = "(SELECT coalesce(sum(1::bigint << l), 0) FROM unnest(a.label_set) l)" if masked else "0"
+    ints = dict.fromkeys(["id", "task", "worker", "label", "mask"], pa.int64())
     query = cur.mogrify(
-        f"SELECT a.id, a.task_id, a.worker_id, a.label, coalesce(a.value, 0) FROM assignments a"
-        f" WHERE {where} ORDER BY a.id",
+        f"SELECT a.id, a.task_id, a.worker_id, a.label, {mask}, coalesce(a.value, 0)"
+        f" FROM assignments a WHERE {where}",
         (project.id,),
     ).decode()
     rows = _copy_columns(cur, query, {**ints, "value": pa.float64()})
-    n_labels = len(project.labels)
     labels: np.ndarray = rows["label"]
-    if project.type == "multilabel":
+    if masked:
+        bits = rows["mask"][:, None] >> np.arange(n_labels, dtype=np.int64)[None, :]
+        labels = (bits & 1).astype(np.int8)
+    elif project.type == "multilabel":
         ticks = _copy_columns(
             cur,
             cur.mogrify(
@@ -56,8 +66,9 @@ def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndar
             ).decode(),
             {"id": pa.int64(), "label": pa.int64()},
         )
+        order = np.argsort(rows["id"])
         labels = np.zeros((rows["id"].size, n_labels), dtype=np.int8)
-        labels[np.searchsorted(rows["id"], ticks["id"]), ticks["label"]] = 1
+        labels[order[np.searchsorted(rows["id"][order], ticks["id"])], ticks["label"]] = 1
     cur.execute(
         "SELECT id, gold, coalesce(gold_value, 0), gold_set FROM tasks"
         " WHERE project_id = %s AND gold IS NOT NULL ORDER BY id",
@@ -69,17 +80,16 @@ def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndar
         gold_sets[i, list(chosen or [])] = 1
     pairs = None
     if project.type == "pairwise":
-        cur.execute(
-            "SELECT id, data -> 'left' ->> 'id', data -> 'right' ->> 'id' FROM tasks"
-            " WHERE project_id = %s AND (answers > 0 OR gold IS NOT NULL)",
-            (project.id,),
+        found = _copy_columns(
+            cur,
+            cur.mogrify(
+                "SELECT id, data -> 'left' ->> 'id', data -> 'right' ->> 'id' FROM tasks"
+                " WHERE project_id = %s AND (answers > 0 OR gold IS NOT NULL)",
+                (project.id,),
+            ).decode(),
+            {"task": pa.int64(), "left": pa.string(), "right": pa.string()},
         )
-        found = cur.fetchall()
-        pairs = (
-            np.array([r[0] for r in found], dtype=np.int64),
-            np.array([r[1] for r in found], dtype=object),
-            np.array([r[2] for r in found], dtype=object),
-        )
+        pairs = (found["task"], found["left"], found["right"])
     cur.execute("SELECT coalesce(sum(answers), 0) FROM tasks WHERE project_id = %s", (project.id,))
     total = int(cur.fetchone()[0])  # type: ignore[index]
     answers = Answers(

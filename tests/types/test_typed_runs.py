@@ -323,3 +323,22 @@ def test_a_worker_wrong_on_pairwise_gold_is_banned_by_the_gold_rule(
     # Gold tasks are held at their known winner: they have no result row of their own.
     page = results(client, requester, pid, "&include_gold=true")
     assert by_id(page)["g0"]["gold"] == "left" and by_id(page)["g0"]["winner"] is None
+
+
+def test_multilabel_with_more_labels_than_a_bit_mask_holds(
+    client: FlaskClient, requester: str, make_worker: Callable[..., str], settings: Settings
+) -> None:
+    names = [f"l{i}" for i in range(70)]  # read as (answer, label) rows past 62 labels
+    pid = project(client, requester, type="multilabel", labels=names, gold_rate=0, overlap=2)["id"]
+    assert (
+        post(client, requester, pid, [{"external_id": "t"}, {"external_id": "u"}]).status_code
+        == 201
+    )
+    for name in ("a", "b"):
+        answer_all(
+            client, make_worker(requester, name), pid,
+            lambda t: {"labels": ["l65", "l0"] if t["external_id"] == "t" else []},
+        )  # fmt: skip
+    drain(settings)
+    got = by_id(results(client, requester, pid))
+    assert got["t"]["labels"] == ["l0", "l65"] and got["u"]["labels"] == []
