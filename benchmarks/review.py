@@ -69,7 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _service import Api, bench_database, crowd_bin, loadavg, start_services
 from active_learning import read_items
 from model_voter import cross_fitted, whole
-from replay import Dataset, load, wait_caught_up
+from replay import Dataset, load
 
 from crowd.client import ApiError
 from crowd.em import encode
@@ -342,11 +342,11 @@ class Replay:
             batch = [self._task(t) for t in stream[lo : lo + self.chunk]]
             self.manager.call("POST", f"/api/v1/projects/{pid}/tasks", {"tasks": batch})
             self.drain()
-        while True:  # the runs may open more slots (dynamic overlap): serve them
-            wait_caught_up(self.manager, pid, self._stored())
+        while True:  # the runs may open more slots (dynamic overlap, bans): serve them
+            settle(self.manager, pid)
             if not self.drain():
                 break
-        wait_caught_up(self.manager, pid, self._stored())
+        settle(self.manager, pid)
         self._score()
         self.out.seconds = time.monotonic() - start
         self.out.requests = self.manager.requests + sum(a.requests for a in self.sessions.values())
@@ -360,11 +360,6 @@ class Replay:
             label, confidence = self.s.prediction[t]
             item["prediction"] = {"model": MODEL, "label": label, "confidence": confidence}
         return item
-
-    def _stored(self) -> int:
-        project = self.manager.call("GET", f"/api/v1/projects/{self.out.project_id}").json()
-        counts = project.get("counts") or {}
-        return int(counts.get("answers", project.get("answers", 0)))
 
     def _score(self) -> None:
         pid = self.out.project_id
@@ -387,6 +382,30 @@ class Replay:
                     if name.startswith("stamper")
                     else self.out.honest_banned
                 ).add(name)
+
+
+def settle(api: Api, project_id: int, timeout: float = 900.0) -> None:
+    """Ask for a run and wait until it (or a later one) has succeeded with nothing queued or
+    running: a run then has read every answer given so far. (A run's ``answers`` leaves
+    banned workers' answers out, so it cannot be compared with the answers sent.)"""
+    path = f"/api/v1/projects/{project_id}/aggregations"
+    asked = api.call("POST", path, ok=(202,)).json().get("run")
+    floor = int(asked["id"]) if asked else None
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = api.call("GET", f"{path}?limit=20").json()["aggregations"]
+        if floor is None:  # one was queued or running: the one after it reads every answer
+            floor = max(int(r["id"]) for r in listed) + 1
+        busy = any(r["status"] in ("queued", "running") for r in listed)
+        done = [int(r["id"]) for r in listed if r["status"] == "succeeded"]
+        if not busy and done and max(done) >= floor:
+            return
+        if not busy and (not done or max(done) < floor) and asked is None:
+            asked = api.call("POST", path, ok=(202,)).json().get("run")
+            floor = int(asked["id"]) if asked else floor
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"project {project_id}: no run caught up within {timeout:.0f} s")
+        time.sleep(0.3)
 
 
 def create_project(api: Api, setup: Setup, arm: Arm) -> int:
@@ -553,6 +572,12 @@ def report(args: argparse.Namespace, setup: Setup, done: list[Outcome]) -> None:
                   f" max {counts[-1]}, {sum(c >= GOAL_STAMPER_ANSWERS for c in counts)} gave"
                   f" {GOAL_STAMPER_ANSWERS} or more; honest workers banned:"
                   f" {len(out.honest_banned)} {sorted(out.honest_banned)}")  # fmt: skip
+        if out.arm.review is not None:
+            acc = setup.accuracy
+            print(f"{out.arm.name}: real workers banned: {len(out.honest_banned)}; their recorded"
+                  " gold accuracy: "
+                  + (", ".join(f"{acc[w]:.2f}" for w in sorted(out.honest_banned, key=acc.get))
+                     or "-"))  # fmt: skip
         if out.review_page:
             audits = out.review_page.get("audits") or {}
             print(f"{out.arm.name}: auto-accepted {out.review_page.get('auto_accepted')},"
@@ -577,7 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, default=None, help="a seeded sample of this many tasks")
     p.add_argument("--gold-share", type=float, default=0.05)
     p.add_argument("--anchor", type=float, default=0.2)
-    p.add_argument("--stampers", type=float, default=0.0)
+    p.add_argument("--stampers", type=float, nargs="+", default=[0.0],
+                   help="share(s) of extra stamper accounts, one review project each")  # fmt: skip
     p.add_argument("--blind-below", type=float, default=0.5)
     p.add_argument("--accept-at", type=float, default=None)
     p.add_argument("--trap-rate", type=float, default=0.05)
@@ -614,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for accept_at in CURVE_ACCEPT_AT:
                 arms.append(review_arm(args, blind_below, accept_at, 0.0))
     else:
-        arms.append(review_arm(args, args.blind_below, args.accept_at, args.stampers))
+        arms.extend(review_arm(args, args.blind_below, args.accept_at, x) for x in args.stampers)
     done = run_arms(args, setup, arms)
     key = {"tasks": len(setup.tasks), "gold": len(setup.gold), "seed": args.seed}
     if args.peer and args.peer_json is not None:

@@ -171,6 +171,19 @@ def reserve(
     return Reservation(*row) if row else None
 
 
+def reviews_answered(cur: Cursor, project_id: int, worker_id: int, up_to: int) -> int:
+    """The worker's answers given beside a proposal in the project (traps included), counted
+    up to ``up_to``: reads at most that many entries of ``assignments_reviewed``."""
+    cur.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM assignments"
+        " WHERE project_id = %s AND worker_id = %s AND proposal IS NOT NULL"
+        " AND status = 'answered' LIMIT %s) s",
+        (project_id, worker_id, up_to),
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 def held_by(cur: Cursor, project_id: int, worker_id: int) -> Reservation | None:
     """The worker's newest live reservation in the project, if it holds one."""
     cur.execute(
