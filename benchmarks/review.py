@@ -54,6 +54,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -182,6 +183,7 @@ class Outcome:
     accepted: int = 0  # tasks with label_source "model"
     requests: int = 0
     skips: int = 0
+    stand_ins: int = 0  # answers given in place of banned or used-up recorded workers
     seconds: float = 0.0
     log: list[tuple[str, str, str, int]] = field(
         default_factory=list
@@ -218,7 +220,9 @@ class Replay:
 
     def _honest_label(self, w: str, task: str, proposal: str | None) -> str:
         recorded = self.mine[w].get(task)
-        if recorded is None:  # a trap on an item this worker never saw: its gold accuracy
+        if recorded is None or (task, w) in self.done:
+            # A trap on an item this worker never saw, or a stand-in answer (see serve): drawn
+            # from the worker's recorded accuracy on gold.
             truth = self.s.data.gold[task]
             others = [lab for lab in self.labels if lab != truth]
             recorded = truth if self.rng.random() < self.s.accuracy[w] else self.rng.choice(others)
@@ -285,6 +289,10 @@ class Replay:
             if task in self.gold or (task in self.mine[w] and (task, w) not in self.done):
                 self._answer(w, held)
                 continue
+            if self.stuck(task):  # no recorded worker can answer it: w answers in their place
+                self.out.stand_ins += 1
+                self._answer(w, held)
+                continue
             self.sessions[w].call("POST", f"/api/v1/assignments/{held['assignment_id']}/skip")
             self.done.add((task, w))
             self.out.skips += 1
@@ -304,6 +312,14 @@ class Replay:
             if self.count[t] >= self.target.get(t, 1 << 30):
                 self.target[t] = self.count[t] + 1
         return found
+
+    def stuck(self, task: str) -> bool:
+        """Every recorded worker of ``task`` has answered it or is banned (the service still
+        wants answers there: a banned worker's answers are left out)."""
+        return all(
+            (task, w) in self.done or w in self.out.honest_banned
+            for w, _ in self.s.recorded.get(task, [])
+        )
 
     def next_worker(self, task: str) -> str | None:
         if self.active_stampers:
@@ -533,7 +549,8 @@ def run_arms(args: argparse.Namespace, setup: Setup, arms: list[Arm]) -> list[Ou
             done.append(out)
             print(f"  {arm.name}: accuracy {out.accuracy:.4f}, {out.blind} blind + {out.review}"
                   f" review answers ({out.traps} traps), {out.accepted} auto-accepted,"
-                  f" {out.requests} requests, {out.skips} skips, {out.seconds:.0f} s", flush=True)  # fmt: skip
+                  f" {out.requests} requests, {out.skips} skips,"
+                  f" {out.stand_ins} stand-in answers, {out.seconds:.0f} s", flush=True)  # fmt: skip
     return done
 
 
@@ -631,6 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--crowd", default=None, help="the crowd command [default: beside python]")
     p.add_argument("--keep-db", action="store_true")
     args = p.parse_args(argv)
+    # A TERM (a background run stopped) unwinds like an error: services stopped, database dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
 
     data = load(args.data)
     setup = make_setup(data, args.data, args.tasks, args.gold_share, args.seed)
