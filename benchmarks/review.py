@@ -78,7 +78,7 @@ from crowd.em.live import fit_run
 from crowd.em.voters import ModelVotes
 
 MODEL = "features@cross-fitted"
-CURVE_BLIND_BELOW = (0.5, 0.7, 0.9)
+CURVE_BLIND_BELOW = (0.5, 0.8)
 CURVE_ACCEPT_AT = (None, 0.98, 0.95)
 GOAL_POINTS = 0.5  # accuracy within half a point of the peer
 GOAL_POINTS_STAMPERS = 1.0  # within a point, with stampers present
@@ -510,7 +510,7 @@ def review_arm(
               "audit_rate": args.audit_rate, "trap_rate": args.trap_rate}  # fmt: skip
     if args.onboarding_trap_rate is not None:
         review.update(onboarding_trap_rate=args.onboarding_trap_rate,
-                      onboarding_reviews=args.onboarding_reviews)  # fmt: skip
+                      onboarding_traps=args.onboarding_traps)  # fmt: skip
     name = f"review b{blind_below:g}" + (f" a{accept_at:g}" if accept_at else "")
     if stampers:
         name += f" stampers {stampers:g}"
@@ -626,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--trap-rate", type=float, default=0.05)
     p.add_argument("--onboarding-trap-rate", type=float, default=None,
                    help="review.onboarding_trap_rate [default: none]")  # fmt: skip
-    p.add_argument("--onboarding-reviews", type=int, default=20)
+    p.add_argument("--onboarding-traps", type=int, default=6)
     p.add_argument("--curve", action="store_true",
                    help="one review project per blind_below x accept_at of the grid")  # fmt: skip
     p.add_argument("--png", type=Path, default=None, help="plot accuracy against cost here")

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
 from crowd.api import auth, body, deps, idempotency
-from crowd.api.schemas import ONBOARDING_REVIEWS, AnswerIn
+from crowd.api.schemas import ONBOARDING_TRAPS, AnswerIn
 from crowd.errors import Conflict, Forbidden, Invalid, NotFound
 from crowd.store import assignments, quality
 from crowd.store.accounts import Role
@@ -65,10 +65,11 @@ def _sweep(project: Project, *, force: bool = False) -> None:
 
 def _trap_drawn(cur: Cursor, project: Project, worker_id: int) -> bool:
     """Whether this fetch tries a trap: with probability ``review.trap_rate``, or
-    ``review.onboarding_trap_rate`` while the worker has given fewer than
-    ``review.onboarding_reviews`` review answers in the project (traps catch a stamper within
-    its first answers; an established reviewer pays only ``trap_rate``). The worker's count is
-    read only when the draw falls between the two rates."""
+    ``review.onboarding_trap_rate`` while the worker has answered fewer than
+    ``review.onboarding_traps`` traps in the project (every reviewer meets that many traps
+    early, so a stamper is judged within its first answers; an established reviewer pays only
+    ``trap_rate``). The worker's traps are counted only when the draw falls between the two
+    rates."""
     review = project.review or {}
     rate = float(review["trap_rate"])
     onboarding = review.get("onboarding_trap_rate")
@@ -77,8 +78,8 @@ def _trap_drawn(cur: Cursor, project: Project, worker_id: int) -> bool:
         return True
     if onboarding is None or draw >= onboarding:
         return False
-    first = int(review.get("onboarding_reviews", ONBOARDING_REVIEWS))
-    return assignments.reviews_answered(cur, project.id, worker_id, first) < first
+    first = int(review.get("onboarding_traps", ONBOARDING_TRAPS))
+    return assignments.traps_answered(cur, project.id, worker_id, first) < first
 
 
 def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | None:

@@ -53,8 +53,8 @@ QcConfidence = Annotated[float, Field(gt=0.5, lt=1.0, allow_inf_nan=False, stric
 AutoLabelAccuracy = Annotated[float, Field(ge=0.5, le=1.0, allow_inf_nan=False, strict=True)]
 
 
-#: The review answers a new reviewer gives at `review.onboarding_trap_rate` (when set).
-ONBOARDING_REVIEWS = 20
+#: The traps every reviewer answers at `review.onboarding_trap_rate` (when set).
+ONBOARDING_TRAPS = 6
 
 
 class ReviewSettings(BaseModel):
@@ -76,7 +76,7 @@ class ReviewSettings(BaseModel):
                 "audit_rate": 0.05,
                 "trap_rate": 0.05,
                 "onboarding_trap_rate": None,
-                "onboarding_reviews": ONBOARDING_REVIEWS,
+                "onboarding_traps": ONBOARDING_TRAPS,
             }
         },
     )
@@ -87,11 +87,11 @@ class ReviewSettings(BaseModel):
     accept_at: AutoLabelAccuracy | None = None
     audit_rate: Share = 0.05
     trap_rate: Share = 0.05
-    # A worker's first `onboarding_reviews` review answers in the project are served traps at
-    # this rate instead (null: `trap_rate` throughout): enough traps to judge a stamper
-    # within its first answers, without charging established reviewers for them.
+    # Until a worker has answered `onboarding_traps` traps in the project, its fetches draw a
+    # trap at this rate instead (null: `trap_rate` throughout): enough traps to judge a
+    # stamper within its first answers, without charging established reviewers for more.
     onboarding_trap_rate: Share | None = None
-    onboarding_reviews: Count = ONBOARDING_REVIEWS
+    onboarding_traps: Count = ONBOARDING_TRAPS
 
     @model_validator(mode="after")
     def _overlaps(self) -> ReviewSettings:

@@ -171,13 +171,15 @@ def reserve(
     return Reservation(*row) if row else None
 
 
-def reviews_answered(cur: Cursor, project_id: int, worker_id: int, up_to: int) -> int:
-    """The worker's answers given beside a proposal in the project (traps included), counted
-    up to ``up_to``: reads at most that many entries of ``assignments_reviewed``."""
+def traps_answered(cur: Cursor, project_id: int, worker_id: int, up_to: int) -> int:
+    """The traps (gold tasks served with a wrong proposal) the worker has answered in the
+    project, counted up to ``up_to``: stops at that many, reading the worker's review answers
+    through ``assignments_reviewed``."""
     cur.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM assignments"
-        " WHERE project_id = %s AND worker_id = %s AND proposal IS NOT NULL"
-        " AND status = 'answered' LIMIT %s) s",
+        "SELECT count(*) FROM (SELECT 1 FROM assignments a JOIN tasks t ON t.id = a.task_id"
+        " WHERE a.project_id = %s AND a.worker_id = %s AND a.proposal IS NOT NULL"
+        " AND a.status = 'answered' AND t.gold IS NOT NULL AND a.proposal <> t.gold"
+        " LIMIT %s) s",
         (project_id, worker_id, up_to),
     )
     row = cur.fetchone()

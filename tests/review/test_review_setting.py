@@ -16,7 +16,7 @@ DEFAULTS = {
     "audit_rate": 0.05,
     "trap_rate": 0.05,
     "onboarding_trap_rate": None,
-    "onboarding_reviews": 20,
+    "onboarding_traps": 6,
 }
 
 
