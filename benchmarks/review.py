@@ -105,13 +105,8 @@ def make_setup(
     data: Dataset, folder: Path, n_tasks: int | None, gold_share: float, seed: int
 ) -> Setup:
     rng = np.random.default_rng(seed)
-    tasks = list(data.tasks)
-    if n_tasks is not None and n_tasks < len(tasks):
-        tasks = sorted(rng.choice(tasks, n_tasks, replace=False).tolist())
-    chosen = set(tasks)
+    # The model is cross-fitted on every task, so a --tasks sample sees the same predictions.
     t_list, w_list, l_list = whole(data)
-    keep = [i for i, t in enumerate(t_list) if t in chosen]
-    t_list, w_list, l_list = ([x[i] for i in keep] for x in (t_list, w_list, l_list))
     enc = encode(t_list, w_list, l_list)
     k = len(enc.classes)
     names = [str(t) for t in enc.task_index]
@@ -125,6 +120,11 @@ def make_setup(
         t: (classes[int(p.argmax())], round(float(p.max()), 6))
         for t, p in zip(names, proba, strict=True)
     }
+    tasks = list(data.tasks)
+    if n_tasks is not None and n_tasks < len(tasks):
+        sample = np.random.default_rng(seed + 1).choice(tasks, n_tasks, replace=False)
+        tasks = sorted(sample.tolist())
+    chosen = set(tasks)
     gold = sorted(rng.choice(tasks, round(gold_share * len(tasks)), replace=False).tolist())
     gold_set = set(gold)
     recorded: dict[str, list[tuple[str, str]]] = {t: [] for t in tasks}
