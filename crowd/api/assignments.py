@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
 from crowd.api import auth, body, deps, idempotency, typed
-from crowd.api.schemas import AnswerIn
+from crowd.api.schemas import ONBOARDING_TRAPS, AnswerIn
 from crowd.errors import Conflict, Forbidden, Invalid, NotFound
 from crowd.store import assignments, quality
 from crowd.store.accounts import Role
@@ -63,6 +63,25 @@ def _sweep(project: Project, *, force: bool = False) -> None:
             pass
 
 
+def _trap_drawn(cur: Cursor, project: Project, worker_id: int) -> bool:
+    """Whether this fetch tries a trap: with probability ``review.trap_rate``, or
+    ``review.onboarding_trap_rate`` while the worker has answered fewer than
+    ``review.onboarding_traps`` traps in the project (every reviewer meets that many traps
+    early, so a stamper is judged within its first answers; an established reviewer pays only
+    ``trap_rate``). The worker's traps are counted only when the draw falls between the two
+    rates."""
+    review = project.review or {}
+    rate = float(review["trap_rate"])
+    onboarding = review.get("onboarding_trap_rate")
+    draw = random.random()
+    if draw < rate:
+        return True
+    if onboarding is None or draw >= onboarding:
+        return False
+    first = int(review.get("onboarding_traps", ONBOARDING_TRAPS))
+    return assignments.traps_answered(cur, project.id, worker_id, first) < first
+
+
 def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | None:
     """The worker's next task: a gold (control) task with probability ``gold_rate`` when the
     project has one this worker has not seen, otherwise the next regular task (in the
@@ -70,15 +89,11 @@ def _reserve(cur: Cursor, project: Project, worker_id: int) -> Reservation | Non
     project has gold tasks comes from the project cache: gold posted through another API
     process is mixed in within its few seconds.)
 
-    With the review lane on, a ``review.trap_rate`` share of fetches first try a trap: a gold
-    task shown with a wrong proposal (see :func:`crowd.store.assignments.reserve`)."""
+    With the review lane on, a ``review.trap_rate`` share of fetches (a new reviewer's:
+    ``review.onboarding_trap_rate``; :func:`_trap_drawn`) first try a trap: a gold task shown
+    with a wrong proposal (see :func:`crowd.store.assignments.reserve`)."""
     review = project.review
-    if (
-        review is not None
-        and project.has_gold
-        and review["trap_rate"] > 0
-        and random.random() < review["trap_rate"]
-    ):
+    if review is not None and project.has_gold and _trap_drawn(cur, project, worker_id):
         trap = assignments.reserve(
             cur, project.id, worker_id, project.lease_seconds, gold=True,
             trap_labels=len(project.labels),

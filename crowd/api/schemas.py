@@ -53,6 +53,10 @@ QcConfidence = Annotated[float, Field(gt=0.5, lt=1.0, allow_inf_nan=False, stric
 AutoLabelAccuracy = Annotated[float, Field(ge=0.5, le=1.0, allow_inf_nan=False, strict=True)]
 
 
+#: The traps every reviewer answers at `review.onboarding_trap_rate` (when set).
+ONBOARDING_TRAPS = 6
+
+
 class ReviewSettings(BaseModel):
     """The review lane (docs/REVIEW.md): a task whose newest prediction's confidence is at
     least ``blind_below`` is shown to workers with the prediction as a proposal, and needs
@@ -71,6 +75,8 @@ class ReviewSettings(BaseModel):
                 "accept_at": None,
                 "audit_rate": 0.05,
                 "trap_rate": 0.05,
+                "onboarding_trap_rate": None,
+                "onboarding_traps": ONBOARDING_TRAPS,
             }
         },
     )
@@ -81,6 +87,11 @@ class ReviewSettings(BaseModel):
     accept_at: AutoLabelAccuracy | None = None
     audit_rate: Share = 0.05
     trap_rate: Share = 0.05
+    # Until a worker has answered `onboarding_traps` traps in the project, its fetches draw a
+    # trap at this rate instead (null: `trap_rate` throughout): enough traps to judge a
+    # stamper within its first answers, without charging established reviewers for more.
+    onboarding_trap_rate: Share | None = None
+    onboarding_traps: Count = ONBOARDING_TRAPS
 
     @model_validator(mode="after")
     def _overlaps(self) -> ReviewSettings:

@@ -184,6 +184,21 @@ def reserve(
     return Reservation(*row) if row else None
 
 
+def traps_answered(cur: Cursor, project_id: int, worker_id: int, up_to: int) -> int:
+    """The traps (gold tasks served with a wrong proposal) the worker has answered in the
+    project, counted up to ``up_to``: stops at that many, reading the worker's review answers
+    through ``assignments_reviewed``."""
+    cur.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM assignments a JOIN tasks t ON t.id = a.task_id"
+        " WHERE a.project_id = %s AND a.worker_id = %s AND a.proposal IS NOT NULL"
+        " AND a.status = 'answered' AND t.gold IS NOT NULL AND a.proposal <> t.gold"
+        " LIMIT %s) s",
+        (project_id, worker_id, up_to),
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 def held_by(cur: Cursor, project_id: int, worker_id: int) -> Reservation | None:
     """The worker's newest live reservation in the project, if it holds one."""
     cur.execute(

@@ -15,6 +15,8 @@ DEFAULTS = {
     "accept_at": None,
     "audit_rate": 0.05,
     "trap_rate": 0.05,
+    "onboarding_trap_rate": None,
+    "onboarding_traps": 6,
 }
 
 

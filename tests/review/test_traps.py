@@ -92,3 +92,35 @@ def test_qc_min_trap_catch_bans_a_stamper_and_keeps_an_honest_reviewer(
     assert shown["honest"]["trap_catch_rate"] == 1.0
     r = client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(stamper))
     assert r.status_code == 403 and r.json["error"]["code"] == "banned"
+
+
+def test_a_reviewer_is_served_onboarding_traps_until_it_has_answered_enough(
+    client, requester, make_project, make_worker
+) -> None:
+    review = {"trap_rate": 0.0, "onboarding_trap_rate": 1.0, "onboarding_traps": 3}
+    pid = review_project(
+        client, make_project, requester, {f"t{i}": 0.9 for i in range(4)}, review=review
+    )
+    gold = {f"g{i}": "neg" if i % 2 else "pos" for i in range(8)}
+    post_tasks(client, requester, pid, [{"external_id": x, "gold": y} for x, y in gold.items()])
+    for name in ("first", "second"):  # counted per worker
+        worker = make_worker(requester, name)
+        served = []
+        for _ in range(4):
+            got = fetch(client, pid, worker)
+            assert got is not None and got["lane"] == "review"
+            served.append(got["task"]["external_id"])
+            answer(client, worker, got["assignment_id"], got["proposal"]["label"])
+        # Its first three answers are traps; with three traps answered, trap_rate (0) holds.
+        assert [x in gold for x in served] == [True, True, True, False]
+        assert _workers(client, requester, pid)[name]["trap_answers"] == 3
+
+
+def test_onboarding_settings_are_checked(client, requester, make_project) -> None:
+    pid = make_project(requester, labels=["pos", "neg"])["id"]
+    for bad, field in (
+        ({"onboarding_trap_rate": 1.5}, "review.onboarding_trap_rate"),
+        ({"onboarding_traps": 0}, "review.onboarding_traps"),
+    ):
+        r = client.patch(f"/api/v1/projects/{pid}", json={"review": bad}, headers=auth(requester))
+        assert r.status_code == 422 and field in r.json["error"]["message"], r.json
