@@ -17,6 +17,7 @@ from redis import Redis
 
 from crowd.background.scheduling import flush_all
 from crowd.config import Settings
+from crowd.store import assignments
 from crowd.store.db import Database
 from tests.aggregation.test_live import post_tasks, runs
 from tests.conftest import auth
@@ -286,4 +287,38 @@ def test_a_ban_leaves_the_workers_answers_out_of_an_incremental_run(
     request_run(client, requester, pid)
     drain(settings, tmp_path)
     assert {r[2] for r in published(database, pid).values()} == {2}
+    assert loads(client, requester, pid) == ["full: no copy kept", "incremental", "incremental"]
+
+
+def test_an_answer_whose_transaction_started_first_and_committed_last_is_read(
+    client, requester, make_worker, make_project, settings, database: Database, tmp_path
+) -> None:
+    """Transaction ids are handed out at a transaction's first write, not at its commit: an
+    answer in a transaction with a lower id can commit after a run read a higher one. The
+    copy records its snapshot's in-progress transactions, so the next run still reads it."""
+    pid = new_project(client, make_project, requester, 4)
+    slow, fast = make_worker(requester, "w1"), make_worker(requester, "w2")
+    ids = worker_ids(client, requester)
+    answer(client, fast, pid, "w2")
+    drain(settings, tmp_path)  # the copy exists: 1 answer
+
+    r = client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(slow))
+    assert r.status_code == 201
+    held_id = r.json["assignment_id"]  # type: ignore[index]
+    with database.transaction() as cur:  # the late transaction, committed at the block's end
+        cur.execute("SELECT pg_current_xact_id()::text::bigint")  # its id, taken first
+        (late_xid,) = cur.fetchone() or (0,)
+        answer(client, fast, pid, "w2")  # a higher id, committed at once
+        cur.execute(
+            "SELECT max(answered_xid::text::bigint) FROM assignments WHERE project_id = %s",
+            (pid,),
+        )
+        assert (cur.fetchone() or (0,))[0] > late_xid
+        held = assignments.lock(cur, held_id)
+        assert assignments.answer(cur, held, ids["w1"], 0) == assignments.Outcome.CREATED
+        drain(settings, tmp_path)  # reads the fast answer; the slow one is not committed
+        assert sum(r[2] for r in published(database, pid).values()) == 2
+    request_run(client, requester, pid)
+    drain(settings, tmp_path)
+    assert sum(r[2] for r in published(database, pid).values()) == 3
     assert loads(client, requester, pid) == ["full: no copy kept", "incremental", "incremental"]
