@@ -71,7 +71,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -407,18 +407,20 @@ def _ts(value: str | None) -> float | None:
 # One run in this process, phase by phase.
 
 
-def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, Any]]:
+def breakdown(url: str, redis_url: str, project_id: int, repeats: int) -> list[dict[str, Any]]:
     """Run ``repeats`` aggregation runs here, as crowd.background.aggregation.aggregate does,
     timing each phase: crowd.background.aggregation.load (the kept copy in CROWD_STATE_DIR,
     the same one the benchmark's workers kept, plus the answers it lacks), .fit, and the
     job's publish step (crowd.background.aggregation._publish: picks the changed rows, then
     crowd.store.runs.publish). Also times, apart, the one part of the load that still reads
     a whole table's worth: the published results (COPY of task_results)."""
-    from crowd.background import aggregation
+    from crowd.background import aggregation, connections
+    from crowd.config import Settings
     from crowd.store import projects, runs
     from crowd.store.columns import copy_columns
     from crowd.store.db import Database
 
+    connections.configure(replace(Settings.from_env(), database_url=url, redis_url=redis_url))
     db = Database(url, max_connections=2)
     out: list[dict[str, Any]] = []
     try:
@@ -628,7 +630,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             url, [int(r["id"]) for r in runs_all if r["id"] != first["id"]]
         )
         services.stop()
-        phases = breakdown(url, project_id, args.breakdown_runs) if args.breakdown_runs else []
+        phases = (
+            breakdown(url, args.redis, project_id, args.breakdown_runs)
+            if args.breakdown_runs
+            else []
+        )
 
     # ----------------------------------------------------------------------------------------
     # Report.
