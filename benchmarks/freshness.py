@@ -566,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = req.request_run(project_id)
         if first is None:
             raise SystemExit("error: a run was already queued on a fresh project")
-        warm = wait_run(req, project_id, int(first["id"]), timeout=300)
+        warm = wait_run(req, project_id, int(first["id"]), timeout=1200)
         if warm["status"] != "succeeded":
             raise SystemExit(f"error: the first run failed: {warm['error']}\n{rq[0].tail()}")
         cold_seconds = _ts(warm["finished_at"]) - _ts(warm["started_at"])  # type: ignore[operator]
