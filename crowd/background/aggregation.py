@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from crowd.background import scheduling, training, webhooks
 from crowd.background.connections import services, settings
 from crowd.em.live import RunResult, changed_rows, fit_run
-from crowd.store import projects, review, runs, snapshot
+from crowd.store import answer_state, projects, review, runs, snapshot
 from crowd.store.db import Database
 from crowd.store.projects import Project
 
@@ -130,6 +130,19 @@ def _publish(
                 # The run's webhook events commit with it (an outbox), and go out after.
                 written = result.task_ids[rows].tolist()
                 deliveries = webhooks.emit_run_events(cur, run_id, project, written, n)
+            if snap.kept is not None:
+                answer_state.keep_published(
+                    snap.kept,
+                    run_id,
+                    published,
+                    {
+                        "task": result.task_ids[rows],
+                        "label": result.labels[rows],
+                        "answers": result.task_answers[rows],
+                        "confidence": result.confidence[rows],
+                        "decision": result.decision[rows],
+                    },
+                )
             webhooks.enqueue(services()[1], deliveries)
             return
         except psycopg2.errors.DeadlockDetected:

@@ -73,6 +73,11 @@ class Answers:
     columns: Columns
     load: str
     read: int
+    #: The project's copy folder (None: no copy kept), the epoch and last published run in
+    #: this snapshot: what :func:`read_published` and :func:`keep_published` check against.
+    folder: Path | None = None
+    epoch: int = 0
+    last_run_id: int | None = None
 
 
 def _select(cur: Cursor, project_id: int, where: str = "", params: tuple[Any, ...] = ()) -> Columns:
@@ -98,7 +103,7 @@ def read(
     snapshot recorded is the transaction's. ``root`` None: no copy is kept (every read is
     full)."""
     cur.execute(
-        "SELECT answers_epoch, state_key::text, pg_current_snapshot()::text"
+        "SELECT answers_epoch, state_key::text, pg_current_snapshot()::text, last_run_id"
         " FROM projects WHERE id = %s",
         (project_id,),
     )
@@ -109,11 +114,12 @@ def read(
         return Answers(columns, f"full: {why}", _rows(columns))
     epoch, key, snapshot = int(row[0]), str(row[1]), str(row[2])
     folder = root / key
+    where = {"folder": folder, "epoch": epoch, "last_run_id": row[3]}
     meta, why = _open(folder, project_id, epoch, full_reload_seconds)
     if meta is None:
         columns = _select(cur, project_id)
         _write_whole(folder, columns, _meta(project_id, epoch, snapshot, columns, time.time()))
-        return Answers(columns, f"full: {why}", _rows(columns))
+        return Answers(columns, f"full: {why}", _rows(columns), **where)
     new = _select(
         cur,
         project_id,
@@ -125,10 +131,50 @@ def read(
     if loaded is None:
         columns = _select(cur, project_id)
         _write_whole(folder, columns, _meta(project_id, epoch, snapshot, columns, time.time()))
-        return Answers(columns, "full: damaged copy", _rows(columns))
+        return Answers(columns, "full: damaged copy", _rows(columns), **where)
     columns = loaded
     _append(folder, meta, new, _meta(project_id, epoch, snapshot, columns, meta["built_at"]))
-    return Answers(columns, "incremental", _rows(new))
+    return Answers(columns, "incremental", _rows(new), **where)
+
+
+#: The published results' columns, as :func:`crowd.store.snapshot.load` gives them.
+PUBLISHED = ("task", "label", "answers", "confidence", "decision")
+
+
+def read_published(answers: Answers) -> Columns | None:
+    """The project's published results as the copy kept beside its answers has them, if that
+    copy is of the run the project last published (in this snapshot) at the same epoch;
+    else None (read them from PostgreSQL). Only a run's publish writes ``task_results``, and
+    it sets ``projects.last_run_id`` in the same transaction; deleting results' tasks bumps
+    the epoch."""
+    if answers.folder is None or answers.last_run_id is None:
+        return None
+    try:
+        with np.load(answers.folder / "published.npz") as kept:
+            stamp = (int(kept["run_id"]), int(kept["epoch"]))
+            if stamp != (answers.last_run_id, answers.epoch):
+                return None
+            return {name: kept[name] for name in PUBLISHED}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def keep_published(answers: Answers, run_id: int, published: Columns, written: Columns) -> None:
+    """After run ``run_id``'s publish committed: keep ``published`` (what the run read) with
+    the ``written`` rows (the same columns; what it wrote) in place, as PostgreSQL now has
+    them, for the project's next run. Written to a new file and renamed over the old."""
+    if answers.folder is None:
+        return
+    keep = ~np.isin(published["task"], written["task"])
+    merged = {name: np.concatenate([published[name][keep], written[name]]) for name in PUBLISHED}
+    order = np.argsort(merged["task"], kind="stable")
+    try:
+        tmp = answers.folder / "published.tmp.npz"
+        arrays: dict[str, Any] = {name: merged[name][order] for name in PUBLISHED}
+        np.savez(tmp, run_id=np.int64(run_id), epoch=np.int64(answers.epoch), **arrays)
+        os.replace(tmp, answers.folder / "published.npz")
+    except OSError as exc:
+        log.warning("could not keep the published results in %s: %s", answers.folder, exc)
 
 
 def _rows(columns: Columns) -> int:

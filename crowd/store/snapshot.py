@@ -44,6 +44,8 @@ class Snapshot:
             changes.
         load: how the answers were read: ``"incremental"`` or ``"full: <why>"``.
         read: answer rows read from PostgreSQL (all of them for a full read).
+        kept: where the answers came from, for keeping the published results after the run
+            (:func:`crowd.store.answer_state.keep_published`).
     """
 
     answer_ids: IntArray
@@ -62,6 +64,7 @@ class Snapshot:
     votes: ModelVotes = field(default_factory=ModelVotes.empty)
     load: str = "full"
     read: int = 0
+    kept: answer_state.Answers | None = None
 
     @property
     def n_answers(self) -> int:
@@ -83,9 +86,7 @@ def load(
     ``state_dir``: where this worker keeps projects' answers between runs (None: read them
     all every time); see :func:`crowd.store.answer_state.read`."""
     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    kept = answer_state.read(
-        cur, project_id, state_dir, full_reload_seconds=full_reload_seconds
-    )
+    kept = answer_state.read(cur, project_id, state_dir, full_reload_seconds=full_reload_seconds)
     answers = kept.columns
     if exclude_banned:
         cur.execute(
@@ -96,21 +97,23 @@ def load(
         if banned.size:
             counted = ~np.isin(answers["worker"], banned)
             answers = {name: column[counted] for name, column in answers.items()}
-    published = copy_columns(
-        cur,
-        cur.mogrify(
-            "SELECT task_id, label, answers, confidence, decision FROM task_results"
-            " WHERE project_id = %s ORDER BY task_id",
-            (project_id,),
-        ).decode(),
-        {
-            "task": pa.int64(),
-            "label": pa.int64(),
-            "answers": pa.int64(),
-            "confidence": pa.float64(),
-            "decision": pa.float64(),
-        },
-    )
+    published = answer_state.read_published(kept)
+    if published is None:
+        published = copy_columns(
+            cur,
+            cur.mogrify(
+                "SELECT task_id, label, answers, confidence, decision FROM task_results"
+                " WHERE project_id = %s ORDER BY task_id",
+                (project_id,),
+            ).decode(),
+            {
+                "task": pa.int64(),
+                "label": pa.int64(),
+                "answers": pa.int64(),
+                "confidence": pa.float64(),
+                "decision": pa.float64(),
+            },
+        )
     cur.execute(
         "SELECT id, gold FROM tasks WHERE project_id = %s AND gold IS NOT NULL ORDER BY id",
         (project_id,),
@@ -149,6 +152,7 @@ def load(
         answers_total=int(total[0]) if total else 0,
         load=kept.load,
         read=kept.read,
+        kept=kept,
         answer_ids=answers["id"],
         task_ids=answers["task"],
         worker_ids=answers["worker"],
