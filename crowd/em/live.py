@@ -204,14 +204,17 @@ def held_out_correct(
     shrunk = shrunk.copy()
     shrunk[:, np.arange(k), np.arange(k)] = accuracy[:, None]
     # log P(answer | true class) for every answer: (n_answers, K)
-    own = np.log(np.maximum(shrunk[worker_index, :, labels], 1e-6))
-    total = np.zeros((n_tasks, k))
-    np.add.at(total, task_index, own)
+    # The logs are taken on the (workers, K, K) table, then gathered per answer; the sums per
+    # task are one bincount per class (np.add.at is several times slower).
+    log_shrunk = np.log(np.maximum(shrunk, 1e-6))
+    own = log_shrunk[worker_index, :, labels]
+    total = np.empty((n_tasks, k))
+    for c in range(k):
+        total[:, c] = np.bincount(task_index, weights=own[:, c], minlength=n_tasks)
     held_out = np.log(np.maximum(priors, 1e-12))[None, :] + total[task_index] - own
     held_out -= held_out.max(axis=1, keepdims=True)
     post = np.exp(held_out)
-    post /= post.sum(axis=1, keepdims=True)
-    right = post[np.arange(labels.size), labels]
+    right = post[np.arange(labels.size), labels] / post.sum(axis=1)
     gold_of_task = np.full(n_tasks, -1, dtype=np.int64)
     gold_of_task[gold[0]] = gold[1]
     on_gold = gold_of_task[task_index] >= 0
