@@ -766,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i, key in enumerate(("load", "fit", "publish"), start=1):
             values = [x[i] for x in phases_live]
             print(f"  {key:8s} mean {statistics.fmean(values):.2f}  p95 {_pct(values, 95):.2f}")
-    print(f"warm-up run (first, full read): load mode {first.get('load')}")
+    print(f"warm-up run (first, full read): load mode {warm.get('load')}")
     if phases:
         print(f"one run in-process on the benchmark database ({len(phases)} runs; median s):")
         for key in ("load", "fit", "publish", "total"):
