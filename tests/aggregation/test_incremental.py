@@ -26,11 +26,12 @@ from workers.bootstrap import make_worker
 LABELS = ["a", "b", "c"]
 
 
-def drain(settings: Settings, state_dir: Path | None) -> None:
+def drain(settings: Settings, state_dir: Path | None, **changes: Any) -> None:
     """Run the queued jobs with a real RQ worker whose kept copies live in ``state_dir``
-    (None: it keeps none, so every run reads all the answers)."""
+    (None: it keeps none, so every run reads all the answers), its settings otherwise
+    ``settings`` with ``changes``."""
     flush_all()
-    make_worker(replace(settings, state_dir=state_dir)).work(burst=True)
+    make_worker(replace(settings, state_dir=state_dir, **changes)).work(burst=True)
 
 
 def answer(client: FlaskClient, worker: str, pid: int, name: str) -> bool:
@@ -322,3 +323,39 @@ def test_an_answer_whose_transaction_started_first_and_committed_last_is_read(
     drain(settings, tmp_path)
     assert sum(r[2] for r in published(database, pid).values()) == 3
     assert loads(client, requester, pid) == ["full: no copy kept", "incremental", "incremental"]
+
+
+def test_a_deleted_answer_and_the_hourly_reload_make_a_run_read_all_answers(
+    client, requester, make_worker, make_project, settings, database: Database, tmp_path
+) -> None:
+    pid = new_project(client, make_project, requester, 6)
+    worker = make_worker(requester, "w4")
+    for _ in range(4):
+        answer(client, worker, pid, "w4")
+    drain(settings, tmp_path)
+    with database.transaction() as cur:  # an answer removed by hand
+        cur.execute(
+            "DELETE FROM assignments WHERE id = (SELECT max(id) FROM assignments"
+            " WHERE project_id = %s AND status = 'answered')",
+            (pid,),
+        )
+        cur.execute(
+            "UPDATE tasks SET answers = answers - 1, taken = taken - 1 WHERE id = ("
+            " SELECT t.id FROM tasks t LEFT JOIN assignments a ON a.task_id = t.id"
+            " WHERE t.project_id = %s AND t.answers > 0 GROUP BY t.id"
+            " HAVING count(a.id) < max(t.answers) LIMIT 1)",
+            (pid,),
+        )
+    request_run(client, requester, pid)
+    drain(settings, tmp_path)
+    answer(client, worker, pid, "w4")
+    drain(settings, tmp_path)
+    request_run(client, requester, pid)
+    drain(settings, tmp_path, full_reload_seconds=0)  # the copy is older than that
+    assert loads(client, requester, pid) == [
+        "full: no copy kept",
+        "full: answers changed",
+        "incremental",
+        "full: scheduled reload",
+    ]
+    assert sum(r[2] for r in published(database, pid).values()) == 4
