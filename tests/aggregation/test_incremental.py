@@ -305,7 +305,7 @@ def test_an_answer_whose_transaction_started_first_and_committed_last_is_read(
 
     r = client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(slow))
     assert r.status_code == 201
-    held_id = r.json["assignment_id"]  # type: ignore[index]
+    held_id = r.json["assignment_id"]
     with database.transaction() as cur:  # the late transaction, committed at the block's end
         cur.execute("SELECT pg_current_xact_id()::text::bigint")  # its id, taken first
         (late_xid,) = cur.fetchone() or (0,)
