@@ -51,7 +51,15 @@ otherwise idle 2-core machine with the defaults, up to 4 when other work shares 
    crowd.em.live.fit_run and the job's publish step (crowd.background.aggregation._publish: the changed rows,
    then crowd.store.runs.publish) timed apart; each run is recorded and published for real.
 
-Goal (issue text): p95 freshness <= 5 s at 1M answers on this machine.
+Goal (issue text): p95 freshness <= 5 s at 1M answers on this machine. Issue 14: p95 <= 3 s
+at 10M answers (``--tasks 2000000``), and p95 at 10M <= 1.5 x p95 at 1M.
+
+The workers keep the project's answers between runs in ``CROWD_STATE_DIR`` (set to
+``<logs>/state`` for the run; crowd/store/answer_state.py), so the warm-up run reads them all
+and the runs in the window only the new ones; each run's load mode and load / fit seconds are
+read back from ``aggregation_runs`` and reported, and the breakdown also times a load that
+reads every answer, for comparison. Peak RSS of the largest child process (a worker's
+work-horse or the API) is reported at the end.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ import io
 import itertools
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,7 +79,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +87,7 @@ from typing import Any
 import numpy as np
 import psutil
 import psycopg2
+import pyarrow as pa
 import redis as redis_lib
 
 from crowd.client import ApiError, ConnectionFailed, RequesterClient, RetryPolicy, WorkerClient
@@ -405,16 +415,22 @@ def _ts(value: str | None) -> float | None:
 # One run in this process, phase by phase.
 
 
-def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, float]]:
-    """Run ``repeats`` aggregation runs here, as crowd.background.aggregation.aggregate does, timing each phase:
-    crowd.store.snapshot.load, crowd.background.aggregation.fit, and the job's publish step
-    (crowd.background.aggregation._publish: picks the changed rows, then crowd.store.runs.publish)."""
-    from crowd.background import aggregation
+def breakdown(url: str, redis_url: str, project_id: int, repeats: int) -> list[dict[str, Any]]:
+    """Run ``repeats`` aggregation runs here, as crowd.background.aggregation.aggregate does,
+    timing each phase: crowd.background.aggregation.load (the kept copy in CROWD_STATE_DIR,
+    the same one the benchmark's workers kept, plus the answers it lacks), .fit, and the
+    job's publish step (crowd.background.aggregation._publish: picks the changed rows, then
+    crowd.store.runs.publish). Also times, apart, the one part of the load that still reads
+    a whole table's worth: the published results (COPY of task_results)."""
+    from crowd.background import aggregation, connections
+    from crowd.config import Settings
     from crowd.store import projects, runs, snapshot
+    from crowd.store.columns import copy_columns
     from crowd.store.db import Database
 
+    connections.configure(replace(Settings.from_env(), database_url=url, redis_url=redis_url))
     db = Database(url, max_connections=2)
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         for _ in range(repeats):
             with db.transaction() as cur:
@@ -422,26 +438,61 @@ def breakdown(url: str, project_id: int, repeats: int) -> list[dict[str, float]]
                 runs.start(cur, run.id)
                 project = projects.get(cur, project_id)
             assert project is not None
-            k = len(project.labels)
             t0 = time.perf_counter()
-            with db.transaction() as cur:
-                snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
+            snap = aggregation.load(db, project)
             t1 = time.perf_counter()
             result, cold_answers = aggregation.fit(snap, project)
             t2 = time.perf_counter()
-            aggregation._publish(db, run.id, project, result, snap, cold_answers)
+            aggregation._publish(db, run.id, project, result, snap, cold_answers, (t1 - t0, t2 - t1))
             t3 = time.perf_counter()
             with db.transaction() as cur:
                 cur.execute("SELECT count(*) FROM task_results WHERE run_id = %s", (run.id,))
                 row = cur.fetchone()
+                p0 = time.perf_counter()
+                copy_columns(
+                    cur,
+                    cur.mogrify(
+                        "SELECT task_id, label, answers, confidence, decision FROM task_results"
+                        " WHERE project_id = %s ORDER BY task_id",
+                        (project_id,),
+                    ).decode(),
+                    {"a": pa.int64(), "b": pa.int64(), "c": pa.int64(), "d": pa.float64(),
+                     "e": pa.float64()},
+                )  # fmt: skip
+                published_read = time.perf_counter() - p0
+            f0 = time.perf_counter()  # the same load without the kept copy: all answers
+            with db.transaction() as cur:
+                snapshot.load(
+                    cur, project_id, len(project.labels), exclude_banned=project.exclude_banned
+                )
+            full_load = time.perf_counter() - f0
             out.append(
                 {"load": t1 - t0, "fit": t2 - t1, "publish": t3 - t2, "total": t3 - t0,
                  "answers": float(snap.n_answers), "iterations": float(result.n_iter),
-                 "changed": float(row[0] if row else 0)}
+                 "changed": float(row[0] if row else 0), "mode": snap.load,
+                 "read": float(snap.read), "published_read": published_read,
+                 "full_load": full_load}
             )  # fmt: skip
     finally:
         db.close()
     return out
+
+
+def live_phases(url: str, run_ids: list[int]) -> list[tuple[str, float, float, float]]:
+    """(load mode, load s, fit s, the rest s: publish and commit up to finished_at) of each
+    run, as the workers recorded them."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT load, load_seconds, fit_seconds,"
+                " extract(epoch FROM finished_at - started_at) - load_seconds - fit_seconds"
+                " FROM aggregation_runs WHERE id = ANY(%s) AND load_seconds IS NOT NULL",
+                (run_ids,),
+            )
+            return [(r[0], float(r[1]), float(r[2]), float(r[3])) for r in cur.fetchall()]
+    finally:
+        conn.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,6 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = f"http://{host}:{args.port}"
     labels = LABEL_NAMES[: args.labels]
     logs = Path(tempfile.mkdtemp(prefix="crowd_freshness_"))
+    # The workers' kept copies of the project's answers (and this process's, for the
+    # breakdown: the same folder, as a restarted worker on the same host would use).
+    os.environ["CROWD_STATE_DIR"] = str(logs / "state")
     rdb = redis_lib.Redis.from_url(args.redis)
     rdb.flushdb()
     began = time.monotonic()
@@ -527,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = req.request_run(project_id)
         if first is None:
             raise SystemExit("error: a run was already queued on a fresh project")
-        warm = wait_run(req, project_id, int(first["id"]), timeout=300)
+        warm = wait_run(req, project_id, int(first["id"]), timeout=1200)
         if warm["status"] != "succeeded":
             raise SystemExit(f"error: the first run failed: {warm['error']}\n{rq[0].tail()}")
         cold_seconds = _ts(warm["finished_at"]) - _ts(warm["started_at"])  # type: ignore[operator]
@@ -587,8 +641,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         poll.join(60)
         runs_all = all_runs(req, project_id)
         job_end = job_ends(rdb, [int(run["id"]) for run in runs_all])
+        phases_live = live_phases(
+            url, [int(r["id"]) for r in runs_all if r["id"] != first["id"]]
+        )
         services.stop()
-        phases = breakdown(url, project_id, args.breakdown_runs) if args.breakdown_runs else []
+        phases = (
+            breakdown(url, args.redis, project_id, args.breakdown_runs)
+            if args.breakdown_runs
+            else []
+        )
 
     # ----------------------------------------------------------------------------------------
     # Report.
@@ -696,14 +757,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             out,
         )
+    if phases_live:
+        modes = sorted({m for m, *_ in phases_live})
+        print(
+            f"runs during the window, as the workers recorded them ({len(phases_live)} runs;"
+            f" loads: {', '.join(f'{m} x{sum(1 for x in phases_live if x[0] == m)}' for m in modes)}):"
+        )
+        for i, key in enumerate(("load", "fit", "publish"), start=1):
+            values = [x[i] for x in phases_live]
+            print(f"  {key:8s} mean {statistics.fmean(values):.2f}  p95 {_pct(values, 95):.2f}")
+    print(f"warm-up run (first, full read): load mode {warm.get('load')}")
     if phases:
         print(f"one run in-process on the benchmark database ({len(phases)} runs; median s):")
         for key in ("load", "fit", "publish", "total"):
             print(f"  {key:8s} {statistics.median(ph[key] for ph in phases):.2f}"
                   f"   ({', '.join(f'{ph[key]:.2f}' for ph in phases)})")  # fmt: skip
+        print(f"  of the load, reading the published results: {statistics.median(ph['published_read'] for ph in phases):.2f}")
+        print(f"  the same load reading all answers (no kept copy): {statistics.median(ph['full_load'] for ph in phases):.2f}")
+        print(f"  loads {[ph['mode'] for ph in phases]}, answer rows read {[int(ph['read']) for ph in phases]}")
         print(f"  answers {phases[0]['answers']:.0f}, iterations"
               f" {[int(ph['iterations']) for ph in phases]}, result rows rewritten"
               f" {[int(ph['changed']) for ph in phases]}")  # fmt: skip
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    print(
+        f"peak RSS GiB: largest child process (crowd worker work-horses, crowd serve) {kids:.2f};"
+        f" this process (client threads + the in-process runs) {own:.2f}"
+    )
     if unseen:
         print(f"{unseen} answers not seen reflected within {args.drain:g} s after the window")
     if shared.empty:

@@ -85,6 +85,12 @@ class Settings:
     #: Seconds an export may wait on a client that reads nothing before PostgreSQL ends its
     #: transaction (idle_in_transaction_session_timeout) and the download is cut short.
     export_idle_timeout: int = 60
+    #: Where a worker keeps projects' answers between aggregation runs, so a run reads only
+    #: the new ones (crowd/store/answer_state.py); each worker host needs its own or a shared
+    #: local disk. None: no copy is kept, every run reads all of a project's answers.
+    state_dir: Path | None = None
+    #: Seconds after which a kept copy is read whole again from PostgreSQL.
+    full_reload_seconds: int = 3600
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,7 +111,21 @@ class Settings:
             trusted_proxies=_int("CROWD_TRUSTED_PROXIES", 0),
             export_concurrency=_int("CROWD_EXPORT_CONCURRENCY", 2),
             export_idle_timeout=_int("CROWD_EXPORT_IDLE_TIMEOUT", 60),
+            state_dir=_state_dir(),
+            full_reload_seconds=_int("CROWD_FULL_RELOAD_SECONDS", 3600),
         )
+
+
+def _state_dir() -> Path | None:
+    """``CROWD_STATE_DIR``; ``off`` keeps no copy; unset: ``crowd/answers`` in the user's cache
+    directory (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
+    raw = (os.environ.get("CROWD_STATE_DIR") or "").strip()
+    if raw.lower() == "off":
+        return None
+    if raw:
+        return Path(raw)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "crowd" / "answers"
 
 
 #: How long RQ keeps a finished job (seconds), and a failed one (for a look at its traceback).

@@ -375,6 +375,12 @@ _SCHEMAS: dict[str, Any] = {
                 " what the run estimated of it; null without voting models (docs/REVIEW.md)",
                 "items": {"$ref": "#/components/schemas/Voter"},
             },
+            "load": {
+                "type": ["string", "null"],
+                "description": "how the run read the answers: 'incremental' (the worker's kept"
+                " copy and the answers it lacked) or 'full: <why>' (read whole: no copy kept,"
+                " answers changed, the scheduled reload, a damaged copy); docs/SCALING.md",
+            },
         },
     },
     "Voter": {

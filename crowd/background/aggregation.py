@@ -10,6 +10,7 @@ run), and none of them imports it.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from typing import Any
 
@@ -18,10 +19,10 @@ import psycopg2.errors
 from redis.exceptions import RedisError
 
 from crowd.background import scheduling, training, webhooks
-from crowd.background.connections import services
+from crowd.background.connections import services, settings
 from crowd.em.live import RunResult, changed_rows, fit_run
 from crowd.em.typed import changed_typed, fit_typed
-from crowd.store import projects, review, runs, snapshot, typed
+from crowd.store import answer_state, projects, review, runs, snapshot, typed
 from crowd.store.db import Database
 from crowd.store.projects import Project
 
@@ -83,6 +84,21 @@ def fit(snap: snapshot.Snapshot, project: Project) -> tuple[RunResult, int]:
     return result, snap.n_answers if cold_fitted else snap.warm_cold_answers
 
 
+def load(db: Database, project: Project) -> snapshot.Snapshot:
+    """Read a run's input in one short transaction, the answers from the copy this worker
+    keeps between runs plus the ones it lacks (see :mod:`crowd.store.answer_state`)."""
+    config = settings()
+    with db.transaction() as cur:
+        return snapshot.load(
+            cur,
+            project.id,
+            len(project.labels),
+            exclude_banned=project.exclude_banned,
+            state_dir=config.state_dir,
+            full_reload_seconds=config.full_reload_seconds,
+        )
+
+
 def _publish(
     db: Database,
     run_id: int,
@@ -90,6 +106,7 @@ def _publish(
     result: RunResult,
     snap: snapshot.Snapshot,
     cold_answers: int,
+    phases: tuple[float, float] = (float("nan"), float("nan")),
 ) -> None:
     """Publish in one transaction, retried when PostgreSQL picks it as a deadlock victim
     (its task updates can meet a reservation sweep locking the same rows in another order)."""
@@ -110,9 +127,23 @@ def _publish(
                 n = runs.publish(
                     cur, run_id, project, result, rows, snap.answers_total, cold_answers
                 )
+                runs.record_load(cur, run_id, snap.load, *phases)
                 # The run's webhook events commit with it (an outbox), and go out after.
                 written = result.task_ids[rows].tolist()
                 deliveries = webhooks.emit_run_events(cur, run_id, project, written, n)
+            if snap.kept is not None:
+                answer_state.keep_published(
+                    snap.kept,
+                    run_id,
+                    published,
+                    {
+                        "task": result.task_ids[rows],
+                        "label": result.labels[rows],
+                        "answers": result.task_answers[rows],
+                        "confidence": result.confidence[rows],
+                        "decision": result.decision[rows],
+                    },
+                )
             webhooks.enqueue(services()[1], deliveries)
             return
         except psycopg2.errors.DeadlockDetected:
@@ -152,8 +183,8 @@ def _typed_run(db: Database, run_id: int, project: Project) -> None:
 def aggregate(run_id: int) -> None:
     """Run aggregation run ``run_id`` (queued by :mod:`crowd.background.scheduling`).
 
-    Reads the project's answers in one short transaction, fits with no transaction open,
-    then publishes everything in one transaction (:func:`crowd.store.runs.publish`), with
+    Reads the project's answers in one short transaction (:func:`load`: only those newer
+    than this worker's kept copy), fits with no transaction open, then publishes everything in one transaction (:func:`crowd.store.runs.publish`), with
     the run's webhook events (:func:`crowd.background.webhooks.emit_run_events`). A
     failure is recorded on the run, with its error, and re-raised so RQ records it too.
     """
@@ -180,11 +211,12 @@ def aggregate(run_id: int) -> None:
             if project.type != "categorical":
                 _typed_run(db, run_id, project)
                 return
-            k = len(project.labels)
-            with db.transaction() as cur:
-                snap = snapshot.load(cur, project_id, k, exclude_banned=project.exclude_banned)
+            began = time.perf_counter()
+            snap = load(db, project)
+            loaded = time.perf_counter()
             result, cold_answers = fit(snap, project)
-            _publish(db, run_id, project, result, snap, cold_answers)
+            phases = (loaded - began, time.perf_counter() - loaded)
+            _publish(db, run_id, project, result, snap, cold_answers, phases)
             if project.review is not None:
                 # Audits just labelled may calibrate a model's auto-accept threshold, and a
                 # routing may have skipped a row a fetch held: route the tasks nobody has

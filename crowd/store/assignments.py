@@ -8,6 +8,8 @@ Invariants, enforced here and by the schema:
   or expired), so no worker answers a task twice.
 * An answer is a state change of its assignment row, inside one transaction with the task's
   counter: an acknowledged answer is stored exactly once, and a retry finds it already there.
+  The row records the answering transaction (``answered_xid``), which incremental runs read
+  by (see :mod:`crowd.store.answer_state`).
 
 Fetching locks one candidate task row with ``FOR UPDATE SKIP LOCKED``: concurrent workers
 take different tasks instead of queueing behind one row lock.
@@ -323,7 +325,7 @@ def answer(
         cur,
         "crowd_answer",
         "WITH a AS (UPDATE assignments SET status = 'answered', label = $1::smallint,"
-        " answered_at = now() WHERE id = $2::bigint)"
+        " answered_at = now(), answered_xid = pg_current_xact_id() WHERE id = $2::bigint)"
         " UPDATE tasks SET answers = answers + 1 WHERE id = $3::bigint",
         (label, held.id, held.task_id),
     )

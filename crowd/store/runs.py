@@ -42,7 +42,7 @@ _TABLE: Table = "aggregation_runs"
 _COLUMNS = (
     "id, project_id, status, trigger, method, created_at, started_at, finished_at, answers,"
     " tasks, workers, iterations, converged, objective, warm_start, error, chosen_method,"
-    " choice_reason, voters"
+    " choice_reason, voters, load"
 )
 
 
@@ -67,6 +67,9 @@ class Run:
     chosen_method: str | None = None
     choice_reason: str | None = None
     voters: list[dict[str, Any]] | None = None
+    #: How the run read the answers: "incremental" (the worker's kept copy and the new
+    #: answers) or "full: <why>" (crowd/store/answer_state.py); None until it read them.
+    load: str | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -101,6 +104,7 @@ class Run:
             "chosen_method": self.chosen_method,
             "choice_reason": self.choice_reason,
             "voters": self.voters,
+            "load": self.load,
         }
 
 
@@ -152,11 +156,12 @@ def open_runs(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
 
 def behind(cur: Cursor) -> list[int]:
     """Projects with answers newer than their last published run and no run queued or
-    running: a stale mark was lost (Redis down or restarted when the answer came)."""
+    running: a stale mark was lost (Redis down or restarted when the answer came). Reads
+    the maintained counters (migration 0009), not every task: workers call it every 15 s."""
     cur.execute(
         """
         SELECT p.id FROM projects p
-        JOIN (SELECT project_id, sum(answers) AS n FROM tasks GROUP BY project_id) t
+        JOIN (SELECT project_id, sum(answers) AS n FROM project_counts GROUP BY project_id) t
           ON t.project_id = p.id
         LEFT JOIN aggregation_runs r ON r.id = p.last_run_id
         WHERE t.n > coalesce(r.answers_total, 0)
@@ -187,6 +192,18 @@ def _nullable(values: np.ndarray | None, i: int) -> str:
     if values is None or not np.isfinite(values[i]):
         return "\\N"
     return repr(float(values[i]))
+
+
+def record_load(
+    cur: Cursor, run_id: int, load: str, load_seconds: float, fit_seconds: float
+) -> None:
+    """Record how a run read its answers and how long reading and fitting took (call in its
+    publish transaction)."""
+    cur.execute(
+        "UPDATE aggregation_runs SET load = %s, load_seconds = %s, fit_seconds = %s"
+        " WHERE id = %s",
+        (load, load_seconds, fit_seconds, run_id),
+    )
 
 
 def publish(

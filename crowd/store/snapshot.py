@@ -1,19 +1,21 @@
 """Reading everything one aggregation run needs, in one short consistent transaction.
 
-Answers are streamed with ``COPY ... TO STDOUT`` and parsed by pyarrow into integer arrays:
-at a million answers that is a fraction of the time row-by-row fetching takes.
+The answers come from the copy a worker keeps between runs plus the rows it lacks
+(:mod:`crowd.store.answer_state`); the rest (gold, bans, warm start, published results) is
+read from PostgreSQL each time, streamed with ``COPY ... TO STDOUT`` where it is large.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from crowd.em.voters import ModelVotes
+from crowd.store import answer_state
+from crowd.store.columns import copy_columns
 from crowd.store.db import Cursor
 from crowd.store.predictions import BUILTIN
 
@@ -40,6 +42,10 @@ class Snapshot:
         published: the results now published, as arrays ``task`` (sorted), ``label``,
             ``answers``, ``confidence`` and ``decision``, so a run writes only the rows it
             changes.
+        load: how the answers were read: ``"incremental"`` or ``"full: <why>"``.
+        read: answer rows read from PostgreSQL (all of them for a full read).
+        kept: where the answers came from, for keeping the published results after the run
+            (:func:`crowd.store.answer_state.keep_published`).
     """
 
     answer_ids: IntArray
@@ -56,64 +62,58 @@ class Snapshot:
     answers_total: int = 0
     published: dict[str, np.ndarray] = field(default_factory=dict)
     votes: ModelVotes = field(default_factory=ModelVotes.empty)
+    load: str = "full"
+    read: int = 0
+    kept: answer_state.Answers | None = None
 
     @property
     def n_answers(self) -> int:
         return int(self.answer_ids.size)
 
 
-def _copy_columns(
-    cur: Cursor, query: str, columns: dict[str, pa.DataType]
-) -> dict[str, np.ndarray]:
-    """Run ``COPY (query) TO STDOUT`` (values already inlined by mogrify); return its columns
-    as numpy arrays of the given arrow types."""
-    buffer = io.BytesIO()
-    cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
-    if buffer.tell() == 0:
-        return {name: np.zeros(0, dtype=kind.to_pandas_dtype()) for name, kind in columns.items()}
-    buffer.seek(0)
-    table = pacsv.read_csv(
-        buffer,
-        read_options=pacsv.ReadOptions(column_names=list(columns)),
-        convert_options=pacsv.ConvertOptions(column_types=columns),
-    )
-    return {name: table.column(name).to_numpy() for name in columns}
-
-
-def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) -> Snapshot:
+def load(
+    cur: Cursor,
+    project_id: int,
+    n_classes: int,
+    *,
+    exclude_banned: bool,
+    state_dir: Path | None = None,
+    full_reload_seconds: float = answer_state.FULL_RELOAD_SECONDS,
+) -> Snapshot:
     """Read a run's input. Call first thing in a fresh transaction: it makes the transaction
-    REPEATABLE READ so answers, gold and warm start all come from one snapshot."""
+    REPEATABLE READ so answers, bans, gold and warm start all come from one snapshot.
+
+    ``state_dir``: where this worker keeps projects' answers between runs (None: read them
+    all every time); see :func:`crowd.store.answer_state.read`."""
     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    banned = (
-        " AND NOT EXISTS (SELECT 1 FROM project_workers pw WHERE pw.project_id = a.project_id"
-        " AND pw.worker_id = a.worker_id AND pw.status = 'banned')"
-        if exclude_banned
-        else ""
-    )
-    query = cur.mogrify(
-        "SELECT a.id, a.task_id, a.worker_id, a.label, coalesce(a.proposal, -1)"
-        " FROM assignments a"
-        f" WHERE a.project_id = %s AND a.status = 'answered'{banned}",
-        (project_id,),
-    ).decode()
-    answers = _copy_columns(
-        cur, query, dict.fromkeys(["id", "task", "worker", "label", "proposal"], pa.int64())
-    )
-    published = _copy_columns(
-        cur,
-        cur.mogrify(
-            "SELECT task_id, label, answers, confidence, decision FROM task_results"
-            " WHERE project_id = %s ORDER BY task_id",
+    kept = answer_state.read(cur, project_id, state_dir, full_reload_seconds=full_reload_seconds)
+    answers = kept.columns
+    if exclude_banned:
+        cur.execute(
+            "SELECT worker_id FROM project_workers WHERE project_id = %s AND status = 'banned'",
             (project_id,),
-        ).decode(),
-        {
-            "task": pa.int64(),
-            "label": pa.int64(),
-            "answers": pa.int64(),
-            "confidence": pa.float64(),
-            "decision": pa.float64(),
-        },
-    )
+        )
+        banned = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+        if banned.size:
+            counted = ~np.isin(answers["worker"], banned)
+            answers = {name: column[counted] for name, column in answers.items()}
+    published = answer_state.read_published(kept)
+    if published is None:
+        published = copy_columns(
+            cur,
+            cur.mogrify(
+                "SELECT task_id, label, answers, confidence, decision FROM task_results"
+                " WHERE project_id = %s ORDER BY task_id",
+                (project_id,),
+            ).decode(),
+            {
+                "task": pa.int64(),
+                "label": pa.int64(),
+                "answers": pa.int64(),
+                "confidence": pa.float64(),
+                "decision": pa.float64(),
+            },
+        )
     cur.execute(
         "SELECT id, gold FROM tasks WHERE project_id = %s AND gold IS NOT NULL ORDER BY id",
         (project_id,),
@@ -139,7 +139,10 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
     priors = None
     if last and last[0] is not None and len(last[0]) == n_classes:
         priors = np.array(last[0], dtype=np.float64)
-    cur.execute("SELECT coalesce(sum(answers), 0) FROM tasks WHERE project_id = %s", (project_id,))
+    cur.execute(
+        "SELECT coalesce(sum(answers), 0) FROM project_counts WHERE project_id = %s",
+        (project_id,),
+    )
     total = cur.fetchone()
     votes = _votes(cur, project_id, (last[2] if last else None) or [], n_classes)
     return Snapshot(
@@ -147,6 +150,9 @@ def load(cur: Cursor, project_id: int, n_classes: int, *, exclude_banned: bool) 
         proposals=answers["proposal"],
         published=published,
         answers_total=int(total[0]) if total else 0,
+        load=kept.load,
+        read=kept.read,
+        kept=kept,
         answer_ids=answers["id"],
         task_ids=answers["task"],
         worker_ids=answers["worker"],
@@ -178,7 +184,7 @@ def _votes(
         " WHERE project_id = %s AND model NOT LIKE %s",
         (names, project_id, BUILTIN + "%"),
     ).decode()
-    rows = _copy_columns(cur, query, dict.fromkeys(["task", "model", "label"], pa.int64()))
+    rows = copy_columns(cur, query, dict.fromkeys(["task", "model", "label"], pa.int64()))
     known = {}
     for voter in warm:
         confusion = np.asarray(voter.get("confusion"), dtype=np.float64)

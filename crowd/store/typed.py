@@ -19,10 +19,10 @@ from psycopg2.extras import Json, execute_values
 
 from crowd.em.live import CONFIDENCE_TOL
 from crowd.em.typed import Answers, TypedResult
+from crowd.store.columns import copy_columns
 from crowd.store.db import Cursor
 from crowd.store.projects import COMPLETE, Project
 from crowd.store.runs import _array, _copy_rows, _nullable, apply_bans, apply_overlap
-from crowd.store.snapshot import _copy_columns
 
 #: Most labels whose answer sets are read as a bigint bit mask.
 MASK_LABELS = 62
@@ -52,13 +52,13 @@ def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndar
         f" FROM assignments a WHERE {where}",
         (project.id,),
     ).decode()
-    rows = _copy_columns(cur, query, {**ints, "value": pa.float64()})
+    rows = copy_columns(cur, query, {**ints, "value": pa.float64()})
     labels: np.ndarray = rows["label"]
     if masked:
         bits = rows["mask"][:, None] >> np.arange(n_labels, dtype=np.int64)[None, :]
         labels = (bits & 1).astype(np.int8)
     elif project.type == "multilabel":
-        ticks = _copy_columns(
+        ticks = copy_columns(
             cur,
             cur.mogrify(
                 f"SELECT a.id, unnest(a.label_set) FROM assignments a WHERE {where}",
@@ -80,7 +80,7 @@ def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndar
         gold_sets[i, list(chosen or [])] = 1
     pairs = None
     if project.type == "pairwise":
-        found = _copy_columns(
+        found = copy_columns(
             cur,
             cur.mogrify(
                 "SELECT id, data -> 'left' ->> 'id', data -> 'right' ->> 'id' FROM tasks"
@@ -104,7 +104,7 @@ def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndar
         gold_sets=gold_sets,
         pairs=pairs,
     )
-    published = _copy_columns(
+    published = copy_columns(
         cur,
         cur.mogrify(
             "SELECT task_id, label, answers, confidence, decision, coalesce(value, 'NaN'),"

@@ -252,3 +252,18 @@ def test_a_run_of_a_fixed_method_says_it_was_the_projects_choice() -> None:
     run = fit_run(ids, task, worker, label, n_classes=2, gold_task_ids=np.array([103]),
                   gold_labels=np.array([1]), method="onecoin")  # fmt: skip
     assert run.method == "onecoin" and run.reason == "the project's method"
+
+
+def test_ids_are_encoded_as_np_unique_does_whether_dense_or_spread() -> None:
+    from crowd.em.live import encode_ids
+
+    rng = np.random.default_rng(5)
+    for ids in (
+        rng.integers(1000, 1400, 5000),  # dense: a presence table
+        rng.integers(0, 10**12, 500),  # spread: a sort
+        np.array([7, 7, 7], dtype=np.int64),
+        np.zeros(0, dtype=np.int64),
+    ):
+        want, got = np.unique(ids, return_inverse=True), encode_ids(ids)
+        assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1])
+        assert got[0].dtype == want[0].dtype

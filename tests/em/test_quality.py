@@ -177,3 +177,27 @@ def test_answers_judged_with_certainty_count_as_they_are_and_uncertain_ones_coun
     r = np.array([1.0, 0.0, 1.0, 0.0])
     n, s = effective_answers(r, np.array([0, 1, 0, 1]), 2, 4)
     assert s.tolist() == pytest.approx([2.0, 0.0], abs=0.01) and r.tolist() == [1, 0, 1, 0]
+
+
+def test_a_large_project_s_evidence_rounded_to_points_matches_the_exact_sum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above EXACT_UP_TO answers each answer's r is rounded to R_BINS points with a
+    second-order correction: the same (n, s) as the exact sum to about 1e-6, with few workers
+    (a dense matrix) and with many (a sparse one)."""
+    from crowd.em import live
+
+    rng = np.random.default_rng(3)
+    for n_answers, n_workers in ((3000, 7), (3000, 5000)):
+        worker = rng.integers(0, n_workers, n_answers)
+        r = rng.beta(2, 1, n_answers)
+        r[rng.random(n_answers) < 0.1] = 1.0
+        r[rng.random(n_answers) < 0.05] = 0.0
+        exact = effective_answers(r, worker, n_workers, 3)
+        monkeypatch.setattr(live, "EXACT_UP_TO", 100)
+        if n_workers > 1000:
+            monkeypatch.setattr(live, "R_BINS", 2048)  # 5000 x 2048 > 2^22: the sparse path
+        binned = effective_answers(r, worker, n_workers, 3)
+        monkeypatch.undo()
+        for a, b in zip(exact, binned, strict=True):
+            assert np.max(np.abs(a - b) / np.maximum(a, 1.0)) < 1e-5
