@@ -9,7 +9,6 @@ committing leaves nothing behind.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +29,7 @@ from crowd.em.quality import (
 )
 from crowd.store import job_rows
 from crowd.store.assignments import release_held_by
+from crowd.store.columns import copy_nullable, copy_rows, pg_array
 from crowd.store.db import Cursor, one
 from crowd.store.job_rows import JobStatus, Table
 from crowd.store.projects import Project
@@ -173,27 +173,6 @@ def behind(cur: Cursor) -> list[int]:
     return [row[0] for row in cur.fetchall()]
 
 
-def _copy_rows(cur: Cursor, table: str, columns: str, rows: list[str]) -> None:
-    cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO("".join(rows)))
-
-
-def _array(values: np.ndarray) -> str:
-    """A PostgreSQL array literal of the same shape (1-D or 2-D), 6 significant digits.
-
-    Magnitudes below 1e-30 are written as 0: ``real`` columns cannot hold them."""
-    if values.ndim > 1:
-        return "{" + ",".join(_array(row) for row in values) + "}"
-    flushed = np.where(np.abs(values) < 1e-30, 0.0, values)
-    return "{" + ",".join(f"{v:.6g}" for v in flushed) + "}"
-
-
-def _nullable(values: np.ndarray | None, i: int) -> str:
-    """``values[i]`` for COPY text: ``\\N`` (NULL) when absent or NaN."""
-    if values is None or not np.isfinite(values[i]):
-        return "\\N"
-    return repr(float(values[i]))
-
-
 def record_load(
     cur: Cursor, run_id: int, load: str, load_seconds: float, fit_seconds: float
 ) -> None:
@@ -232,10 +211,10 @@ def publish(
     lines = [
         f"{int(result.task_ids[i])}\t{int(result.labels[i])}\t{float(result.confidence[i])!r}\t"
         f"{float(result.decision[i])!r}\t"
-        f"{int(result.task_answers[i])}\t{_array(result.posteriors[i])}\n"
+        f"{int(result.task_answers[i])}\t{pg_array(result.posteriors[i])}\n"
         for i in rows.tolist()
     ]
-    _copy_rows(
+    copy_rows(
         cur, "new_results", "task_id, label, confidence, decision, answers, posteriors", lines
     )
     cur.execute(
@@ -267,11 +246,11 @@ def publish(
     workers = [
         f"{w}\t{int(result.worker_answers[i])}\t{float(result.accuracy[i])!r}\t"
         f"{float(result.accuracy_n[i])!r}\t{float(result.accuracy_right[i])!r}\t"
-        f"{_array(result.confusion[i])}\t{int(result.gold_answers[i])}\t"
-        f"{int(result.gold_correct[i])}\t{_nullable(stamp, i)}\n"
+        f"{pg_array(result.confusion[i])}\t{int(result.gold_answers[i])}\t"
+        f"{int(result.gold_correct[i])}\t{copy_nullable(stamp, i)}\n"
         for i, w in enumerate(result.worker_ids.tolist())
     ]
-    _copy_rows(
+    copy_rows(
         cur,
         "new_workers",
         "worker_id, answers, accuracy, accuracy_n, accuracy_right, confusion, gold_answers,"

@@ -19,10 +19,10 @@ from psycopg2.extras import Json, execute_values
 
 from crowd.em.live import CONFIDENCE_TOL
 from crowd.em.typed import Answers, TypedResult
-from crowd.store.columns import copy_columns
+from crowd.store.columns import copy_columns, copy_nullable, copy_rows, pg_array
 from crowd.store.db import Cursor
 from crowd.store.projects import COMPLETE, Project
-from crowd.store.runs import _array, _copy_rows, _nullable, apply_bans, apply_overlap
+from crowd.store.runs import apply_bans, apply_overlap
 
 #: Most labels whose answer sets are read as a bigint bit mask.
 MASK_LABELS = 62
@@ -160,13 +160,13 @@ def publish(
     lines = [
         f"{int(result.task_ids[i])}\t{int(result.labels[i])}\t{float(result.confidence[i])!r}\t"
         f"{float(result.decision[i])!r}\t{int(result.task_answers[i])}\t"
-        f"{_array(result.posteriors[i])}\t{_nullable(result.values, i)}\t"
-        f"{_nullable(result.low, i)}\t{_nullable(result.high, i)}\t"
+        f"{pg_array(result.posteriors[i])}\t{copy_nullable(result.values, i)}\t"
+        f"{copy_nullable(result.low, i)}\t{copy_nullable(result.high, i)}\t"
         + ("{" + ",".join(map(str, sets[i])) + "}" if sets else "\\N")
         + "\n"
         for i in todo.tolist()
     ]
-    _copy_rows(
+    copy_rows(
         cur,
         "new_typed",
         "task_id, label, confidence, decision, answers, posteriors, value, low, high, label_set",
