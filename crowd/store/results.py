@@ -41,6 +41,40 @@ def page(
     (see :data:`crowd.store.projects.COMPLETE`).
     """
     complete = f"(t.gold IS NOT NULL OR {COMPLETE})"
+    source, where = page_tasks(since_run)
+    cur.execute(
+        f"""
+        SELECT t.id, t.external_id, t.answers, {complete}, r.run_id, r.label, r.confidence,
+               r.answers, r.posteriors, v.label, coalesce(v.n, 0),
+               t.model_label, t.model_confidence, t.auto_labelled, t.gold,
+               pr.model, pr.label, pr.confidence
+        FROM {source}
+        -- Looked up per task of the page (LIMIT 1 keeps the planner from merging the join
+        -- with a scan of task_results from its first row: that made a page cost its depth).
+        LEFT JOIN LATERAL (
+            SELECT * FROM task_results r WHERE r.task_id = t.id LIMIT 1
+        ) r ON true
+        {NEWEST}
+        LEFT JOIN LATERAL (
+            SELECT a.label, count(*) AS n FROM assignments a
+            WHERE a.task_id = t.id AND a.status = 'answered' AND r.task_id IS NULL
+                  AND t.gold IS NULL
+            GROUP BY a.label ORDER BY count(*) DESC, a.label LIMIT 1
+        ) v ON true
+        WHERE {where}
+        ORDER BY t.project_id, t.id LIMIT %(limit)s
+        """,
+        page_args(project_id, after_id, limit, since_run, status, include_gold),
+    )
+    return list(cur.fetchall())
+
+
+def page_tasks(since_run: int | None) -> tuple[str, str]:
+    """The FROM (tasks ``t`` joined to their project ``p``) and WHERE of a page of a
+    project's tasks after the cursor, with the filters of :func:`page`; its parameters are
+    :func:`page_args`'. Typed projects' pages (:mod:`crowd.store.typed`) read through it too.
+    """
+    complete = f"(t.gold IS NOT NULL OR {COMPLETE})"
     kept = (
         "(t.gold IS NULL OR %(gold)s)"
         f" AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {complete})"
@@ -48,7 +82,7 @@ def page(
     if since_run is None:
         # The row comparison is the tasks_project index's own order, so the page is read
         # through it from the cursor on, never through the ids of other projects' tasks.
-        source = "tasks t"
+        source = "tasks t JOIN projects p ON p.id = t.project_id"
         where = (
             "(t.project_id, t.id) > (%(project)s, %(after)s) AND t.project_id <= %(project)s"
             f" AND {kept}"
@@ -75,41 +109,29 @@ def page(
             ) changed ORDER BY id LIMIT %(limit)s
         ) c
         -- Each changed task looked up by its id (LIMIT 1 keeps the join per row, not a scan).
-        CROSS JOIN LATERAL (SELECT * FROM tasks t WHERE t.id = c.id LIMIT 1) t"""
+        CROSS JOIN LATERAL (SELECT * FROM tasks t WHERE t.id = c.id LIMIT 1) t
+        JOIN projects p ON p.id = t.project_id"""
         where = "t.project_id = %(project)s"
-    cur.execute(
-        f"""
-        SELECT t.id, t.external_id, t.answers, {complete}, r.run_id, r.label, r.confidence,
-               r.answers, r.posteriors, v.label, coalesce(v.n, 0),
-               t.model_label, t.model_confidence, t.auto_labelled, t.gold,
-               pr.model, pr.label, pr.confidence
-        FROM {source}
-        JOIN projects p ON p.id = t.project_id
-        -- Looked up per task of the page (LIMIT 1 keeps the planner from merging the join
-        -- with a scan of task_results from its first row: that made a page cost its depth).
-        LEFT JOIN LATERAL (
-            SELECT * FROM task_results r WHERE r.task_id = t.id LIMIT 1
-        ) r ON true
-        {NEWEST}
-        LEFT JOIN LATERAL (
-            SELECT a.label, count(*) AS n FROM assignments a
-            WHERE a.task_id = t.id AND a.status = 'answered' AND r.task_id IS NULL
-                  AND t.gold IS NULL
-            GROUP BY a.label ORDER BY count(*) DESC, a.label LIMIT 1
-        ) v ON true
-        WHERE {where}
-        ORDER BY t.project_id, t.id LIMIT %(limit)s
-        """,
-        {
-            "project": project_id,
-            "after": after_id,
-            "limit": limit,
-            "since": since_run,
-            "status": status,
-            "gold": include_gold,
-        },
-    )
-    return list(cur.fetchall())
+    return source, where
+
+
+def page_args(
+    project_id: int,
+    after_id: int,
+    limit: int,
+    since_run: int | None,
+    status: str | None,
+    include_gold: bool,
+) -> dict[str, Any]:
+    """The parameters of :func:`page_tasks`' SQL."""
+    return {
+        "project": project_id,
+        "after": after_id,
+        "limit": limit,
+        "since": since_run,
+        "status": status,
+        "gold": include_gold,
+    }
 
 
 def answers_page(

@@ -19,6 +19,7 @@ from psycopg2.extras import Json, execute_values
 
 from crowd.em.live import CONFIDENCE_TOL
 from crowd.em.typed import Answers, TypedResult
+from crowd.store import results
 from crowd.store.columns import copy_columns, copy_nullable, copy_rows, pg_array
 from crowd.store.db import Cursor
 from crowd.store.projects import COMPLETE, Project
@@ -346,26 +347,19 @@ def page(
     run_id, aggregated_answers, gold, gold_value, gold_set, data, label, confidence,
     posteriors, value, low, high, label_set)``. Filters as :func:`crowd.store.results.page`."""
     complete = f"(t.gold IS NOT NULL OR {COMPLETE})"
+    source, where = results.page_tasks(since_run)
     cur.execute(
         f"""
         SELECT t.id, t.external_id, t.answers, {complete}, r.run_id, r.answers, t.gold,
                t.gold_value, t.gold_set, t.data, {_RESULT_COLUMNS}
-        FROM tasks t JOIN projects p ON p.id = t.project_id
-        LEFT JOIN task_results r ON r.task_id = t.id
-        WHERE (t.project_id, t.id) > (%(project)s, %(after)s) AND t.project_id <= %(project)s
-          AND (t.gold IS NULL OR %(gold)s)
-          AND (%(status)s::text IS NULL OR (%(status)s = 'complete') = {complete})
-          AND (%(since)s::bigint IS NULL OR r.run_id > %(since)s)
+        FROM {source}
+        LEFT JOIN LATERAL (
+            SELECT * FROM task_results r WHERE r.task_id = t.id LIMIT 1
+        ) r ON true
+        WHERE {where}
         ORDER BY t.project_id, t.id LIMIT %(limit)s
         """,
-        {
-            "project": project.id,
-            "after": after_id,
-            "limit": limit,
-            "since": since_run,
-            "status": status,
-            "gold": include_gold,
-        },
+        results.page_args(project.id, after_id, limit, since_run, status, include_gold),
     )
     return list(cur.fetchall())
 
