@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from crowd.background.connections import services, settings
 from crowd.em.live import RunResult, changed_rows, fit_run
 from crowd.em.typed import changed_typed, fit_typed
 from crowd.store import answer_state, projects, review, runs, snapshot, typed
-from crowd.store.db import Database
+from crowd.store.db import Cursor, Database
 from crowd.store.projects import Project
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ def _publish(
     cold_answers: int,
     phases: tuple[float, float] = (float("nan"), float("nan")),
 ) -> None:
-    """Publish in one transaction, retried when PostgreSQL picks it as a deadlock victim
-    (its task updates can meet a reservation sweep locking the same rows in another order)."""
+    """Publish in one transaction (:func:`_in_one_transaction`), then keep the published
+    rows beside this worker's copy of the answers."""
     published = snap.published
     changed = changed_rows(
         result,
@@ -121,40 +122,50 @@ def _publish(
     )
     changed &= ~np.isin(result.task_ids, snap.gold_task_ids)
     rows = np.flatnonzero(changed)
+
+    def write(cur: Cursor) -> list[int]:
+        n = runs.publish(cur, run_id, project, result, rows, snap.answers_total, cold_answers)
+        runs.record_load(cur, run_id, snap.load, *phases)
+        return webhooks.emit_run_events(cur, run_id, project, result.task_ids[rows].tolist(), n)
+
+    deliveries = _in_one_transaction(db, run_id, write)
+    if snap.kept is not None:
+        answer_state.keep_published(
+            snap.kept,
+            run_id,
+            published,
+            {
+                "task": result.task_ids[rows],
+                "label": result.labels[rows],
+                "answers": result.task_answers[rows],
+                "confidence": result.confidence[rows],
+                "decision": result.decision[rows],
+            },
+        )
+    webhooks.enqueue(services()[1], deliveries)
+
+
+def _in_one_transaction(
+    db: Database, run_id: int, write: Callable[[Cursor], list[int]]
+) -> list[int]:
+    """Run ``write`` (a run's output and its webhook events, an outbox: they go out after
+    the commit) in one transaction; retried when PostgreSQL picks it as a deadlock victim
+    (its task updates can meet a reservation sweep locking the same rows in another order).
+    Returns the deliveries ``write`` recorded."""
     for attempt in range(3):
         try:
             with db.transaction() as cur:
-                n = runs.publish(
-                    cur, run_id, project, result, rows, snap.answers_total, cold_answers
-                )
-                runs.record_load(cur, run_id, snap.load, *phases)
-                # The run's webhook events commit with it (an outbox), and go out after.
-                written = result.task_ids[rows].tolist()
-                deliveries = webhooks.emit_run_events(cur, run_id, project, written, n)
-            if snap.kept is not None:
-                answer_state.keep_published(
-                    snap.kept,
-                    run_id,
-                    published,
-                    {
-                        "task": result.task_ids[rows],
-                        "label": result.labels[rows],
-                        "answers": result.task_answers[rows],
-                        "confidence": result.confidence[rows],
-                        "decision": result.decision[rows],
-                    },
-                )
-            webhooks.enqueue(services()[1], deliveries)
-            return
+                return write(cur)
         except psycopg2.errors.DeadlockDetected:
             if attempt == 2:
                 raise
             log.warning("run %s: publish was a deadlock victim; retrying", run_id)
+    raise AssertionError("unreachable")
 
 
 def _typed_run(db: Database, run_id: int, project: Project) -> None:
     """A typed project's run (docs/TYPES.md): read, fit with no transaction open, publish
-    with the run's webhook events in one transaction (retried as :func:`_publish` is)."""
+    with the run's webhook events in one transaction (:func:`_in_one_transaction`)."""
     with db.transaction() as cur:
         answers, total, published = typed.load(cur, project)
     result = fit_typed(
@@ -167,26 +178,22 @@ def _typed_run(db: Database, run_id: int, project: Project) -> None:
     rows = np.flatnonzero(
         changed_typed(result, published, value_tol=typed.value_tolerance(project))
     )
-    for attempt in range(3):
-        try:
-            with db.transaction() as cur:
-                changed = typed.publish(cur, run_id, project, result, total, rows)
-                deliveries = webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
-            webhooks.enqueue(services()[1], deliveries)
-            return
-        except psycopg2.errors.DeadlockDetected:
-            if attempt == 2:
-                raise
-            log.warning("run %s: publish was a deadlock victim; retrying", run_id)
+
+    def write(cur: Cursor) -> list[int]:
+        changed = typed.publish(cur, run_id, project, result, total, rows)
+        return webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
+
+    webhooks.enqueue(services()[1], _in_one_transaction(db, run_id, write))
 
 
 def aggregate(run_id: int) -> None:
     """Run aggregation run ``run_id`` (queued by :mod:`crowd.background.scheduling`).
 
     Reads the project's answers in one short transaction (:func:`load`: only those newer
-    than this worker's kept copy), fits with no transaction open, then publishes everything in one transaction (:func:`crowd.store.runs.publish`), with
-    the run's webhook events (:func:`crowd.background.webhooks.emit_run_events`). A
-    failure is recorded on the run, with its error, and re-raised so RQ records it too.
+    than this worker's kept copy), fits with no transaction open, then publishes everything
+    in one transaction (:func:`crowd.store.runs.publish`), with the run's webhook events
+    (:func:`crowd.background.webhooks.emit_run_events`). A failure is recorded on the run,
+    with its error, and re-raised so RQ records it too.
     """
     db, redis = services()
     with db.transaction() as cur:
