@@ -141,8 +141,9 @@ def reserve(
     Order: tasks that already have answers first (so results finish rather than scatter), then
     creation order. Tasks the worker has seen in any way are excluded, and so are gold tasks
     and tasks closed by dynamic overlap. With ``gold=True`` it reserves a gold (control) task
-    instead, the least answered first, and only while a regular task is left for the worker. ``by="uncertainty"`` takes the open task whose model
-    margin is lowest (no prediction yet counts as lowest), then creation order; ``by="random"``
+    instead, the least answered first, and only while a regular task is left for the worker.
+    ``by="uncertainty"`` takes the open task whose model margin is lowest (no prediction yet
+    counts as lowest), then creation order; ``by="random"``
     a uniformly random open task (None when the draw lands past the last one: retry another
     way). Each order reads one partial index (tasks_open, tasks_uncertain, tasks_random), so
     no fetch sorts the project's tasks. The task row is locked with SKIP LOCKED, the
