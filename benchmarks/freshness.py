@@ -87,7 +87,6 @@ from typing import Any
 import numpy as np
 import psutil
 import psycopg2
-import pyarrow as pa
 import redis as redis_lib
 
 from crowd.client import ApiError, ConnectionFailed, RequesterClient, RetryPolicy, WorkerClient
@@ -425,7 +424,6 @@ def breakdown(url: str, redis_url: str, project_id: int, repeats: int) -> list[d
     from crowd.background import aggregation, connections
     from crowd.config import Settings
     from crowd.store import projects, runs, snapshot
-    from crowd.store.columns import copy_columns
     from crowd.store.db import Database
 
     connections.configure(replace(Settings.from_env(), database_url=url, redis_url=redis_url))
@@ -449,16 +447,7 @@ def breakdown(url: str, redis_url: str, project_id: int, repeats: int) -> list[d
                 cur.execute("SELECT count(*) FROM task_results WHERE run_id = %s", (run.id,))
                 row = cur.fetchone()
                 p0 = time.perf_counter()
-                copy_columns(
-                    cur,
-                    cur.mogrify(
-                        "SELECT task_id, label, answers, confidence, decision FROM task_results"
-                        " WHERE project_id = %s ORDER BY task_id",
-                        (project_id,),
-                    ).decode(),
-                    {"a": pa.int64(), "b": pa.int64(), "c": pa.int64(), "d": pa.float64(),
-                     "e": pa.float64()},
-                )  # fmt: skip
+                snapshot.read_published(cur, project_id)
                 published_read = time.perf_counter() - p0
             f0 = time.perf_counter()  # the same load without the kept copy: all answers
             with db.transaction() as cur:

@@ -99,21 +99,7 @@ def load(
             answers = {name: column[counted] for name, column in answers.items()}
     published = answer_state.read_published(kept)
     if published is None:
-        published = copy_columns(
-            cur,
-            cur.mogrify(
-                "SELECT task_id, label, answers, confidence, decision FROM task_results"
-                " WHERE project_id = %s ORDER BY task_id",
-                (project_id,),
-            ).decode(),
-            {
-                "task": pa.int64(),
-                "label": pa.int64(),
-                "answers": pa.int64(),
-                "confidence": pa.float64(),
-                "decision": pa.float64(),
-            },
-        )
+        published = read_published(cur, project_id)
     cur.execute(
         "SELECT id, gold FROM tasks WHERE project_id = %s AND gold IS NOT NULL ORDER BY id",
         (project_id,),
@@ -196,4 +182,24 @@ def _votes(
         labels=rows["label"],
         names=tuple(names),
         warm=known,
+    )
+
+
+def read_published(cur: Cursor, project_id: int) -> dict[str, np.ndarray]:
+    """The project's published results as columns ``task`` (sorted), ``label``, ``answers``,
+    ``confidence`` and ``decision``: what a run compares its output with."""
+    return copy_columns(
+        cur,
+        cur.mogrify(
+            "SELECT task_id, label, answers, confidence, decision FROM task_results"
+            " WHERE project_id = %s ORDER BY task_id",
+            (project_id,),
+        ).decode(),
+        {
+            "task": pa.int64(),
+            "label": pa.int64(),
+            "answers": pa.int64(),
+            "confidence": pa.float64(),
+            "decision": pa.float64(),
+        },
     )
