@@ -34,6 +34,8 @@ FIGURES_SLOW = 0.25
 
 
 def cached_figures(cur: Cursor, project_id: int, last_run: int) -> dict[str, dict[str, Any]]:
+    """The project's per-model figures, from Redis when a usable copy is there (see
+    :data:`FIGURES_TTL`), else computed and kept; computed on each call when Redis is down."""
     key = f"crowd:review:figures:{project_id}"
     try:
         raw = deps.redis().get(key)
