@@ -104,7 +104,7 @@ def run(*args: str, check_: bool = True, timeout: float = 600, quiet: bool = Fal
 _RQ_WORKERS = """
 import json, os, redis, rq
 r = redis.Redis.from_url(os.environ["CROWD_REDIS_URL"])
-print(json.dumps([{"host": w.hostname, "job": w.get_current_job_id(),
+print(json.dumps([{"name": w.name, "host": w.hostname, "job": w.get_current_job_id(),
                    "ok": w.successful_job_count, "failed": w.failed_job_count}
                   for w in rq.Worker.all(connection=r)]))
 """
@@ -145,12 +145,14 @@ class Stack:
         return self.compose("exec", "-T", "postgres", "psql", "-U", "crowd", "-d", "crowd",
                             "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql)  # fmt: skip
 
-    def rq_workers(self) -> dict[str, dict[str, Any]]:
-        """RQ's record of each live worker, by hostname (the container's short id): the job it
-        runs now and its job counts. Asked of RQ itself, in the api container: since RQ 2 the
-        running job lives in the worker's executions, not in a field of its hash."""
+    def rq_workers(self) -> list[dict[str, Any]]:
+        """RQ's record of each registered worker: its name, its hostname (the container's short
+        id), the job it runs now and its job counts. A container can have two records: a killed
+        worker's stays until its heartbeat expires, beside the restarted container's new one.
+        Asked of RQ itself, in the api container: since RQ 2 the running job lives in the
+        worker's executions, not in a field of its hash."""
         out = self.compose("exec", "-T", "api", "python", "-c", _RQ_WORKERS)
-        return {w["host"]: w for w in json.loads(out)}
+        return list(json.loads(out))
 
     def logs(self) -> str:
         return self.compose("logs", "--no-color", "--tail", "60", check_=False)
@@ -395,7 +397,7 @@ def kill_worker_mid_run(stack: Stack, req: RequesterClient) -> None:
         job = f"crowd-run-{victim['id']}"  # crowd.background.scheduling.job_id
         busy = wait_for(
             f"a worker to hold job {job}",
-            lambda: [h for h, w in stack.rq_workers().items() if w["job"] == job],
+            lambda: [w["host"] for w in stack.rq_workers() if w["job"] == job],
             30,
         )[0]
         container = next(c for c in stack.containers("worker") if c.startswith(busy))
@@ -505,8 +507,8 @@ def scale_to_three(stack: Stack, req: RequesterClient) -> None:
     wait_for("3 healthy workers", lambda: stack.all_healthy(3), 180, every=1)
     hosts = {c[:12] for c in stack.containers("worker")}
     wait_for("3 workers registered with Redis",
-             lambda: hosts <= set(stack.rq_workers()), 60)  # fmt: skip
-    before = {h: int(w["ok"]) for h, w in stack.rq_workers().items() if h in hosts}
+             lambda: hosts <= {w["host"] for w in stack.rq_workers()}, 60)  # fmt: skip
+    before = {w["name"]: int(w["ok"]) for w in stack.rq_workers()}
     pids = []
     for n in range(6):
         p = int(req.create_project(f"spread-{n}", ["x", "y"], overlap=1)["id"])
@@ -521,8 +523,10 @@ def scale_to_three(stack: Stack, req: RequesterClient) -> None:
             lambda: all(run_status(req, p, r)["finished_at"] for p, r in queued),
             120,
         )
-    after = {h: int(w["ok"]) for h, w in stack.rq_workers().items() if h in hosts}
-    did = {h: after[h] - before[h] for h in hosts}
+    did = dict.fromkeys(hosts, 0)
+    for w in stack.rq_workers():  # per worker record, so a dead record beside a live one adds 0
+        if w["host"] in did:
+            did[w["host"]] += int(w["ok"]) - before.get(w["name"], 0)
     check(all(n > 0 for n in did.values()), f"jobs done by each worker: {did}")
     figure("--scale worker=3", f"{len(queued)} runs; jobs done by each worker: "
            f"{sorted(did.values(), reverse=True)}")  # fmt: skip
