@@ -65,10 +65,16 @@ class RequesterClient(Client):
 
     # -- projects --------------------------------------------------------------------------
 
-    def create_project(self, name: str, labels: Iterable[str], **settings: Any) -> dict[str, Any]:
-        """Create a project; ``settings`` are any of the API's project settings (``overlap``,
-        ``max_overlap``, ``confidence_target``, ``qc_min_accuracy``, ``method``, ...)."""
-        spec = {"name": name, "labels": list(labels), **settings}
+    def create_project(
+        self, name: str, labels: Iterable[str] | None = None, **settings: Any
+    ) -> dict[str, Any]:
+        """Create a project; ``settings`` are any of the API's project settings (``type``,
+        ``overlap``, ``max_overlap``, ``confidence_target``, ``qc_min_accuracy``, ``method``,
+        ...). Numeric and pairwise projects have no labels: leave ``labels`` out (a numeric
+        one takes ``scale={"min": 1, "max": 5, "step": 1}``)."""
+        spec = {"name": name, **settings}
+        if labels is not None:
+            spec["labels"] = list(labels)
         project: dict[str, Any] = self.http.json("POST", "/api/v1/projects", json=spec)
         return project
 
@@ -249,6 +255,12 @@ class RequesterClient(Client):
             if batch.last_run_id is not None:
                 since_run = batch.last_run_id
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def ranking(self, project_id: int, *, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """A pairwise project's items in ranking order, from its newest run: item, score,
+        90% interval, rank, component and comparisons (``GET .../ranking``). Other types get
+        ApiError 422 ``not_pairwise``."""
+        return self._pages(f"/api/v1/projects/{project_id}/ranking", "items", {}, page_size)
 
     def answers(self, project_id: int, *, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         """Every stored answer: id, task_id, external_id, worker_id, label, created_at."""
