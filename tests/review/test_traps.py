@@ -86,7 +86,7 @@ def test_qc_min_trap_catch_bans_a_stamper_and_keeps_an_honest_reviewer(
     assert shown["stamper"]["trap_answers"] >= 5 and shown["stamper"]["trap_catch_rate"] == 0
     assert shown["stamper"]["status"] == "banned"
     assert shown["stamper"]["ban_rule"] == "trap"
-    assert "wrong model proposals" in shown["stamper"]["reason"]
+    assert "checked rather than accepted unseen" in shown["stamper"]["reason"]
     assert shown["stamper"]["rules"]["trap"]["p_below"] >= 0.95
     assert shown["honest"]["status"] == "active"
     assert shown["honest"]["trap_catch_rate"] == 1.0
