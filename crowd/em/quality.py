@@ -317,4 +317,3 @@ def project_rules(
             cap=float(gold_window),
         )
     return rules
-

@@ -23,7 +23,11 @@ def _looked(label: int, proposal: int, posterior: list[float], **kw: object) -> 
     args.update(kw)
     one = np.zeros(1, dtype=np.int64)
     out = looked_probability(
-        one, one, np.array([label]), np.array([proposal]), **args  # type: ignore[arg-type]
+        one,
+        one,
+        np.array([label]),
+        np.array([proposal]),
+        **args,  # type: ignore[arg-type]
     )
     assert out.shape == (1,)
     return float(out[0])
