@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 
 from crowd.em.quality import RuleInput
 
@@ -47,9 +48,11 @@ BoolArray = NDArray[np.bool_]
 #: Points of the grid of stamp rates on which a worker's likelihood is evaluated.
 GRID_POINTS = 400
 #: A confirmation's probability under "looked" is rounded to one of this many levels, so the
-#: grid is evaluated once per (worker, level) rather than once per answer (error below 1e-3
-#: in each answer's probability, far below what the confusion matrices are known to).
-LOOK_LEVELS = 2048
+#: grid is evaluated once per level and summed per (worker, level) (error at most 1e-3 in
+#: each answer's probability, far below what the confusion matrices are known to): 0.2 s at
+#: a million review answers of 1,000 workers, where a pass over the answers per grid point
+#: took 3.7 s.
+LOOK_LEVELS = 512
 #: Share of uniform answers mixed into a looked answer's probability: an overfitted confusion
 #: matrix with an empty cell would otherwise make a correction impossible under both
 #: hypotheses (a likelihood of zero for every stamp rate).
@@ -112,13 +115,13 @@ def stamp_loglik(
     with np.errstate(divide="ignore"):
         out += corrections[:, None] * np.log1p(-grid)[None, :]
     level = np.rint(np.clip(looked[confirms], 0.0, 1.0) * (LOOK_LEVELS - 1)).astype(np.int64)
-    pairs, counts = np.unique(workers[confirms] * LOOK_LEVELS + level, return_counts=True)
-    if pairs.size:
-        who, at = np.divmod(pairs, LOOK_LEVELS)
-        a = at / (LOOK_LEVELS - 1)
-        for j, g in enumerate(grid.tolist()):
-            terms = counts * np.log(a + g * (1.0 - a))
-            out[:, j] += np.bincount(who, weights=terms, minlength=n_workers)
+    if level.size:
+        # (worker, level) counts, sparse, times the (level, grid) table of log-likelihoods.
+        counts = sparse.csr_matrix(
+            (np.ones(level.size), (workers[confirms], level)), shape=(n_workers, LOOK_LEVELS)
+        )
+        a = (np.arange(LOOK_LEVELS, dtype=np.float64) / (LOOK_LEVELS - 1))[:, None]
+        out += counts @ np.log(a + grid[None, :] * (1.0 - a))
     return out
 
 
