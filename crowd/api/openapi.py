@@ -155,7 +155,12 @@ _SCHEMAS: dict[str, Any] = {
             "qc_min_accuracy": {"type": ["number", "null"]},
             "qc_min_gold_accuracy": {"type": ["number", "null"]},
             "qc_min_gold_answers": {"type": "integer"},
-            "qc_min_trap_catch": {"type": ["number", "null"]},
+            "qc_min_trap_catch": {
+                "type": ["number", "null"],
+                "description": "Ban a reviewer whose share of proposals checked rather than"
+                " accepted unseen (1 - its stamp rate, judged on all of its review answers)"
+                " is below this with probability qc_confidence; null: off (docs/REVIEW.md).",
+            },
             "qc_confidence": {"type": "number"},
             "exclude_banned": {"type": "boolean"},
             "method": {"type": "string"},
@@ -432,8 +437,9 @@ _SCHEMAS: dict[str, Any] = {
             "rules": {
                 "type": ["object", "null"],
                 "description": "Per quality rule the project turns on (accuracy: the model's"
-                " estimate; gold: recent gold answers; trap: traps caught), the last run's"
-                " evidence; null before"
+                " estimate; gold: recent gold answers; trap: the share of proposals the"
+                " worker checks rather than stamps, 1 - stamp rate, from all of its review"
+                " answers), the last run's evidence; null before"
                 " a run judged the worker (docs/QUALITY.md).",
                 "additionalProperties": {"$ref": "#/components/schemas/RuleEvidence"},
             },
@@ -459,7 +465,8 @@ _SCHEMAS: dict[str, Any] = {
             },
             "trap_catch_rate": {
                 "type": ["number", "null"],
-                "description": "share of traps whose wrong proposal the worker corrected",
+                "description": "share of traps whose wrong proposal the worker corrected"
+                " (shown; the trap rule judges stamping on all review answers instead)",
             },
         },
     },

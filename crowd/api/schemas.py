@@ -145,8 +145,9 @@ class ProjectSettings(BaseModel):
     corrections_every: Count = 100
     # The review lane (docs/REVIEW.md); null: off, every task is labelled blind.
     review: ReviewSettings | None = None
-    # Ban a worker whose share of traps caught (wrong proposals corrected) is below this
-    # with probability `qc_confidence`; null: rule off.
+    # Ban a reviewer whose share of proposals checked rather than stamped (1 - its stamp
+    # rate, judged on all its review answers, crowd.em.stamping) is below this with
+    # probability `qc_confidence`; null: rule off.
     qc_min_trap_catch: Share | None = None
 
 

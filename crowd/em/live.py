@@ -17,6 +17,7 @@ from scipy import sparse
 
 from crowd.em import METHODS, Aggregator, ConvergenceWarning, DawidSkene, DSParams
 from crowd.em.auto import choose_method
+from crowd.em.stamping import looked_probability, stamp_evidence
 from crowd.em.voters import (
     ModelVotes,
     VoterEstimate,
@@ -78,6 +79,9 @@ class RunResult:
     ``method``: the method fitted (for ``auto``, the one it chose) and ``reason``: why.
     ``stamp_rate``: per worker, the estimated probability of accepting whatever is proposed
     (NaN without review answers); ``voters``: what the run estimated of each voting model.
+    ``review_answers``, ``stamp_n``, ``stamp_looked``: per worker, its review answers and the
+    effective record of how many it looked at (:func:`crowd.em.stamping.stamp_evidence`, the
+    trap rule's evidence); None when the run has no review answers.
     """
 
     task_ids: IntArray
@@ -103,6 +107,9 @@ class RunResult:
     reason: str
     stamp_rate: FloatArray | None = None
     voters: tuple[VoterEstimate, ...] = ()
+    review_answers: IntArray | None = None
+    stamp_n: FloatArray | None = None
+    stamp_looked: FloatArray | None = None
 
 
 def _warm_params(
@@ -532,6 +539,25 @@ def fit_run(
     if voters is not None:
         voter_estimates = estimates(voters, confusion[n_people:], priors, gold_of_task)
     stamp = getattr(model, "stamp_rate_", None)
+    review_answers = stamp_n = stamp_looked = None
+    if proposals is not None:
+        stamp_people = None if stamp is None else np.asarray(stamp, dtype=np.float64)[:n_people]
+        looked = looked_probability(
+            task_index,
+            worker_index,
+            np.asarray(labels, dtype=np.int64),
+            proposals,
+            posteriors=posteriors,
+            confusion=confusion[:n_people],
+            stamp=stamp_people,
+            gold_of_task=gold_of_task,
+        )
+        reviewed = proposals >= 0
+        review_workers = worker_index[reviewed]
+        review_answers = np.bincount(review_workers, minlength=n_people).astype(np.int64)
+        stamp_n, stamp_looked = stamp_evidence(
+            review_workers, labels[reviewed] == proposals[reviewed], looked, n_people
+        )
     task_answers = np.bincount(task_index, minlength=tasks.size).astype(np.int64)
     # Tasks only a model voted on (gold ones, anchoring it) get no result.
     shown = slice(None) if voters is None else task_answers > 0
@@ -561,6 +587,9 @@ def fit_run(
         reason=reason,
         stamp_rate=None if stamp is None else np.asarray(stamp, dtype=np.float64)[:n_people],
         voters=voter_estimates,
+        review_answers=review_answers,
+        stamp_n=stamp_n,
+        stamp_looked=stamp_looked,
     )
 
 

@@ -25,15 +25,14 @@ from crowd.em.quality import (
     judge,
     project_rules,
     reversed_evidence,
-    trap_rule,
 )
+from crowd.em.stamping import stamp_rule
 from crowd.store import job_rows
 from crowd.store.assignments import release_held_by
 from crowd.store.columns import copy_nullable, copy_rows, pg_array
 from crowd.store.db import Cursor, one
 from crowd.store.job_rows import JobStatus, Table
 from crowd.store.projects import Project
-from crowd.store.quality import trap_counts
 
 RunStatus = JobStatus
 
@@ -239,38 +238,45 @@ def publish(
         "CREATE TEMP TABLE new_workers (worker_id bigint, answers integer, accuracy double"
         " precision, accuracy_n double precision, accuracy_right double precision,"
         " confusion double precision[],"
-        " gold_answers integer, gold_correct integer, stamp_rate double precision)"
+        " gold_answers integer, gold_correct integer, stamp_rate double precision,"
+        " review_answers integer, stamp_n double precision, stamp_looked double precision)"
         " ON COMMIT DROP"
     )
     stamp = result.stamp_rate
+    reviews = result.review_answers
     workers = [
         f"{w}\t{int(result.worker_answers[i])}\t{float(result.accuracy[i])!r}\t"
         f"{float(result.accuracy_n[i])!r}\t{float(result.accuracy_right[i])!r}\t"
         f"{pg_array(result.confusion[i])}\t{int(result.gold_answers[i])}\t"
-        f"{int(result.gold_correct[i])}\t{copy_nullable(stamp, i)}\n"
+        f"{int(result.gold_correct[i])}\t{copy_nullable(stamp, i)}\t"
+        f"{_nullable_int(reviews, i)}\t{copy_nullable(result.stamp_n, i)}\t"
+        f"{copy_nullable(result.stamp_looked, i)}\n"
         for i, w in enumerate(result.worker_ids.tolist())
     ]
     copy_rows(
         cur,
         "new_workers",
         "worker_id, answers, accuracy, accuracy_n, accuracy_right, confusion, gold_answers,"
-        " gold_correct, stamp_rate",
+        " gold_correct, stamp_rate, review_answers, stamp_n, stamp_looked",
         workers,
     )
     cur.execute(
         """
         INSERT INTO project_workers AS pw (project_id, worker_id, run_id, answers, accuracy,
                                            accuracy_n, accuracy_right, confusion, gold_answers,
-                                           gold_correct, stamp_rate)
+                                           gold_correct, stamp_rate, review_answers, stamp_n,
+                                           stamp_looked)
         SELECT %s, n.worker_id, %s, n.answers, n.accuracy, n.accuracy_n, n.accuracy_right,
-               n.confusion, n.gold_answers, n.gold_correct, n.stamp_rate
+               n.confusion, n.gold_answers, n.gold_correct, n.stamp_rate, n.review_answers,
+               n.stamp_n, n.stamp_looked
         FROM new_workers n
         ON CONFLICT (project_id, worker_id) DO UPDATE SET
             run_id = excluded.run_id, answers = excluded.answers, accuracy = excluded.accuracy,
             accuracy_n = excluded.accuracy_n, accuracy_right = excluded.accuracy_right,
             confusion = excluded.confusion,
             gold_answers = excluded.gold_answers, gold_correct = excluded.gold_correct,
-            stamp_rate = excluded.stamp_rate
+            stamp_rate = excluded.stamp_rate, review_answers = excluded.review_answers,
+            stamp_n = excluded.stamp_n, stamp_looked = excluded.stamp_looked
         """,
         (project.id, run_id),
     )
@@ -370,12 +376,20 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
     )
 
 
+def _nullable_int(values: np.ndarray | None, i: int) -> str:
+    """``values[i]`` as an integer for COPY text: ``\\N`` (NULL) when absent."""
+    return "\\N" if values is None else str(int(values[i]))
+
+
 def verdict(
-    project: Project, workers: WorkerFigures, traps: tuple[np.ndarray, np.ndarray] | None = None
+    project: Project,
+    workers: WorkerFigures,
+    stamping: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Verdict:
     """The quality rules' decision on workers, as the project's settings say (the function
-    :func:`apply_bans` calls, and benchmarks/quality_rules.py with it). ``traps``: each
-    worker's trap answers and traps caught, for ``qc_min_trap_catch``."""
+    :func:`apply_bans` calls, and benchmarks/quality_rules.py with it). ``stamping``: each
+    worker's review answers and stamp evidence ``(n, looked)`` (the last run's, see
+    :func:`crowd.em.stamping.stamp_evidence`), for ``qc_min_trap_catch``."""
     rules = project_rules(
         workers,
         min_accuracy=project.qc_min_accuracy,
@@ -384,13 +398,13 @@ def verdict(
         min_gold_answers=project.qc_min_gold_answers,
         gold_window=project.gold_window,
     )
-    if project.qc_min_trap_catch is not None and traps is not None:
-        rules["trap"] = trap_rule(
+    if project.qc_min_trap_catch is not None and stamping is not None:
+        rules["trap"] = stamp_rule(
             project.qc_min_trap_catch,
             workers.answers,
             workers.judge_after,
             project.qc_min_answers,
-            *traps,
+            *stamping,
         )
     return judge(rules, project.qc_confidence)
 
@@ -406,7 +420,10 @@ def _reason(rule: str, found: RuleEvidence, i: int, answers: int, gold: int) -> 
     if rule == "accuracy":
         return f"estimated accuracy {found.estimate[i]:.3f} {evidence} after {answers} answers"
     if rule == "trap":
-        return f"share of wrong model proposals corrected {found.estimate[i]:.3f} {evidence}"
+        return (
+            f"share of proposals checked rather than accepted unseen {found.estimate[i]:.3f}"
+            f" {evidence} (stamp rate {1.0 - found.estimate[i]:.3f}) after {answers} answers"
+        )
     return f"{rule} {found.estimate[i]:.3f} {evidence}"
 
 
@@ -429,7 +446,8 @@ def apply_bans(cur: Cursor, project: Project) -> list[int]:
         return []
     cur.execute(
         "SELECT worker_id, status, ban_rule, answers, judge_after, accuracy,"
-        " coalesce(accuracy_n, 0), coalesce(accuracy_right, 0), gold_answers, gold_correct"
+        " coalesce(accuracy_n, 0), coalesce(accuracy_right, 0), gold_answers, gold_correct,"
+        " coalesce(review_answers, 0), coalesce(stamp_n, 0), coalesce(stamp_looked, 0)"
         # Locked: a requester's unban or ban waits until the decisions are written.
         " FROM project_workers WHERE project_id = %s ORDER BY worker_id FOR UPDATE",
         (project.id,),
@@ -438,15 +456,9 @@ def apply_bans(cur: Cursor, project: Project) -> list[int]:
     if not rows:
         return []
     columns = np.array([r[3:] for r in rows], dtype=np.float64).T  # None -> NaN
-    figures = WorkerFigures(*columns)
-    traps = None
-    if project.qc_min_trap_catch is not None:
-        counts = trap_counts(cur, project.id)
-        traps = (
-            np.array([counts.get(r[0], (0, 0))[0] for r in rows], dtype=np.float64),
-            np.array([counts.get(r[0], (0, 0))[1] for r in rows], dtype=np.float64),
-        )
-    found = verdict(project, figures, traps)
+    figures = WorkerFigures(*columns[:7])
+    stamping = (columns[7], columns[8], columns[9])
+    found = verdict(project, figures, stamping)
     banned: list[int] = []
     updates = []
     for i, (wid, status, ban_rule, answers, *_rest) in enumerate(rows):

@@ -65,6 +65,9 @@ def test_without_review_or_gold_no_fetch_is_a_trap(
 def test_qc_min_trap_catch_bans_a_stamper_and_keeps_an_honest_reviewer(
     client, requester, make_project, make_worker, settings
 ) -> None:
+    """The rule judges stamping from every review answer (crowd.em.stamping): a worker who
+    gives the opposite label confirms every trap's wrong proposal, as the stamper does, but
+    corrects the right proposals, so it is not banned as a stamper."""
     review = {"overlap": 2, "max_overlap": 2, "blind_below": 0.5, "trap_rate": 0.5}
     pid = review_project(
         client, make_project, requester, {f"t{i}": 0.9 for i in range(40)}, review=review,
@@ -73,21 +76,31 @@ def test_qc_min_trap_catch_bans_a_stamper_and_keeps_an_honest_reviewer(
     gold = {f"g{i}": "neg" if i % 2 else "pos" for i in range(40)}
     post_tasks(client, requester, pid, [{"external_id": x, "gold": y} for x, y in gold.items()])
     stamper, honest = make_worker(requester, "stamper"), make_worker(requester, "honest")
+    opposite = make_worker(requester, "opposite")
+    flip = {"pos": "neg", "neg": "pos"}
     for _ in range(30):
-        for worker in (stamper, honest):
+        for worker in (stamper, honest, opposite):
             got = fetch(client, pid, worker)
             assert got is not None
             x = got["task"]["external_id"]
             truth = gold.get(x, "pos")  # the model's proposal for regular tasks is right
             shown = got["proposal"]["label"]
-            answer(client, worker, got["assignment_id"], shown if worker == stamper else truth)
+            said = {stamper: shown, honest: truth, opposite: flip[truth]}[worker]
+            answer(client, worker, got["assignment_id"], said)
     drain(settings)
     shown = _workers(client, requester, pid)
+    # On traps alone the opposite-label worker is a stamper: it catches none of them.
+    assert shown["opposite"]["trap_answers"] >= 5 and shown["opposite"]["trap_catch_rate"] == 0
+    assert shown["opposite"]["status"] == "active" and shown["opposite"]["ban_rule"] is None
+    assert shown["opposite"]["rules"]["trap"]["p_below"] < 0.5
+    assert shown["honest"]["rules"]["trap"]["p_below"] < 0.5
     assert shown["stamper"]["trap_answers"] >= 5 and shown["stamper"]["trap_catch_rate"] == 0
     assert shown["stamper"]["status"] == "banned"
     assert shown["stamper"]["ban_rule"] == "trap"
-    assert "wrong model proposals" in shown["stamper"]["reason"]
+    assert "checked rather than accepted unseen" in shown["stamper"]["reason"]
     assert shown["stamper"]["rules"]["trap"]["p_below"] >= 0.95
+    # The estimate is the share of proposals checked rather than stamped (1 - stamp rate).
+    assert shown["stamper"]["rules"]["trap"]["estimate"] < 0.2
     assert shown["honest"]["status"] == "active"
     assert shown["honest"]["trap_catch_rate"] == 1.0
     r = client.post(f"/api/v1/projects/{pid}/assignments", headers=auth(stamper))

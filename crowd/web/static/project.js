@@ -23,7 +23,7 @@
     { key: "evidence", title: "Quality rules", num: true, value: (w) => worstEvidence(w) },
     { key: "status", title: "Status", value: (w) => w.status },
   ];
-  const RULE_NAMES = { accuracy: "Accuracy", gold: "Gold", trap: "Traps" };
+  const RULE_NAMES = { accuracy: "Accuracy", gold: "Gold", trap: "Stamping" };
 
   /* The largest probability of being below a rule's threshold (how close to a ban). */
   function worstEvidence(w) {
