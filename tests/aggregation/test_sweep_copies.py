@@ -4,7 +4,9 @@ every SWEEP_EVERY seconds).
 
 Everything runs for real: answers over the API, runs and sweeps by real RQ workers on real
 Redis, a database copied (``CREATE DATABASE ... TEMPLATE``) and renamed as a restore under
-the same name would leave it, copies on disk in a temporary folder."""
+the same name would leave it, copies on disk in a temporary folder. What one PostgreSQL
+server cannot produce (another cluster's copies, a database gone back in time) is written by
+hand: folders and a meta file."""
 
 from __future__ import annotations
 
