@@ -5,9 +5,11 @@ work-horses means each job starts without paying for those imports again. When i
 every ``REAP_EVERY`` seconds, the worker also reaps abandoned aggregation runs (see
 :func:`crowd.background.scheduling.reap`) and model versions (see :func:`crowd.background.training.reap`), queues
 webhook deliveries whose job was lost (see
-:func:`crowd.background.webhooks.requeue_lost`) and deletes expired idempotency keys. It runs RQ's
-scheduler too, which queues webhook delivery retries when their backoff is over, and it is
-started again when it quits because Redis went away.
+:func:`crowd.background.webhooks.requeue_lost`) and deletes expired idempotency keys. When it
+starts and every ``SWEEP_EVERY`` seconds, it deletes the kept answer copies no run will read
+again (see :func:`crowd.store.answer_state.sweep`). It runs RQ's scheduler too, which queues
+webhook delivery retries when their backoff is over, and it is started again when it quits
+because Redis went away.
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ from rq import Queue, Worker
 
 from crowd.background import connections, scheduling, training, webhooks
 from crowd.config import QUEUES, WEBHOOK_QUEUE, Settings
-from crowd.store import idempotency
+from crowd.store import answer_state, idempotency
+from crowd.store.db import Database
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two checks for runs whose worker died. An idle worker wakes every
 #: worker_ttl - 15 = 15 s (RQ's dequeue timeout) and checks when this much has passed.
 REAP_EVERY = 15
+#: Seconds between two sweeps of the kept answer copies (deleted projects', replaced
+#: databases'); checked at each maintenance round, so at most REAP_EVERY late.
+SWEEP_EVERY = 600
 #: Seconds between a worker quitting on an error (Redis gone) and the next one starting.
 RESTART_AFTER = 2.0
 #: Seconds the worker's command (pub/sub) thread waits for a message before it checks whether
@@ -71,6 +77,8 @@ class CrowdWorker(Worker):
 
     #: A stop signal (SIGTERM, SIGINT) came: :func:`run` must not start another worker.
     stop_asked = False
+    #: ``time.monotonic()`` of this worker's last sweep of kept copies (None: none yet).
+    last_swept: float | None = None
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_asked = True
@@ -98,11 +106,28 @@ class CrowdWorker(Worker):
             ("reaping abandoned model versions", lambda: training.reap(db, redis)),
             ("requeueing lost webhook deliveries", lambda: webhooks.requeue_lost(db, redis)),
             ("deleting expired idempotency keys", purge_keys),
+            ("deleting kept answer copies no run will read", lambda: self.sweep_copies(db)),
         ):
             try:
                 task()
             except Exception:  # maintenance must not stop the worker; the next round retries
                 log.exception("%s failed", what)
+
+    def sweep_copies(self, db: Database) -> None:
+        """:func:`crowd.store.answer_state.sweep` of this worker's state directory, at the
+        first maintenance round and then every :data:`SWEEP_EVERY` seconds."""
+        if self.last_swept is not None and time.monotonic() - self.last_swept < SWEEP_EVERY:
+            return
+        self.last_swept = time.monotonic()
+        config = connections.settings()
+        if config.state_dir is None:
+            return
+        with db.transaction() as cur:
+            deleted = answer_state.sweep(
+                cur, config.state_dir, full_reload_seconds=config.full_reload_seconds
+            )
+        if deleted:
+            log.info("deleted %d kept answer copies no run will read", len(deleted))
 
 
 def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:

@@ -384,7 +384,8 @@ _SCHEMAS: dict[str, Any] = {
                 "type": ["string", "null"],
                 "description": "how the run read the answers: 'incremental' (the worker's kept"
                 " copy and the answers it lacked) or 'full: <why>' (read whole: no copy kept,"
-                " answers changed, the scheduled reload, a damaged copy); docs/SCALING.md",
+                " answers changed, the scheduled reload, a damaged copy, database replaced);"
+                " docs/SCALING.md",
             },
         },
     },

@@ -2,9 +2,11 @@
 
 A *kept copy* is a folder of column files (``id``, ``task``, ``worker``, ``label``,
 ``proposal``: raw little-endian int64, one value per answer) and ``meta.json``, under the
-worker's state directory (``CROWD_STATE_DIR``), in a folder named by the project's
-``state_key``. It lives on disk, not in the job process, so it outlives RQ's fork per job and
-a worker restart; a second worker with a state directory of its own keeps a copy of its own.
+worker's state directory (``CROWD_STATE_DIR``), in the database's folder
+(:func:`database_folder`: ``db-<cluster's system identifier>-<database oid>``), in a folder
+named by the project's ``state_key``. It lives on disk, not in the job process, so it
+outlives RQ's fork per job and a worker restart; a second worker with a state directory of
+its own keeps a copy of its own. :func:`sweep` deletes the copies no run will read again.
 
 Invariants, and how each is kept:
 
@@ -28,6 +30,13 @@ Invariants, and how each is kept:
   ``meta.json`` (replaced atomically, after the columns are flushed) says how many rows are
   valid: rows a dead writer appended past that count are cut off by the next one. A full
   rewrite removes ``meta.json`` first, so half-rewritten columns are never read.
+* **A copy is read only against the database it was read from.** A project's folder is
+  named by its row's random ``state_key``, inside a folder named by the database's identity:
+  a database restored into another cluster or to a point in time, a promoted standby, or a
+  database dropped and created again has another identity, so its projects (same
+  ``state_key``, same epoch) start from PostgreSQL. Where the server does not tell its
+  identity in full, a run whose snapshot's xmax is below the copy's (transaction ids handed
+  out again: the database went back in time) reads the project whole as well.
 * **Drift cannot last.** A copy older than ``full_reload_seconds`` (default one hour) is read
   whole again, as if it were missing.
 
@@ -42,12 +51,15 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg2
 import pyarrow as pa
 
 from crowd.store.columns import copy_columns
@@ -113,9 +125,9 @@ def read(
         why = "no project" if row is None else "no state directory"
         return Answers(columns, f"full: {why}", _rows(columns))
     epoch, key, snapshot = int(row[0]), str(row[1]), str(row[2])
-    folder = root / key
+    folder = root / database_folder(cur) / key
     where = {"folder": folder, "epoch": epoch, "last_run_id": row[3]}
-    meta, why = _open(folder, project_id, epoch, full_reload_seconds)
+    meta, why = _open(folder, project_id, epoch, snapshot, full_reload_seconds)
     if meta is None:
         columns = _select(cur, project_id)
         _write_whole(folder, columns, _meta(project_id, epoch, snapshot, columns, time.time()))
@@ -177,6 +189,159 @@ def keep_published(answers: Answers, run_id: int, published: Columns, written: C
         log.warning("could not keep the published results in %s: %s", answers.folder, exc)
 
 
+#: Prefix of a folder's name while a sweep deletes it (moved out of the way first, so no
+#: run opens a half-deleted copy).
+_DELETING = ".deleting-"
+
+
+def database_folder(cur: Cursor) -> str:
+    """The folder (under the state directory) of the copies of this database's projects:
+    ``db-<system identifier>-<timeline>-<oid>``.
+
+    The cluster's system identifier (``pg_control_system()``) is new with every ``initdb``,
+    so a database restored into another cluster gets another folder. The timeline (of the
+    WAL being written) is new when a backup is recovered to a point in time or a standby is
+    promoted: the database may then lack transactions a copy saw. The database's oid is new
+    when a database is created, so one dropped and created again under the same name (or
+    restored into a new database) gets another folder too. A server that refuses one of
+    these (a hosted PostgreSQL may) gives ``x`` in its place; each is asked in a savepoint,
+    so a refusal costs the caller's transaction nothing."""
+    system = _ask(
+        cur,
+        "SELECT CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')"
+        " THEN (SELECT system_identifier FROM pg_catalog.pg_control_system())::text END",
+    )
+    timeline = _ask(cur, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
+    cur.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+    (oid,) = cur.fetchone() or (0,)
+    return f"db-{system or 'x'}-{timeline or 'x'}-{int(oid)}"
+
+
+def _ask(cur: Cursor, query: str) -> str | None:
+    """``query``'s one value as text (None if NULL), or None if the server refuses it."""
+    cur.execute("SAVEPOINT crowd_database_folder")
+    try:
+        cur.execute(query)
+        row = cur.fetchone()
+    except psycopg2.Error:
+        cur.execute("ROLLBACK TO SAVEPOINT crowd_database_folder")
+        return None
+    cur.execute("RELEASE SAVEPOINT crowd_database_folder")
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def _parse_database_folder(name: str) -> tuple[str, int] | None:
+    """``(system identifier or "x", oid)`` of a :func:`database_folder` name, else None."""
+    parts = name.split("-")
+    if len(parts) != 4 or parts[0] != "db" or not parts[3].isdigit():
+        return None
+    return parts[1], int(parts[3])
+
+
+def _is_state_key(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
+
+
+def sweep(
+    cur: Cursor, root: Path, *, full_reload_seconds: float = FULL_RELOAD_SECONDS
+) -> list[Path]:
+    """Delete the copies under ``root`` that no run will read again; returns their folders.
+
+    * This database's copies (its :func:`database_folder`) of projects that no longer
+      exist: a deleted project's copy is never read again, since a project's folder is named
+      by its row's random ``state_key``.
+    * The folder of a database of this cluster that no longer exists (dropped, or dropped
+      and created again under its name), whole.
+    * Other databases' copies built longer than ``full_reload_seconds`` ago: a run would read
+      them whole anyway (the scheduled reload), so they are worth nothing, whether their
+      database was replaced, is on another cluster, or is alive and served by other workers
+      sharing this directory.
+    * Copies in the layout before database folders (``root/<state_key>``, never read now)
+      and what an interrupted sweep left.
+
+    Call at a worker's start and every few minutes
+    (:data:`workers.bootstrap.SWEEP_EVERY`). Folders are moved aside before they are
+    deleted, so a run never opens a half-deleted copy; a run of a project being deleted may
+    still write its copy meanwhile, and the next sweep removes it. Errors (a folder another
+    sweep took first) are logged, never raised."""
+    if not root.is_dir():
+        return []
+    mine = database_folder(cur)
+    system = _parse_database_folder(mine)
+    cur.execute("SELECT oid FROM pg_database")
+    databases = {int(row[0]) for row in cur.fetchall()}
+    now = time.time()
+    doomed: list[Path] = []
+    for entry in _folders(root):
+        where = _parse_database_folder(entry.name)
+        if entry.name.startswith(_DELETING) or _is_state_key(entry.name):
+            doomed.append(entry)
+        elif where is None:
+            continue  # not a folder of crowd's
+        elif entry.name == mine:
+            keys = [f for f in _folders(entry) if _is_state_key(f.name)]
+            cur.execute(
+                "SELECT state_key::text FROM projects WHERE state_key = ANY(%s::uuid[])",
+                ([f.name for f in keys],),
+            )
+            alive = {str(row[0]) for row in cur.fetchall()}
+            doomed += [f for f in keys if f.name not in alive]
+        elif system is not None and where[0] == system[0] != "x" and where[1] not in databases:
+            doomed.append(entry)
+        else:
+            doomed += [f for f in _folders(entry) if now - _built_at(f) > full_reload_seconds]
+    for folder in doomed:
+        _delete(root, folder)
+    for entry in _folders(root):
+        if entry.name != mine and _parse_database_folder(entry.name) is not None:
+            with contextlib.suppress(OSError):
+                entry.rmdir()  # only if empty
+    return doomed
+
+
+def _folders(path: Path) -> list[Path]:
+    try:
+        return [entry for entry in path.iterdir() if entry.is_dir()]
+    except OSError:
+        return []
+
+
+def _built_at(folder: Path) -> float:
+    """When a copy was last read whole (its meta), else when anything in it last changed."""
+    try:
+        return float(json.loads((folder / "meta.json").read_text())["built_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        try:
+            return max([folder.stat().st_mtime, *(f.stat().st_mtime for f in folder.iterdir())])
+        except OSError:
+            return time.time()  # being written or deleted right now: not old
+
+
+def _delete(root: Path, folder: Path) -> None:
+    aside = folder
+    if not folder.name.startswith(_DELETING):
+        aside = root / f"{_DELETING}{uuid.uuid4().hex}"
+        try:
+            folder.rename(aside)
+        except FileNotFoundError:
+            return  # another worker's sweep took it
+        except OSError as exc:
+            log.warning("could not delete the kept copy %s: %s", folder, exc)
+            return
+    shutil.rmtree(aside, ignore_errors=True)
+    log.info("deleted the kept copy %s", folder)
+
+
+def _xmax(snapshot: str) -> int:
+    """A ``pg_snapshot``'s xmax (``xmin:xmax:xip,...``): the first transaction id not yet
+    handed out when it was taken. It only grows in one database; a run whose snapshot has a
+    smaller one than a copy's runs on a database restored from before the copy."""
+    return int(snapshot.split(":")[1])
+
+
 def _rows(columns: Columns) -> int:
     return int(columns["id"].size)
 
@@ -196,9 +361,10 @@ def _meta(
 
 
 def _open(
-    folder: Path, project_id: int, epoch: int, full_reload_seconds: float
+    folder: Path, project_id: int, epoch: int, snapshot: str, full_reload_seconds: float
 ) -> tuple[dict[str, Any] | None, str]:
-    """The kept copy's meta if the copy may be used, else None and why not."""
+    """The kept copy's meta if the copy may be used in a run whose snapshot is ``snapshot``,
+    else None and why not."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
     except FileNotFoundError:
@@ -209,6 +375,12 @@ def _open(
         return None, "damaged copy"
     if meta.get("project_id") != project_id:
         return None, "damaged copy"
+    try:
+        went_back = _xmax(str(meta.get("snapshot"))) > _xmax(snapshot)
+    except ValueError:
+        return None, "damaged copy"
+    if went_back:
+        return None, "database replaced"
     if meta.get("epoch") != epoch:
         return None, "answers changed"
     if time.time() - float(meta.get("built_at", 0)) > full_reload_seconds:

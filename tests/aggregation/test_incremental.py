@@ -243,7 +243,7 @@ def test_what_a_worker_that_died_writing_its_copy_left_is_never_published(
         drain(settings, tmp_path)
 
     step()
-    (folder,) = list(tmp_path.iterdir())
+    (folder,) = [meta.parent for meta in tmp_path.rglob("meta.json")]
     for name in ("id", "task", "worker", "label", "proposal"):  # a dead appender's rows
         with (folder / name).open("ab") as f:
             f.write(np.arange(7, dtype="<i8").tobytes())
