@@ -150,6 +150,21 @@ class ProjectSettings(BaseModel):
     qc_min_trap_catch: Share | None = None
 
 
+class ActiveSettings(BaseModel):
+    """Active pairwise selection (docs/TYPES.md): after each run the service creates up to
+    ``batch`` new comparisons of the project's items, those that most reduce uncertainty
+    about the ranking, until it has created ``budget`` in all."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"budget": 5000, "batch": 100}}
+    )
+
+    # Comparisons (tasks) the service may create in all, each answered `overlap` times.
+    budget: Annotated[StrictInt, Field(ge=1, le=10_000_000)]
+    # Most comparisons open (created, not yet complete) at once: each run tops them up to it.
+    batch: Annotated[StrictInt, Field(ge=1, le=10_000)] = 100
+
+
 ProjectType = Literal["categorical", "multilabel", "numeric", "pairwise"]
 #: A finite JSON number (a whole number is one too; true/false or "3" are not).
 Number = Annotated[float, Field(allow_inf_nan=False, strict=True, ge=-1e12, le=1e12)]
@@ -212,6 +227,8 @@ class ProjectIn(ProjectSettings):
     scale: Scale | None = None
     # pairwise only: whether "tie" is an answer.
     ties: StrictBool = False
+    # pairwise only: the service creates comparisons itself (null: off).
+    active: ActiveSettings | None = None
 
     @field_validator("labels")
     @classmethod
@@ -266,6 +283,7 @@ class ProjectPatch(BaseModel):
     corrections_every: Count | None = None
     review: ReviewSettings | None = None
     qc_min_trap_catch: Share | None = None
+    active: ActiveSettings | None = None
 
 
 # --- Predictions (docs/REVIEW.md) ---------------------------------------------------------
