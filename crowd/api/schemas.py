@@ -151,18 +151,33 @@ class ProjectSettings(BaseModel):
 
 
 class ActiveSettings(BaseModel):
-    """Active pairwise selection (docs/TYPES.md): after each run the service creates up to
-    ``batch`` new comparisons of the project's items, those that most reduce uncertainty
-    about the ranking, until it has created ``budget`` in all."""
+    """Active pairwise selection (docs/TYPES.md): after each run the service creates new
+    comparisons of the project's items, those that most reduce uncertainty about the ranking,
+    so that ``batch`` of its comparisons are open (up to ``batch`` per run), until it has
+    created ``budget`` in all."""
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"example": {"budget": 5000, "batch": 100}}
     )
 
-    # Comparisons (tasks) the service may create in all, each answered `overlap` times.
-    budget: Annotated[StrictInt, Field(ge=1, le=10_000_000)]
-    # Most comparisons open (created, not yet complete) at once: each run tops them up to it.
-    batch: Annotated[StrictInt, Field(ge=1, le=10_000)] = 100
+    budget: Annotated[
+        StrictInt,
+        Field(
+            ge=1,
+            le=10_000_000,
+            description="comparisons (tasks) the service may create in all, each answered"
+            " `overlap` times",
+        ),
+    ]
+    batch: Annotated[
+        StrictInt,
+        Field(
+            ge=1,
+            le=10_000,
+            description="most of the service's comparisons open (created, short of their"
+            " answers) at once: each run tops them up to it",
+        ),
+    ] = 100
 
 
 ProjectType = Literal["categorical", "multilabel", "numeric", "pairwise"]
