@@ -43,15 +43,33 @@ _PROBIT = np.pi / 8.0
 
 
 def pair_gain(
-    score_i: ArrayLike, score_j: ArrayLike, var_i: ArrayLike, var_j: ArrayLike
+    score_i: ArrayLike,
+    score_j: ArrayLike,
+    var_i: ArrayLike,
+    var_j: ArrayLike,
+    reliability: float = 1.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Expected information gain (nats) about ``s_i - s_j`` of one more comparison of the
     two items, and that comparison's Fisher information ``I`` (see the module docstring).
-    Elementwise over broadcastable arrays."""
+    Elementwise over broadcastable arrays.
+
+    ``reliability``: the answering worker's probability of reporting the contest's outcome
+    faithfully (Crowd-BT's ``eta``, see :class:`crowd.em.pairwise.CrowdBradleyTerry`). The
+    answer is then won by ``i`` with ``q = eta p + (1 - eta) (1 - p)``, and carries
+    ``I = (2 eta - 1)^2 (p (1 - p))^2 / (q (1 - q))``: ``p (1 - p)`` when ``eta = 1``, and
+    with a noisy crowd a lopsided comparison is worth even less against a close one.
+    """
     mu = np.asarray(score_i, dtype=np.float64) - np.asarray(score_j, dtype=np.float64)
     v = np.asarray(var_i, dtype=np.float64) + np.asarray(var_j, dtype=np.float64)
     p = expit(mu / np.sqrt(1.0 + _PROBIT * v))
-    info = p * (1.0 - p)
+    curvature = p * (1.0 - p)
+    if reliability == 1.0:
+        info = curvature
+    else:
+        q = reliability * p + (1.0 - reliability) * (1.0 - p)
+        spread = q * (1.0 - q)
+        safe = np.where(spread > 0, spread, 1.0)
+        info = np.where(spread > 0, (2 * reliability - 1) ** 2 * curvature**2 / safe, 0.0)
     return 0.5 * np.log1p(v * info), info
 
 
@@ -61,13 +79,23 @@ class ActivePairSelector(Estimator):
     Parameters:
         neighbours: candidates per item among the next items in the ranking (>= 1).
         random_partners: candidates per item drawn at random (>= 0).
+        reliability: the crowd's typical probability of answering faithfully, in (0.5, 1]
+            (see :func:`pair_gain`); 1 scores pairs as for a perfect judge.
         seed: seeds the random candidates and which item of a pair is shown on the left;
             the same inputs and seed give the same batch.
     """
 
-    def __init__(self, *, neighbours: int = 3, random_partners: int = 2, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        neighbours: int = 3,
+        random_partners: int = 2,
+        reliability: float = 1.0,
+        seed: int = 0,
+    ) -> None:
         self.neighbours = neighbours
         self.random_partners = random_partners
+        self.reliability = reliability
         self.seed = seed
 
     def _check_params(self) -> None:
@@ -77,6 +105,8 @@ class ActivePairSelector(Estimator):
             raise ValueError(
                 f"random_partners must be an integer >= 0, got {self.random_partners!r}"
             )
+        if not 0.5 < self.reliability <= 1.0:
+            raise ValueError(f"reliability must be in (0.5, 1], got {self.reliability!r}")
 
     def candidates(self, scores: ArrayLike) -> tuple[IntArray, IntArray]:
         """Distinct candidate pairs ``(i, j)`` with ``i < j``, in a fixed order."""
@@ -128,6 +158,7 @@ class ActivePairSelector(Estimator):
         if not (isinstance(batch, int | np.integer) and batch >= 0):
             raise ValueError(f"batch must be an integer >= 0, got {batch!r}")
         n = s.size
+        eta = float(self.reliability)
         empty = np.zeros(0, dtype=np.intp)
         var = sd**2  # a new array: the caller's std is not touched
         first, second = self.candidates(s)
@@ -140,7 +171,7 @@ class ActivePairSelector(Estimator):
             if p_left.size and (min(p_left.min(), p_right.min()) < 0 or
                                 max(p_left.max(), p_right.max()) >= n):
                 raise ValueError(f"pending pairs must index the {n} items")
-            _, info = pair_gain(s[p_left], s[p_right], var[p_left], var[p_right])
+            _, info = pair_gain(s[p_left], s[p_right], var[p_left], var[p_right], eta)
             precision = 1.0 / var
             np.add.at(precision, p_left, info)
             np.add.at(precision, p_right, info)
@@ -150,7 +181,7 @@ class ActivePairSelector(Estimator):
             first, second, codes = first[keep], second[keep], codes[keep]
         if batch == 0 or first.size == 0:
             return empty, empty
-        gain, _ = pair_gain(s[first], s[second], var[first], var[second])
+        gain, _ = pair_gain(s[first], s[second], var[first], var[second], eta)
         # Lazy greedy: (negated gain, candidate, selections made when it was scored).
         queue = [(-g, k, 0) for k, g in enumerate(gain.tolist())]
         heapq.heapify(queue)
@@ -161,11 +192,11 @@ class ActivePairSelector(Estimator):
             i, j = int(first[k]), int(second[k])
             made = len(chosen)
             if touched[i] > when or touched[j] > when:  # scored before an item changed
-                g, _ = pair_gain(s[i], s[j], var[i], var[j])
+                g, _ = pair_gain(s[i], s[j], var[i], var[j], eta)
                 heapq.heappush(queue, (-float(g), k, made))
                 continue
             chosen.append(k)
-            _, info = pair_gain(s[i], s[j], var[i], var[j])
+            _, info = pair_gain(s[i], s[j], var[i], var[j], eta)
             var[i] = 1.0 / (1.0 / var[i] + float(info))
             var[j] = 1.0 / (1.0 / var[j] + float(info))
             touched[i] = touched[j] = made + 1
@@ -173,3 +204,4 @@ class ActivePairSelector(Estimator):
         a, b = first[picked], second[picked]
         swap = np.random.default_rng([self.seed, 1]).random(picked.size) < 0.5
         return np.where(swap, b, a), np.where(swap, a, b)
+

@@ -63,7 +63,8 @@ def extend(cur: Cursor, run_id: int, project: Project, result: TypedResult) -> i
         return 0
     scores, std = _posterior(names, result)
     pending = _pending(cur, project.id, names)
-    left, right = ActivePairSelector(seed=run_id).select(scores, std, wanted, pending=pending)
+    selector = ActivePairSelector(reliability=_reliability(result), seed=run_id)
+    left, right = selector.select(scores, std, wanted, pending=pending)
     if left.size == 0:
         return 0
     tasks = [
@@ -96,6 +97,16 @@ def created(cur: Cursor, project_id: int) -> int:
     cur.execute("SELECT active_created FROM projects WHERE id = %s", (project_id,))
     row = cur.fetchone()
     return int(row[0]) if row else 0
+
+
+def _reliability(result: TypedResult) -> float:
+    """The crowd's reliability, its workers' fitted ones weighted by their answers (kept
+    within (0.5, 1]: a crowd no better than a coin still gets pairs chosen)."""
+    answers = result.worker_answers.astype(np.float64)
+    if answers.sum() <= 0:
+        return 1.0
+    mean = float(np.average(result.accuracy, weights=answers))
+    return min(max(mean, 0.55), 1.0) if np.isfinite(mean) else 1.0
 
 
 def _items(cur: Cursor, project_id: int) -> tuple[np.ndarray, list[Any]]:

@@ -107,3 +107,15 @@ def test_fewer_than_two_items_or_a_zero_batch_give_nothing() -> None:
     # Two items: one candidate, so a batch of 5 is one pair.
     left, right = ActivePairSelector().select(np.array([0.0, 1.0]), np.ones(2), 5)
     assert left.size == 1
+
+
+def test_a_noisy_crowd_makes_a_lopsided_comparison_worth_less_against_a_close_one() -> None:
+    _, close_perfect = pair_gain(0.0, 0.0, 0.01, 0.01)
+    _, far_perfect = pair_gain(2.0, 0.0, 0.01, 0.01)
+    _, close_noisy = pair_gain(0.0, 0.0, 0.01, 0.01, reliability=0.8)
+    _, far_noisy = pair_gain(2.0, 0.0, 0.01, 0.01, reliability=0.8)
+    # At p = 1/2 the information is (2 eta - 1)^2 p (1 - p): 0.36 / 4.
+    assert close_noisy == pytest.approx(0.36 * 0.25)
+    assert far_noisy / close_noisy < far_perfect / close_perfect
+    with pytest.raises(ValueError, match="reliability"):
+        ActivePairSelector(reliability=0.5).select(np.zeros(2), np.ones(2), 1)
