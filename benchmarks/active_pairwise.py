@@ -11,13 +11,14 @@ workers with reliability ~ U(--reliability); a worker shown ``(left, right)`` re
 outcome of a Bradley-Terry contest, ``P(left wins) = sigmoid(s_left - s_right)``, flipped
 with probability ``1 - reliability`` (Crowd-BT's model, no position bias).
 
-1. **Target**: Spearman between the true scores and ``CrowdBradleyTerry`` (the service's
-   pairwise fit, defaults) on ``--random`` uniformly random pairs, averaged over ``--seeds``.
+1. **Target**: per seed (a crowd of its own), the Spearman between the true scores and
+   ``CrowdBradleyTerry`` (the service's pairwise fit, defaults) on ``--random`` uniformly
+   random pairs answered by that crowd.
 2. **Offline active** (per seed; pure numerics, the service's loop without HTTP): a random
    chain over the items (``items - 1`` comparisons, so every item is known and connected),
    then rounds of ``--batch`` pairs from :class:`crowd.em.active_pairs.ActivePairSelector`
    (seeded per round, the crowd's fitted reliability) on a fresh fit, until the Spearman
-   reaches the target or ``--random`` comparisons are used.
+   reaches that seed's target or ``--random`` comparisons are used.
 3. **Through the API** (first seed, unless ``--no-api``): ``crowd serve`` and one ``crowd
    worker`` on a throw-away database; a pairwise project (overlap 1, no gold) with
    ``"active": {"budget": --random - chain, "batch": --batch}``; the chain posted as tasks;
@@ -294,15 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bound: active needs at least {bound:.2f} of random's comparisons at this spread and"
         " noise (see the docstring)")
     needed = []
-    for seed in args.seeds:
+    for seed, own in zip(args.seeds, per_seed, strict=True):
         started = time.monotonic()
-        curve = offline_active(args, seed, target)
-        hit = reached(curve, target)
+        curve = offline_active(args, seed, own)
+        hit = reached(curve, own)
         needed.append(hit)
         marks = [c for c in curve if c[0] % 2000 < args.batch or c is curve[-1]]
         log(f"offline active, seed {seed} ({time.monotonic() - started:.0f} s): "
             + ", ".join(f"{n}: {r:.4f}" for n, r in marks))  # fmt: skip
-        log(f"  reaches {target:.4f} at "
+        log(f"  reaches its crowd's random figure {own:.4f} at "
             + (f"{hit} comparisons = {hit / args.random:.2f} of random's" if hit
                else f"no point up to {args.random}"))  # fmt: skip
     found = [n for n in needed if n is not None]
