@@ -191,6 +191,11 @@ _SCHEMAS: dict[str, Any] = {
                 "anyOf": [{"$ref": "#/components/schemas/Scale"}, {"type": "null"}],
             },
             "ties": {"type": "boolean", "description": 'pairwise: whether "tie" is an answer'},
+            "active": {
+                "description": "pairwise: the service creates the next comparisons itself, up to"
+                " the budget (docs/TYPES.md); null: off",
+                "anyOf": [{"$ref": "#/components/schemas/ActiveSettings"}, {"type": "null"}],
+            },
             "owner_id": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
             "counts": {

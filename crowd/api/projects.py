@@ -35,6 +35,7 @@ def create() -> ResponseReturnValue:
 _NULLABLE = {"max_overlap", "confidence_target", "qc_min_accuracy", "qc_min_gold_accuracy"}
 _NULLABLE |= {"model", "auto_label_accuracy"}  # models (crowd/background/training.py)
 _NULLABLE |= {"review", "qc_min_trap_catch"}  # the review lane (crowd/store/review.py)
+_NULLABLE |= {"active"}  # active pairwise selection (crowd/store/active.py)
 
 
 def update(project_id: int) -> ResponseReturnValue:
@@ -50,6 +51,8 @@ def update(project_id: int) -> ResponseReturnValue:
         changes["model"] = spec.model.model_dump() if spec.model else None
     if changes.get("review") is not None:
         changes["review"] = spec.review.model_dump() if spec.review else None
+    if changes.get("active") is not None:
+        changes["active"] = spec.active.model_dump() if spec.active else None
     for name, value in changes.items():
         if value is None and name not in _NULLABLE:
             raise Invalid(f"{name}: cannot be null; leave it out to keep its value")

@@ -151,6 +151,36 @@ class ProjectSettings(BaseModel):
     qc_min_trap_catch: Share | None = None
 
 
+class ActiveSettings(BaseModel):
+    """Active pairwise selection (docs/TYPES.md): after each run the service creates new
+    comparisons of the project's items, those that most reduce uncertainty about the ranking,
+    so that ``batch`` of its comparisons are open (up to ``batch`` per run), until it has
+    created ``budget`` in all."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"budget": 5000, "batch": 100}}
+    )
+
+    budget: Annotated[
+        StrictInt,
+        Field(
+            ge=1,
+            le=10_000_000,
+            description="comparisons (tasks) the service may create in all, each answered"
+            " `overlap` times",
+        ),
+    ]
+    batch: Annotated[
+        StrictInt,
+        Field(
+            ge=1,
+            le=10_000,
+            description="most of the service's comparisons open (created, short of their"
+            " answers) at once: each run tops them up to it",
+        ),
+    ] = 100
+
+
 ProjectType = Literal["categorical", "multilabel", "numeric", "pairwise"]
 #: A finite JSON number (a whole number is one too; true/false or "3" are not).
 Number = Annotated[float, Field(allow_inf_nan=False, strict=True, ge=-1e12, le=1e12)]
@@ -213,6 +243,8 @@ class ProjectIn(ProjectSettings):
     scale: Scale | None = None
     # pairwise only: whether "tie" is an answer.
     ties: StrictBool = False
+    # pairwise only: the service creates comparisons itself (null: off).
+    active: ActiveSettings | None = None
 
     @field_validator("labels")
     @classmethod
@@ -267,6 +299,7 @@ class ProjectPatch(BaseModel):
     corrections_every: Count | None = None
     review: ReviewSettings | None = None
     qc_min_trap_catch: Share | None = None
+    active: ActiveSettings | None = None
 
 
 # --- Predictions (docs/REVIEW.md) ---------------------------------------------------------

@@ -43,6 +43,12 @@ def check_project(spec: ProjectIn) -> list[str]:
         _refuse("scale", f"only numeric projects have a scale; leave it out of a {kind} project")
     if kind != "pairwise" and "ties" in sent:
         _refuse("ties", f"only pairwise projects take ties; leave it out of a {kind} project")
+    if kind != "pairwise" and spec.active is not None:
+        _refuse(
+            "active",
+            f"only pairwise projects create their own comparisons; leave it out of a {kind}"
+            " project",
+        )
     if kind == CATEGORICAL:
         if spec.labels is None or len(spec.labels) < 2:
             raise Invalid(
@@ -84,6 +90,8 @@ def check_project(spec: ProjectIn) -> list[str]:
 
 def check_patch(project: Project, changes: dict[str, Any]) -> None:
     """Refuse changes to a typed project that its type makes meaningless."""
+    if project.type != "pairwise" and changes.get("active") is not None:
+        _refuse("active", "only pairwise projects create their own comparisons; send null")
     if project.type == CATEGORICAL:
         return
     for name, why in _CATEGORICAL_ONLY.items():

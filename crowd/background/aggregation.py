@@ -23,7 +23,7 @@ from crowd.background import scheduling, training, webhooks
 from crowd.background.connections import services, settings
 from crowd.em.live import RunResult, changed_rows, fit_run
 from crowd.em.typed import changed_typed, fit_typed
-from crowd.store import answer_state, projects, review, runs, snapshot, typed
+from crowd.store import active, answer_state, projects, review, runs, snapshot, typed
 from crowd.store.db import Cursor, Database
 from crowd.store.projects import Project
 
@@ -165,7 +165,9 @@ def _in_one_transaction(
 
 def _typed_run(db: Database, run_id: int, project: Project) -> None:
     """A typed project's run (docs/TYPES.md): read, fit with no transaction open, publish
-    with the run's webhook events in one transaction (:func:`_in_one_transaction`)."""
+    with the run's webhook events in one transaction (:func:`_in_one_transaction`); an active
+    pairwise project's next comparisons are created in that transaction too
+    (:mod:`crowd.store.active`)."""
     with db.transaction() as cur:
         answers, total, published = typed.load(cur, project)
     result = fit_typed(
@@ -181,7 +183,9 @@ def _typed_run(db: Database, run_id: int, project: Project) -> None:
 
     def write(cur: Cursor) -> list[int]:
         changed = typed.publish(cur, run_id, project, result, total, rows)
-        return webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
+        deliveries = webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
+        active.extend(cur, run_id, project, result)  # the next comparisons, when active
+        return deliveries
 
     webhooks.enqueue(services()[1], _in_one_transaction(db, run_id, write))
 

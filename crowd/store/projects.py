@@ -23,7 +23,9 @@ _COLUMNS = (
     # The review lane (migration 0013), traps (0014)
     " review, qc_min_trap_catch,"
     # Project types (migration 0016)
-    " type, scale, ties"
+    " type, scale, ties,"
+    # Active pairwise selection (migration 0019)
+    " active"
 )
 
 #: Settings a requester may set at creation and change later (PATCH), with their columns.
@@ -54,6 +56,8 @@ SETTINGS = (
     # The review lane (see crowd/store/review.py) and its traps' quality rule
     "review",
     "qc_min_trap_catch",
+    # Active pairwise selection (see crowd/store/active.py)
+    "active",
 )
 
 #: Set at creation only: what an answer is (see docs/TYPES.md).
@@ -101,6 +105,9 @@ class Project:
     scale: dict[str, Any] | None = None
     #: pairwise: whether "tie" is an answer.
     ties: bool = False
+    #: pairwise: ``{"budget", "batch"}`` when the service creates comparisons itself
+    #: (:class:`crowd.api.schemas.ActiveSettings` as a dict), or None.
+    active: dict[str, Any] | None = None
     #: Whether the project had gold tasks when read (only :func:`get` fills it in).
     has_gold: bool = False
 
@@ -150,6 +157,7 @@ class Project:
             "type": self.type,
             "scale": self.scale,
             "ties": self.ties,
+            "active": self.active,
             "owner_id": self.owner_id,
             "created_at": self.created_at.isoformat(),
         }
