@@ -48,7 +48,7 @@ otherwise idle 2-core machine with the defaults, up to 4 when other work shares 
    written to ``sweeps.json`` in the log directory.
 7. ``--breakdown-runs`` times (after the servers stop): one run executed in this process on the
    benchmark's database, as crowd.background.aggregation.aggregate does it, with crowd.store.snapshot.load,
-   crowd.em.live.fit_run and the job's publish step (crowd.background.aggregation._publish: the changed rows,
+   crowd.em.live.fit_run and the job's publish step (crowd.background.aggregation.publish: the changed rows,
    then crowd.store.runs.publish) timed apart; each run is recorded and published for real.
 
 Goal (issue text): p95 freshness <= 5 s at 1M answers on this machine. Issue 14: p95 <= 3 s
@@ -418,7 +418,7 @@ def breakdown(url: str, redis_url: str, project_id: int, repeats: int) -> list[d
     """Run ``repeats`` aggregation runs here, as crowd.background.aggregation.aggregate does,
     timing each phase: crowd.background.aggregation.load (the kept copy in CROWD_STATE_DIR,
     the same one the benchmark's workers kept, plus the answers it lacks), .fit, and the
-    job's publish step (crowd.background.aggregation._publish: picks the changed rows, then
+    job's publish step (crowd.background.aggregation.publish: picks the changed rows, then
     crowd.store.runs.publish). Also times, apart, the one part of the load that still reads
     a whole table's worth: the published results (COPY of task_results)."""
     from crowd.background import aggregation, connections
@@ -441,7 +441,7 @@ def breakdown(url: str, redis_url: str, project_id: int, repeats: int) -> list[d
             t1 = time.perf_counter()
             result, cold_answers = aggregation.fit(snap, project)
             t2 = time.perf_counter()
-            aggregation._publish(db, run.id, project, result, snap, cold_answers, (t1 - t0, t2 - t1))
+            aggregation.publish(db, run.id, project, result, snap, cold_answers, (t1 - t0, t2 - t1))
             t3 = time.perf_counter()
             with db.transaction() as cur:
                 cur.execute("SELECT count(*) FROM task_results WHERE run_id = %s", (run.id,))

@@ -100,7 +100,7 @@ def load(db: Database, project: Project) -> snapshot.Snapshot:
         )
 
 
-def _publish(
+def publish(
     db: Database,
     run_id: int,
     project: Project,
@@ -109,7 +109,8 @@ def _publish(
     cold_answers: int,
     phases: tuple[float, float] = (float("nan"), float("nan")),
 ) -> None:
-    """Publish in one transaction (:func:`_in_one_transaction`), then keep the published
+    """The job's publish step, public for benchmarks/freshness.py's timing: publish in one
+    transaction (:func:`_in_one_transaction`), then keep the published
     rows beside this worker's copy of the answers."""
     published = snap.published
     changed = changed_rows(
@@ -227,7 +228,7 @@ def aggregate(run_id: int) -> None:
             loaded = time.perf_counter()
             result, cold_answers = fit(snap, project)
             phases = (loaded - began, time.perf_counter() - loaded)
-            _publish(db, run_id, project, result, snap, cold_answers, phases)
+            publish(db, run_id, project, result, snap, cold_answers, phases)
             if project.review is not None:
                 # Audits just labelled may calibrate a model's auto-accept threshold, and a
                 # routing may have skipped a row a fetch held: route the tasks nobody has
