@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from crowd.config import Settings
 from workers.fair import FairOrder
 
 SMALL, LARGE, MODELS, HOOKS = "crowd", "crowd-large", "crowd-models", "crowd-webhooks"
@@ -111,3 +112,15 @@ def test_bad_arguments_say_what_to_pass() -> None:
         FairOrder([SMALL, SMALL], max_skips=1)
     with pytest.raises(ValueError, match="unknown queue 'elsewhere'"):
         FairOrder(NAMES, max_skips=1).served("elsewhere", set())
+
+
+def test_crowd_fair_skips_sets_the_bound_and_refuses_a_negative_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CROWD_FAIR_SKIPS", raising=False)
+    assert Settings.from_env().fair_skips == 4
+    monkeypatch.setenv("CROWD_FAIR_SKIPS", "0")
+    assert Settings.from_env().fair_skips == 0
+    monkeypatch.setenv("CROWD_FAIR_SKIPS", "-2")
+    with pytest.raises(SystemExit, match=r"CROWD_FAIR_SKIPS must be 0 .* or more, got -2"):
+        Settings.from_env()
