@@ -8,6 +8,12 @@ webhook deliveries whose job was lost (see
 :func:`crowd.background.webhooks.requeue_lost`) and deletes expired idempotency keys. It runs RQ's
 scheduler too, which queues webhook delivery retries when their backoff is over, and it is
 started again when it quits because Redis went away.
+
+It polls its queues in priority order (small projects' runs first), but a queue with jobs
+waiting is polled first once the worker has taken ``Settings.fair_skips`` jobs from the
+others meanwhile (:class:`workers.fair.FairOrder`; docs/SCALING.md, "Fair scheduling"); a
+worker made with ``large_runs=False`` (``crowd worker --no-large-runs``) never takes a large
+project's run.
 """
 
 from __future__ import annotations
