@@ -23,7 +23,7 @@ What happens, against the machine's PostgreSQL and Redis:
 3. For each configuration in ``--configs``, in turn, on the same database: ``--rq-workers``
    ``crowd worker`` processes start with that queue policy; ``fixed`` = RQ's fixed priority
    order (``CROWD_FAIR_SKIPS=0``), ``fair`` = the fair order (``CROWD_FAIR_SKIPS`` =
-   ``--fair-skips``), ``+reserve`` = the first worker started with ``--no-large-runs``.
+   ``--fair-skips``; ``fair:N``: N), ``+reserve`` = the first worker started with ``--no-large-runs``.
    Before the first configuration, one run per project is asked for and waited for (the
    warm-up: the workers' kept copies in ``CROWD_STATE_DIR`` and the warm starts exist from then
    on, for every configuration).
@@ -54,6 +54,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -306,6 +307,22 @@ def wait_idle(url: str, timeout: float) -> bool:
     return False
 
 
+CONFIG = re.compile(r"^(fixed|fair(?::(\d+))?)(\+reserve)?$")
+
+
+def parse_config(config: str, default_skips: int) -> tuple[int, bool]:
+    """``fixed``, ``fair`` or ``fair:N`` (N skips), each optionally ``+reserve``: returns
+    (CROWD_FAIR_SKIPS, whether one worker runs --no-large-runs)."""
+    match = CONFIG.match(config)
+    if match is None:
+        raise ValueError(config)
+    if match.group(1) == "fixed":
+        skips = 0
+    else:
+        skips = int(match.group(2)) if match.group(2) else default_skips
+    return skips, match.group(3) is not None
+
+
 def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
 
@@ -318,8 +335,7 @@ def measure(
     projects: list[tuple[int, int]],
     config: str,
 ) -> dict[str, Any]:
-    fair_skips = 0 if config.startswith("fixed") else args.fair_skips
-    reserve = config.endswith("+reserve")
+    fair_skips, reserve = parse_config(config, args.fair_skips)
     start_workers(services, args.rq_workers, fair_skips, reserve)
     classes = {pid: size_class(n) for pid, n in projects}
     large = [pid for pid, c in classes.items() if c == "large"]
@@ -443,7 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--configs",
         default="fixed,fair,fair+reserve",
-        help="comma-separated, in order: fixed, fair, fixed+reserve, fair+reserve",
+        help="comma-separated, run in this order: fixed (RQ's order), fair (--fair-skips) or"
+        " fair:N (CROWD_FAIR_SKIPS=N), each optionally +reserve (one worker --no-large-runs)",
     )
     p.add_argument("--fair-skips", type=int, default=4, help="CROWD_FAIR_SKIPS for fair")
     p.add_argument("--port", type=int, default=8786)
@@ -454,9 +471,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep-db", action="store_true")
     args = p.parse_args(argv)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
-    allowed = {"fixed", "fair", "fixed+reserve", "fair+reserve"}
-    if not configs or not set(configs) <= allowed:
-        raise SystemExit(f"error: --configs takes some of {sorted(allowed)}, got {args.configs!r}")
+    if not configs or not all(CONFIG.match(c) for c in configs):
+        raise SystemExit(
+            "error: --configs takes fixed, fair or fair:N, each optionally +reserve, comma-"
+            f"separated (e.g. fixed,fair,fair:16+reserve); got {args.configs!r}"
+        )
     if args.clients > args.workers:
         raise SystemExit("error: --clients must be at most --workers")
     if args.workers < args.answers_per_task + args.clients:
