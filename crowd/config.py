@@ -91,6 +91,11 @@ class Settings:
     state_dir: Path | None = None
     #: Seconds after which a kept copy is read whole again from PostgreSQL.
     full_reload_seconds: int = 3600
+    #: A worker polls a queue with jobs waiting first once it has taken this many jobs from
+    #: other queues meanwhile (workers/fair.py); 0: RQ's fixed priority order. With small
+    #: projects' runs of about half a second, a large project's run waits about 2 s for a turn
+    #: while small projects keep their queue busy.
+    fair_skips: int = 4
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -113,7 +118,18 @@ class Settings:
             export_idle_timeout=_int("CROWD_EXPORT_IDLE_TIMEOUT", 60),
             state_dir=_state_dir(),
             full_reload_seconds=_int("CROWD_FULL_RELOAD_SECONDS", 3600),
+            fair_skips=_fair_skips(),
         )
+
+
+def _fair_skips() -> int:
+    """``CROWD_FAIR_SKIPS``: a whole number, 0 (RQ's fixed queue order) or more."""
+    value = _int("CROWD_FAIR_SKIPS", 4)
+    if value < 0:
+        raise SystemExit(
+            f"crowd: error: CROWD_FAIR_SKIPS must be 0 (fixed queue order) or more, got {value}"
+        )
+    return value
 
 
 def _state_dir() -> Path | None:
@@ -135,7 +151,8 @@ JOB_KEEP = {"result_ttl": 600, "failure_ttl": 7 * 24 * 3600}
 # first queue that has one, so a small project's run never waits behind a large project's runs
 # in a queue: runs of projects with fewer than LARGE_PROJECT_ANSWERS answers, then runs of
 # larger ones (each project has at most one run queued or running, so a large project keeps
-# at most one worker busy), then model training.
+# at most one worker busy), then model training. A later queue is not starved: once it has
+# waited Settings.fair_skips of a worker's turns, that worker polls it first (workers/fair.py).
 RUN_QUEUE = "crowd"
 LARGE_RUN_QUEUE = "crowd-large"
 MODEL_QUEUE = "crowd-models"

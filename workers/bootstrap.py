@@ -10,6 +10,12 @@ starts and every ``SWEEP_EVERY`` seconds, it deletes the kept answer copies no r
 again (see :func:`crowd.store.answer_state.sweep`). It runs RQ's scheduler too, which queues
 webhook delivery retries when their backoff is over, and it is started again when it quits
 because Redis went away.
+
+It polls its queues in priority order (small projects' runs first), but a queue with jobs
+waiting is polled first once the worker has taken ``Settings.fair_skips`` jobs from the
+others meanwhile (:class:`workers.fair.FairOrder`; docs/SCALING.md, "Fair scheduling"); a
+worker made with ``large_runs=False`` (``crowd worker --no-large-runs``) never takes a large
+project's run.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from redis.exceptions import RedisError
 from rq import Queue, Worker
 
 from crowd.background import connections, scheduling, training, webhooks
-from crowd.config import QUEUES, WEBHOOK_QUEUE, Settings
+from crowd.config import LARGE_RUN_QUEUE, QUEUES, WEBHOOK_QUEUE, Settings
 from crowd.store import answer_state, idempotency
 from crowd.store.db import Database
+from workers.fair import FairOrder
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +80,38 @@ def preload() -> None:
 
 class CrowdWorker(Worker):
     """An RQ worker that also requeues aggregation runs and model versions other workers
-    abandoned, and webhook deliveries whose job was lost."""
+    abandoned, and webhook deliveries whose job was lost, and polls its queues in a fair
+    order (:class:`workers.fair.FairOrder`, when ``fair_skips`` is 1 or more)."""
 
     #: A stop signal (SIGTERM, SIGINT) came: :func:`run` must not start another worker.
     stop_asked = False
     #: ``time.monotonic()`` of this worker's last sweep of kept copies (None: none yet).
     last_swept: float | None = None
+
+    def __init__(self, queues: list[Queue], *args: Any, fair_skips: int = 0, **kwargs: Any):
+        super().__init__(queues, *args, **kwargs)
+        #: The queue order policy; None: RQ's (fixed priority order).
+        self.fair = FairOrder(self.queue_names(), fair_skips) if fair_skips > 0 else None
+
+    def reorder_queues(self, reference_queue: Queue) -> None:
+        """After a job was taken from ``reference_queue``: poll next in :attr:`fair`'s order,
+        told which queues still hold jobs (one pipelined LLEN per queue). If Redis fails
+        here, the order stays as it was (the job taken is not given up for it)."""
+        if self.fair is None:
+            super().reorder_queues(reference_queue)
+            return
+        try:
+            pipe = self.connection.pipeline(transaction=False)
+            for queue in self.queues:
+                pipe.llen(queue.key)
+            lengths = pipe.execute()
+        except RedisError as exc:
+            log.warning("worker: could not read the queue lengths: %s", exc)
+            return
+        waiting = {q.name for q, n in zip(self.queues, lengths, strict=True) if n}
+        self.fair.served(reference_queue.name, waiting)
+        by_name = {q.name: q for q in self.queues}
+        self._ordered_queues = [by_name[name] for name in self.fair.order()]
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_asked = True
@@ -130,18 +163,27 @@ class CrowdWorker(Worker):
             log.info("deleted %d kept answer copies no run will read", len(deleted))
 
 
-def make_worker(settings: Settings, **kwargs: Any) -> CrowdWorker:
+def make_worker(settings: Settings, *, large_runs: bool = True, **kwargs: Any) -> CrowdWorker:
+    """A worker on crowd's queues in priority order, fair by ``settings.fair_skips``; without
+    ``large_runs``, one that never takes a large project's run (:data:`LARGE_RUN_QUEUE`), so
+    small projects keep a worker while large runs occupy the others."""
     if not settings.redis_url:
         raise SystemExit("crowd: error: set CROWD_REDIS_URL (or run `crowd serve` first)")
     connections.configure(settings)
     connection = Redis.from_url(settings.redis_url)
-    queues = [Queue(name, connection=connection) for name in (*QUEUES, WEBHOOK_QUEUE)]
+    names = [n for n in (*QUEUES, WEBHOOK_QUEUE) if large_runs or n != LARGE_RUN_QUEUE]
+    queues = [Queue(name, connection=connection) for name in names]
     return CrowdWorker(
-        queues, connection=connection, maintenance_interval=REAP_EVERY, worker_ttl=30, **kwargs
+        queues,
+        connection=connection,
+        maintenance_interval=REAP_EVERY,
+        worker_ttl=30,
+        fair_skips=settings.fair_skips,
+        **kwargs,
     )
 
 
-def run(settings: Settings, *, burst: bool = False) -> None:
+def run(settings: Settings, *, burst: bool = False, large_runs: bool = True) -> None:
     """Work until asked to stop (or, with ``burst``, until the queues are empty).
 
     RQ's worker quits when Redis goes away at the wrong moment (while it watches a job, or
@@ -153,7 +195,7 @@ def run(settings: Settings, *, burst: bool = False) -> None:
     while True:
         worker = None
         try:
-            worker = make_worker(settings)
+            worker = make_worker(settings, large_runs=large_runs)
             worker.work(burst=burst, with_scheduler=True)
         except RedisError as exc:  # from RQ's constructor, or its teardown with Redis away
             log.warning("worker: Redis unreachable: %s", exc)

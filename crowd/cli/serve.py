@@ -236,17 +236,27 @@ def _run_children(commands: list[list[str]], env: dict[str, str]) -> int:
 
 @click.command()
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
-def worker(burst: bool) -> None:
+@click.option(
+    "--no-large-runs",
+    is_flag=True,
+    envvar="CROWD_WORKER_NO_LARGE_RUNS",
+    help="Never take a large project's run (queue crowd-large), so that small projects keep "
+    "this worker while large runs occupy the others; start at least one other worker without "
+    "it. Also set by CROWD_WORKER_NO_LARGE_RUNS=1.",
+)
+def worker(burst: bool, no_large_runs: bool) -> None:
     """Run a background worker for aggregation jobs and webhook deliveries (RQ on Redis,
     with RQ's scheduler, which queues delivery retries when their backoff is over).
 
     Uses CROWD_REDIS_URL and CROWD_DATABASE_URL, or attaches to the embedded servers of a
-    `crowd serve` running with the same CROWD_DATA_DIR.
+    `crowd serve` running with the same CROWD_DATA_DIR. Queues are polled small projects'
+    runs first, but a queue with work waiting is polled first once the worker has taken
+    CROWD_FAIR_SKIPS (default 4) jobs from the others meanwhile (0: never).
     """
     from workers.bootstrap import run
 
     with servers_for(Settings.from_env()) as (settings, _started):
-        run(settings, burst=burst)
+        run(settings, burst=burst, large_runs=not no_large_runs)
 
 
 COMMANDS = [serve, worker]

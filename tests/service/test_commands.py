@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+import pytest
 import requests
 from click.testing import CliRunner
 
@@ -211,6 +212,34 @@ def test_worker_burst_runs_queued_jobs_and_exits_logging_jobs_but_not_maintenanc
     assert "cleaning" not in log
     job.refresh()
     assert job.get_status() == "finished" and job.return_value() == 3628800
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_worker_started_without_large_runs_leaves_them_to_the_others(
+    how: str, settings: Settings, clean: None
+) -> None:
+    from redis import Redis
+    from rq import Queue
+
+    from crowd.config import LARGE_RUN_QUEUE, RUN_QUEUE
+
+    assert settings.redis_url
+    redis = Redis.from_url(settings.redis_url)
+    small = Queue(RUN_QUEUE, connection=redis).enqueue("math.factorial", 5)
+    large = Queue(LARGE_RUN_QUEUE, connection=redis).enqueue("math.factorial", 6)
+    env = _env(CROWD_DATABASE_URL=settings.database_url or "", CROWD_REDIS_URL=settings.redis_url)
+    args = [CROWD, "worker", "--burst"]
+    if how == "option":
+        args.append("--no-large-runs")
+    else:
+        env["CROWD_WORKER_NO_LARGE_RUNS"] = "1"
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    small.refresh()
+    large.refresh()
+    assert small.get_status() == "finished"
+    assert large.get_status() == "queued"
+    assert Queue(LARGE_RUN_QUEUE, connection=redis).job_ids == [large.id]
 
 
 def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
