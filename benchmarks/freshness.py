@@ -89,9 +89,10 @@ import psutil
 import psycopg2
 import redis as redis_lib
 
-from crowd.client import ApiError, ConnectionFailed, RequesterClient, RetryPolicy, WorkerClient
+from crowd.client import ApiError, ConnectionFailed, RequesterClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _open_loop import ONE_ATTEMPT, Tally, submit
 from _service import bench_database, crowd_bin, loadavg, machine_cpu, start_services
 
 GOAL_P95 = 5.0  # seconds
@@ -154,9 +155,6 @@ def _crowd_source() -> str:
 # Setup.
 
 
-#: The measured clients (submitters, poller) make one attempt per request, as before they used
-#: crowd.client: every failure is counted, and no retry shifts the open-loop schedule.
-ONE_ATTEMPT = RetryPolicy(attempts=1)
 
 
 def setup_over_http(
@@ -246,67 +244,40 @@ class Submitted:
 
 
 @dataclass
-class Shared:
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class Shared(Tally):
     submitted: list[Submitted] = field(default_factory=list)
     pending: dict[int, list[Submitted]] = field(default_factory=dict)  # task id -> unseen
     counts: dict[int, int] = field(default_factory=dict)  # task id -> answers known to us
     base: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    lag: list[float] = field(default_factory=list)  # how late each submission started
-    empty: int = 0
     # (started, seconds, since_run, last_run_id of the first page, pages, rows, answers seen)
     sweeps: list[tuple[float, float, int, int | None, int, int, int]] = field(default_factory=list)
     stop_submit: threading.Event = field(default_factory=threading.Event)
     stop_poll: threading.Event = field(default_factory=threading.Event)
 
-    def error(self, what: str) -> None:
-        with self.lock:
-            self.errors[what] = self.errors.get(what, 0) + 1
+    def acked(self, _project_id: int, task_id: int, at: float) -> None:
+        """An answer's 201 (called under ``lock``): the poller looks for it from now on."""
+        n = self.counts.get(task_id, self.base) + 1
+        self.counts[task_id] = n
+        item = Submitted(task_id, n, at)
+        self.submitted.append(item)
+        self.pending.setdefault(task_id, []).append(item)
 
 
 def submitter(
     base: str, project_id: int, token: str, label_names: Sequence[str], schedule: list[float],
     shared: Shared, seed: int,
 ) -> None:  # fmt: skip
-    """Open loop: one fetch + answer at each scheduled time (time.monotonic values)."""
-    client = WorkerClient(base, token, timeout=30, retry=ONE_ATTEMPT)
+    """Open loop: one fetch + answer of the project at each scheduled time."""
     rng = np.random.default_rng(seed)
-    for due in schedule:
-        if shared.stop_submit.is_set():
-            return
-        now = time.monotonic()
-        if due > now:
-            time.sleep(due - now)
-        with shared.lock:
-            shared.lag.append(max(0.0, time.monotonic() - due))
-        step = "fetch"
-        try:
-            got = client.fetch(project_id)
-            if got is None:
-                with shared.lock:
-                    shared.empty += 1
-                continue
-            task_id = got.task_id
-            label = label_names[int(rng.integers(len(label_names)))]
-            step = "answer"
-            answered = client.answer(got.id, label)
-            acked = time.time()
-            if not answered.created:
-                shared.error("answer 200")
-                continue
-        except ApiError as exc:
-            shared.error(f"{step} {exc.status}")
-            continue
-        except ConnectionFailed as exc:
-            shared.error(f"client {type(exc.__cause__).__name__}")
-            continue
-        with shared.lock:
-            n = shared.counts.get(task_id, shared.base) + 1
-            shared.counts[task_id] = n
-            item = Submitted(task_id, n, acked)
-            shared.submitted.append(item)
-            shared.pending.setdefault(task_id, []).append(item)
+    submit(
+        base,
+        token,
+        ((due, project_id) for due in schedule),
+        lambda: label_names[int(rng.integers(len(label_names)))],
+        shared,
+        shared.acked,
+        shared.stop_submit,
+    )
 
 
 #: A since_run no run reaches: the page has no rows, only the current last_run_id.
@@ -727,7 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"| rows per non-empty sweep mean / max | "
               f"{statistics.fmean([n for n in rows if n] or [0]):.0f} / {max(rows)} |")  # fmt: skip
-    print(f"| submission start lag p95 s (open loop) | {_pct(shared.lag, 95):.3f} |")
+    print(f"| submission start lag p95 s (open loop) | {_pct(shared.late, 95):.3f} |")
     seconds = window_end - window_start
     used = [(b - a) / seconds for a, b in zip(cpu_before, cpu_after, strict=True)]
     print(

@@ -70,15 +70,15 @@ import numpy as np
 import psycopg2
 import redis as redis_lib
 
-from crowd.client import ApiError, ConnectionFailed, RequesterClient, RetryPolicy, WorkerClient
+from crowd.client import RequesterClient
 from crowd.config import LARGE_PROJECT_ANSWERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _open_loop import Tally, submit
 from _service import Services, bench_database, crowd_bin, loadavg, spawn, start_services
 
 GOAL_P95 = 10.0  # seconds, every size class
 LABELS = ("cat", "dog", "bird", "fish")
-ONE_ATTEMPT = RetryPolicy(attempts=1)
 
 
 def small_sizes(n: int, low: int, high: int) -> list[int]:
@@ -170,16 +170,8 @@ def bulk_answers(url: str, project_ids: Sequence[int], per_task: int, seed: int)
 
 
 @dataclass
-class Shared:
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class Shared(Tally):
     acked: list[tuple[int, float]] = field(default_factory=list)  # (project id, 201 time)
-    errors: dict[str, int] = field(default_factory=dict)
-    empty: int = 0
-    late: list[float] = field(default_factory=list)  # how late each submission started
-
-    def error(self, what: str) -> None:
-        with self.lock:
-            self.errors[what] = self.errors.get(what, 0) + 1
 
 
 def submitter(
@@ -187,35 +179,15 @@ def submitter(
 ) -> None:
     """Open loop: at each scheduled time (time.monotonic), fetch a task of the next target
     project and answer it."""
-    client = WorkerClient(base, token, timeout=30, retry=ONE_ATTEMPT)
     rng = np.random.default_rng(seed)
-    for due, pid in zip(schedule, targets, strict=True):
-        now = time.monotonic()
-        if due > now:
-            time.sleep(due - now)
-        with shared.lock:
-            shared.late.append(max(0.0, time.monotonic() - due))
-        step = "fetch"
-        try:
-            got = client.fetch(pid)
-            if got is None:
-                with shared.lock:
-                    shared.empty += 1
-                continue
-            step = "answer"
-            answered = client.answer(got.id, LABELS[int(rng.integers(len(LABELS)))])
-            acked = time.time()
-            if not answered.created:
-                shared.error("answer 200")
-                continue
-        except ApiError as exc:
-            shared.error(f"{step} {exc.status}")
-            continue
-        except ConnectionFailed as exc:
-            shared.error(f"client {type(exc.__cause__).__name__}")
-            continue
-        with shared.lock:
-            shared.acked.append((pid, acked))
+    submit(
+        base,
+        token,
+        zip(schedule, targets, strict=True),
+        lambda: LABELS[int(rng.integers(len(LABELS)))],
+        shared,
+        lambda pid, _task, at: shared.acked.append((pid, at)),
+    )
 
 
 def project_runs(url: str, since_id: int) -> dict[int, list[tuple[float, float, float, str]]]:
