@@ -1,4 +1,5 @@
-"""The open-loop answer submitter of benchmarks/freshness.py and benchmarks/many_projects.py.
+"""The open-loop answer submitter of benchmarks/freshness.py and benchmarks/many_projects.py,
+and the bulk load of answers both start from.
 
 Each submission is due at a fixed time (``time.monotonic()``), whatever the service does, so
 a slow service shows as latency and lateness rather than as a lower arrival rate. One
@@ -8,10 +9,14 @@ counted, never retried.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from psycopg2.extensions import cursor as Cursor
 
 from crowd.client import ApiError, ConnectionFailed, RetryPolicy, WorkerClient
 
@@ -76,3 +81,34 @@ def submit(
             continue
         with tally.lock:
             acked(project_id, got.task_id, at)
+
+
+def copy_answers(
+    cur: Cursor,
+    project_id: int,
+    task_ids: Sequence[int],
+    worker_ids: Sequence[int],
+    labels: Sequence[int],
+    per_task: int,
+) -> None:
+    """Load answers in bulk before a measured window: COPY one answered assignment per
+    ``(task_ids[i], worker_ids[i], labels[i])``, then set every task of the project to
+    ``per_task`` answers. ``expires_at`` has no default and COPY cannot compute one per row:
+    one fixed time (now, so a lease long over by the window) serves it, ``created_at`` and
+    ``answered_at``."""
+    cut = datetime.now(UTC).isoformat()
+    head = f"{project_id}\t"
+    tail = f"\t{cut}\t{cut}\t{cut}\n"
+    buf = io.StringIO()
+    for task, worker, label in zip(task_ids, worker_ids, labels, strict=True):
+        buf.write(f"{head}{task}\t{worker}\tanswered\t{label}{tail}")
+    buf.seek(0)
+    cur.copy_expert(
+        "COPY assignments (project_id, task_id, worker_id, status, label, created_at,"
+        " expires_at, answered_at) FROM STDIN",
+        buf,
+    )
+    cur.execute(
+        "UPDATE tasks SET answers = %s, taken = %s WHERE project_id = %s",
+        (per_task, per_task, project_id),
+    )

@@ -67,7 +67,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
-import io
 import itertools
 import json
 import os
@@ -92,7 +91,7 @@ import redis as redis_lib
 from crowd.client import ApiError, ConnectionFailed, RequesterClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _open_loop import ONE_ATTEMPT, Tally, submit
+from _open_loop import ONE_ATTEMPT, Tally, copy_answers, submit
 from _service import bench_database, crowd_bin, loadavg, machine_cpu, start_services
 
 GOAL_P95 = 5.0  # seconds
@@ -200,26 +199,14 @@ def bulk_answers(
         right = rng.random(t_index.size) < accuracy[w_index]
         wrong = (truth[t_index] + rng.integers(1, n_labels, t_index.size)) % n_labels
         label = np.where(right, truth[t_index], wrong)
-        # expires_at has no default and COPY cannot compute one per row: one fixed time in
-        # the past for all (a lease long over), and the same for created_at and answered_at.
-        cut = datetime.now(UTC).isoformat()
-        head = f"{project_id}\t"
-        tail = f"\t{cut}\t{cut}\t{cut}\n"
-        buf = io.StringIO()
-        for t, w, lab in zip(
-            task_ids[t_index].tolist(), worker_ids[w_index].tolist(), label.tolist(), strict=True
-        ):
-            buf.write(f"{head}{t}\t{w}\tanswered\t{lab}{tail}")
-        buf.seek(0)
         with conn.cursor() as cur:
-            cur.copy_expert(
-                "COPY assignments (project_id, task_id, worker_id, status, label, created_at,"
-                " expires_at, answered_at) FROM STDIN",
-                buf,
-            )
-            cur.execute(
-                "UPDATE tasks SET answers = %s, taken = %s WHERE project_id = %s",
-                (per_task, per_task, project_id),
+            copy_answers(
+                cur,
+                project_id,
+                task_ids[t_index].tolist(),
+                worker_ids[w_index].tolist(),
+                label.tolist(),
+                per_task,
             )
         conn.commit()
         conn.autocommit = True

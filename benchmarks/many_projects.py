@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import re
@@ -62,7 +61,6 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +72,7 @@ from crowd.client import RequesterClient
 from crowd.config import LARGE_PROJECT_ANSWERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _open_loop import Tally, submit
+from _open_loop import Tally, copy_answers, submit
 from _service import Services, bench_database, crowd_bin, loadavg, spawn, start_services
 
 GOAL_P95 = 10.0  # seconds, every size class
@@ -125,7 +123,6 @@ def bulk_answers(url: str, project_ids: Sequence[int], per_task: int, seed: int)
             )
             workers = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
         accuracy = rng.uniform(0.55, 0.95, workers.size)
-        cut = datetime.now(UTC).isoformat()
         for pid in project_ids:
             with conn.cursor() as cur:
                 cur.execute("SELECT id FROM tasks WHERE project_id = %s ORDER BY id", (pid,))
@@ -138,21 +135,9 @@ def bulk_answers(url: str, project_ids: Sequence[int], per_task: int, seed: int)
             right = rng.random(t.size) < accuracy[w]
             wrong = (truth[t] + rng.integers(1, len(LABELS), t.size)) % len(LABELS)
             label = np.where(right, truth[t], wrong)
-            buf = io.StringIO()
-            for task, worker, lab in zip(
-                tasks[t].tolist(), workers[w].tolist(), label.tolist(), strict=True
-            ):
-                buf.write(f"{pid}\t{task}\t{worker}\tanswered\t{lab}\t{cut}\t{cut}\t{cut}\n")
-            buf.seek(0)
             with conn.cursor() as cur:
-                cur.copy_expert(
-                    "COPY assignments (project_id, task_id, worker_id, status, label,"
-                    " created_at, expires_at, answered_at) FROM STDIN",
-                    buf,
-                )
-                cur.execute(
-                    "UPDATE tasks SET answers = %s, taken = %s WHERE project_id = %s",
-                    (per_task, per_task, pid),
+                copy_answers(
+                    cur, pid, tasks[t].tolist(), workers[w].tolist(), label.tolist(), per_task
                 )
             conn.commit()
             total += t.size
