@@ -20,7 +20,6 @@ not raced by another run.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from crowd.em.active_pairs import ActivePairSelector
 from crowd.em.typed import Z90, TypedResult
 from crowd.store.db import Cursor, one
 from crowd.store.projects import Project
+from crowd.store.tasks import NewTask, insert_batch
 
 #: Prior standard deviation of an item no answered comparison has reached (the Bradley-Terry
 #: fit's score prior, variance 1: :class:`crowd.em.pairwise.CrowdBradleyTerry`).
@@ -40,9 +40,7 @@ def extend(cur: Cursor, run_id: int, project: Project, result: TypedResult) -> i
     if project.type != "pairwise" or project.active is None or result.items is None:
         return 0
     budget, batch = int(project.active["budget"]), int(project.active["batch"])
-    cur.execute(
-        "SELECT active_created FROM projects WHERE id = %s FOR UPDATE", (project.id,)
-    )
+    cur.execute("SELECT active_created FROM projects WHERE id = %s FOR UPDATE", (project.id,))
     created = int(one(cur)[0])
     cur.execute(
         "SELECT EXISTS (SELECT 1 FROM tasks WHERE project_id = %s AND active_run = %s)",
@@ -67,36 +65,23 @@ def extend(cur: Cursor, run_id: int, project: Project, result: TypedResult) -> i
     left, right = selector.select(scores, std, wanted, pending=pending)
     if left.size == 0:
         return 0
-    tasks = [
-        {
-            "left": {"id": str(names[i]), "data": data[i]},
-            "right": {"id": str(names[j]), "data": data[j]},
-        }
-        for i, j in zip(left.tolist(), right.tolist(), strict=True)
+    comparisons = [
+        NewTask(
+            f"active-{run_id}-{k}",
+            {
+                "left": {"id": str(names[i]), "data": data[i]},
+                "right": {"id": str(names[j]), "data": data[j]},
+            },
+            None,
+        )
+        for k, (i, j) in enumerate(zip(left.tolist(), right.tolist(), strict=True), start=1)
     ]
-    cur.execute(
-        """
-        INSERT INTO tasks (project_id, external_id, data, target, active_run)
-        SELECT %(project)s, 'active-' || %(run)s || '-' || u.k, u.data, %(target)s, %(run)s
-        FROM jsonb_array_elements(%(data)s::jsonb) WITH ORDINALITY AS u(data, k)
-        ON CONFLICT (project_id, external_id) DO NOTHING
-        """,
-        {"project": project.id, "run": run_id, "target": project.overlap,
-         "data": json.dumps(tasks)},
-    )  # fmt: skip
-    made = int(cur.rowcount)
+    made = insert_batch(cur, project.id, project.overlap, comparisons, active_run=run_id)
     cur.execute(
         "UPDATE projects SET active_created = active_created + %s WHERE id = %s",
         (made, project.id),
     )
     return made
-
-
-def created(cur: Cursor, project_id: int) -> int:
-    """Comparisons the service has created for the project so far."""
-    cur.execute("SELECT active_created FROM projects WHERE id = %s", (project_id,))
-    row = cur.fetchone()
-    return int(row[0]) if row else 0
 
 
 def _reliability(result: TypedResult) -> float:

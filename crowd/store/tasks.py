@@ -22,13 +22,22 @@ class NewTask:
     gold_set: list[int] | None = None  # multilabel gold
 
 
-def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewTask]) -> int:
+def insert_batch(
+    cur: Cursor,
+    project_id: int,
+    target: int,
+    batch: Sequence[NewTask],
+    *,
+    active_run: int | None = None,
+) -> int:
     """Insert the tasks not yet present; return how many were created.
 
     A task whose ``external_id`` already exists in the project is left as it is, so posting the
     same batch twice (a client retry) creates nothing the second time; the caller checks with
     :func:`differing` that those existing tasks are the ones it sent. Tasks get ``target``
     slots, gold tasks unlimited ones (any number of workers may answer a control task).
+    ``active_run``: the run whose active selection created them (crowd/store/active.py;
+    None: posted by the requester).
     """
     if not batch:
         return 0
@@ -39,12 +48,13 @@ def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewT
         """
         WITH created AS (
             INSERT INTO tasks (project_id, external_id, data, gold, target, gold_value,
-                               gold_set)
+                               gold_set, active_run)
             SELECT %(project)s, u.external_id, u.data, u.gold,
                    CASE WHEN u.gold IS NULL THEN %(target)s ELSE %(unlimited)s END,
                    u.gold_value,
                    CASE WHEN jsonb_typeof(u.gold_set) = 'array' THEN
-                       ARRAY(SELECT jsonb_array_elements_text(u.gold_set))::smallint[] END
+                       ARRAY(SELECT jsonb_array_elements_text(u.gold_set))::smallint[] END,
+                   %(active_run)s
             FROM ROWS FROM (unnest(%(ids)s::text[]), jsonb_array_elements(%(data)s::jsonb),
                             unnest(%(gold)s::smallint[]), unnest(%(values)s::float8[]),
                             jsonb_array_elements(%(sets)s::jsonb))
@@ -63,6 +73,7 @@ def insert_batch(cur: Cursor, project_id: int, target: int, batch: Sequence[NewT
             "gold": [t.gold for t in batch],
             "values": [t.gold_value for t in batch],
             "sets": json.dumps([t.gold_set for t in batch]),
+            "active_run": active_run,
         },
     )
     return int(one(cur)[0])
