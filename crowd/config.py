@@ -92,9 +92,9 @@ class Settings:
     #: Seconds after which a kept copy is read whole again from PostgreSQL.
     full_reload_seconds: int = 3600
     #: A worker polls a queue with jobs waiting first once it has taken this many jobs from
-    #: other queues meanwhile (workers/fair.py); 0: RQ's fixed priority order. With small
-    #: projects' runs of about half a second, a large project's run waits about 2 s for a turn
-    #: while small projects keep their queue busy.
+    #: other queues meanwhile (workers/fair.py); 0: RQ's fixed priority order. While small
+    #: projects keep their queue busy, a large project's run waits this many of a worker's
+    #: jobs for its turn (docs/SCALING.md, "Fair scheduling", has the measured waits).
     fair_skips: int = 4
 
     @classmethod

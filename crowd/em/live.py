@@ -539,9 +539,9 @@ def fit_run(
     if voters is not None:
         voter_estimates = estimates(voters, confusion[n_people:], priors, gold_of_task)
     stamp = getattr(model, "stamp_rate_", None)
+    stamp_people = None if stamp is None else np.asarray(stamp, dtype=np.float64)[:n_people]
     review_answers = stamp_n = stamp_looked = None
     if proposals is not None:
-        stamp_people = None if stamp is None else np.asarray(stamp, dtype=np.float64)[:n_people]
         looked = looked_probability(
             task_index,
             worker_index,
@@ -585,7 +585,7 @@ def fit_run(
         warm_start=init is not None,
         method=method,
         reason=reason,
-        stamp_rate=None if stamp is None else np.asarray(stamp, dtype=np.float64)[:n_people],
+        stamp_rate=stamp_people,
         voters=voter_estimates,
         review_answers=review_answers,
         stamp_n=stamp_n,

@@ -3,7 +3,7 @@
 A *kept copy* is a folder of column files (``id``, ``task``, ``worker``, ``label``,
 ``proposal``: raw little-endian int64, one value per answer) and ``meta.json``, under the
 worker's state directory (``CROWD_STATE_DIR``), in the database's folder
-(:func:`database_folder`: ``db-<cluster's system identifier>-<database oid>``), in a folder
+(:func:`database_folder`: ``db-<system identifier>-<timeline>-<database oid>``), in a folder
 named by the project's ``state_key``. It lives on disk, not in the job process, so it
 outlives RQ's fork per job and a worker restart; a second worker with a state directory of
 its own keeps a copy of its own. :func:`sweep` deletes the copies no run will read again.

@@ -46,8 +46,9 @@ def pg_array(values: np.ndarray) -> str:
     return "{" + ",".join(f"{v:.6g}" for v in flushed) + "}"
 
 
-def copy_nullable(values: np.ndarray | None, i: int) -> str:
-    """``values[i]`` for COPY text: ``\\N`` (NULL) when absent or NaN."""
+def copy_nullable(values: np.ndarray | None, i: int, *, integer: bool = False) -> str:
+    """``values[i]`` for COPY text, as an integer with ``integer``: ``\\N`` (NULL) when
+    absent or NaN."""
     if values is None or not np.isfinite(values[i]):
         return "\\N"
-    return repr(float(values[i]))
+    return str(int(values[i])) if integer else repr(float(values[i]))

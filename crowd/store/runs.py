@@ -249,7 +249,7 @@ def publish(
         f"{float(result.accuracy_n[i])!r}\t{float(result.accuracy_right[i])!r}\t"
         f"{pg_array(result.confusion[i])}\t{int(result.gold_answers[i])}\t"
         f"{int(result.gold_correct[i])}\t{copy_nullable(stamp, i)}\t"
-        f"{_nullable_int(reviews, i)}\t{copy_nullable(result.stamp_n, i)}\t"
+        f"{copy_nullable(reviews, i, integer=True)}\t{copy_nullable(result.stamp_n, i)}\t"
         f"{copy_nullable(result.stamp_looked, i)}\n"
         for i, w in enumerate(result.worker_ids.tolist())
     ]
@@ -374,11 +374,6 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
             "exclude": project.exclude_banned,
         },
     )
-
-
-def _nullable_int(values: np.ndarray | None, i: int) -> str:
-    """``values[i]`` as an integer for COPY text: ``\\N`` (NULL) when absent."""
-    return "\\N" if values is None else str(int(values[i]))
 
 
 def verdict(
