@@ -245,9 +245,14 @@ def held_out_correct(
     for c in range(k - 2, -1, -1):
         after += votes[c + 1]
         others[c] += after
+    # Per answer, in place where it can be (each new array is another 8 bytes an answer):
     mine = votes.ravel()[cell]  # the score of the answer's own label, with the answer in
-    mine *= np.exp(-lift)[worker_index]  # without the answer
-    right = mine / (others.ravel()[cell] + mine)
+    rest = np.exp(-lift)[worker_index]
+    mine *= rest  # without the answer
+    np.take(others.ravel(), cell, out=rest)
+    rest += mine
+    right = np.divide(mine, rest, out=mine)
+    del rest, cell
     if gold[0].size:
         gold_of_task = np.full(n_tasks, -1, dtype=np.int64)
         gold_of_task[gold[0]] = gold[1]
@@ -307,22 +312,27 @@ def _binned_loglik(
     the sum of offsets and of squared offsets), instead of one pass over the answers per grid
     point. Relative error about 1e-6 on ``(n, s)`` (benchmarks/RESULTS.md, issue 14)."""
     c = 1.0 / max(k - 1, 1)
-    at = np.rint(right * (R_BINS - 1)).astype(np.int64)
+    scaled = right * (R_BINS - 1)  # reused below for the squared offsets
+    at = np.rint(scaled, out=scaled).astype(np.int64)
     point = np.arange(R_BINS, dtype=np.float64) / (R_BINS - 1)
-    offset = right - point[at]
+    offset = point[at]
+    np.subtract(right, offset, out=offset)
     # f(r, q) = r q + (1 - r)(1 - q) / (K - 1); log f and its r-derivatives at each point.
     value = (1.0 - point)[:, None] * c + (point * (1.0 + c) - c)[:, None] * grid[None, :]
     value = np.maximum(value, 1e-300)
     first = ((1.0 + c) * grid[None, :] - c) / value
     terms = (np.log(value), first, -0.5 * first**2)
-    key = worker_index * R_BINS + at
+    key = np.multiply(worker_index, R_BINS, dtype=np.int64)
+    key += at
+    del at
     size = n_workers * R_BINS
     dense = size <= 2**22  # else a sparse (worker, point) matrix: many workers
     if not dense:
         pairs, key = np.unique(key, return_inverse=True)
         size = pairs.size
     loglik = np.zeros((n_workers, grid.size))
-    for weights, term in zip((None, offset, offset * offset), terms, strict=True):
+    squared = np.multiply(offset, offset, out=scaled)
+    for weights, term in zip((None, offset, squared), terms, strict=True):
         sums = np.bincount(key, weights=weights, minlength=size).astype(np.float64)
         if dense:
             loglik += sums.reshape(n_workers, R_BINS) @ term
