@@ -90,12 +90,21 @@ def test_every_table_is_per_project_or_named_with_its_reason(database: Database)
             " WHERE attrelid = 'projects'::regclass AND attname = 'id'"
         )
         (id_type,) = cur.fetchone()
+        cur.execute(
+            "SELECT conrelid::regclass::text FROM pg_constraint"
+            " WHERE contype = 'f' AND confrelid = 'projects'::regclass AND confdeltype = 'c'"
+            " AND conkey = ARRAY[(SELECT attnum FROM pg_attribute"
+            "                     WHERE attrelid = conrelid AND attname = 'project_id')]"
+        )
+        to_projects = {t for (t,) in cur.fetchall()}
     named = set(DISTRIBUTED_BY_OTHER) | set(NOT_DISTRIBUTED)
     assert named <= tables, f"named tables that no longer exist: {sorted(named - tables)}"
     lacking = sorted(tables - named - set(project_id))
     assert not lacking, f"tables with no project_id and no stated reason: {lacking}"
-    # Colocated tables are distributed by columns of one type; a row always has a project.
+    # Colocated tables are distributed by columns of one type; a row always has a project,
+    # and goes when its project goes.
     assert {t: v for t, v in project_id.items() if v != (True, id_type)} == {}
+    assert sorted(set(project_id) - to_projects) == []
     # The per-project tables are many; a catalog query that found none would pass vacuously.
     assert {"tasks", "assignments", "task_results", "webhook_deliveries"} <= set(project_id)
 
