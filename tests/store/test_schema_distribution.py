@@ -219,7 +219,8 @@ def test_0020_keeps_the_rows_and_uses_unique_indexes_built_beforehand(
 ) -> None:
     """Upgrading a database with projects in it keeps every row and id, and an index the
     operator built beforehand with CREATE INDEX CONCURRENTLY under the name the migration's
-    comment gives becomes the new key: the migration does not build it again under its lock."""
+    comment gives becomes the new key: the migration does not build it again under its lock.
+    One built on other columns is refused by name, and the database stays at 0019."""
     db = database_at_0019
     with db.transaction() as cur:
         owner, _ = accounts.create(cur, Role.REQUESTER, "req")
@@ -236,6 +237,13 @@ def test_0020_keeps_the_rows_and_uses_unique_indexes_built_beforehand(
     conn = psycopg2.connect(db.url)
     conn.autocommit = True
     with conn.cursor() as cur:
+        cur.execute("CREATE UNIQUE INDEX CONCURRENTLY tasks_pkey_0020 ON tasks (id)")
+    with pytest.raises(psycopg2.errors.RaiseException, match="tasks_pkey is PRIMARY KEY \\(id\\)"):
+        migrate.upgrade(db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT max(version) FROM schema_migrations")
+        assert cur.fetchone()[0] == 19
+        cur.execute("DROP INDEX tasks_pkey_0020")
         cur.execute("CREATE UNIQUE INDEX CONCURRENTLY tasks_pkey_0020 ON tasks (id, project_id)")
         cur.execute("SELECT 'tasks_pkey_0020'::regclass::oid")
         (built,) = cur.fetchone()

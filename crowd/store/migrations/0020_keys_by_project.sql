@@ -82,6 +82,32 @@ ALTER TABLE predictions
     ADD CONSTRAINT predictions_pkey PRIMARY KEY USING INDEX predictions_pkey_0020,
     ADD CONSTRAINT predictions_task_id_model_project_id_key
         UNIQUE USING INDEX predictions_once_0020;
+-- An index built beforehand on other columns than the ones above would have become a key as
+-- it is: refuse it, naming it.
+DO $$
+DECLARE
+    wrong text;
+BEGIN
+    SELECT string_agg(format('%s is %s, not %s', c.conname, pg_get_constraintdef(c.oid), w.def),
+                      '; ')
+    INTO wrong
+    FROM (VALUES ('tasks', 'tasks_pkey', 'PRIMARY KEY (id, project_id)'),
+                 ('assignments', 'assignments_pkey', 'PRIMARY KEY (id, project_id)'),
+                 ('assignments', 'assignments_task_id_worker_id_project_id_key',
+                  'UNIQUE (task_id, worker_id, project_id)'),
+                 ('task_results', 'task_results_pkey', 'PRIMARY KEY (task_id, project_id)'),
+                 ('predictions', 'predictions_pkey', 'PRIMARY KEY (id, project_id)'),
+                 ('predictions', 'predictions_task_id_model_project_id_key',
+                  'UNIQUE (task_id, model, project_id)')) AS w (tab, name, def)
+    JOIN pg_constraint c ON c.conrelid = w.tab::regclass AND c.conname = w.name
+    WHERE pg_get_constraintdef(c.oid) <> w.def;
+    IF wrong IS NOT NULL THEN
+        RAISE EXCEPTION 'an index built beforehand for migration 0020 has other columns: %', wrong
+            USING HINT = 'Drop it and build it as the comment of 0020_keys_by_project.sql says.';
+    END IF;
+END
+$$;
+
 -- Tables of a row or a few per event: built here.
 ALTER TABLE aggregation_runs
     DROP CONSTRAINT aggregation_runs_pkey, ADD PRIMARY KEY (id, project_id);
