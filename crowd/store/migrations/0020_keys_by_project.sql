@@ -28,19 +28,22 @@
 -- so a running service cannot deadlock with it) and holds them until it commits: fetches,
 -- answers and runs wait meanwhile. Its time is building the new unique indexes (one pass
 -- over each table and a sort) and checking the new foreign keys (a join of each child table
--- with its parent). assignments dominates: on a database of one project with 10M answers on
--- 2M tasks (the 2-core machine of docs/SCALING.md, loaded by other jobs) the migration took
--- 83 s, of which about 60 s on assignments, and the indexes grow by 8 bytes a row (the new
--- keys of assignments: about 160 MB more at 10M answers). To keep the locked time short on such
--- a database, build the unique indexes beforehand, without blocking writes, under the names
--- below (this migration then uses them instead of building its own; a CONCURRENTLY build
--- that failed leaves an invalid index: drop it and build it again):
+-- with its parent); assignments is most of both. Measured by benchmarks/migration_0020.py
+-- (benchmarks/RESULTS.md) on one project of 10M answers on 2M tasks, on the 2-core machine of
+-- docs/SCALING.md shared with other jobs: the tables were locked 38 s. The new keys are 8 bytes
+-- a row wider: assignments' two unique indexes went from 214 and 301 MiB to 300 and 387 MiB
+-- (+172 MiB at 10M answers; tasks' and task_results' keys +8 bytes a task). To keep the
+-- locked time short on such a database, build the unique indexes beforehand, without
+-- blocking writes, under the names below (this migration then uses them instead of building
+-- its own, and refuses one built on other columns; a CONCURRENTLY build that failed leaves an
+-- invalid index: drop it and build it again):
 --   CREATE UNIQUE INDEX CONCURRENTLY tasks_pkey_0020 ON tasks (id, project_id);
 --   CREATE UNIQUE INDEX CONCURRENTLY assignments_pkey_0020 ON assignments (id, project_id);
 --   CREATE UNIQUE INDEX CONCURRENTLY assignments_once_0020
 --       ON assignments (task_id, worker_id, project_id);
 --   CREATE UNIQUE INDEX CONCURRENTLY task_results_pkey_0020 ON task_results (task_id, project_id);
--- What is left under the lock is then the foreign key checks.
+-- What is left under the lock is then mostly the foreign key checks: 19 s instead of 38 s on
+-- the database above (the four builds took 43 s, while writes could go on).
 
 LOCK TABLE tasks, assignments, task_results, predictions, aggregation_runs, model_versions,
     webhooks, webhook_deliveries IN ACCESS EXCLUSIVE MODE;
