@@ -15,6 +15,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+import psycopg2.errors
 import pytest
 import requests
 from flask import Flask
@@ -35,8 +37,10 @@ from redis import Redis
 from werkzeug.serving import make_server
 
 from crowd.api import create_app
+from crowd.background import scheduling
 from crowd.config import Settings
 from crowd.embedded import EmbeddedServers, NoRedis
+from crowd.errors import Unavailable
 from crowd.store import accounts, migrate
 from crowd.store.accounts import Role
 from crowd.store.db import Database
@@ -138,14 +142,28 @@ def database(settings: Settings) -> Iterator[Database]:
 
 @pytest.fixture()
 def clean(database: Database, settings: Settings) -> None:
-    """Empty every table and the Redis database, so each test starts from nothing."""
-    with database.transaction() as cur:
-        cur.execute(
-            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
-            " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
-        )
-        (tables,) = cur.fetchone()
-        cur.execute(f"TRUNCATE {tables} CASCADE")
+    """Empty every table and the Redis database, so each test starts from nothing.
+
+    TRUNCATE locks the tables one by one; a process a previous test left winding down (a
+    server or worker finishing its last read) can hold one of them and ask for another, and
+    PostgreSQL then breaks the deadlock by failing one side. If that side is ours, try again:
+    the other has finished by then. The likeliest such reader, this process's own stale-marks
+    thread (the session app marks a project 50 ms after its last answer), is flushed first."""
+    scheduling.flush_all()
+    for attempt in range(5):
+        try:
+            with database.transaction() as cur:
+                cur.execute(
+                    "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
+                    " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+                )
+                (tables,) = cur.fetchone()
+                cur.execute(f"TRUNCATE {tables} CASCADE")
+            break
+        except Unavailable as exc:
+            if attempt == 4 or not isinstance(exc.__cause__, psycopg2.errors.DeadlockDetected):
+                raise
+            time.sleep(0.2 * (attempt + 1))
     assert settings.redis_url
     Redis.from_url(settings.redis_url).flushdb()
 

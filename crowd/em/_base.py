@@ -269,55 +269,15 @@ class Aggregator(Estimator):
         raise NotImplementedError
 
     def fit_predict(
-        self,
-        tasks: ArrayLike,
-        workers: ArrayLike,
-        labels: ArrayLike,
-        *,
-        n_tasks: int | None = None,
-        n_workers: int | None = None,
-        n_classes: int | None = None,
-        gold: Gold | None = None,
-        init: Any = None,
-        proposals: ArrayLike | None = None,
+        self, tasks: ArrayLike, workers: ArrayLike, labels: ArrayLike, **fit_params: Any
     ) -> IntArray:
-        """Fit, then return ``labels_``: shape ``(n_tasks,)``, class indices."""
-        self.fit(
-            tasks,
-            workers,
-            labels,
-            n_tasks=n_tasks,
-            n_workers=n_workers,
-            n_classes=n_classes,
-            gold=gold,
-            init=init,
-            proposals=proposals,
-        )
-        return self.labels_
+        """Fit (keywords as :meth:`fit`), then return ``labels_``: shape ``(n_tasks,)``, class
+        indices."""
+        return self.fit(tasks, workers, labels, **fit_params).labels_
 
     def fit_predict_proba(
-        self,
-        tasks: ArrayLike,
-        workers: ArrayLike,
-        labels: ArrayLike,
-        *,
-        n_tasks: int | None = None,
-        n_workers: int | None = None,
-        n_classes: int | None = None,
-        gold: Gold | None = None,
-        init: Any = None,
-        proposals: ArrayLike | None = None,
+        self, tasks: ArrayLike, workers: ArrayLike, labels: ArrayLike, **fit_params: Any
     ) -> FloatArray:
-        """Fit, then return ``posteriors_``: shape ``(n_tasks, n_classes)``, rows sum to 1."""
-        self.fit(
-            tasks,
-            workers,
-            labels,
-            n_tasks=n_tasks,
-            n_workers=n_workers,
-            n_classes=n_classes,
-            gold=gold,
-            init=init,
-            proposals=proposals,
-        )
-        return self.posteriors_
+        """Fit (keywords as :meth:`fit`), then return ``posteriors_``: shape
+        ``(n_tasks, n_classes)``, rows sum to 1."""
+        return self.fit(tasks, workers, labels, **fit_params).posteriors_

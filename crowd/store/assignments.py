@@ -4,8 +4,10 @@ Invariants, enforced here and by the schema:
 
 * ``tasks.taken`` counts a task's answers plus its live reservations and never exceeds
   ``tasks.target``, so no task gets more than ``target`` distinct workers.
-* ``UNIQUE (task_id, worker_id)``: a worker sees a task at most once (answered, skipped, held
-  or expired), so no worker answers a task twice.
+* ``UNIQUE (task_id, worker_id, project_id)``: a worker sees a task at most once (answered,
+  skipped, held or expired), so no worker answers a task twice. A task belongs to one project
+  (the foreign key to ``tasks (project_id, id)``), so ``project_id`` narrows nothing; it is in
+  the key so the table can be distributed by project (migration 0020).
 * An answer is a state change of its assignment row, inside one transaction with the task's
   counter: an acknowledged answer is stored exactly once, and a retry finds it already there.
   The row records the answering transaction (``answered_xid``), which incremental runs read
@@ -115,7 +117,7 @@ _RESERVE = """
             SELECT $1::bigint, pick.id, $2::bigint, 'reserved',
                    now() + make_interval(secs => $3::double precision), pick.proposal
             FROM pick
-            ON CONFLICT (task_id, worker_id) DO NOTHING
+            ON CONFLICT (task_id, worker_id, project_id) DO NOTHING
             RETURNING id, task_id, expires_at, proposal
         ), bump AS (
             UPDATE tasks t SET taken = t.taken + 1 FROM ins WHERE t.id = ins.task_id

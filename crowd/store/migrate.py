@@ -33,8 +33,9 @@ def available() -> list[Migration]:
     return found
 
 
-def upgrade(db: Database) -> list[str]:
+def upgrade(db: Database, until: int | None = None) -> list[str]:
     """Apply the migrations the database lacks, each in its own transaction; return their names.
+    With ``until``, only those numbered up to it (a database as an older release left it).
 
     Uses one dedicated connection holding an advisory lock, so two processes starting at once
     (say `crowd serve` and `crowd worker`) apply each migration exactly once.
@@ -54,7 +55,7 @@ def upgrade(db: Database) -> list[str]:
             cur.execute("SELECT version FROM schema_migrations")
             done = {row[0] for row in cur.fetchall()}
             for migration in available():
-                if migration.version in done:
+                if migration.version in done or (until is not None and migration.version > until):
                     continue
                 cur.execute(migration.sql)
                 cur.execute(

@@ -97,7 +97,7 @@ def insert(
     rows = execute_values(
         cur,
         "INSERT INTO predictions (project_id, task_id, model, label, confidence, probabilities)"
-        " VALUES %s ON CONFLICT (task_id, model) DO NOTHING RETURNING task_id, model",
+        " VALUES %s ON CONFLICT (task_id, model, project_id) DO NOTHING RETURNING task_id, model",
         [
             (
                 project_id,
@@ -150,7 +150,7 @@ def write_builtin(cur: Cursor, project_id: int, version_id: int, table: str) -> 
         "INSERT INTO predictions (project_id, task_id, model, label, confidence)"
         " SELECT %s, n.task_id, %s, n.label, least(greatest(n.confidence, 0), 1)"
         f" FROM {table} n WHERE n.label IS NOT NULL"
-        " ON CONFLICT (task_id, model) DO NOTHING",
+        " ON CONFLICT (task_id, model, project_id) DO NOTHING",
         (project_id, name),
     )
 

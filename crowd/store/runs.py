@@ -222,7 +222,7 @@ def publish(
                                        answers, posteriors)
         SELECT n.task_id, %s, %s, n.label, n.confidence, n.decision, n.answers, n.posteriors
         FROM new_results n
-        ON CONFLICT (task_id) DO UPDATE SET
+        ON CONFLICT (task_id, project_id) DO UPDATE SET
             run_id = excluded.run_id, label = excluded.label, confidence = excluded.confidence,
             decision = excluded.decision,
             answers = excluded.answers, posteriors = excluded.posteriors

@@ -180,7 +180,7 @@ def publish(
         SELECT n.task_id, {int(project.id)}, {int(run_id)}, n.label, n.confidence,
                n.decision, n.answers, n.posteriors, n.value, n.low, n.high, n.label_set
         FROM new_typed n
-        ON CONFLICT (task_id) DO UPDATE SET
+        ON CONFLICT (task_id, project_id) DO UPDATE SET
             run_id = excluded.run_id, label = excluded.label,
             confidence = excluded.confidence, decision = excluded.decision,
             answers = excluded.answers, posteriors = excluded.posteriors,
