@@ -11,11 +11,15 @@ from 1,000, worker ids from 50, answer ids in arrival order); a cold run's fit (
 run of benchmarks/freshness.py) gives the warm start; then ``--new`` answers arrive on random
 tasks (as 2 s of freshness.py's 30 answers/s) and the job's fit
 (``crowd.background.aggregation.fit``, warm-started from the cold run) is timed ``--repeats``
-times, median reported. Each step of the fit is timed by wrapping the functions it calls (the
-wrappers add microseconds): id encoding, the warm start, the incidence matrix, E-steps and
-M-steps, the majority-vote check, ``held_out_correct`` (and inside it ``effective_answers``),
-recent gold, dynamic overlap's second fit, and the in-memory part of publishing
-(``changed_rows`` against the cold run's results). ``--profile`` adds cProfile's top functions.
+times, median reported, in wall-clock and in CPU seconds of this process (on a shared machine
+the wall clock also counts other processes' turns; set ``OPENBLAS_NUM_THREADS=1`` so that CPU
+seconds are one core's). Each step of the fit is timed in CPU seconds by wrapping the functions
+it calls (the wrappers add microseconds): id encoding, the warm start, ``choose_method``, the
+answer checks and incidence matrix, E-steps and M-steps, the majority-vote check,
+``held_out_correct`` (and inside it ``effective_answers``), recent gold, dynamic overlap's
+typical posteriors; "rest" is the fit's time outside them. Also the in-memory part of
+publishing (``changed_rows`` against the cold run's results). ``--profile`` adds cProfile's
+top functions.
 
 ``--check FILE`` saves the warm fit's results (labels, confidences, decisions, worker
 estimates) at each size; ``--compare FILE`` loads such a file and prints the largest
