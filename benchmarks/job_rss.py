@@ -18,7 +18,9 @@ this one's.
 
 Load / fit / publish are read back from ``aggregation_runs`` as the job recorded them
 (publish = ``finished_at - started_at`` minus the other two), plus the job's wall time in
-the child. The database's project and kept copy are left as a run leaves them.
+the child. The database's project and kept copy are left as a run leaves them. ``--cold``
+makes each run a cold fit (what follows a doubling of the answers, every iteration from the
+majority vote) and, with ``--state-dir`` an empty folder, a full read: the heaviest run.
 """
 
 from __future__ import annotations
@@ -97,10 +99,19 @@ def add_answers(url: str, project_id: int, n: int, seed: int) -> int:
     return added
 
 
-def new_run(url: str, project_id: int) -> int:
+def new_run(url: str, project_id: int, cold: bool) -> int:
+    """A queued run row; with ``cold``, the last run first claims a cold fit behind it on
+    1 answer, so the job's REFIT_GROWTH rule fits this one cold (as after the answers
+    doubled)."""
     conn = psycopg2.connect(url)
     try:
         with conn, conn.cursor() as cur:
+            if cold:
+                cur.execute(
+                    "UPDATE aggregation_runs SET cold_answers = 1"
+                    " WHERE id = (SELECT last_run_id FROM projects WHERE id = %s)",
+                    (project_id,),
+                )
             cur.execute(
                 "INSERT INTO aggregation_runs (project_id, status, trigger, method)"
                 " SELECT id, 'queued', 'api', method FROM projects WHERE id = %s RETURNING id",
@@ -140,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new", type=int, default=60, help="answers added before each run")
     p.add_argument("--code", default=".", help="the checkout whose crowd the job runs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cold", action="store_true",
+        help="fit cold (the previous run's cold_answers set to 1): the heaviest run",
+    )  # fmt: skip
     args = p.parse_args(argv)
 
     code = str(Path(args.code).resolve())
@@ -157,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for i in range(args.runs):
         added = add_answers(args.database, args.project, args.new, args.seed + i)
-        run_id = new_run(args.database, args.project)
+        run_id = new_run(args.database, args.project, args.cold)
         t = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-c", CHILD, str(run_id)],
