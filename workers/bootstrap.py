@@ -136,6 +136,17 @@ class CrowdWorker(Worker):
             self.running_in_process = False
         self.set_state(WorkerStatus.IDLE)
 
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Kill the work-horse; with none (no job, or a job running in this process) do
+        nothing. RQ's own would signal ``getpgid(0)``, this worker's process group, when
+        RQ's stop-job or kill-horse command comes during an in-process run: such a run
+        cannot be stopped short of stopping the worker (``crowd worker`` gets SIGTERM)."""
+        if not self.horse_pid:
+            log.warning("worker: no work-horse to stop (a run in this process goes on)")
+            self._stopped_job_id = None
+            return
+        super().kill_horse(sig)
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """A job run in this process has no work-horse monitor renewing heartbeats: cover
         its whole timeout (as ``SimpleWorker`` does), so RQ never takes it for abandoned."""

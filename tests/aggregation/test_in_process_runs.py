@@ -6,8 +6,11 @@ retried: tests/service/test_aggregation_faults.py, whose projects are small.)"""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import psycopg2
 from redis import Redis
@@ -40,6 +43,39 @@ def test_small_runs_go_in_the_workers_process_and_other_jobs_in_a_work_horse(
     assert _pid_of_job(redis, LARGE_RUN_QUEUE, settings) != os.getpid()
     forking = replace(settings, fork_small_runs=True)  # CROWD_FORK_SMALL_RUNS=1
     assert _pid_of_job(redis, RUN_QUEUE, forking) != os.getpid()
+
+
+def test_a_stop_command_during_an_in_process_run_leaves_the_worker_alive(
+    settings: Settings, clean: None
+) -> None:
+    """RQ's stop-job command kills the work-horse; with the run in the worker's own process
+    there is none, and RQ's kill would signal the worker's own process group. In a process
+    of its own session (so a regression kills nothing else): the worker stays alive."""
+    assert settings.redis_url and settings.database_url
+    script = (
+        "import signal, sys\n"
+        "from crowd.config import Settings\n"
+        "from workers.bootstrap import make_worker\n"
+        "worker = make_worker(Settings.from_env())\n"
+        "worker._stopped_job_id = 'crowd-run-1'\n"
+        "worker.kill_horse()\n"
+        "print('alive', worker._stopped_job_id)\n"
+    )
+    env = {
+        **os.environ,
+        "CROWD_DATABASE_URL": settings.database_url,
+        "CROWD_REDIS_URL": settings.redis_url,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "alive None", done
 
 
 def _lock_holders(database: Database, project_id: int) -> list[int]:
