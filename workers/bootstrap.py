@@ -110,8 +110,6 @@ class CrowdWorker(Worker):
         self.fair = FairOrder(self.queue_names(), fair_skips) if fair_skips > 0 else None
         #: Queues whose jobs run in this process, without a work-horse (see execute_job).
         self.in_process = frozenset(in_process)
-        #: A job runs in this process now (its heartbeats are then SimpleWorker's).
-        self.running_in_process = False
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run a job of a queue in :attr:`in_process` here, as RQ's ``SimpleWorker`` does;
@@ -124,16 +122,19 @@ class CrowdWorker(Worker):
         run's lock with its session, and the workers' reap retries the run as it does when a
         work-horse is killed; a run that fails or times out (RQ's SIGALRM) is recorded failed
         by the job itself, and the worker goes on; a warm shutdown waits for the run.
+
+        No work-horse monitor renews RQ's heartbeats meanwhile: they last RQ's 90 s (its
+        monitoring interval + 60), far beyond a small run, and kept short on purpose: a
+        worker that dies before its run is marked running shows as gone within them, so the
+        reap's :func:`crowd.background.scheduling.job_lost` retries the queued run. A run
+        that outlasts them only shows in RQ's registries as abandoned; crowd judges running
+        runs by their lock, never by RQ's registries.
         """
         if queue.name not in self.in_process:
             super().execute_job(job, queue)
             return
-        self.running_in_process = True
-        try:
-            execution = self.prepare_execution(job)
-            self.perform_job(job, queue, execution)
-        finally:
-            self.running_in_process = False
+        execution = self.prepare_execution(job)
+        self.perform_job(job, queue, execution)
         self.set_state(WorkerStatus.IDLE)
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -146,14 +147,6 @@ class CrowdWorker(Worker):
             self._stopped_job_id = None
             return
         super().kill_horse(sig)
-
-    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        """A job run in this process has no work-horse monitor renewing heartbeats: cover
-        its whole timeout (as ``SimpleWorker`` does), so RQ never takes it for abandoned."""
-        if self.running_in_process:
-            timeout = job.timeout if job.timeout and job.timeout > 0 else self.worker_ttl
-            return int(timeout) + 60
-        return super().get_heartbeat_ttl(job, working_time)
 
     def reorder_queues(self, reference_queue: Queue) -> None:
         """After a job was taken from ``reference_queue``: poll next in :attr:`fair`'s order,
