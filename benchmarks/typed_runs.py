@@ -18,8 +18,10 @@ with ``--tasks`` x ``--answers-per-task`` answers COPYed straight into PostgreSQ
 * multilabel (``--labels`` labels, a worker misses a true label or ticks a false one with
   probability 1 - accuracy), numeric (scale 0-100, noise sd 40 (1 - accuracy)), pairwise
   (``--items`` items with normal scores, pairs drawn at random, the better item reported
-  with probability accuracy): crowd.store.typed.load, crowd.em.typed.fit_typed,
-  crowd.store.typed.publish (crowd.background.aggregation._typed_run's steps).
+  with probability accuracy): crowd.store.typed.load,
+  crowd.background.aggregation.fit_typed_run (pairwise warm-started from the previous run
+  as live runs are), crowd.store.typed.publish (crowd.background.aggregation._typed_run's
+  steps).
 
 Each run is recorded and published for real; the webhook step is left out (no webhook is
 registered, so it writes nothing). The first run publishes every result; later runs only
@@ -47,7 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks._service import bench_database
 from crowd.background import aggregation
 from crowd.em.live import changed_rows
-from crowd.em.typed import changed_typed, fit_typed
+from crowd.em.typed import changed_typed
 from crowd.store import migrate, projects, runs, snapshot, typed
 from crowd.store.db import Database
 
@@ -203,21 +205,15 @@ def one_run(db: Database, project_id: int) -> dict[str, float]:
             )
     else:
         with db.transaction() as cur:
-            answers, total, published = typed.load(cur, project)
+            answers, total, published, previous = typed.load(cur, project)
         t1 = time.perf_counter()
-        fitted = fit_typed(
-            project.type,
-            answers,
-            n_labels=len(project.labels),
-            scale=project.scale,
-            gold_window=project.gold_window,
-        )
+        fitted, cold = aggregation.fit_typed_run(project, answers, previous)
         t2 = time.perf_counter()
         rows = np.flatnonzero(
             changed_typed(fitted, published, value_tol=typed.value_tolerance(project))
         )
         with db.transaction() as cur:
-            typed.publish(cur, run.id, project, fitted, total, rows)
+            typed.publish(cur, run.id, project, fitted, total, rows, cold)
     t3 = time.perf_counter()
     cpu = time.process_time() - c0
     return {"load": t1 - t0, "fit": t2 - t1, "publish": t3 - t2, "total": t3 - t0, "cpu": cpu}

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from crowd.background import scheduling, training, webhooks
 from crowd.background.connections import services, settings
 from crowd.em.live import RunResult, changed_rows, fit_run
-from crowd.em.typed import changed_typed, fit_typed
+from crowd.em.typed import Answers, TypedResult, changed_typed, fit_typed
 from crowd.store import active, answer_state, projects, review, runs, snapshot, typed
 from crowd.store.db import Cursor, Database
 from crowd.store.projects import Project
@@ -45,13 +45,19 @@ REFIT_GROWTH = 2.0
 COLD_FIT_ANSWERS = 100_000
 
 
+def outgrown(n_answers: int, cold_answers: int) -> bool:
+    """Whether a run on ``n_answers`` should fit cold rather than warm-start from a previous
+    run whose newest cold fit saw ``cold_answers`` (see :data:`REFIT_GROWTH`)."""
+    return n_answers > REFIT_GROWTH * cold_answers
+
+
 def _warm_start(snap: snapshot.Snapshot) -> dict[str, Any]:
     """The previous run's estimates as ``fit_run`` arguments (with ``cold_check`` for a
     project of at most ``COLD_FIT_ANSWERS``), or none (a cold start)."""
     if snap.warm_priors is None:
         return {}
     small = snap.n_answers <= COLD_FIT_ANSWERS
-    if not small and snap.n_answers > REFIT_GROWTH * snap.warm_cold_answers:
+    if not small and outgrown(snap.n_answers, snap.warm_cold_answers):
         return {}
     return {
         "warm_workers": snap.warm_workers,
@@ -164,26 +170,41 @@ def _in_one_transaction(
     raise AssertionError("unreachable")
 
 
-def _typed_run(db: Database, run_id: int, project: Project) -> None:
-    """A typed project's run (docs/TYPES.md): read, fit with no transaction open, publish
-    with the run's webhook events in one transaction (:func:`_in_one_transaction`); an active
-    pairwise project's next comparisons are created in that transaction too
-    (:mod:`crowd.store.active`)."""
-    with db.transaction() as cur:
-        answers, total, published = typed.load(cur, project)
+def fit_typed_run(
+    project: Project, answers: Answers, previous: typed.Previous
+) -> tuple[TypedResult, int]:
+    """Fit a typed run's answers, warm-started from the previous run where the type takes
+    one (pairwise) and the answers have not outgrown its newest cold fit (:func:`outgrown`,
+    as for categorical runs); also the answers of the newest cold fit behind the result."""
+    n_answers = int(answers.answer_ids.size)
+    warm = previous.pairwise
+    if warm is not None and outgrown(n_answers, previous.cold_answers):
+        warm = None
     result = fit_typed(
         project.type,
         answers,
         n_labels=len(project.labels),
         scale=project.scale,
         gold_window=project.gold_window,
+        warm=warm,
     )
+    return result, previous.cold_answers if result.warm_start else n_answers
+
+
+def _typed_run(db: Database, run_id: int, project: Project) -> None:
+    """A typed project's run (docs/TYPES.md): read, fit with no transaction open
+    (:func:`fit_typed_run`), publish with the run's webhook events in one transaction
+    (:func:`_in_one_transaction`); an active pairwise project's next comparisons are created
+    in that transaction too (:mod:`crowd.store.active`)."""
+    with db.transaction() as cur:
+        answers, total, published, previous = typed.load(cur, project)
+    result, cold_answers = fit_typed_run(project, answers, previous)
     rows = np.flatnonzero(
         changed_typed(result, published, value_tol=typed.value_tolerance(project))
     )
 
     def write(cur: Cursor) -> list[int]:
-        changed = typed.publish(cur, run_id, project, result, total, rows)
+        changed = typed.publish(cur, run_id, project, result, total, rows, cold_answers)
         deliveries = webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
         active.extend(cur, run_id, project, result)  # the next comparisons, when active
         return deliveries

@@ -22,7 +22,7 @@ from crowd.em.majority_vote import MajorityVote
 from crowd.em.multilabel import MultilabelDawidSkene
 from crowd.em.numeric import NumericEM
 from crowd.em.one_coin import OneCoinDawidSkene
-from crowd.em.pairwise import CrowdBradleyTerry
+from crowd.em.pairwise import CrowdBradleyTerry, PairwiseParams
 
 METHODS: dict[str, type[Aggregator]] = {**LABEL_FREE, "auto": AutoAggregator}
 
@@ -45,6 +45,7 @@ __all__ = [
     "MultilabelDawidSkene",
     "NumericEM",
     "OneCoinDawidSkene",
+    "PairwiseParams",
     "class_order",
     "encode",
 ]
