@@ -191,25 +191,45 @@ def fit_typed_run(
     return result, previous.cold_answers if result.warm_start else n_answers
 
 
-def _typed_run(db: Database, run_id: int, project: Project) -> None:
-    """A typed project's run (docs/TYPES.md): read, fit with no transaction open
-    (:func:`fit_typed_run`), publish with the run's webhook events in one transaction
-    (:func:`_in_one_transaction`); an active pairwise project's next comparisons are created
-    in that transaction too (:mod:`crowd.store.active`)."""
-    with db.transaction() as cur:
-        answers, total, published, previous = typed.load(cur, project)
-    result, cold_answers = fit_typed_run(project, answers, previous)
+def publish_typed(
+    db: Database,
+    run_id: int,
+    project: Project,
+    result: TypedResult,
+    published: dict[str, np.ndarray],
+    answers_total: int,
+    cold_answers: int,
+    phases: tuple[float, float] = (float("nan"), float("nan")),
+) -> None:
+    """A typed run's publish step, public for benchmarks/freshness.py's timing as
+    :func:`publish` is: the rows that moved from ``published``
+    (:func:`crowd.em.typed.changed_typed`), written with the run's webhook events, its load
+    and fit seconds (``phases``) and an active pairwise project's next comparisons
+    (:mod:`crowd.store.active`) in one transaction (:func:`_in_one_transaction`)."""
     rows = np.flatnonzero(
         changed_typed(result, published, value_tol=typed.value_tolerance(project))
     )
 
     def write(cur: Cursor) -> list[int]:
-        changed = typed.publish(cur, run_id, project, result, total, rows, cold_answers)
+        changed = typed.publish(cur, run_id, project, result, answers_total, rows, cold_answers)
+        runs.record_load(cur, run_id, "full", *phases)
         deliveries = webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
         active.extend(cur, run_id, project, result)  # the next comparisons, when active
         return deliveries
 
     webhooks.enqueue(services()[1], _in_one_transaction(db, run_id, write))
+
+
+def _typed_run(db: Database, run_id: int, project: Project) -> None:
+    """A typed project's run (docs/TYPES.md): read in one transaction, fit with no
+    transaction open (:func:`fit_typed_run`), publish (:func:`publish_typed`)."""
+    began = time.perf_counter()
+    with db.transaction() as cur:
+        answers, total, published, previous = typed.load(cur, project)
+    loaded = time.perf_counter()
+    result, cold_answers = fit_typed_run(project, answers, previous)
+    phases = (loaded - began, time.perf_counter() - loaded)
+    publish_typed(db, run_id, project, result, published, total, cold_answers, phases)
 
 
 def aggregate(run_id: int) -> None:
