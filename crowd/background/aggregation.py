@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from crowd.background import scheduling, training, webhooks
 from crowd.background.connections import services, settings
 from crowd.em.live import RunResult, changed_rows, fit_run
-from crowd.em.typed import Answers, TypedResult, changed_typed, fit_typed
+from crowd.em.typed import Answers, TypedResult, Warm, changed_typed, fit_typed
 from crowd.store import active, answer_state, projects, review, runs, snapshot, typed
 from crowd.store.db import Cursor, Database
 from crowd.store.projects import Project
@@ -174,21 +174,36 @@ def fit_typed_run(
     project: Project, answers: Answers, previous: typed.Previous
 ) -> tuple[TypedResult, int]:
     """Fit a typed run's answers, warm-started from the previous run where the type takes
-    one (pairwise) and the answers have not outgrown its newest cold fit (:func:`outgrown`,
-    as for categorical runs); also the answers of the newest cold fit behind the result."""
+    one (pairwise, multilabel), by the categorical runs' rules: not once the answers have
+    outgrown the newest cold fit (:func:`outgrown`), and for a project of at most
+    :data:`COLD_FIT_ANSWERS` answers also cold, keeping the warm fit only when its objective
+    is the higher (a warm start from a fit on far fewer answers can stop in a worse place).
+    Also returns the answers of the newest cold fit behind the result."""
     n_answers = int(answers.answer_ids.size)
-    warm = previous.pairwise
-    if warm is not None and outgrown(n_answers, previous.cold_answers):
+    small = n_answers <= COLD_FIT_ANSWERS
+    warm = previous.warm
+    if warm is not None and not small and outgrown(n_answers, previous.cold_answers):
         warm = None
-    result = fit_typed(
-        project.type,
-        answers,
-        n_labels=len(project.labels),
-        scale=project.scale,
-        gold_window=project.gold_window,
-        warm=warm,
-    )
-    return result, previous.cold_answers if result.warm_start else n_answers
+
+    def fit(start: Warm | None) -> TypedResult:
+        return fit_typed(
+            project.type,
+            answers,
+            n_labels=len(project.labels),
+            scale=project.scale,
+            gold_window=project.gold_window,
+            warm=start,
+        )
+
+    result = fit(warm)
+    if not result.warm_start:
+        return result, n_answers
+    if small:
+        cold = fit(None)
+        if not (cold.objective is None or (result.objective or -np.inf) > cold.objective):
+            result = cold
+        return result, n_answers
+    return result, previous.cold_answers
 
 
 def publish_typed(

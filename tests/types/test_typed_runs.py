@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from flask.testing import FlaskClient
 
 from crowd.config import Settings
@@ -354,11 +355,14 @@ def test_a_pairwise_run_warm_starts_from_the_previous_one_and_publishes_the_cold
     make_worker: Callable[..., str],
     settings: Settings,
     database: Database,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The second run starts L-BFGS from the first run's published scores, bias and
     reliabilities (recorded as ``warm_start``), and publishes what a cold fit of the same
     answers gives, within the optimiser's tolerance (tests/em/test_pairwise.py's
-    WARM_TOL_SD posterior sds)."""
+    WARM_TOL_SD posterior sds). COLD_FIT_ANSWERS is lowered so that this small project's
+    run fits warm only, as a large project's does."""
+    monkeypatch.setattr("crowd.background.aggregation.COLD_FIT_ANSWERS", 0)
     p = project(client, requester, type="pairwise", overlap=2, gold_rate=0)
     pid = p["id"]
     rng = np.random.default_rng(7)
@@ -412,3 +416,66 @@ def test_a_pairwise_run_warm_starts_from_the_previous_one_and_publishes_the_cold
     order = sorted(published, key=lambda name: published[name]["rank"])
     rises = np.diff([cold_score[name] for name in order])
     assert rises.max() <= 2 * WARM_TOL_SD * sd.max() + 1e-6
+
+
+def test_a_small_multilabel_project_publishes_the_better_of_warm_and_cold_then_warm_only(
+    client: FlaskClient,
+    requester: str,
+    make_worker: Callable[..., str],
+    settings: Settings,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Below COLD_FIT_ANSWERS a multilabel run fits warm (EM from the previous run's worker
+    coins and label priors) and cold, and publishes the fit with the higher objective, so it
+    is never worse than a cold fit of its answers (a warm start from a fit on far fewer
+    answers can stop worse: EM on a few hundred answers is far from its fixed point when its
+    stopping rule fires). Above it, a run fits warm only (``warm_start``)."""
+    labels = ["cat", "dog", "bird"]
+    p = project(client, requester, type="multilabel", labels=labels, overlap=3, gold_rate=0)
+    pid = p["id"]
+    rng = np.random.default_rng(3)
+    truth = {f"t{k}": [x for x in labels if rng.random() < 0.4] for k in range(70)}
+    tasks = [{"external_id": name} for name in truth]
+
+    def tagger(slip: float) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def choose(task: dict[str, Any]) -> dict[str, Any]:
+            right = set(truth[task["external_id"]])
+            return {"labels": [x for x in labels if (x in right) != (rng.random() < slip)]}
+
+        return choose
+
+    w0, w1, w2, w3 = (make_worker(requester, f"w{i}") for i in range(4))
+    assert post(client, requester, pid, tasks[:40]).status_code == 201
+    for worker, slip in ((w0, 0.05), (w1, 0.2), (w2, 0.3)):
+        answer_all(client, worker, pid, tagger(slip))
+    drain(settings)
+    assert post(client, requester, pid, tasks[40:60]).status_code == 201
+    for worker, slip in ((w1, 0.2), (w2, 0.3), (w3, 0.1)):
+        answer_all(client, worker, pid, tagger(slip))
+    drain(settings)
+
+    with database.transaction() as cur:
+        loaded = projects.get(cur, pid)
+    assert loaded is not None
+    with database.transaction() as cur:
+        answers, *_ = typed.load(cur, loaded)
+    cold = fit_typed("multilabel", answers, n_labels=3, scale=None, gold_window=20)
+    first, second = runs(client, requester, pid)
+    assert first["warm_start"] is False and second["answers"] == 180
+    assert cold.objective is not None
+    assert second["objective"] >= cold.objective - 1e-12
+    published = {r["task_id"]: r for r in results(client, requester, pid)["results"]}
+    if not second["warm_start"]:  # the cold fit won: it is what was published
+        for k, task_id in enumerate(cold.task_ids.tolist()):
+            got = [published[task_id]["probabilities"][x] for x in labels]
+            np.testing.assert_allclose(got, cold.posteriors[k], atol=1e-6)
+
+    monkeypatch.setattr("crowd.background.aggregation.COLD_FIT_ANSWERS", 0)
+    assert post(client, requester, pid, tasks[60:]).status_code == 201
+    for worker, slip in ((w0, 0.05), (w1, 0.2), (w3, 0.1)):
+        answer_all(client, worker, pid, tagger(slip))
+    drain(settings)
+    third = runs(client, requester, pid)[-1]
+    assert (third["status"], third["warm_start"], third["answers"]) == ("succeeded", True, 210)
+    assert all(r["run_id"] is not None for r in results(client, requester, pid)["results"])
