@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from crowd.background import scheduling, training, webhooks
 from crowd.background.connections import services, settings
 from crowd.em.live import RunResult, changed_rows, fit_run
-from crowd.em.typed import Answers, TypedResult, Warm, changed_typed, fit_typed
+from crowd.em.typed import Answers, PairwiseWarm, TypedResult, changed_typed, fit_typed
 from crowd.store import active, answer_state, projects, review, runs, snapshot, typed
 from crowd.store.db import Cursor, Database
 from crowd.store.projects import Project
@@ -174,18 +174,18 @@ def fit_typed_run(
     project: Project, answers: Answers, previous: typed.Previous
 ) -> tuple[TypedResult, int]:
     """Fit a typed run's answers, warm-started from the previous run where the type takes
-    one (pairwise, multilabel), by the categorical runs' rules: not once the answers have
+    one (pairwise), by the categorical runs' rules: not once the answers have
     outgrown the newest cold fit (:func:`outgrown`), and for a project of at most
     :data:`COLD_FIT_ANSWERS` answers also cold, keeping the warm fit only when its objective
     is the higher (a warm start from a fit on far fewer answers can stop in a worse place).
     Also returns the answers of the newest cold fit behind the result."""
     n_answers = int(answers.answer_ids.size)
     small = n_answers <= COLD_FIT_ANSWERS
-    warm = previous.warm
+    warm = previous.pairwise
     if warm is not None and not small and outgrown(n_answers, previous.cold_answers):
         warm = None
 
-    def fit(start: Warm | None) -> TypedResult:
+    def fit(start: PairwiseWarm | None) -> TypedResult:
         return fit_typed(
             project.type,
             answers,

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from scipy.special import expit
 
 from crowd.em.live import CONFIDENCE_TOL, recent_gold
-from crowd.em.multilabel import MultilabelDawidSkene, MultilabelParams
+from crowd.em.multilabel import MultilabelDawidSkene
 from crowd.em.numeric import NumericEM
 from crowd.em.pairwise import CrowdBradleyTerry, PairwiseParams
 
@@ -76,22 +76,6 @@ class PairwiseWarm:
 
 
 @dataclass(frozen=True)
-class MultilabelWarm:
-    """A multilabel project's previous run, to warm-start the next fit from: ``workers``
-    (service ids) with their ``sensitivity`` and ``specificity``, and the labels' ``priors``.
-    Workers the previous run did not see start at the known workers' mean."""
-
-    workers: IntArray
-    sensitivity: FloatArray
-    specificity: FloatArray
-    priors: FloatArray
-
-
-#: The previous run's estimates, for the types whose fit takes a warm start.
-Warm = PairwiseWarm | MultilabelWarm
-
-
-@dataclass(frozen=True)
 class Items:
     """Pairwise items' scores, in ranking order (component, then rank)."""
 
@@ -113,8 +97,7 @@ class TypedResult:
     ``posteriors`` (multilabel: each label's probability; pairwise: P(left), P(right);
     numeric: none), ``task_answers``, ``values``/``low``/``high`` (numeric, else NaN),
     ``label_sets`` (multilabel: the chosen label indices); ``warm_start``: whether the fit
-    started from the previous run's estimates; ``priors`` (multilabel: each label's share of
-    tasks, kept on the run for the next one's warm start). Per worker: ``worker_ids``,
+    started from the previous run's estimates. Per worker: ``worker_ids``,
     ``worker_answers``, ``accuracy`` (multilabel: mean of sensitivity and specificity;
     pairwise: reliability; numeric: NaN), ``accuracy_n``/``accuracy_right`` (the quality
     rules' evidence), ``gold_answers``/``gold_correct`` (last ``gold_window``), ``estimates``.
@@ -145,7 +128,6 @@ class TypedResult:
     items: Items | None = None
     position_bias: float | None = None
     warm_start: bool = False
-    priors: FloatArray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -167,22 +149,11 @@ def _gold_position(a: Answers) -> NDArray[np.intp]:
     return order[np.minimum(found, max(order.size - 1, 0))] if order.size else found
 
 
-def fit_multilabel(
-    a: Answers, n_labels: int, gold_window: int, warm: MultilabelWarm | None = None
-) -> TypedResult:
-    """Fit a multilabel project's answers; ``warm``: start from the previous run's estimates
-    (:class:`crowd.em.multilabel.MultilabelDawidSkene`'s ``init``), or cold."""
+def fit_multilabel(a: Answers, n_labels: int, gold_window: int) -> TypedResult:
     tasks, t = np.unique(np.concatenate([a.task_ids, a.gold_task_ids]), return_inverse=True)
     t_answers = t[: a.task_ids.size]
     workers, w = np.unique(a.worker_ids, return_inverse=True)
     gold_rows = t[a.task_ids.size :]
-    init = None
-    if warm is not None and warm.priors.shape == (n_labels,):
-        init = MultilabelParams(
-            sensitivity=_lookup(warm.workers, warm.sensitivity, workers),
-            specificity=_lookup(warm.workers, warm.specificity, workers),
-            priors=warm.priors,
-        )
     model = MultilabelDawidSkene()
     model.fit(
         t_answers,
@@ -191,7 +162,6 @@ def fit_multilabel(
         n_tasks=tasks.size,
         n_workers=workers.size,
         gold=(gold_rows, a.gold_sets.reshape(-1, n_labels)) if gold_rows.size else None,
-        init=init,
     )
     p = model.probabilities_
     decided = np.maximum(p, 1 - p)
@@ -235,8 +205,6 @@ def fit_multilabel(
         n_iter=model.n_iter_,
         converged=model.converged_,
         objective=model.objective_history_[-1] if model.objective_history_ else None,
-        warm_start=init is not None,
-        priors=model.priors_,
     )
 
 
@@ -430,19 +398,17 @@ def fit_typed(
     n_labels: int,
     scale: dict[str, Any] | None,
     gold_window: int,
-    warm: Warm | None = None,
+    warm: PairwiseWarm | None = None,
 ) -> TypedResult:
     """Fit a ``kind`` project's answers with its method (see :data:`METHODS`); ``warm``
-    (pairwise and multilabel) starts the fit from the previous run's estimates."""
+    (pairwise only) starts the fit from the previous run's estimates."""
     if kind == "multilabel":
-        return fit_multilabel(
-            answers, n_labels, gold_window, warm if isinstance(warm, MultilabelWarm) else None
-        )
+        return fit_multilabel(answers, n_labels, gold_window)
     if kind == "numeric":
         assert scale is not None
         return fit_numeric(answers, scale["min"], scale["max"], scale.get("step"), gold_window)
     if kind == "pairwise":
-        return fit_pairwise(answers, gold_window, warm if isinstance(warm, PairwiseWarm) else None)
+        return fit_pairwise(answers, gold_window, warm)
     raise ValueError(f"not a typed project: {kind!r}")
 
 

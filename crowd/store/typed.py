@@ -19,7 +19,7 @@ import pyarrow as pa
 from psycopg2.extras import Json, execute_values
 
 from crowd.em.live import CONFIDENCE_TOL
-from crowd.em.typed import Answers, MultilabelWarm, PairwiseWarm, TypedResult, Warm
+from crowd.em.typed import Answers, PairwiseWarm, TypedResult
 from crowd.store import results
 from crowd.store.columns import copy_columns, copy_nullable, copy_rows, pg_array
 from crowd.store.db import Cursor
@@ -127,11 +127,11 @@ def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndar
 @dataclass(frozen=True)
 class Previous:
     """What a typed run starts from: ``cold_answers``, the answers of the newest cold fit
-    behind the previous run (0 before any run), and ``warm``, that run's estimates of a
-    pairwise or multilabel project (None for numeric ones, or before the first run)."""
+    behind the previous run (0 before any run), and ``pairwise``, that run's estimates of a
+    pairwise project (None for other types, or before its first run)."""
 
     cold_answers: int
-    warm: Warm | None
+    pairwise: PairwiseWarm | None
 
 
 def previous(cur: Cursor, project: Project) -> Previous:
@@ -139,34 +139,14 @@ def previous(cur: Cursor, project: Project) -> Previous:
     (:func:`crowd.store.snapshot.load`): the workers' from ``project_workers``, the run's from
     ``projects.last_run_id``; a pairwise project's item scores from ``item_results``."""
     cur.execute(
-        "SELECT r.cold_answers, r.position_bias, r.priors FROM projects p"
+        "SELECT r.cold_answers, r.position_bias FROM projects p"
         " JOIN aggregation_runs r ON r.id = p.last_run_id WHERE p.id = %s",
         (project.id,),
     )
     last = cur.fetchone()
     if last is None:
         return Previous(0, None)
-    cold_answers, position_bias, priors = int(last[0] or 0), last[1], last[2]
-    if project.type == "multilabel" and priors is not None:
-        coins = copy_columns(
-            cur,
-            cur.mogrify(
-                "SELECT worker_id, (estimates ->> 'sensitivity')::float8,"
-                " (estimates ->> 'specificity')::float8 FROM project_workers"
-                " WHERE project_id = %s AND estimates ? 'sensitivity'",
-                (project.id,),
-            ).decode(),
-            {"worker": pa.int64(), "se": pa.float64(), "sp": pa.float64()},
-        )
-        return Previous(
-            cold_answers,
-            MultilabelWarm(
-                workers=coins["worker"],
-                sensitivity=coins["se"],
-                specificity=coins["sp"],
-                priors=np.asarray(priors, dtype=np.float64),
-            ),
-        )
+    cold_answers, position_bias = int(last[0] or 0), last[1]
     if project.type != "pairwise" or position_bias is None:
         return Previous(cold_answers, None)
     items = copy_columns(
@@ -317,7 +297,7 @@ def publish(
         """
         UPDATE aggregation_runs SET status = 'succeeded', finished_at = clock_timestamp(),
             answers = %s, answers_total = %s, cold_answers = %s, tasks = %s, workers = %s,
-            iterations = %s, converged = %s, objective = %s, warm_start = %s, priors = %s,
+            iterations = %s, converged = %s, objective = %s, warm_start = %s,
             chosen_method = %s, choice_reason = %s, position_bias = %s
         WHERE id = %s
         """,
@@ -331,7 +311,6 @@ def publish(
             result.converged,
             result.objective,
             result.warm_start,
-            None if result.priors is None else [float(p) for p in result.priors],
             result.method,
             f"the {project.type} project's method",
             result.position_bias,

@@ -418,41 +418,38 @@ def test_a_pairwise_run_warm_starts_from_the_previous_one_and_publishes_the_cold
     assert rises.max() <= 2 * WARM_TOL_SD * sd.max() + 1e-6
 
 
-def test_a_small_multilabel_project_publishes_the_better_of_warm_and_cold_then_warm_only(
+def test_a_small_pairwise_project_publishes_the_better_of_warm_and_cold(
     client: FlaskClient,
     requester: str,
     make_worker: Callable[..., str],
     settings: Settings,
     database: Database,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Below COLD_FIT_ANSWERS a multilabel run fits warm (EM from the previous run's worker
-    coins and label priors) and cold, and publishes the fit with the higher objective, so it
-    is never worse than a cold fit of its answers (a warm start from a fit on far fewer
-    answers can stop worse: EM on a few hundred answers is far from its fixed point when its
-    stopping rule fires). Above it, a run fits warm only (``warm_start``)."""
-    labels = ["cat", "dog", "bird"]
-    p = project(client, requester, type="multilabel", labels=labels, overlap=3, gold_rate=0)
+    """Below COLD_FIT_ANSWERS a pairwise run fits warm and cold, as a categorical run does,
+    and publishes the warm fit only when its objective is the higher, so it is never worse
+    than a cold fit of its answers. Multilabel and numeric runs fit cold every run."""
+    p = project(client, requester, type="pairwise", overlap=2, gold_rate=0)
     pid = p["id"]
-    rng = np.random.default_rng(3)
-    truth = {f"t{k}": [x for x in labels if rng.random() < 0.4] for k in range(70)}
-    tasks = [{"external_id": name} for name in truth]
+    rng = np.random.default_rng(11)
+    pairs = [rng.choice(12, 2, replace=False) for _ in range(45)]
+    tasks = [
+        {"external_id": f"c{k}", "left": {"id": f"i{a:02d}"}, "right": {"id": f"i{b:02d}"}}
+        for k, (a, b) in enumerate(pairs)
+    ]
 
-    def tagger(slip: float) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        def choose(task: dict[str, Any]) -> dict[str, Any]:
-            right = set(truth[task["external_id"]])
-            return {"labels": [x for x in labels if (x in right) != (rng.random() < slip)]}
+    def judge(task: dict[str, Any]) -> dict[str, Any]:
+        left_better = task["data"]["left"]["id"] < task["data"]["right"]["id"]
+        faithful = rng.random() < 0.8
+        return {"winner": "left" if left_better == faithful else "right"}
 
-        return choose
-
-    w0, w1, w2, w3 = (make_worker(requester, f"w{i}") for i in range(4))
-    assert post(client, requester, pid, tasks[:40]).status_code == 201
-    for worker, slip in ((w0, 0.05), (w1, 0.2), (w2, 0.3)):
-        answer_all(client, worker, pid, tagger(slip))
+    w0, w1, w2 = (make_worker(requester, f"w{i}") for i in range(3))
+    assert post(client, requester, pid, tasks[:15]).status_code == 201
+    answer_all(client, w0, pid, judge)
+    answer_all(client, w1, pid, judge)
     drain(settings)
-    assert post(client, requester, pid, tasks[40:60]).status_code == 201
-    for worker, slip in ((w1, 0.2), (w2, 0.3), (w3, 0.1)):
-        answer_all(client, worker, pid, tagger(slip))
+    assert post(client, requester, pid, tasks[15:]).status_code == 201
+    answer_all(client, w1, pid, judge)
+    answer_all(client, w2, pid, judge)
     drain(settings)
 
     with database.transaction() as cur:
@@ -460,22 +457,27 @@ def test_a_small_multilabel_project_publishes_the_better_of_warm_and_cold_then_w
     assert loaded is not None
     with database.transaction() as cur:
         answers, *_ = typed.load(cur, loaded)
-    cold = fit_typed("multilabel", answers, n_labels=3, scale=None, gold_window=20)
+    cold = fit_typed("pairwise", answers, n_labels=2, scale=None, gold_window=20)
     first, second = runs(client, requester, pid)
-    assert first["warm_start"] is False and second["answers"] == 180
-    assert cold.objective is not None
+    assert first["warm_start"] is False and second["answers"] == 90
+    assert cold.objective is not None and cold.items is not None
     assert second["objective"] >= cold.objective - 1e-12
-    published = {r["task_id"]: r for r in results(client, requester, pid)["results"]}
     if not second["warm_start"]:  # the cold fit won: it is what was published
-        for k, task_id in enumerate(cold.task_ids.tolist()):
-            got = [published[task_id]["probabilities"][x] for x in labels]
-            np.testing.assert_allclose(got, cold.posteriors[k], atol=1e-6)
+        r = client.get(f"/api/v1/projects/{pid}/ranking?limit=100", headers=auth(requester))
+        published = {i["item"]: i["score"] for i in r.json["items"]}  # type: ignore[index]
+        for name, score in zip(cold.items.names.tolist(), cold.items.scores, strict=True):
+            assert published[name] == pytest.approx(score, abs=1e-6)
 
-    monkeypatch.setattr("crowd.background.aggregation.COLD_FIT_ANSWERS", 0)
-    assert post(client, requester, pid, tasks[60:]).status_code == 201
-    for worker, slip in ((w0, 0.05), (w1, 0.2), (w3, 0.1)):
-        answer_all(client, worker, pid, tagger(slip))
-    drain(settings)
-    third = runs(client, requester, pid)[-1]
-    assert (third["status"], third["warm_start"], third["answers"]) == ("succeeded", True, 210)
-    assert all(r["run_id"] is not None for r in results(client, requester, pid)["results"])
+    for kind, extra in (
+        ("multilabel", {"labels": ["a", "b"]}),
+        ("numeric", {"scale": {"min": 0, "max": 10}}),
+    ):
+        other = project(client, requester, type=kind, overlap=1, gold_rate=0, **extra)
+        assert post(client, requester, other["id"], [{"external_id": "x"}]).status_code == 201
+        body = {"labels": ["a"]} if kind == "multilabel" else {"value": 3}
+        answer_all(client, w0, other["id"], lambda _task, body=body: body)
+        drain(settings)
+        assert post(client, requester, other["id"], [{"external_id": "y"}]).status_code == 201
+        answer_all(client, w1, other["id"], lambda _task, body=body: body)
+        drain(settings)
+        assert [r["warm_start"] for r in runs(client, requester, other["id"])] == [False, False]
