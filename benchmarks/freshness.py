@@ -1,8 +1,9 @@
 """Freshness: from an answer's 201 to the first results poll that reflects it, at 1M answers.
 
-    .venv/bin/python benchmarks/freshness.py [--tasks 200000 --answers-per-task 5 --workers 1000
-                                              --labels 4 --rate 30 --clients 4 --seconds 60
-                                              --poll-interval 0.2 --rq-workers 1]
+    .venv/bin/python benchmarks/freshness.py [--type categorical|multilabel|numeric|pairwise]
+                                             [--tasks 200000 --answers-per-task 5 --workers 1000
+                                              --labels 4 --items 5000 --rate 30 --clients 4
+                                              --seconds 60 --poll-interval 0.2 --rq-workers 1]
                                              [--since-from response|probe] [--breakdown-runs 3]
                                              [--keep-db]
 
@@ -13,12 +14,15 @@ otherwise idle 2-core machine with the defaults, up to 4 when other work shares 
    it) and Redis db ``--redis`` (default 13) is flushed, before and after. ``crowd token create
    --role requester`` makes the requester token, then ``crowd serve --no-worker`` starts the API
    with its default gunicorn shape.
-2. Over HTTP: one project (``--labels`` labels, overlap ``--answers-per-task``), ``--tasks``
-   tasks in batches of 10,000, and ``--workers`` worker accounts.
+2. Over HTTP: one project of ``--type`` (default categorical; docs/TYPES.md), overlap
+   ``--answers-per-task``: categorical and multilabel with ``--labels`` labels, numeric on
+   the scale 0-100, pairwise comparing two of ``--items`` items drawn at random per task;
+   ``--tasks`` tasks in batches of 10,000, and ``--workers`` worker accounts.
 3. Bulk load, straight into PostgreSQL (COPY): ``--answers-per-task`` answers per task from
-   distinct workers (each worker has an accuracy drawn from U(0.55, 0.95); wrong answers are
-   uniform over the other labels), as ``answered`` assignment rows, with ``tasks.answers`` =
-   ``tasks.taken`` = that count (= ``target``). 200,000 x 5 = 1M answers by default.
+   distinct workers (each worker has an accuracy drawn from U(0.55, 0.95); what an answer
+   is then, per type: benchmarks/_open_loop.draw_answers), as ``answered`` assignment rows,
+   with ``tasks.answers`` = ``tasks.taken`` = that count (= ``target``). 200,000 x 5 = 1M
+   answers by default.
 4. ``--rq-workers`` ``crowd worker`` processes start (default 1: runs of one project never
    overlap, and on 2 cores the API, PostgreSQL and the client share the rest); one run is asked
    for (POST /aggregations) and waited for, so the measurement starts warm (the next run has
@@ -26,8 +30,8 @@ otherwise idle 2-core machine with the defaults, up to 4 when other work shares 
    open slot.
 5. Measured for ``--seconds`` (all HTTP through crowd.client, the measured clients with one
    attempt per request: no retries): ``--clients`` threads, each a worker (its own token), submit
-   answers open-loop at ``--rate`` answers/s in total (fetch, then answer: two requests) and
-   record each 201's time. One poller thread sweeps GET /results?since_run=S (all pages, 1000
+   answers open-loop at ``--rate`` answers/s in total (fetch, then answer: two requests; a
+   random answer of the project's type) and record each 201's time. One poller thread sweeps GET /results?since_run=S (all pages, 1000
    rows each) every ``--poll-interval`` seconds. An answer is reflected when a polled row of
    its task has ``aggregated_answers`` >= the task's answer count with it; its latency is the
    time the page holding that row arrived minus the 201's time. After the window, up to
@@ -50,9 +54,13 @@ otherwise idle 2-core machine with the defaults, up to 4 when other work shares 
    benchmark's database, as crowd.background.aggregation.aggregate does it, with crowd.store.snapshot.load,
    crowd.em.live.fit_run and the job's publish step (crowd.background.aggregation.publish: the changed rows,
    then crowd.store.runs.publish) timed apart; each run is recorded and published for real.
+   A typed project's run: crowd.store.typed.load, crowd.background.aggregation.fit_typed_run
+   and .publish_typed.
 
 Goal (issue text): p95 freshness <= 5 s at 1M answers on this machine. Issue 14: p95 <= 3 s
-at 10M answers (``--tasks 2000000``), and p95 at 10M <= 1.5 x p95 at 1M.
+at 10M answers (``--tasks 2000000``), and p95 at 10M <= 1.5 x p95 at 1M. Issue 16: at 1M
+answers each typed project's freshness within 1.5x of the categorical figure (run each
+``--type`` back to back on the same machine and compare).
 
 The workers keep the project's answers between runs in ``CROWD_STATE_DIR`` (set to
 ``<logs>/state`` for the run; crowd/store/answer_state.py), so the warm-up run reads them all
@@ -91,10 +99,11 @@ import redis as redis_lib
 from crowd.client import ApiError, ConnectionFailed, RequesterClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _open_loop import ONE_ATTEMPT, Tally, copy_answers, submit
+from _open_loop import ONE_ATTEMPT, SCALE, Tally, copy_answers, draw_answers, submit
 from _service import bench_database, crowd_bin, loadavg, machine_cpu, start_services
 
 GOAL_P95 = 5.0  # seconds
+TYPES = ("categorical", "multilabel", "numeric", "pairwise")
 LABEL_NAMES = ("cat", "dog", "bird", "fish", "frog", "owl", "cow", "pig", "bee", "ant")
 
 
@@ -157,27 +166,48 @@ def _crowd_source() -> str:
 
 
 def setup_over_http(
-    base: str, requester: str, n_tasks: int, overlap: int, labels: Sequence[str], n_workers: int
-) -> tuple[int, list[str]]:
-    """Project, tasks and worker accounts; returns (project id, worker tokens)."""
+    base: str, requester: str, kind: str, n_tasks: int, overlap: int, labels: Sequence[str],
+    n_workers: int, n_items: int, seed: int,
+) -> tuple[int, list[str]]:  # fmt: skip
+    """Project of type ``kind``, tasks (pairwise: two of ``n_items`` items each, drawn with
+    ``seed``) and worker accounts; returns (project id, worker tokens)."""
+    settings: dict[str, Any] = {"overlap": overlap, "lease_seconds": 600}
+    if kind != "categorical":
+        settings["type"] = kind
+    if kind == "numeric":
+        settings["scale"] = SCALE
     with RequesterClient(base, requester, timeout=120) as req:
-        project = req.create_project("freshness", labels, overlap=overlap, lease_seconds=600)
+        named = labels if kind in ("categorical", "multilabel") else None
+        project = req.create_project("freshness", named, **settings)
         project_id = int(project["id"])
-        tasks = ({"external_id": f"t{i}", "data": {"n": i}} for i in range(n_tasks))
-        req.post_tasks(project_id, tasks, chunk_size=10_000)
+        rng = np.random.default_rng(seed)
+
+        def task(i: int) -> dict[str, Any]:
+            if kind != "pairwise":
+                return {"external_id": f"t{i}", "data": {"n": i}}
+            a, b = rng.choice(n_items, 2, replace=False)
+            return {"external_id": f"t{i}", "left": {"id": f"i{a}"}, "right": {"id": f"i{b}"}}
+
+        req.post_tasks(project_id, (task(i) for i in range(n_tasks)), chunk_size=10_000)
         tokens = [req.create_worker(f"w{i}").token for i in range(n_workers)]
     return project_id, tokens
 
 
 def bulk_answers(
-    url: str, project_id: int, per_task: int, n_labels: int, seed: int
+    url: str, project_id: int, kind: str, per_task: int, n_labels: int, n_items: int, seed: int
 ) -> tuple[int, int]:
-    """COPY ``per_task`` answers per task from distinct workers; returns (answers, workers)."""
+    """COPY ``per_task`` answers of type ``kind`` per task from distinct workers; returns
+    (answers, workers)."""
     conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT id FROM tasks WHERE project_id = %s ORDER BY id", (project_id,))
-            task_ids = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+            cur.execute(
+                "SELECT id, data -> 'left' ->> 'id', data -> 'right' ->> 'id' FROM tasks"
+                " WHERE project_id = %s ORDER BY id",
+                (project_id,),
+            )
+            tasks = cur.fetchall()
+            task_ids = np.array([r[0] for r in tasks], dtype=np.int64)
             cur.execute(
                 "SELECT a.id FROM accounts a JOIN projects p ON a.created_by = p.owner_id"
                 " WHERE p.id = %s AND a.role = 'worker' ORDER BY a.id",
@@ -188,7 +218,6 @@ def bulk_answers(
         if n_w < per_task:
             raise SystemExit(f"error: {per_task} answers per task need at least that many workers")
         rng = np.random.default_rng(seed)
-        truth = rng.integers(0, n_labels, n_t)
         accuracy = rng.uniform(0.55, 0.95, n_w)
         # Distinct workers per task: start + j * stride (mod n_w), with j * stride < n_w.
         start = rng.integers(0, n_w, n_t)
@@ -196,17 +225,21 @@ def bulk_answers(
         w_index = (start[:, None] + np.arange(per_task)[None, :] * stride[:, None]) % n_w
         w_index = w_index.ravel()
         t_index = np.repeat(np.arange(n_t), per_task)
-        right = rng.random(t_index.size) < accuracy[w_index]
-        wrong = (truth[t_index] + rng.integers(1, n_labels, t_index.size)) % n_labels
-        label = np.where(right, truth[t_index], wrong)
+        better_left = None
+        if kind == "pairwise":
+            score = rng.normal(0, 1, n_items)
+            better_left = np.array([score[int(r[1][1:])] > score[int(r[2][1:])] for r in tasks])
+        drawn = draw_answers(kind, rng, t_index, accuracy[w_index], n_labels, better_left)
         with conn.cursor() as cur:
             copy_answers(
                 cur,
                 project_id,
                 task_ids[t_index].tolist(),
                 worker_ids[w_index].tolist(),
-                label.tolist(),
+                drawn.labels,
                 per_task,
+                drawn.values,
+                drawn.label_sets,
             )
         conn.commit()
         conn.autocommit = True
@@ -250,9 +283,22 @@ class Shared(Tally):
         self.pending.setdefault(task_id, []).append(item)
 
 
+def random_answer(
+    kind: str, label_names: Sequence[str], rng: np.random.Generator
+) -> dict[str, Any]:
+    """A random answer of a ``kind`` project, as crowd.client.WorkerClient.answer's keyword."""
+    if kind == "multilabel":
+        return {"labels": [name for name in label_names if rng.random() < 0.3]}
+    if kind == "numeric":
+        return {"value": round(float(rng.uniform(SCALE["min"], SCALE["max"])), 3)}
+    if kind == "pairwise":
+        return {"winner": ("left", "right")[int(rng.integers(2))]}
+    return {"label": label_names[int(rng.integers(len(label_names)))]}
+
+
 def submitter(
-    base: str, project_id: int, token: str, label_names: Sequence[str], schedule: list[float],
-    shared: Shared, seed: int,
+    base: str, project_id: int, token: str, kind: str, label_names: Sequence[str],
+    schedule: list[float], shared: Shared, seed: int,
 ) -> None:  # fmt: skip
     """Open loop: one fetch + answer of the project at each scheduled time."""
     rng = np.random.default_rng(seed)
@@ -260,7 +306,7 @@ def submitter(
         base,
         token,
         ((due, project_id) for due in schedule),
-        lambda: label_names[int(rng.integers(len(label_names)))],
+        lambda: random_answer(kind, label_names, rng),
         shared,
         shared.acked,
         shared.stop_submit,
@@ -394,6 +440,9 @@ def breakdown(url: str, redis_url: str, project_id: int, repeats: int) -> list[d
                 runs.start(cur, run.id)
                 project = projects.get(cur, project_id)
             assert project is not None
+            if project.type != "categorical":
+                out.append(_typed_breakdown(db, run.id, project))
+                continue
             t0 = time.perf_counter()
             snap = aggregation.load(db, project)
             t1 = time.perf_counter()
@@ -425,6 +474,32 @@ def breakdown(url: str, redis_url: str, project_id: int, repeats: int) -> list[d
     return out
 
 
+def _typed_breakdown(db: Any, run_id: int, project: Any) -> dict[str, Any]:
+    """One typed run, phase by phase (crowd.background.aggregation._typed_run's steps)."""
+    from crowd.background import aggregation
+    from crowd.store import typed
+
+    t0 = time.perf_counter()
+    with db.transaction() as cur:
+        answers, total, published, previous = typed.load(cur, project)
+    t1 = time.perf_counter()
+    result, cold_answers = aggregation.fit_typed_run(project, answers, previous)
+    t2 = time.perf_counter()
+    aggregation.publish_typed(
+        db, run_id, project, result, published, total, cold_answers, (t1 - t0, t2 - t1)
+    )
+    t3 = time.perf_counter()
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) FROM task_results WHERE run_id = %s", (run_id,))
+        row = cur.fetchone()
+    return {"load": t1 - t0, "fit": t2 - t1, "publish": t3 - t2, "total": t3 - t0,
+            "answers": float(answers.answer_ids.size), "iterations": float(result.n_iter),
+            "changed": float(row[0] if row else 0),
+            "mode": "full, warm-started" if result.warm_start else "full, cold",
+            "read": float(answers.answer_ids.size), "published_read": float("nan"),
+            "full_load": t1 - t0}  # fmt: skip
+
+
 def live_phases(url: str, run_ids: list[int]) -> list[tuple[str, float, float, float]]:
     """(load mode, load s, fit s, the rest s: publish and commit up to finished_at) of each
     run, as the workers recorded them."""
@@ -453,6 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--type", choices=TYPES, default="categorical", help="the project's type")
+    p.add_argument("--items", type=int, default=5000, help="pairwise: items compared")
     p.add_argument("--tasks", type=int, default=200_000)
     p.add_argument("--answers-per-task", type=int, default=5, help="bulk-loaded answers per task")
     p.add_argument("--workers", type=int, default=1000, help="worker accounts")
@@ -498,22 +575,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         services = start_services(crowd_cmd, url, args.redis, args.port, logs, workers=0, host=host)
         up.callback(services.stop)
         requester = services.requester
+        shape = {
+            "categorical": f"{args.labels} labels",
+            "multilabel": f"{args.labels} labels",
+            "numeric": "scale 0-100",
+            "pairwise": f"{args.items} items",
+        }[args.type]
         print(
             f"freshness: crowd serve --no-worker (default gunicorn shape) + {args.rq_workers}"
-            f" crowd worker; {args.tasks} tasks x {args.answers_per_task} answers, {args.workers}"
-            f" workers, {args.labels} labels; {args.clients} clients at {args.rate:g} answers/s"
+            f" crowd worker; a {args.type} project, {args.tasks} tasks x"
+            f" {args.answers_per_task} answers, {args.workers} workers, {shape}; {args.clients} clients at {args.rate:g} answers/s"
             f" for {args.seconds:g} s, poll every {args.poll_interval:g} s; {os.cpu_count()}"
             f" cores; load average {loadavg()}; crowd from {_crowd_source()}",
             flush=True,
         )
         t = time.monotonic()
         project_id, tokens = setup_over_http(
-            base, requester, args.tasks, args.answers_per_task, labels, args.workers
-        )
+            base, requester, args.type, args.tasks, args.answers_per_task, labels, args.workers,
+            args.items, args.seed,
+        )  # fmt: skip
         t_http = time.monotonic() - t
         t = time.monotonic()
         n_answers, n_workers = bulk_answers(
-            url, project_id, args.answers_per_task, args.labels, args.seed
+            url, project_id, args.type, args.answers_per_task, args.labels, args.items, args.seed
         )
         t_bulk = time.monotonic() - t
         print(
@@ -553,6 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     base,
                     project_id,
                     tokens[c],
+                    args.type,
                     labels,
                     due[c :: args.clients],
                     shared,
@@ -719,8 +804,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key in ("load", "fit", "publish", "total"):
             print(f"  {key:8s} {statistics.median(ph[key] for ph in phases):.2f}"
                   f"   ({', '.join(f'{ph[key]:.2f}' for ph in phases)})")  # fmt: skip
-        print(f"  of the load, reading the published results: {statistics.median(ph['published_read'] for ph in phases):.2f}")
-        print(f"  the same load reading all answers (no kept copy): {statistics.median(ph['full_load'] for ph in phases):.2f}")
+        if args.type == "categorical":  # a typed run reads every answer: no kept copy
+            print(f"  of the load, reading the published results: {statistics.median(ph['published_read'] for ph in phases):.2f}")
+            print(f"  the same load reading all answers (no kept copy): {statistics.median(ph['full_load'] for ph in phases):.2f}")
         print(f"  loads {[ph['mode'] for ph in phases]}, answer rows read {[int(ph['read']) for ph in phases]}")
         print(f"  answers {phases[0]['answers']:.0f}, iterations"
               f" {[int(ph['iterations']) for ph in phases]}, result rows rewritten"

@@ -169,7 +169,7 @@ def submitter(
         base,
         token,
         zip(schedule, targets, strict=True),
-        lambda: LABELS[int(rng.integers(len(LABELS)))],
+        lambda: {"label": LABELS[int(rng.integers(len(LABELS)))]},
         shared,
         lambda pid, _task, at: shared.acked.append((pid, at)),
     )

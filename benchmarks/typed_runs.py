@@ -18,8 +18,10 @@ with ``--tasks`` x ``--answers-per-task`` answers COPYed straight into PostgreSQ
 * multilabel (``--labels`` labels, a worker misses a true label or ticks a false one with
   probability 1 - accuracy), numeric (scale 0-100, noise sd 40 (1 - accuracy)), pairwise
   (``--items`` items with normal scores, pairs drawn at random, the better item reported
-  with probability accuracy): crowd.store.typed.load, crowd.em.typed.fit_typed,
-  crowd.store.typed.publish (crowd.background.aggregation._typed_run's steps).
+  with probability accuracy): crowd.store.typed.load,
+  crowd.background.aggregation.fit_typed_run (pairwise warm-started from the previous run
+  as live runs are), crowd.store.typed.publish (crowd.background.aggregation._typed_run's
+  steps).
 
 Each run is recorded and published for real; the webhook step is left out (no webhook is
 registered, so it writes nothing). The first run publishes every result; later runs only
@@ -37,17 +39,17 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 
 import numpy as np
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks._open_loop import SCALE, copy_answers, draw_answers
 from benchmarks._service import bench_database
 from crowd.background import aggregation
 from crowd.em.live import changed_rows
-from crowd.em.typed import changed_typed, fit_typed
+from crowd.em.typed import changed_typed
 from crowd.store import migrate, projects, runs, snapshot, typed
 from crowd.store.db import Database
 
@@ -73,7 +75,7 @@ def make_project(url: str, kind: str, n_labels: int, tasks: int, items: int, see
                 "gold_rate": 0.0,
             }
             if kind == "numeric":
-                labels, settings["scale"] = [], {"min": 0, "max": 100, "step": None}
+                labels, settings["scale"] = [], SCALE
             elif kind == "pairwise":
                 labels = ["left", "right"]
             if kind != "categorical":
@@ -128,53 +130,28 @@ def bulk_answers(
             (start[:, None] + np.arange(per_task)[None, :] * stride[:, None]) % n_workers
         ).ravel()
         t_index = np.repeat(np.arange(n_t), per_task)
-        acc = accuracy[w_index]
-        n = t_index.size
-        label = np.zeros(n, dtype=np.int64)
-        value = ["\\N"] * n
-        sets = ["\\N"] * n
-        if kind == "categorical":
-            truth = rng.integers(0, n_labels, n_t)[t_index]
-            wrong = (truth + rng.integers(1, n_labels, n)) % n_labels
-            label = np.where(rng.random(n) < acc, truth, wrong)
-        elif kind == "multilabel":
-            truth = rng.random((n_t, n_labels)) < 0.3
-            flip = rng.random((n, n_labels)) > acc[:, None]
-            ticked = truth[t_index] ^ flip
-            sets = ["{" + ",".join(map(str, np.flatnonzero(r))) + "}" for r in ticked]
-        elif kind == "numeric":
-            truth = rng.uniform(0, 100, n_t)[t_index]
-            x = np.clip(truth + rng.normal(0, 40 * (1 - acc)), 0, 100)
-            value = [repr(float(v)) for v in x]
-        else:
-            score = {f"i{i}": s for i, s in enumerate(rng.normal(0, 1, 100_000))}
-            left_better = np.array([score[r[1]] > score[r[2]] for r in rows])[t_index]
-            faithful = rng.random(n) < acc
-            label = np.where(left_better == faithful, 0, 1)
-        cut = datetime.now(UTC).isoformat()
-        buf = io.StringIO()
-        for i, (t, w) in enumerate(
-            zip(task_ids[t_index].tolist(), worker_ids[w_index].tolist(), strict=True)
-        ):
-            buf.write(f"{project_id}\t{t}\t{w}\tanswered\t{label[i]}\t{value[i]}\t{sets[i]}"
-                      f"\t{cut}\t{cut}\t{cut}\n")  # fmt: skip
-        buf.seek(0)
+        better_left = None
+        if kind == "pairwise":
+            score = {f"i{i}": x for i, x in enumerate(rng.normal(0, 1, 100_000))}
+            better_left = np.array([score[r[1]] > score[r[2]] for r in rows])
+        drawn = draw_answers(kind, rng, t_index, accuracy[w_index], n_labels, better_left)
         with conn.cursor() as cur:
-            cur.copy_expert(
-                "COPY assignments (project_id, task_id, worker_id, status, label, value,"
-                " label_set, created_at, expires_at, answered_at) FROM STDIN",
-                buf,
-            )
-            cur.execute(
-                "UPDATE tasks SET answers = %s, taken = %s WHERE project_id = %s",
-                (per_task, per_task, project_id),
+            copy_answers(
+                cur,
+                project_id,
+                task_ids[t_index].tolist(),
+                worker_ids[w_index].tolist(),
+                drawn.labels,
+                per_task,
+                drawn.values,
+                drawn.label_sets,
             )
         conn.commit()
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("VACUUM ANALYZE tasks")
             cur.execute("VACUUM ANALYZE assignments")
-        return n
+        return t_index.size
     finally:
         conn.close()
 
@@ -203,21 +180,15 @@ def one_run(db: Database, project_id: int) -> dict[str, float]:
             )
     else:
         with db.transaction() as cur:
-            answers, total, published = typed.load(cur, project)
+            answers, total, published, previous = typed.load(cur, project)
         t1 = time.perf_counter()
-        fitted = fit_typed(
-            project.type,
-            answers,
-            n_labels=len(project.labels),
-            scale=project.scale,
-            gold_window=project.gold_window,
-        )
+        fitted, cold = aggregation.fit_typed_run(project, answers, previous)
         t2 = time.perf_counter()
         rows = np.flatnonzero(
             changed_typed(fitted, published, value_tol=typed.value_tolerance(project))
         )
         with db.transaction() as cur:
-            typed.publish(cur, run.id, project, fitted, total, rows)
+            typed.publish(cur, run.id, project, fitted, total, rows, cold)
     t3 = time.perf_counter()
     cpu = time.process_time() - c0
     return {"load": t1 - t0, "fit": t2 - t1, "publish": t3 - t2, "total": t3 - t0, "cpu": cpu}

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from crowd.background import scheduling, training, webhooks
 from crowd.background.connections import services, settings
 from crowd.em.live import RunResult, changed_rows, fit_run
-from crowd.em.typed import changed_typed, fit_typed
+from crowd.em.typed import Answers, PairwiseWarm, TypedResult, changed_typed, fit_typed
 from crowd.store import active, answer_state, projects, review, runs, snapshot, typed
 from crowd.store.db import Cursor, Database
 from crowd.store.projects import Project
@@ -45,13 +45,19 @@ REFIT_GROWTH = 2.0
 COLD_FIT_ANSWERS = 100_000
 
 
+def outgrown(n_answers: int, cold_answers: int) -> bool:
+    """Whether a run on ``n_answers`` should fit cold rather than warm-start from a previous
+    run whose newest cold fit saw ``cold_answers`` (see :data:`REFIT_GROWTH`)."""
+    return n_answers > REFIT_GROWTH * cold_answers
+
+
 def _warm_start(snap: snapshot.Snapshot) -> dict[str, Any]:
     """The previous run's estimates as ``fit_run`` arguments (with ``cold_check`` for a
     project of at most ``COLD_FIT_ANSWERS``), or none (a cold start)."""
     if snap.warm_priors is None:
         return {}
     small = snap.n_answers <= COLD_FIT_ANSWERS
-    if not small and snap.n_answers > REFIT_GROWTH * snap.warm_cold_answers:
+    if not small and outgrown(snap.n_answers, snap.warm_cold_answers):
         return {}
     return {
         "warm_workers": snap.warm_workers,
@@ -164,31 +170,81 @@ def _in_one_transaction(
     raise AssertionError("unreachable")
 
 
-def _typed_run(db: Database, run_id: int, project: Project) -> None:
-    """A typed project's run (docs/TYPES.md): read, fit with no transaction open, publish
-    with the run's webhook events in one transaction (:func:`_in_one_transaction`); an active
-    pairwise project's next comparisons are created in that transaction too
-    (:mod:`crowd.store.active`)."""
-    with db.transaction() as cur:
-        answers, total, published = typed.load(cur, project)
-    result = fit_typed(
-        project.type,
-        answers,
-        n_labels=len(project.labels),
-        scale=project.scale,
-        gold_window=project.gold_window,
-    )
+def fit_typed_run(
+    project: Project, answers: Answers, previous: typed.Previous
+) -> tuple[TypedResult, int]:
+    """Fit a typed run's answers, warm-started from the previous run where the type takes
+    one (pairwise), by the categorical runs' rules: not once the answers have
+    outgrown the newest cold fit (:func:`outgrown`), and for a project of at most
+    :data:`COLD_FIT_ANSWERS` answers also cold, keeping the warm fit only when its objective
+    is the higher (a warm start from a fit on far fewer answers can stop in a worse place).
+    Also returns the answers of the newest cold fit behind the result."""
+    n_answers = int(answers.answer_ids.size)
+    small = n_answers <= COLD_FIT_ANSWERS
+    warm = previous.pairwise
+    if warm is not None and not small and outgrown(n_answers, previous.cold_answers):
+        warm = None
+
+    def fit(start: PairwiseWarm | None) -> TypedResult:
+        return fit_typed(
+            project.type,
+            answers,
+            n_labels=len(project.labels),
+            scale=project.scale,
+            gold_window=project.gold_window,
+            warm=start,
+        )
+
+    result = fit(warm)
+    if not result.warm_start:
+        return result, n_answers
+    if small:
+        cold = fit(None)
+        if not (cold.objective is None or (result.objective or -np.inf) > cold.objective):
+            result = cold
+        return result, n_answers
+    return result, previous.cold_answers
+
+
+def publish_typed(
+    db: Database,
+    run_id: int,
+    project: Project,
+    result: TypedResult,
+    published: dict[str, np.ndarray],
+    answers_total: int,
+    cold_answers: int,
+    phases: tuple[float, float] = (float("nan"), float("nan")),
+) -> None:
+    """A typed run's publish step, public for benchmarks/freshness.py's timing as
+    :func:`publish` is: the rows that moved from ``published``
+    (:func:`crowd.em.typed.changed_typed`), written with the run's webhook events, its load
+    and fit seconds (``phases``) and an active pairwise project's next comparisons
+    (:mod:`crowd.store.active`) in one transaction (:func:`_in_one_transaction`)."""
     rows = np.flatnonzero(
         changed_typed(result, published, value_tol=typed.value_tolerance(project))
     )
 
     def write(cur: Cursor) -> list[int]:
-        changed = typed.publish(cur, run_id, project, result, total, rows)
+        changed = typed.publish(cur, run_id, project, result, answers_total, rows, cold_answers)
+        runs.record_load(cur, run_id, "full", *phases)
         deliveries = webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
         active.extend(cur, run_id, project, result)  # the next comparisons, when active
         return deliveries
 
     webhooks.enqueue(services()[1], _in_one_transaction(db, run_id, write))
+
+
+def _typed_run(db: Database, run_id: int, project: Project) -> None:
+    """A typed project's run (docs/TYPES.md): read in one transaction, fit with no
+    transaction open (:func:`fit_typed_run`), publish (:func:`publish_typed`)."""
+    began = time.perf_counter()
+    with db.transaction() as cur:
+        answers, total, published, previous = typed.load(cur, project)
+    loaded = time.perf_counter()
+    result, cold_answers = fit_typed_run(project, answers, previous)
+    phases = (loaded - began, time.perf_counter() - loaded)
+    publish_typed(db, run_id, project, result, published, total, cold_answers, phases)
 
 
 def aggregate(run_id: int) -> None:

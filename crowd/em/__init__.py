@@ -19,10 +19,10 @@ from crowd.em.dawid_skene import DawidSkene
 from crowd.em.encode import Encoded, class_order, encode
 from crowd.em.hierarchical_ds import HierarchicalDawidSkene
 from crowd.em.majority_vote import MajorityVote
-from crowd.em.multilabel import MultilabelDawidSkene
+from crowd.em.multilabel import MultilabelDawidSkene, MultilabelParams
 from crowd.em.numeric import NumericEM
 from crowd.em.one_coin import OneCoinDawidSkene
-from crowd.em.pairwise import CrowdBradleyTerry
+from crowd.em.pairwise import CrowdBradleyTerry, PairwiseParams
 
 METHODS: dict[str, type[Aggregator]] = {**LABEL_FREE, "auto": AutoAggregator}
 
@@ -43,8 +43,10 @@ __all__ = [
     "HierarchicalDawidSkene",
     "MajorityVote",
     "MultilabelDawidSkene",
+    "MultilabelParams",
     "NumericEM",
     "OneCoinDawidSkene",
+    "PairwiseParams",
     "class_order",
     "encode",
 ]

@@ -4,7 +4,8 @@ a position bias, fitted jointly by maximum a posteriori."""
 from __future__ import annotations
 
 import warnings
-from typing import Self
+from dataclasses import dataclass
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,6 +13,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit, log_expit
+from threadpoolctl import threadpool_limits
 
 from crowd.em._base import (
     ConvergenceWarning,
@@ -30,6 +32,32 @@ PairwiseGold = tuple[ArrayLike, ArrayLike, ArrayLike]
 #: Every worker starts at reliability 0.8 (log-odds 4): off the saddle at 0.5, where scores get
 #: no gradient, and on the side of the faithful solution.
 START_LOG_ODDS = float(np.log(4.0))
+
+#: L-BFGS also stops once every component of the scaled gradient of the per-answer objective
+#: is below this. Scaled, a parameter's curvature is about its answers' count, so per answer
+#: the gradient is about (distance to the maximum in posterior sds) / n_answers: at 1e-8 a
+#: fit on 1M answers could stop 0.06 sd short (measured for a warm start), at 1e-9 the
+#: relative-change rule (``tol``) stops it first, 0.003 sd (cold) to 0.012 sd (warm) away.
+GTOL = 1e-9
+
+#: A warm start's reliabilities are clipped to [EDGE, 1 - EDGE] before their log-odds is taken.
+EDGE = 1e-6
+
+
+@dataclass(frozen=True)
+class PairwiseParams:
+    """Parameters of a :class:`CrowdBradleyTerry` fit, e.g. to warm-start a later fit.
+
+    Attributes:
+        scores: ``(n_items,)`` item scores; NaN for an item with no estimate (it starts at 0).
+        position_bias: the left side's advantage, a log-odds.
+        reliability: ``(n_workers,)`` probabilities of answering faithfully; NaN for a
+            worker with no estimate (it starts at 0.8, as in a cold fit).
+    """
+
+    scores: FloatArray
+    position_bias: float
+    reliability: FloatArray
 
 
 class CrowdBradleyTerry(Estimator):
@@ -66,6 +94,16 @@ class CrowdBradleyTerry(Estimator):
     approximation's posterior standard deviation from the diagonal of the Hessian (it ignores
     covariances, so it is a little too narrow for items compared with uncertain ones).
 
+    A warm start (``fit``'s ``init``: the previous fit's :class:`PairwiseParams`, or a fitted
+    estimator) starts L-BFGS there instead of at scores 0, bias 0 and reliability 0.8. It
+    climbs the same posterior to the same stopping rule, so when the start lies in the basin
+    of the cold fit's maximum (the earlier fit saw a subset of these answers) both stop at that
+    maximum up to the optimiser's tolerance: a relative change of the per-answer objective
+    below ``tol``, or a scaled gradient below :data:`GTOL`. On 1M answers (5,000 items, 1,000
+    workers) a cold fit stopped within 0.003 posterior sd of the exact maximum (every score),
+    a fit warm-started from 999,000 of the answers within 0.012 sd, in 8 iterations instead
+    of 42. Ranks can differ between the two only among items whose scores are that close.
+
     Memory is ``O(n_answers + n_items + n_workers)``.
 
     X. Chen, P. N. Bennett, K. Collins-Thompson and E. Horvitz. Pairwise ranking aggregation in
@@ -77,7 +115,8 @@ class CrowdBradleyTerry(Estimator):
         reliability_prior: pseudo-answers ``(faithful, flipped)`` per worker (each >= 0).
         position_bias: fit the shared position bias; ``False`` holds it at 0.
         max_iter: maximum L-BFGS iterations.
-        tol: stop when the relative change of the objective falls below this.
+        tol: stop when the relative change of the objective falls below this (or the
+            scaled gradient below :data:`GTOL`).
     """
 
     scores_: FloatArray
@@ -126,6 +165,7 @@ class CrowdBradleyTerry(Estimator):
         n_items: int | None = None,
         n_workers: int | None = None,
         gold: PairwiseGold | None = None,
+        init: Any = None,
     ) -> Self:
         """Fit on answers ``(left[i], right[i], workers[i], outcomes[i])``; returns ``self``.
 
@@ -136,6 +176,9 @@ class CrowdBradleyTerry(Estimator):
                 0.5 for a tie.
             n_items, n_workers: sizes; default to the largest index plus one.
             gold: known comparisons ``(left, right, outcomes)``, same encodings.
+            init: :class:`PairwiseParams` or a fitted :class:`CrowdBradleyTerry` to warm-start
+                from (see the class docstring); items and workers beyond its arrays, or NaN
+                in them, start as in a cold fit. Not modified.
         """
         precision, a, b = self._check_params()
         lt, rt, wk, y = _check_pairs(left, right, outcomes, workers)
@@ -194,15 +237,19 @@ class CrowdBradleyTerry(Estimator):
             value, gradient = negative_objective(z / scale)
             return value, gradient / scale
 
-        start = np.zeros(n + 1 + n_w)
-        start[n + 1 :] = START_LOG_ODDS
-        result = minimize(
-            scaled,
-            start * scale,
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-8},
-        )
+        start = _start(init, n, n_w, fit_bias)
+        # One BLAS thread: L-BFGS-B's steps are small vector operations, which a threaded
+        # BLAS spreads over threads that spin-wait for each other. On 2 cores shared with
+        # PostgreSQL and the API that made every iteration milliseconds (a 10,000-answer fit
+        # 0.65 s instead of 0.10 s here; benchmarks/types.py found the same for its peers).
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = minimize(
+                scaled,
+                start * scale,
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": GTOL},
+            )
         theta = result.x / scale
         self.converged_ = bool(result.success)
         if not self.converged_:
@@ -224,6 +271,11 @@ class CrowdBradleyTerry(Estimator):
         self.ranks_ = _ranks(scores, self.components_)
         return self
 
+    @property
+    def params_(self) -> PairwiseParams:
+        """The fitted parameters as :class:`PairwiseParams`, for warm-starting a later fit."""
+        return PairwiseParams(self.scores_, self.position_bias_, self.reliability_)
+
     def fit_predict(
         self,
         left: ArrayLike,
@@ -238,6 +290,37 @@ class CrowdBradleyTerry(Estimator):
         """Fit, then return ``scores_``: shape ``(n_items,)``."""
         self.fit(left, right, workers, outcomes, n_items=n_items, n_workers=n_workers, gold=gold)
         return self.scores_
+
+
+def _start(init: Any, n_items: int, n_workers: int, fit_bias: bool) -> FloatArray:
+    """L-BFGS's starting point ``(scores, bias, worker log-odds)``: a cold start, overlaid
+    with ``init``'s finite estimates (a new array; ``init`` is only read)."""
+    start = np.zeros(n_items + 1 + n_workers)
+    start[n_items + 1 :] = START_LOG_ODDS
+    if init is None:
+        return start
+    if isinstance(init, CrowdBradleyTerry):
+        init = init.params_
+    if not isinstance(init, PairwiseParams):
+        raise TypeError(
+            f"init must be PairwiseParams or a fitted CrowdBradleyTerry, got {type(init).__name__}"
+        )
+    scores = np.asarray(init.scores, dtype=np.float64).reshape(-1)
+    reliability = np.asarray(init.reliability, dtype=np.float64).reshape(-1)
+    if scores.size > n_items or reliability.size > n_workers:
+        raise ValueError(
+            f"init describes {scores.size} items and {reliability.size} workers but"
+            f" n_items={n_items}, n_workers={n_workers}; pass the sizes to keep the earlier"
+            " fit's indices"
+        )
+    known = np.isfinite(scores)
+    start[: scores.size][known] = scores[known]
+    if fit_bias and np.isfinite(init.position_bias):
+        start[n_items] = float(init.position_bias)
+    known = np.isfinite(reliability)
+    eta = np.clip(reliability[known], EDGE, 1 - EDGE)
+    start[n_items + 1 : n_items + 1 + reliability.size][known] = np.log(eta) - np.log1p(-eta)
+    return start
 
 
 class _Contests:

@@ -26,7 +26,7 @@ from scipy.special import expit
 from crowd.em.live import CONFIDENCE_TOL, recent_gold
 from crowd.em.multilabel import MultilabelDawidSkene
 from crowd.em.numeric import NumericEM
-from crowd.em.pairwise import CrowdBradleyTerry
+from crowd.em.pairwise import CrowdBradleyTerry, PairwiseParams
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -62,6 +62,20 @@ class Answers:
 
 
 @dataclass(frozen=True)
+class PairwiseWarm:
+    """A pairwise project's previous run, to warm-start the next fit from: ``items`` (the
+    requester's item ids) with their ``scores``, ``workers`` (service ids) with their
+    ``reliability``, and the run's ``position_bias``. Items and workers the previous run did
+    not see start as in a cold fit."""
+
+    items: NDArray[Any]
+    scores: FloatArray
+    workers: IntArray
+    reliability: FloatArray
+    position_bias: float
+
+
+@dataclass(frozen=True)
 class Items:
     """Pairwise items' scores, in ranking order (component, then rank)."""
 
@@ -82,7 +96,8 @@ class TypedResult:
     winner; else 0), ``confidence``, ``decision`` (see the module docstring),
     ``posteriors`` (multilabel: each label's probability; pairwise: P(left), P(right);
     numeric: none), ``task_answers``, ``values``/``low``/``high`` (numeric, else NaN),
-    ``label_sets`` (multilabel: the chosen label indices). Per worker: ``worker_ids``,
+    ``label_sets`` (multilabel: the chosen label indices); ``warm_start``: whether the fit
+    started from the previous run's estimates. Per worker: ``worker_ids``,
     ``worker_answers``, ``accuracy`` (multilabel: mean of sensitivity and specificity;
     pairwise: reliability; numeric: NaN), ``accuracy_n``/``accuracy_right`` (the quality
     rules' evidence), ``gold_answers``/``gold_correct`` (last ``gold_window``), ``estimates``.
@@ -112,6 +127,7 @@ class TypedResult:
     objective: float | None
     items: Items | None = None
     position_bias: float | None = None
+    warm_start: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -260,7 +276,34 @@ def fit_numeric(
 OUTCOME = np.array([1.0, 0.0, 0.5])
 
 
-def fit_pairwise(a: Answers, gold_window: int) -> TypedResult:
+def _lookup(known: NDArray[Any], values: FloatArray, wanted: NDArray[Any]) -> FloatArray:
+    """``values`` of each of ``wanted`` by its key in ``known`` (any order), NaN where absent."""
+    out = np.full(wanted.size, np.nan)
+    if known.size == 0:
+        return out
+    order = np.argsort(known)
+    pos = order[np.minimum(np.searchsorted(known[order], wanted), known.size - 1)]
+    found = known[pos] == wanted
+    out[found] = values[pos[found]]
+    return out
+
+
+def _pairwise_init(
+    warm: PairwiseWarm | None, names: NDArray[Any], workers: IntArray
+) -> PairwiseParams | None:
+    """The previous run's estimates in this fit's item and worker order (NaN: unknown)."""
+    if warm is None:
+        return None
+    return PairwiseParams(
+        scores=_lookup(np.asarray(warm.items).astype(str), warm.scores, names),
+        position_bias=warm.position_bias,
+        reliability=_lookup(warm.workers, warm.reliability, workers),
+    )
+
+
+def fit_pairwise(a: Answers, gold_window: int, warm: PairwiseWarm | None = None) -> TypedResult:
+    """Fit a pairwise project's answers; ``warm``: start from the previous run's estimates
+    (:class:`crowd.em.pairwise.CrowdBradleyTerry`'s ``init``), or cold."""
     assert a.pairs is not None
     pair_tasks, pair_left, pair_right = a.pairs
     order = np.argsort(pair_tasks)
@@ -291,6 +334,7 @@ def fit_pairwise(a: Answers, gold_window: int) -> TypedResult:
         gold=(left_of[gold_row], right_of[gold_row], OUTCOME[a.gold_labels])
         if a.gold_task_ids.size
         else None,
+        init=_pairwise_init(warm, names, workers),
     )
     tasks, t = np.unique(a.task_ids, return_inverse=True)
     keep = np.flatnonzero(~np.isin(tasks, a.gold_task_ids))
@@ -343,6 +387,7 @@ def fit_pairwise(a: Answers, gold_window: int) -> TypedResult:
         objective=model.objective_,
         items=items,
         position_bias=model.position_bias_,
+        warm_start=warm is not None,
     )
 
 
@@ -353,15 +398,17 @@ def fit_typed(
     n_labels: int,
     scale: dict[str, Any] | None,
     gold_window: int,
+    warm: PairwiseWarm | None = None,
 ) -> TypedResult:
-    """Fit a ``kind`` project's answers with its method (see :data:`METHODS`)."""
+    """Fit a ``kind`` project's answers with its method (see :data:`METHODS`); ``warm``
+    (pairwise only) starts the fit from the previous run's estimates."""
     if kind == "multilabel":
         return fit_multilabel(answers, n_labels, gold_window)
     if kind == "numeric":
         assert scale is not None
         return fit_numeric(answers, scale["min"], scale["max"], scale.get("step"), gold_window)
     if kind == "pairwise":
-        return fit_pairwise(answers, gold_window)
+        return fit_pairwise(answers, gold_window, warm)
     raise ValueError(f"not a typed project: {kind!r}")
 
 

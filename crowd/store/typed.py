@@ -11,6 +11,7 @@ transaction it is given, so readers see one run's output or the next one's; a ta
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import pyarrow as pa
 from psycopg2.extras import Json, execute_values
 
 from crowd.em.live import CONFIDENCE_TOL
-from crowd.em.typed import Answers, TypedResult
+from crowd.em.typed import Answers, PairwiseWarm, TypedResult
 from crowd.store import results
 from crowd.store.columns import copy_columns, copy_nullable, copy_rows, pg_array
 from crowd.store.db import Cursor
@@ -29,11 +30,11 @@ from crowd.store.runs import apply_bans, apply_overlap
 MASK_LABELS = 62
 
 
-def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndarray]]:
-    """A typed run's input, the answers stored (banned workers' included) and the published
+def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndarray], Previous]:
+    """A typed run's input, the answers stored (banned workers' included), the published
     results (see :func:`crowd.em.typed.changed_typed`), so a run writes only the rows it
-    changes. Call first thing in a fresh transaction: it makes it REPEATABLE READ, so all
-    of it is one snapshot."""
+    changes, and the previous run (:func:`previous`). Call first thing in a fresh
+    transaction: it makes it REPEATABLE READ, so all of it is one snapshot."""
     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     banned = (
         " AND NOT EXISTS (SELECT 1 FROM project_workers pw WHERE pw.project_id = a.project_id"
@@ -120,7 +121,60 @@ def load(cur: Cursor, project: Project) -> tuple[Answers, int, dict[str, np.ndar
             "label_set": pa.string(),
         },
     )
-    return answers, total, published
+    return answers, total, published, previous(cur, project)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What a typed run starts from: ``cold_answers``, the answers of the newest cold fit
+    behind the previous run (0 before any run), and ``pairwise``, that run's estimates of a
+    pairwise project (None for other types, or before its first run)."""
+
+    cold_answers: int
+    pairwise: PairwiseWarm | None
+
+
+def previous(cur: Cursor, project: Project) -> Previous:
+    """The previous run's estimates, read as a categorical run reads its warm start
+    (:func:`crowd.store.snapshot.load`): the workers' from ``project_workers``, the run's from
+    ``projects.last_run_id``; a pairwise project's item scores from ``item_results``."""
+    cur.execute(
+        "SELECT r.cold_answers, r.position_bias FROM projects p"
+        " JOIN aggregation_runs r ON r.id = p.last_run_id WHERE p.id = %s",
+        (project.id,),
+    )
+    last = cur.fetchone()
+    if last is None:
+        return Previous(0, None)
+    cold_answers, position_bias = int(last[0] or 0), last[1]
+    if project.type != "pairwise" or position_bias is None:
+        return Previous(cold_answers, None)
+    items = copy_columns(
+        cur,
+        cur.mogrify(
+            "SELECT item, score FROM item_results WHERE project_id = %s", (project.id,)
+        ).decode(),
+        {"item": pa.string(), "score": pa.float64()},
+    )
+    workers = copy_columns(
+        cur,
+        cur.mogrify(
+            "SELECT worker_id, (estimates ->> 'reliability')::float8 FROM project_workers"
+            " WHERE project_id = %s AND estimates ? 'reliability'",
+            (project.id,),
+        ).decode(),
+        {"worker": pa.int64(), "reliability": pa.float64()},
+    )
+    return Previous(
+        cold_answers,
+        PairwiseWarm(
+            items=items["item"],
+            scores=items["score"],
+            workers=workers["worker"],
+            reliability=workers["reliability"],
+            position_bias=float(position_bias),
+        ),
+    )
 
 
 def _num(x: float) -> float | None:
@@ -142,11 +196,13 @@ def publish(
     result: TypedResult,
     answers_total: int,
     rows: np.ndarray | None = None,
+    cold_answers: int | None = None,
 ) -> list[int]:
     """Write a typed run's output (see the module docstring); returns the ids of the tasks
     whose result changed. ``rows``: the indices of the task results to write (the caller
     leaves out rows equal to the published ones, see
-    :func:`crowd.em.typed.changed_typed`); every row when None."""
+    :func:`crowd.em.typed.changed_typed`); every row when None. ``cold_answers``: the
+    answers of the newest cold fit behind the result (``answers_total`` when None)."""
     n = result.task_ids.size
     todo = np.arange(n) if rows is None else rows
     # COPY into a temporary table, then one upsert (as crowd.store.runs.publish does): at
@@ -241,19 +297,20 @@ def publish(
         """
         UPDATE aggregation_runs SET status = 'succeeded', finished_at = clock_timestamp(),
             answers = %s, answers_total = %s, cold_answers = %s, tasks = %s, workers = %s,
-            iterations = %s, converged = %s, objective = %s, warm_start = false,
+            iterations = %s, converged = %s, objective = %s, warm_start = %s,
             chosen_method = %s, choice_reason = %s, position_bias = %s
         WHERE id = %s
         """,
         (
             int(result.worker_answers.sum()),
             answers_total,
-            answers_total,
+            answers_total if cold_answers is None else cold_answers,
             n,
             int(result.worker_ids.size),
             result.n_iter,
             result.converged,
             result.objective,
+            result.warm_start,
             result.method,
             f"the {project.type} project's method",
             result.position_bias,

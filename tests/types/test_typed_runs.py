@@ -10,12 +10,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import pytest
 from flask.testing import FlaskClient
 
 from crowd.config import Settings
+from crowd.em.typed import Z90, fit_typed
+from crowd.store import projects, typed
 from crowd.store.db import Database
 from tests.aggregation.test_live import drain, runs
 from tests.conftest import auth
+from tests.em.test_pairwise import WARM_TOL_SD
 from tests.types.test_type_validation import answer, post, project
 
 
@@ -342,3 +347,137 @@ def test_multilabel_with_more_labels_than_a_bit_mask_holds(
     drain(settings)
     got = by_id(results(client, requester, pid))
     assert got["t"]["labels"] == ["l0", "l65"] and got["u"]["labels"] == []
+
+
+def test_a_pairwise_run_warm_starts_from_the_previous_one_and_publishes_the_cold_fits_ranking(
+    client: FlaskClient,
+    requester: str,
+    make_worker: Callable[..., str],
+    settings: Settings,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second run starts L-BFGS from the first run's published scores, bias and
+    reliabilities (recorded as ``warm_start``), and publishes what a cold fit of the same
+    answers gives, within the optimiser's tolerance (tests/em/test_pairwise.py's
+    WARM_TOL_SD posterior sds). COLD_FIT_ANSWERS is lowered so that this small project's
+    run fits warm only, as a large project's does."""
+    monkeypatch.setattr("crowd.background.aggregation.COLD_FIT_ANSWERS", 0)
+    p = project(client, requester, type="pairwise", overlap=2, gold_rate=0)
+    pid = p["id"]
+    rng = np.random.default_rng(7)
+    n_items = 25
+    pairs = [rng.choice(n_items, 2, replace=False) for _ in range(120)]
+    tasks = [
+        {"external_id": f"c{k}", "left": {"id": f"i{a:02d}"}, "right": {"id": f"i{b:02d}"}}
+        for k, (a, b) in enumerate(pairs)
+    ]
+
+    def judge(wrong: float) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        # i00 is the best item, i24 the worst; a judge errs with probability ``wrong``.
+        def choose(task: dict[str, Any]) -> dict[str, Any]:
+            left_better = task["data"]["left"]["id"] < task["data"]["right"]["id"]
+            right_answer = "left" if left_better else "right"
+            other = "right" if left_better else "left"
+            return {"winner": other if rng.random() < wrong else right_answer}
+
+        return choose
+
+    w0, w1, w2 = (make_worker(requester, f"w{i}") for i in range(3))
+    assert post(client, requester, pid, tasks[:80]).status_code == 201
+    answer_all(client, w0, pid, judge(0.1))
+    answer_all(client, w1, pid, judge(0.3))
+    drain(settings)
+    assert post(client, requester, pid, tasks[80:]).status_code == 201
+    answer_all(client, w1, pid, judge(0.3))
+    answer_all(client, w2, pid, judge(0.2))
+    drain(settings)
+
+    first, second = runs(client, requester, pid)
+    assert (first["status"], first["warm_start"]) == ("succeeded", False)
+    assert (second["status"], second["warm_start"]) == ("succeeded", True)
+    assert second["answers"] == 240
+
+    with database.transaction() as cur:
+        loaded = projects.get(cur, pid)
+    assert loaded is not None
+    with database.transaction() as cur:
+        answers, *_ = typed.load(cur, loaded)
+    cold = fit_typed("pairwise", answers, n_labels=2, scale=None, gold_window=20).items
+    assert cold is not None
+    r = client.get(f"/api/v1/projects/{pid}/ranking?limit=100", headers=auth(requester))
+    published = {i["item"]: i for i in r.json["items"]}  # type: ignore[index]
+    assert sorted(published) == sorted(cold.names.tolist())
+    sd = (cold.high - cold.low) / (2 * Z90)
+    for name, score, std in zip(cold.names.tolist(), cold.scores, sd, strict=True):
+        assert abs(published[name]["score"] - score) <= WARM_TOL_SD * std + 1e-6
+    # Ranks agree but between items whose cold scores are within the tolerance.
+    cold_score = dict(zip(cold.names.tolist(), cold.scores.tolist(), strict=True))
+    order = sorted(published, key=lambda name: published[name]["rank"])
+    rises = np.diff([cold_score[name] for name in order])
+    assert rises.max() <= 2 * WARM_TOL_SD * sd.max() + 1e-6
+
+
+def test_a_small_pairwise_project_publishes_the_better_of_warm_and_cold(
+    client: FlaskClient,
+    requester: str,
+    make_worker: Callable[..., str],
+    settings: Settings,
+    database: Database,
+) -> None:
+    """Below COLD_FIT_ANSWERS a pairwise run fits warm and cold, as a categorical run does,
+    and publishes the warm fit only when its objective is the higher, so it is never worse
+    than a cold fit of its answers. Multilabel and numeric runs fit cold every run."""
+    p = project(client, requester, type="pairwise", overlap=2, gold_rate=0)
+    pid = p["id"]
+    rng = np.random.default_rng(11)
+    pairs = [rng.choice(12, 2, replace=False) for _ in range(45)]
+    tasks = [
+        {"external_id": f"c{k}", "left": {"id": f"i{a:02d}"}, "right": {"id": f"i{b:02d}"}}
+        for k, (a, b) in enumerate(pairs)
+    ]
+
+    def judge(task: dict[str, Any]) -> dict[str, Any]:
+        left_better = task["data"]["left"]["id"] < task["data"]["right"]["id"]
+        faithful = rng.random() < 0.8
+        return {"winner": "left" if left_better == faithful else "right"}
+
+    w0, w1, w2 = (make_worker(requester, f"w{i}") for i in range(3))
+    assert post(client, requester, pid, tasks[:15]).status_code == 201
+    answer_all(client, w0, pid, judge)
+    answer_all(client, w1, pid, judge)
+    drain(settings)
+    assert post(client, requester, pid, tasks[15:]).status_code == 201
+    answer_all(client, w1, pid, judge)
+    answer_all(client, w2, pid, judge)
+    drain(settings)
+
+    with database.transaction() as cur:
+        loaded = projects.get(cur, pid)
+    assert loaded is not None
+    with database.transaction() as cur:
+        answers, *_ = typed.load(cur, loaded)
+    cold = fit_typed("pairwise", answers, n_labels=2, scale=None, gold_window=20)
+    first, second = runs(client, requester, pid)
+    assert first["warm_start"] is False and second["answers"] == 90
+    assert cold.objective is not None and cold.items is not None
+    assert second["objective"] >= cold.objective - 1e-12
+    if not second["warm_start"]:  # the cold fit won: it is what was published
+        r = client.get(f"/api/v1/projects/{pid}/ranking?limit=100", headers=auth(requester))
+        published = {i["item"]: i["score"] for i in r.json["items"]}  # type: ignore[index]
+        for name, score in zip(cold.items.names.tolist(), cold.items.scores, strict=True):
+            assert published[name] == pytest.approx(score, abs=1e-6)
+
+    for kind, extra in (
+        ("multilabel", {"labels": ["a", "b"]}),
+        ("numeric", {"scale": {"min": 0, "max": 10}}),
+    ):
+        other = project(client, requester, type=kind, overlap=1, gold_rate=0, **extra)
+        assert post(client, requester, other["id"], [{"external_id": "x"}]).status_code == 201
+        body = {"labels": ["a"]} if kind == "multilabel" else {"value": 3}
+        answer_all(client, w0, other["id"], lambda _task, body=body: body)
+        drain(settings)
+        assert post(client, requester, other["id"], [{"external_id": "y"}]).status_code == 201
+        answer_all(client, w1, other["id"], lambda _task, body=body: body)
+        drain(settings)
+        assert [r["warm_start"] for r in runs(client, requester, other["id"])] == [False, False]
