@@ -256,7 +256,7 @@ def emit_run_events(
         ]
         payload = {"run_id": run_id, "part": part + 1, "parts": parts, "tasks": tasks}
         ids += store.emit(cur, project.id, Event.TASK_COMPLETED, payload)
-    run = runs.get(cur, run_id)
+    run = runs.get(cur, project.id, run_id)
     assert run is not None
     summary = {**run.to_json(), "results_changed": changed}
     ids += store.emit(cur, project.id, Event.AGGREGATION_COMPLETED, summary)

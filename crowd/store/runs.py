@@ -117,8 +117,8 @@ def create(cur: Cursor, project_id: int, trigger: str) -> Run:
     return Run(*one(cur))
 
 
-def get(cur: Cursor, run_id: int) -> Run | None:
-    row = job_rows.get(cur, _TABLE, _COLUMNS, run_id)
+def get(cur: Cursor, project_id: int, run_id: int) -> Run | None:
+    row = job_rows.get(cur, _TABLE, _COLUMNS, project_id, run_id)
     return Run(*row) if row else None
 
 
@@ -139,13 +139,13 @@ def last_published(cur: Cursor, project_id: int) -> tuple[int | None, str | None
     return (row[0], row[1], row[2]) if row else (None, None, None)
 
 
-def start(cur: Cursor, run_id: int) -> bool:
+def start(cur: Cursor, project_id: int, run_id: int) -> bool:
     """Mark a queued run running; False if it is not queued (already done, or reaped)."""
-    return job_rows.start(cur, _TABLE, run_id)
+    return job_rows.start(cur, _TABLE, project_id, run_id)
 
 
-def fail(cur: Cursor, run_id: int, error: str) -> None:
-    job_rows.fail(cur, _TABLE, run_id, error)
+def fail(cur: Cursor, project_id: int, run_id: int, error: str) -> None:
+    job_rows.fail(cur, _TABLE, project_id, run_id, error)
 
 
 def open_runs(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
@@ -173,14 +173,14 @@ def behind(cur: Cursor) -> list[int]:
 
 
 def record_load(
-    cur: Cursor, run_id: int, load: str, load_seconds: float, fit_seconds: float
+    cur: Cursor, project_id: int, run_id: int, load: str, load_seconds: float, fit_seconds: float
 ) -> None:
     """Record how a run read its answers and how long reading and fitting took (call in its
     publish transaction)."""
     cur.execute(
         "UPDATE aggregation_runs SET load = %s, load_seconds = %s, fit_seconds = %s"
-        " WHERE id = %s",
-        (load, load_seconds, fit_seconds, run_id),
+        " WHERE id = %s AND project_id = %s",
+        (load, load_seconds, fit_seconds, run_id, project_id),
     )
 
 
@@ -288,7 +288,7 @@ def publish(
         UPDATE aggregation_runs SET status = 'succeeded', finished_at = clock_timestamp(), answers = %s,
             answers_total = %s, cold_answers = %s, tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
             warm_start = %s, priors = %s, chosen_method = %s, choice_reason = %s, voters = %s
-        WHERE id = %s
+        WHERE id = %s AND project_id = %s
         """,
         (
             int(result.task_answers.sum()),
@@ -305,6 +305,7 @@ def publish(
             result.reason,
             Json([v.to_json() for v in result.voters]) if result.voters else None,
             run_id,
+            project.id,
         ),
     )
     cur.execute("UPDATE projects SET last_run_id = %s WHERE id = %s", (run_id, project.id))
