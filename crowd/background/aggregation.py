@@ -144,7 +144,7 @@ def publish(
                 "decision": result.decision[rows],
             },
         )
-    webhooks.enqueue(services()[1], deliveries)
+    webhooks.enqueue(services()[1], project.id, deliveries)
 
 
 def _in_one_transaction(
@@ -189,7 +189,7 @@ def _typed_run(db: Database, run_id: int, project: Project) -> None:
         active.extend(cur, run_id, project, result)  # the next comparisons, when active
         return deliveries
 
-    webhooks.enqueue(services()[1], _in_one_transaction(db, run_id, write))
+    webhooks.enqueue(services()[1], project.id, _in_one_transaction(db, run_id, write))
 
 
 def aggregate(run_id: int, project_id: int) -> None:

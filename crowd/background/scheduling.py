@@ -380,8 +380,7 @@ def reap(db: Database, redis: Redis) -> list[int]:
             reason = "its queued job was lost"
         with db.transaction() as tx:
             tx.execute(
-                "SELECT status FROM aggregation_runs WHERE id = %s AND project_id = %s"
-                " FOR UPDATE",
+                "SELECT status FROM aggregation_runs WHERE id = %s AND project_id = %s FOR UPDATE",
                 (run_id, project_id),
             )
             row = tx.fetchone()

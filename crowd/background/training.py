@@ -87,9 +87,7 @@ def request(
         _enqueue(redis, version)
     except RedisError as exc:
         with db.transaction() as cur:
-            models.fail(
-                cur, version.project_id, version.id, f"could not queue the training: {exc}"
-            )
+            models.fail(cur, version.project_id, version.id, f"could not queue the training: {exc}")
         raise
     return version
 
@@ -324,7 +322,7 @@ def _train(db: Database, redis: Redis, project: Project, version_id: int) -> Non
                 if trained is not None
                 else []
             )
-        webhooks.enqueue(redis, deliveries)
+        webhooks.enqueue(redis, project.id, deliveries)
         if stamped:
             _move_results_cursor(db, redis, project.id)
     except Exception as exc:

@@ -228,7 +228,7 @@ def training_rows(
         f"""
         SELECT t.id, {_field(input_kind)}, r.posteriors
         FROM tasks t JOIN projects p ON p.id = t.project_id
-        JOIN task_results r ON r.task_id = t.id
+        JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
         WHERE t.project_id = %(project)s AND t.gold IS NULL AND NOT t.auto_labelled
           AND {COMPLETE}
         ORDER BY t.id
@@ -358,7 +358,7 @@ def write_predictions(
         )
         cur.execute(
             "UPDATE tasks t SET auto_after_run = %s FROM new_predictions n"
-            " WHERE n.stamp AND t.id = n.task_id",
-            (one(cur)[0],),
+            " WHERE n.stamp AND t.id = n.task_id AND t.project_id = %s",
+            (one(cur)[0], project_id),
         )
     return closed, stamped

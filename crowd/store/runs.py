@@ -132,7 +132,8 @@ def last_published(cur: Cursor, project_id: int) -> tuple[int | None, str | None
     (all null before one)."""
     cur.execute(
         "SELECT p.last_run_id, r.chosen_method, r.choice_reason FROM projects p"
-        " LEFT JOIN aggregation_runs r ON r.id = p.last_run_id WHERE p.id = %s",
+        " LEFT JOIN aggregation_runs r ON r.id = p.last_run_id AND r.project_id = p.id"
+        " WHERE p.id = %s",
         (project_id,),
     )
     row = cur.fetchone()
@@ -162,7 +163,7 @@ def behind(cur: Cursor) -> list[int]:
         SELECT p.id FROM projects p
         JOIN (SELECT project_id, sum(answers) AS n FROM project_counts GROUP BY project_id) t
           ON t.project_id = p.id
-        LEFT JOIN aggregation_runs r ON r.id = p.last_run_id
+        LEFT JOIN aggregation_runs r ON r.id = p.last_run_id AND r.project_id = p.id
         WHERE t.n > coalesce(r.answers_total, 0)
           AND NOT EXISTS (SELECT 1 FROM aggregation_runs o WHERE o.project_id = p.id
                           AND o.status IN ('queued', 'running'))
@@ -349,7 +350,7 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
                              AND NOT (r.answers >= l.overlap AND r.decision >= %(target)s)
                              AND t.target < l.cap
                         THEN t.target + 1 ELSE t.target END AS target
-            FROM tasks t JOIN task_results r ON r.task_id = t.id
+            FROM tasks t JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
             LEFT JOIN excluded x ON x.task_id = t.id
             -- A review-lane task's minimum and cap are the review setting's.
             CROSS JOIN LATERAL (

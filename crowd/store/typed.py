@@ -354,7 +354,8 @@ def page(
                t.gold_value, t.gold_set, t.data, {_RESULT_COLUMNS}
         FROM {source}
         LEFT JOIN LATERAL (
-            SELECT * FROM task_results r WHERE r.task_id = t.id LIMIT 1
+            SELECT * FROM task_results r
+            WHERE r.task_id = t.id AND r.project_id = t.project_id LIMIT 1
         ) r ON true
         WHERE {where}
         ORDER BY t.project_id, t.id LIMIT %(limit)s
@@ -385,7 +386,8 @@ def ranking_summary(cur: Cursor, project_id: int) -> tuple[int, int, float | Non
     )
     items, components = cur.fetchone()  # type: ignore[misc]
     cur.execute(
-        "SELECT r.position_bias FROM projects p JOIN aggregation_runs r ON r.id = p.last_run_id"
+        "SELECT r.position_bias FROM projects p"
+        " JOIN aggregation_runs r ON r.id = p.last_run_id AND r.project_id = p.id"
         " WHERE p.id = %s",
         (project_id,),
     )
@@ -400,7 +402,7 @@ def answers_page(cur: Cursor, project_id: int, after_id: int, limit: int) -> lis
         """
         SELECT a.id, a.task_id, t.external_id, a.worker_id, a.label, a.value, a.label_set,
                a.answered_at
-        FROM assignments a JOIN tasks t ON t.id = a.task_id
+        FROM assignments a JOIN tasks t ON t.id = a.task_id AND t.project_id = a.project_id
         WHERE a.project_id = %s AND a.status = 'answered' AND a.id > %s
         ORDER BY a.id LIMIT %s
         """,
@@ -459,7 +461,7 @@ def export_rows(cur: Cursor, project: Project, batch: int = 2000) -> Iterator[li
             SELECT t.id, t.external_id, t.gold, t.gold_value, t.gold_set, t.data, t.answers,
                    {COMPLETE}, r.run_id, {_RESULT_COLUMNS}
             FROM tasks t JOIN projects p ON p.id = t.project_id
-            LEFT JOIN task_results r ON r.task_id = t.id
+            LEFT JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
             WHERE t.project_id = %s ORDER BY t.id
             """,
             (project.id,),
