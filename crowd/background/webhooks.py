@@ -224,7 +224,7 @@ def emit_run_events(
     chunk = store.TASKS_PER_DELIVERY
     parts = -(-len(completed) // chunk)
     typed_rows = (
-        typed.results_of(cur, [row[0] for row in completed])
+        typed.results_of(cur, project.id, [row[0] for row in completed])
         if project.type != "categorical" and completed
         else {}
     )

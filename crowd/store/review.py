@@ -106,6 +106,7 @@ def route(cur: Cursor, project: Project, task_ids: Sequence[int] | None = None) 
                OR new_target <> was_target
         ), locked AS (
             SELECT t.id FROM tasks t JOIN changed c ON c.id = t.id
+            WHERE t.project_id = %(project)s
             ORDER BY t.id
             FOR UPDATE OF t SKIP LOCKED
         )
@@ -119,7 +120,8 @@ def route(cur: Cursor, project: Project, task_ids: Sequence[int] | None = None) 
                    ELSE t.auto_after_run END
         FROM changed d JOIN locked l ON l.id = d.id
         -- Re-checked on the locked row: a fetch may have taken the task meanwhile.
-        WHERE t.id = d.id AND t.answers = 0 AND t.taken = 0 AND NOT t.done
+        WHERE t.id = d.id AND t.project_id = %(project)s
+          AND t.answers = 0 AND t.taken = 0 AND NOT t.done
         """,
         params,
     )

@@ -363,7 +363,8 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
         )
         UPDATE tasks t SET done = d.done, target = d.target
         FROM decided d
-        WHERE t.id = d.id AND (t.done <> d.done OR t.target <> d.target)
+        WHERE t.id = d.id AND t.project_id = %(project)s
+          AND (t.done <> d.done OR t.target <> d.target)
         """,
         {
             "overlap": project.overlap,

@@ -243,7 +243,7 @@ def publish(
             answers = %s, answers_total = %s, cold_answers = %s, tasks = %s, workers = %s,
             iterations = %s, converged = %s, objective = %s, warm_start = false,
             chosen_method = %s, choice_reason = %s, position_bias = %s
-        WHERE id = %s
+        WHERE id = %s AND project_id = %s
         """,
         (
             int(result.worker_answers.sum()),
@@ -258,6 +258,7 @@ def publish(
             f"the {project.type} project's method",
             result.position_bias,
             run_id,
+            project.id,
         ),
     )
     cur.execute("UPDATE projects SET last_run_id = %s WHERE id = %s", (run_id, project.id))
@@ -411,12 +412,12 @@ def answers_page(cur: Cursor, project_id: int, after_id: int, limit: int) -> lis
     return list(cur.fetchall())
 
 
-def results_of(cur: Cursor, task_ids: list[int]) -> dict[int, tuple[Any, ...]]:
-    """The published result rows of ``task_ids`` (see :func:`result_json`)."""
+def results_of(cur: Cursor, project_id: int, task_ids: list[int]) -> dict[int, tuple[Any, ...]]:
+    """The published result rows of the project's ``task_ids`` (see :func:`result_json`)."""
     cur.execute(
         f"SELECT r.task_id, {_RESULT_COLUMNS} FROM task_results r"
-        " WHERE r.task_id = ANY(%s::bigint[])",
-        (task_ids,),
+        " WHERE r.project_id = %s AND r.task_id = ANY(%s::bigint[])",
+        (project_id, task_ids),
     )
     return {row[0]: row[1:] for row in cur.fetchall()}
 

@@ -26,6 +26,7 @@ from crowd.config import ANY_ADDRESS, Settings
 from crowd.store.db import Database
 from tests.aggregation.test_live import answer_next, post_tasks, results, runs
 from tests.conftest import app_for, auth
+from tests.types.test_typed_runs import answer_all
 from tests.webhooks.conftest import serving
 from tests.webhooks.test_delivery import add_hook, deliveries, work_until_sent
 
@@ -110,6 +111,7 @@ def test_every_statement_on_a_per_project_table_names_its_project(
     with app_for(logged) as app, serving() as receiver:
         api: FlaskClient = app.test_client()
         _walk_through(api, client, requester, make_worker, make_project, logged, receiver.url)
+        _typed_and_review(api, requester, make_worker, logged)
         work_until_sent(logged, Database(logged.database_url or "", max_connections=1))
         assert receiver.requests
 
@@ -166,6 +168,8 @@ def _walk_through(
         "gold_rate": 0.0,
         "model": {"input": "features", "field": "x"},
         "retrain_every": 4,
+        "confidence_target": 0.9,
+        "max_overlap": 3,
     }
     r = api.post("/api/v1/projects", json=spec, headers=auth(requester))
     assert r.status_code == 201, r.json
@@ -240,3 +244,53 @@ def _walk_through(
         == 200
     )
     assert api.delete(f"/api/v1/projects/{pid}/webhooks/{hid}", headers=auth(requester))
+    listed = api.get(f"/api/v1/projects/{pid}/workers", headers=auth(requester)).json
+    wid = listed["workers"][0]["id"]  # type: ignore[index]
+    for action in ("ban", "unban"):
+        done = api.post(f"/api/v1/projects/{pid}/workers/{wid}/{action}", headers=auth(requester))
+        assert done.status_code == 200, done.json
+
+
+def _typed_and_review(
+    api: FlaskClient, requester: str, make_worker: Any, settings: Settings
+) -> None:
+    """A numeric project with dynamic overlap, and a project with the review lane on, through
+    a run each."""
+    create = {
+        "name": "numeric",
+        "type": "numeric",
+        "scale": {"min": 1, "max": 5, "step": 1},
+        "overlap": 2,
+        "max_overlap": 3,
+        "confidence_target": 0.99,
+        "gold_rate": 0,
+    }
+    numeric = api.post("/api/v1/projects", json=create, headers=auth(requester)).json
+    nid = int(numeric["id"])  # type: ignore[index]
+    post_tasks(api, requester, nid, [{"external_id": "calm"}, {"external_id": "split"}])
+    values = {"calm": (3, 3), "split": (1, 5)}
+    for i in range(2):
+        worker = make_worker(requester, f"n{i}")
+        answer_all(api, worker, nid, lambda t, i=i: {"value": values[t["external_id"]][i]})
+
+    review = {"overlap": 1, "max_overlap": 3, "blind_below": 0.5, "trap_rate": 0.0}
+    spec = {"name": "review", "labels": ["pos", "neg"], "overlap": 2, "gold_rate": 0.0}
+    created = api.post("/api/v1/projects", json={**spec, "review": review}, headers=auth(requester))
+    rid = int(created.json["id"])  # type: ignore[index]
+    post_tasks(api, requester, rid, [{"external_id": f"r{i}"} for i in range(4)])
+    predicted = [{"external_id": f"r{i}", "label": "pos", "confidence": 0.9} for i in range(4)]
+    r = api.post(
+        f"/api/v1/projects/{rid}/predictions",
+        json={"model": "m1", "predictions": predicted},
+        headers=auth(requester),
+    )
+    assert r.status_code == 201, r.json
+    reviewer = make_worker(requester, "reviewer")
+    answer_all(api, reviewer, rid, lambda t: {"label": "neg"})
+    work_until_sent(settings, Database(settings.database_url or "", max_connections=1))
+    for pid in (nid, rid):
+        assert {r["status"] for r in runs(api, requester, pid)} == {"succeeded"}
+        assert results(api, requester, pid)
+        exported = api.get(f"/api/v1/projects/{pid}/export", headers=auth(requester))
+        assert exported.status_code == 200
+    assert api.get(f"/api/v1/projects/{rid}/review", headers=auth(requester)).status_code == 200
