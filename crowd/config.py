@@ -96,6 +96,9 @@ class Settings:
     #: projects keep their queue busy, a large project's run waits this many of a worker's
     #: jobs for its turn (docs/SCALING.md, "Fair scheduling", has the measured waits).
     fair_skips: int = 4
+    #: Run small projects' runs in a forked work-horse, like every other job (RQ's default),
+    #: instead of in the worker's own process (workers/bootstrap.py, ``execute_job``).
+    fork_small_runs: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -119,7 +122,18 @@ class Settings:
             state_dir=_state_dir(),
             full_reload_seconds=_int("CROWD_FULL_RELOAD_SECONDS", 3600),
             fair_skips=_fair_skips(),
+            fork_small_runs=_flag("CROWD_FORK_SMALL_RUNS"),
         )
+
+
+def _flag(name: str) -> bool:
+    """A yes/no setting: 1, true or yes (any case) is yes; unset, empty, 0, false or no is no."""
+    raw = (os.environ.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SystemExit(f"crowd: error: {name} must be 1 or 0, got {raw!r}")
 
 
 def _fair_skips() -> int:

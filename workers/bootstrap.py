@@ -1,7 +1,9 @@
 """Start an RQ worker for crowd's queues, with the numeric stack imported once up front.
 
-Importing numpy/scipy, ``crowd.em`` and ``crowd.learn`` (scikit-learn) before forking
-work-horses means each job starts without paying for those imports again. When it starts and
+Importing numpy/scipy, ``crowd.em``, ``crowd.learn`` (scikit-learn) and the job modules before
+forking work-horses means each job starts without paying for those imports again. Small
+projects' runs (queue ``crowd``) run in the worker's own process, with no work-horse, unless
+``CROWD_FORK_SMALL_RUNS=1`` (see :meth:`CrowdWorker.execute_job`). When it starts and
 every ``REAP_EVERY`` seconds, the worker also reaps abandoned aggregation runs (see
 :func:`crowd.background.scheduling.reap`) and model versions (see :func:`crowd.background.training.reap`), queues
 webhook deliveries whose job was lost (see
@@ -24,15 +26,18 @@ import importlib
 import logging
 import signal
 import time
+from collections.abc import Collection
 from types import FrameType
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Worker
+from rq.job import Job
+from rq.worker import WorkerStatus
 
 from crowd.background import connections, scheduling, training, webhooks
-from crowd.config import LARGE_RUN_QUEUE, QUEUES, WEBHOOK_QUEUE, Settings
+from crowd.config import LARGE_RUN_QUEUE, QUEUES, RUN_QUEUE, WEBHOOK_QUEUE, Settings
 from crowd.store import answer_state, idempotency
 from crowd.store.db import Database
 from workers.fair import FairOrder
@@ -73,8 +78,12 @@ def quiet_maintenance() -> None:
 
 
 def preload() -> None:
+    """Import what jobs use, once, before any work-horse is forked: the numerics, and the job
+    modules themselves (a module first imported in a work-horse is imported again in every
+    one: crowd.background.aggregation and what it imports took 65 ms a job)."""
     modules = ("numpy", "scipy.special", "scipy.sparse", "pyarrow.csv", "crowd.em")
-    for name in (*modules, "crowd.learn"):  # crowd.learn: scikit-learn, for model training
+    jobs = ("crowd.background.aggregation", "crowd.background.training")
+    for name in (*modules, "crowd.learn", *jobs):  # crowd.learn: scikit-learn, for trainings
         importlib.import_module(name)
 
 
@@ -88,10 +97,56 @@ class CrowdWorker(Worker):
     #: ``time.monotonic()`` of this worker's last sweep of kept copies (None: none yet).
     last_swept: float | None = None
 
-    def __init__(self, queues: list[Queue], *args: Any, fair_skips: int = 0, **kwargs: Any):
+    def __init__(
+        self,
+        queues: list[Queue],
+        *args: Any,
+        fair_skips: int = 0,
+        in_process: Collection[str] = (),
+        **kwargs: Any,
+    ):
         super().__init__(queues, *args, **kwargs)
         #: The queue order policy; None: RQ's (fixed priority order).
         self.fair = FairOrder(self.queue_names(), fair_skips) if fair_skips > 0 else None
+        #: Queues whose jobs run in this process, without a work-horse (see execute_job).
+        self.in_process = frozenset(in_process)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run a job of a queue in :attr:`in_process` here, as RQ's ``SimpleWorker`` does;
+        any other in a forked work-horse (RQ's default).
+
+        A small project's run costs less than RQ's fork and the work-horse's fresh
+        connections (benchmarks/job_cost.py, RESULTS.md "Per-job cost"); in this process it
+        reuses the connections, the imports and the pages of earlier jobs. Nothing the run
+        protocol relies on comes from the fork: a worker killed during such a run drops the
+        run's lock with its session, and the workers' reap retries the run as it does when a
+        work-horse is killed; a run that fails or times out (RQ's SIGALRM) is recorded failed
+        by the job itself, and the worker goes on; a warm shutdown waits for the run.
+
+        No work-horse monitor renews RQ's heartbeats meanwhile: they last RQ's 90 s (its
+        monitoring interval + 60), far beyond a small run, and kept short on purpose: a
+        worker that dies before its run is marked running shows as gone within them, so the
+        reap's :func:`crowd.background.scheduling.job_lost` retries the queued run. A run
+        that outlasts them only shows in RQ's registries as abandoned; crowd judges running
+        runs by their lock, never by RQ's registries.
+        """
+        if queue.name not in self.in_process:
+            super().execute_job(job, queue)
+            return
+        execution = self.prepare_execution(job)
+        self.perform_job(job, queue, execution)
+        self.set_state(WorkerStatus.IDLE)
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Kill the work-horse; with none (no job, or a job running in this process) do
+        nothing. RQ's own would signal ``getpgid(0)``, this worker's process group, when
+        RQ's stop-job or kill-horse command comes during an in-process run: such a run
+        cannot be stopped short of stopping the worker (``crowd worker`` gets SIGTERM)."""
+        if not self.horse_pid:
+            log.warning("worker: no work-horse to stop (a run in this process goes on)")
+            self._stopped_job_id = None
+            return
+        super().kill_horse(sig)
 
     def reorder_queues(self, reference_queue: Queue) -> None:
         """After a job was taken from ``reference_queue``: poll next in :attr:`fair`'s order,
@@ -164,9 +219,11 @@ class CrowdWorker(Worker):
 
 
 def make_worker(settings: Settings, *, large_runs: bool = True, **kwargs: Any) -> CrowdWorker:
-    """A worker on crowd's queues in priority order, fair by ``settings.fair_skips``; without
-    ``large_runs``, one that never takes a large project's run (:data:`LARGE_RUN_QUEUE`), so
-    small projects keep a worker while large runs occupy the others."""
+    """A worker on crowd's queues in priority order, fair by ``settings.fair_skips``, running
+    small projects' runs (:data:`RUN_QUEUE`) in its own process unless
+    ``settings.fork_small_runs``; without ``large_runs``, one that never takes a large
+    project's run (:data:`LARGE_RUN_QUEUE`), so small projects keep a worker while large runs
+    occupy the others."""
     if not settings.redis_url:
         raise SystemExit("crowd: error: set CROWD_REDIS_URL (or run `crowd serve` first)")
     connections.configure(settings)
@@ -179,6 +236,7 @@ def make_worker(settings: Settings, *, large_runs: bool = True, **kwargs: Any) -
         maintenance_interval=REAP_EVERY,
         worker_ttl=30,
         fair_skips=settings.fair_skips,
+        in_process=() if settings.fork_small_runs else (RUN_QUEUE,),
         **kwargs,
     )
 

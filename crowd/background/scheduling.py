@@ -28,6 +28,7 @@ run ending while Redis was down could not release. Workers call it every 15 s.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -237,25 +238,79 @@ def finish(db: Database, redis: Redis, project_id: int) -> Run | None:
     return None
 
 
+#: This process's connection for run locks, per thread and database URL
+#: (:func:`project_lock`); ``pid`` tells a fork's inherited ones apart.
+_lock_connections = threading.local()
+
+
+def _lock_connection(database_url: str) -> psycopg2.extensions.connection:
+    """This thread's open autocommit connection to ``database_url`` for advisory locks, made
+    on first use in this process (a forked child never uses its parent's)."""
+    held: dict[str, psycopg2.extensions.connection] | None = getattr(
+        _lock_connections, "by_url", None
+    )
+    if held is None or getattr(_lock_connections, "pid", None) != os.getpid():
+        held = _lock_connections.by_url = {}
+        _lock_connections.pid = os.getpid()
+    conn = held.get(database_url)
+    if conn is None or conn.closed:
+        conn = psycopg2.connect(database_url)
+        conn.autocommit = True
+        held[database_url] = conn
+    return conn
+
+
+def _drop_lock_connection(database_url: str, conn: psycopg2.extensions.connection) -> None:
+    """Close ``conn`` (which drops every lock it holds) and forget it."""
+    held = getattr(_lock_connections, "by_url", {})
+    if held.get(database_url) is conn:
+        del held[database_url]
+    with contextlib.suppress(psycopg2.Error):
+        conn.close()
+
+
 @contextmanager
 def project_lock(
     database_url: str, project_id: int, namespace: int = LOCK_NAMESPACE
 ) -> Iterator[None]:
-    """Hold the project's lock in ``namespace`` (by default its run lock) on a connection of
-    its own for the ``with`` block.
+    """Hold the project's lock in ``namespace`` (by default its run lock) for the ``with``
+    block, on this thread's lock connection (kept open between jobs of a process that runs
+    them without a fork: workers/bootstrap.py).
 
     The lock lives as long as the session: if the process dies, PostgreSQL drops it, which is
     how :func:`abandoned` tells a dead job from a slow one. No transaction stays open. A job
-    takes it before it marks itself running and keeps it until it has recorded its end.
+    takes it before it marks itself running and keeps it until it has recorded its end. If
+    taking or releasing it fails or is interrupted (a signal, a lost connection), the
+    connection is closed, so no lock outlives its block.
     """
-    conn = psycopg2.connect(database_url)
-    conn.autocommit = True
+    for attempt in (1, 2):
+        conn = _lock_connection(database_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(%s, %s)", (namespace, project_id))
+            break
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            _drop_lock_connection(database_url, conn)
+            if attempt == 2:  # a kept connection may have died idle (server restart): once more
+                raise
+        except BaseException:
+            _drop_lock_connection(database_url, conn)
+            raise
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s, %s)", (namespace, project_id))
         yield
     finally:
-        conn.close()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (namespace, project_id))
+                row = cur.fetchone()
+            if not (row and row[0]):  # not held: something is off with this session
+                _drop_lock_connection(database_url, conn)
+        except psycopg2.Error as exc:  # the session is gone or unusable, and its locks with it
+            log.warning("could not release the lock of project %s: %s", project_id, exc)
+            _drop_lock_connection(database_url, conn)
+        except BaseException:
+            _drop_lock_connection(database_url, conn)
+            raise
 
 
 def _lock_is_free(cur: psycopg2.extensions.cursor, namespace: int, project_id: int) -> bool:

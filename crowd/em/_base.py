@@ -161,10 +161,25 @@ def normalize_log_columns(log_joint: FloatArray) -> tuple[FloatArray, float]:
 
 
 def argmax_lowest(scores: FloatArray) -> IntArray:
-    """Row-wise argmax of ``(n, K)`` scores; exact ties go to the lowest class index."""
-    if scores.shape[1] == 0:
-        return np.zeros(scores.shape[0], dtype=np.intp)
-    return np.argmax(scores, axis=1).astype(np.intp, copy=False)
+    """Row-wise argmax of ``(n, K)`` scores; exact ties go to the lowest class index.
+
+    For few classes, one pass per class over the columns (``np.argmax`` along a short last
+    axis costs per row: 0.16 s at 2M rows and K = 4, against 0.03 s); a NaN falls back to
+    ``np.argmax``, which takes the first NaN as the maximum."""
+    n, k = scores.shape
+    if k == 0:
+        return np.zeros(n, dtype=np.intp)
+    if k > 16 or n < 1024:
+        return np.argmax(scores, axis=1).astype(np.intp, copy=False)
+    best = scores[:, 0].copy()
+    index = np.zeros(n, dtype=np.intp)
+    for c in range(1, k):
+        column = scores[:, c]
+        index[column > best] = c
+        np.maximum(best, column, out=best)
+    if np.isnan(best).any():
+        return np.argmax(scores, axis=1).astype(np.intp, copy=False)
+    return index
 
 
 def clamp_gold(posteriors: FloatArray, gold_tasks: IntArray, gold_labels: IntArray) -> None:

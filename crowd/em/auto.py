@@ -95,6 +95,16 @@ def label_free_estimator(
     return estimator
 
 
+def without_gold() -> Choice:
+    """:func:`choose_method`'s choice when no gold task has answers: the label-free default
+    (a caller that knows there is no such gold task can take it without passing the answers)."""
+    reason = (
+        "no gold task has answers, so none can show another method better: "
+        "the label-free default"
+    )
+    return Choice(LABEL_FREE_DEFAULT, reason, 0, {})
+
+
 def choose_method(
     tasks: ArrayLike,
     workers: ArrayLike,
@@ -128,11 +138,7 @@ def choose_method(
     scored = answered[gold_tasks]
     n_gold = int(scored.sum())
     if n_gold == 0:
-        reason = (
-            "no gold task has answers, so none can show another method better: "
-            "the label-free default"
-        )
-        return Choice(LABEL_FREE_DEFAULT, reason, 0, {})
+        return without_gold()
     right = {}
     for name in LABEL_FREE:
         model = label_free_estimator(name, max_iter=max_iter, tol=tol)

@@ -205,16 +205,31 @@ def database_folder(cur: Cursor) -> str:
     when a database is created, so one dropped and created again under the same name (or
     restored into a new database) gets another folder too. A server that refuses one of
     these (a hosted PostgreSQL may) gives ``x`` in its place; each is asked in a savepoint,
-    so a refusal costs the caller's transaction nothing."""
+    so a refusal costs the caller's transaction nothing.
+
+    Asked once per session of a :class:`crowd.store.db.Database` pool (kept in its
+    ``session``) when the server is not in recovery: none of the three can change while a
+    session is open. A session belongs to one running cluster (a restore or an ``initdb``
+    means a server restart, which ends it); a primary's timeline changes only when recovery
+    ends (a standby's promotion, hence the condition); a database cannot be dropped while a
+    session is connected to it (``DROP DATABASE ... WITH (FORCE)`` ends the session first)."""
+    session: dict[str, Any] | None = getattr(cur.connection, "session", None)
+    if session is not None and "database_folder" in session:
+        return str(session["database_folder"])
     system = _ask(
         cur,
         "SELECT CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')"
         " THEN (SELECT system_identifier FROM pg_catalog.pg_control_system())::text END",
     )
     timeline = _ask(cur, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
-    cur.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
-    (oid,) = cur.fetchone() or (0,)
-    return f"db-{system or 'x'}-{timeline or 'x'}-{int(oid)}"
+    cur.execute(
+        "SELECT oid, pg_is_in_recovery() FROM pg_database WHERE datname = current_database()"
+    )
+    oid, recovering = cur.fetchone() or (0, True)
+    folder = f"db-{system or 'x'}-{timeline or 'x'}-{int(oid)}"
+    if session is not None and not recovering:
+        session["database_folder"] = folder
+    return folder
 
 
 def _ask(cur: Cursor, query: str) -> str | None:

@@ -27,11 +27,14 @@ _WAIT_FOR_CONNECTION = 10.0
 
 
 class _Connection(psycopg2.extensions.connection):
-    """A pooled connection that remembers the statements it has PREPAREd."""
+    """A pooled connection that remembers the statements it has PREPAREd, and ``session``:
+    values its callers asked the server once because they cannot change while the session
+    is open (e.g. :func:`crowd.store.answer_state.database_folder`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.prepared: set[str] = set()
+        self.session: dict[str, Any] = {}
 
 
 def execute_prepared(cur: Cursor, name: str, sql: str, params: Sequence[Any]) -> None:

@@ -87,18 +87,26 @@ def test_a_failing_run_is_recorded_with_its_error_and_shown_by_the_api(
     client, requester, make_worker, make_project, settings, database: Database
 ) -> None:
     """Slow (about 10 s): a real RQ worker runs the failing job, with RQ's retry and failure
-    bookkeeping."""
+    bookkeeping, in its own process (a small project's run), and goes on to the next run."""
     pid = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=0.0)["id"]
     post_tasks(client, requester, pid, [{"external_id": "t0"}])
     with database.transaction() as cur:  # a method this version does not know
         cur.execute("UPDATE projects SET method = 'from-the-future' WHERE id = %s", (pid,))
-    answer_next(client, make_worker(requester), pid, lambda t: "a")
+    worker = make_worker(requester)
+    answer_next(client, worker, pid, lambda t: "a")
+    time.sleep(0.2)  # the failing run is queued first (the stale marks go every 50 ms)
+    healthy = make_project(requester, labels=["a", "b"], overlap=1, gold_rate=0.0)["id"]
+    post_tasks(client, requester, healthy, [{"external_id": "t0"}])
+    answer_next(client, worker, healthy, lambda t: "a")
 
     proc = _worker(settings, "--burst")
     out, _ = proc.communicate(timeout=120)
     (run,) = runs(client, requester, pid)
     assert run["status"] == "failed" and run["finished_at"], out
     assert "from-the-future" in run["error"]
+    (next_run,) = runs(client, requester, healthy)
+    assert next_run["status"] == "succeeded", out
+    assert next_run["created_at"] > run["created_at"]
     # the project is not stuck: a new request queues a new run
     again = client.post(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester))
     assert again.status_code == 202 and again.json["run"]["status"] == "queued"
