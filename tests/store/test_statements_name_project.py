@@ -3,10 +3,10 @@
 On a database distributed by ``project_id`` (docs/SCALING.md, "Spreading projects over several
 PostgreSQL nodes"), a statement that names a per-project row by its id alone goes to every
 node, and ``SELECT ... FOR UPDATE`` is refused unless it goes to one. This test records what
-PostgreSQL itself says it ran: every connection of an API app and of a real (forking) RQ worker
-runs with ``log_statement = all`` and ``client_min_messages = log`` as session settings, so the
-server sends each statement back as a LOG message, which psycopg2 hands to the connection's
-``notices``. (``pg_stat_statements`` would need a server restart to load.) A walk through the
+PostgreSQL itself says it ran: every connection of an API app and of a real RQ worker (and
+its work-horses) runs with ``log_statement = all`` and ``client_min_messages = log`` as session
+settings, so the server sends each statement back as a LOG message, which psycopg2 hands to
+the connection's ``notices``. (``pg_stat_statements`` would need a server restart to load.) A walk through the
 service then runs: projects, tasks, fetches, answers, a skip, runs and a retrain by the
 worker, results, export, models, predictions, stats, webhooks and their deliveries."""
 
@@ -55,7 +55,7 @@ NOT_ROUTED = {
 
 
 class _Recorder:
-    """A ``notices`` that appends each message to a file (the worker forks: a list in its
+    """A ``notices`` that appends each message to a file (work-horses are forked: a list in a
     child would be lost)."""
 
     def __init__(self, path: Path) -> None:
