@@ -437,7 +437,7 @@ def breakdown(url: str, redis_url: str, project_id: int, repeats: int) -> list[d
         for _ in range(repeats):
             with db.transaction() as cur:
                 run = runs.create(cur, project_id, "api")
-                runs.start(cur, run.id)
+                runs.start(cur, run.project_id, run.id)
                 project = projects.get(cur, project_id)
             assert project is not None
             if project.type != "categorical":

@@ -216,8 +216,8 @@ def jobs_in_process(db: Database, pids: Sequence[int]) -> tuple[int, float, dict
     parts: dict[str, list[float]] = defaultdict(list)
     with timed(PARTS, parts):
         t0 = time.perf_counter()
-        for run_id in run_ids:
-            aggregation.aggregate(run_id)
+        for run_id, pid in zip(run_ids, pids, strict=True):
+            aggregation.aggregate(run_id, pid)
         took = time.perf_counter() - t0
     return len(run_ids), took, parts
 
@@ -227,8 +227,8 @@ def runs_in_process(db: Database, pids: Sequence[int]) -> tuple[int, float]:
     made and started beforehand, untimed)."""
     run_ids = queue_runs(db, pids)
     with db.transaction() as cur:
-        for run_id in run_ids:
-            runs.start(cur, run_id)
+        for run_id, pid in zip(run_ids, pids, strict=True):
+            runs.start(cur, pid, run_id)
         plan = [(run_id, projects.get(cur, pid)) for run_id, pid in zip(run_ids, pids, strict=True)]
     took = 0.0
     for run_id, project in plan:

@@ -7,7 +7,8 @@ For a project benchmarks/freshness.py left behind (``--keep-db``; its log folder
 is the workers' ``CROWD_STATE_DIR``, holding their copy of the answers). Each run: ``--new``
 answered assignments are inserted on random tasks (as freshness.py's clients add between
 runs), a run row is created, and the RQ job function,
-``crowd.background.aggregation.aggregate(run_id)``, runs in a fresh Python process (``--code``
+``crowd.background.aggregation.aggregate(run_id, project_id)`` (``(run_id)`` in code older than
+the project id), runs in a fresh Python process (``--code``
 first on its ``PYTHONPATH``: another checkout's code on the same database and kept copy).
 That process reports its own ``ru_maxrss`` after importing the job's modules (the
 interpreter, numpy, scipy, psycopg2: what any work-horse holds before a job) and after the
@@ -41,12 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _service import loadavg
 
 CHILD = """
-import json, resource, sys, time
+import inspect, json, resource, sys, time
 from crowd.background import aggregation  # the job's modules, as a work-horse has them
+ids = [int(a) for a in sys.argv[1:]][: len(inspect.signature(aggregation.aggregate).parameters)]
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 cpu = time.process_time()
 began = time.perf_counter()
-aggregation.aggregate(int(sys.argv[1]))
+aggregation.aggregate(*ids)
 wall = time.perf_counter() - began
 cpu = time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         run_id = new_run(args.database, args.project, args.cold)
         t = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(run_id)],
+            [sys.executable, "-c", CHILD, str(run_id), str(args.project)],
             env=env, cwd=code, capture_output=True, text=True,
         )  # fmt: skip
         elapsed = time.perf_counter() - t

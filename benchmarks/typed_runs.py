@@ -160,7 +160,7 @@ def one_run(db: Database, project_id: int) -> dict[str, float]:
     """One run of the project, timed by phase (see the module docstring)."""
     with db.transaction() as cur:
         run = runs.create(cur, project_id, "api")
-        runs.start(cur, run.id)
+        runs.start(cur, run.project_id, run.id)
         project = projects.get(cur, project_id)
     assert project is not None
     t0, c0 = time.perf_counter(), time.process_time()

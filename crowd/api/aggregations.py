@@ -39,8 +39,8 @@ def get_run(project_id: int, run_id: int) -> ResponseReturnValue:
     """One run, e.g. to poll the run a POST queued."""
     project = auth.project_for_requester(project_id)
     with deps.db().transaction() as cur:
-        run = runs.get(cur, run_id)
-    if run is None or run.project_id != project.id:
+        run = runs.get(cur, project.id, run_id)
+    if run is None:
         raise NotFound(
             f"no run {run_id} in project {project_id}; "
             f"GET /api/v1/projects/{project_id}/aggregations lists them"

@@ -99,7 +99,9 @@ def deliveries(project_id: int, webhook_id: int) -> ResponseReturnValue:
     status = body.choice_arg("status", tuple(s.value for s in DeliveryStatus))
     with deps.db().transaction() as cur:
         _webhook(cur, project.id, webhook_id)
-        page = webhooks.deliveries_page(cur, webhook_id, before or body.MAX_ID, limit, status)
+        page = webhooks.deliveries_page(
+            cur, project.id, webhook_id, before or body.MAX_ID, limit, status
+        )
     return jsonify(
         {
             "deliveries": [d.to_json() for d in page],

@@ -1,6 +1,7 @@
-"""The aggregation run: the RQ job :func:`aggregate`, a plain function that takes a run id.
+"""The aggregation run: the RQ job :func:`aggregate`, a plain function that takes a run id and
+its project's id.
 
-RQ stores the job as ``crowd.background.aggregation.aggregate`` plus its run id; the worker
+RQ stores the job as ``crowd.background.aggregation.aggregate`` plus those ids; the worker
 process imports this module and calls the function, which finds its servers in
 :mod:`crowd.background.connections`. This is the top of the background package: it uses
 scheduling (the run protocol), webhooks (the run's events) and training (a retrain after the
@@ -132,7 +133,7 @@ def publish(
 
     def write(cur: Cursor) -> list[int]:
         n = runs.publish(cur, run_id, project, result, rows, snap.answers_total, cold_answers)
-        runs.record_load(cur, run_id, snap.load, *phases)
+        runs.record_load(cur, project.id, run_id, snap.load, *phases)
         return webhooks.emit_run_events(cur, run_id, project, result.task_ids[rows].tolist(), n)
 
     deliveries = _in_one_transaction(db, run_id, write)
@@ -149,7 +150,7 @@ def publish(
                 "decision": result.decision[rows],
             },
         )
-    webhooks.enqueue(services()[1], deliveries)
+    webhooks.enqueue(services()[1], project.id, deliveries)
 
 
 def _in_one_transaction(
@@ -227,12 +228,12 @@ def publish_typed(
 
     def write(cur: Cursor) -> list[int]:
         changed = typed.publish(cur, run_id, project, result, answers_total, rows, cold_answers)
-        runs.record_load(cur, run_id, "full", *phases)
+        runs.record_load(cur, project.id, run_id, "full", *phases)
         deliveries = webhooks.emit_run_events(cur, run_id, project, changed, len(changed))
         active.extend(cur, run_id, project, result)  # the next comparisons, when active
         return deliveries
 
-    webhooks.enqueue(services()[1], _in_one_transaction(db, run_id, write))
+    webhooks.enqueue(services()[1], project.id, _in_one_transaction(db, run_id, write))
 
 
 def _typed_run(db: Database, run_id: int, project: Project) -> None:
@@ -247,7 +248,7 @@ def _typed_run(db: Database, run_id: int, project: Project) -> None:
     publish_typed(db, run_id, project, result, published, total, cold_answers, phases)
 
 
-def aggregate(run_id: int) -> None:
+def aggregate(run_id: int, project_id: int) -> None:
     """Run aggregation run ``run_id`` (queued by :mod:`crowd.background.scheduling`).
 
     Reads the project's answers in one short transaction (:func:`load`: only those newer
@@ -258,14 +259,13 @@ def aggregate(run_id: int) -> None:
     """
     db, redis = services()
     with db.transaction() as cur:
-        run = runs.get(cur, run_id)
+        run = runs.get(cur, project_id, run_id)
     if run is None:
         log.warning("run %s does not exist (project deleted?)", run_id)
         return
-    project_id = run.project_id
     with scheduling.project_lock(db.url, project_id):
         with db.transaction() as cur:
-            started = runs.start(cur, run_id)
+            started = runs.start(cur, project_id, run_id)
             project = projects.get(cur, project_id)
         if not started or project is None:
             return  # reaped and retried already, or a stale duplicate of the job
@@ -298,7 +298,7 @@ def aggregate(run_id: int) -> None:
                 "run %s of project %s failed:\n%s", run_id, project_id, traceback.format_exc()
             )
             with db.transaction() as cur:
-                runs.fail(cur, run_id, f"{type(exc).__name__}: {exc}")
+                runs.fail(cur, project_id, run_id, f"{type(exc).__name__}: {exc}")
             raise
         finally:
             try:

@@ -119,6 +119,7 @@ def enqueue(
         Queue(queue, connection=redis).enqueue(
             AGGREGATE_JOB,
             run.id,
+            project_id,
             job_id=job_id(run.id),
             job_timeout=3600,
             **JOB_KEEP,
@@ -126,7 +127,7 @@ def enqueue(
         )
     except RedisError as exc:
         with db.transaction() as cur:
-            runs.fail(cur, run.id, f"could not queue the run: {exc}")
+            runs.fail(cur, project_id, run.id, f"could not queue the run: {exc}")
         redis_release(redis, project_id)
         raise
     return run
@@ -433,11 +434,14 @@ def reap(db: Database, redis: Redis) -> list[int]:
         else:
             reason = "its queued job was lost"
         with db.transaction() as tx:
-            tx.execute("SELECT status FROM aggregation_runs WHERE id = %s FOR UPDATE", (run_id,))
+            tx.execute(
+                "SELECT status FROM aggregation_runs WHERE id = %s AND project_id = %s FOR UPDATE",
+                (run_id, project_id),
+            )
             row = tx.fetchone()
             if row is None or row[0] != status:
                 continue
-            runs.fail(tx, run_id, f"{reason}; run retried")
+            runs.fail(tx, project_id, run_id, f"{reason}; run retried")
         reaped.append(run_id)
         redis.set(_keys(project_id)[1], "1", ex=QUEUED_TTL)
         retry = enqueue(db, redis, project_id, "retry")

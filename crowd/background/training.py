@@ -87,7 +87,7 @@ def request(
         _enqueue(redis, version)
     except RedisError as exc:
         with db.transaction() as cur:
-            models.fail(cur, version.id, f"could not queue the training: {exc}")
+            models.fail(cur, version.project_id, version.id, f"could not queue the training: {exc}")
         raise
     return version
 
@@ -98,6 +98,7 @@ def _enqueue(redis: Redis, version: ModelVersion) -> None:
     Queue(MODEL_QUEUE, connection=redis).enqueue(
         train,
         version.id,
+        version.project_id,
         job_id=job_id(version.id),
         job_timeout=3600,
         **JOB_KEEP,
@@ -123,7 +124,7 @@ def reap(db: Database, redis: Redis) -> list[int]:
         db, redis, candidates, LOCK_NAMESPACE, job_id
     ):
         with db.transaction() as cur:
-            version = models.lock_if(cur, version_id, status)
+            version = models.lock_if(cur, project_id, version_id, status)
             if version is None:
                 continue  # it moved on meanwhile
             if status == models.ModelStatus.QUEUED:
@@ -148,7 +149,7 @@ def reap(db: Database, redis: Redis) -> list[int]:
                     "; not retried, as it was itself a retry: "
                     f"POST /api/v1/projects/{project_id}/models to train again"
                 )
-            models.fail(cur, version_id, error)
+            models.fail(cur, project_id, version_id, error)
         failed.append(version_id)
         log.warning("model version %s of project %s: %s", version_id, project_id, error)
         if retry and project is not None:
@@ -226,7 +227,7 @@ def _predict_all(
         predicted += j
 
 
-def train(version_id: int) -> None:
+def train(version_id: int, project_id: int) -> None:
     """Train model version ``version_id`` (queued by :func:`request`).
 
     Reads the training and gold rows in one short transaction, fits with no transaction
@@ -235,13 +236,13 @@ def train(version_id: int) -> None:
     """
     db, redis = services()
     with db.transaction() as cur:
-        version = models.get(cur, version_id)
+        version = models.get(cur, project_id, version_id)
     if version is None:
         return  # gone with its project
     # Held until the end is recorded: a free lock on a running version means its worker died.
     with scheduling.project_lock(db.url, version.project_id, LOCK_NAMESPACE):
         with db.transaction() as cur:
-            started = models.start(cur, version_id)
+            started = models.start(cur, project_id, version_id)
             project = projects.get(cur, version.project_id)
         if not started or project is None:
             return  # a duplicate of a job already run, or reaped meanwhile
@@ -303,6 +304,7 @@ def _train(db: Database, redis: Redis, project: Project, version_id: int) -> Non
         with db.transaction() as cur:
             trained = models.record_trained(
                 cur,
+                project.id,
                 version_id,
                 blob=learn.dump(model),
                 kind=spec.kind,
@@ -320,12 +322,12 @@ def _train(db: Database, redis: Redis, project: Project, version_id: int) -> Non
                 if trained is not None
                 else []
             )
-        webhooks.enqueue(redis, deliveries)
+        webhooks.enqueue(redis, project.id, deliveries)
         if stamped:
             _move_results_cursor(db, redis, project.id)
     except Exception as exc:
         log.error("model version %s of project %s failed:\n%s", version_id, project.id,
                   traceback.format_exc())  # fmt: skip
         with db.transaction() as cur:
-            models.fail(cur, version_id, f"{type(exc).__name__}: {exc}")
+            models.fail(cur, project.id, version_id, f"{type(exc).__name__}: {exc}")
         raise

@@ -125,8 +125,9 @@ class DeliveryFailed(Exception):
     """An attempt failed and will be retried (RQ retries the job)."""
 
 
-def deliver(delivery_id: int) -> None:
-    """RQ job: send delivery ``delivery_id`` once and record the attempt.
+def deliver(delivery_id: int, project_id: int) -> None:
+    """RQ job: send delivery ``delivery_id`` (of project ``project_id``) once and record the
+    attempt.
 
     Raises :class:`DeliveryFailed` when the attempt failed and attempts remain, so RQ
     schedules the retry; returns when the delivery succeeded, failed for good, or has
@@ -134,7 +135,7 @@ def deliver(delivery_id: int) -> None:
     """
     db, _redis = services()
     with db.transaction() as cur:
-        target = store.pending_target(cur, delivery_id)
+        target = store.pending_target(cur, project_id, delivery_id)
     if target is None:
         return
     delivery, url, secret = target
@@ -143,6 +144,7 @@ def deliver(delivery_id: int) -> None:
     with db.transaction() as cur:
         recorded = store.record_attempt(
             cur,
+            project_id,
             delivery_id,
             ok=attempt.error is None,
             status_code=attempt.status_code,
@@ -164,8 +166,9 @@ def deliver(delivery_id: int) -> None:
         raise DeliveryFailed(f"webhook delivery {delivery_id}, attempt {attempts}: {attempt.error}")
 
 
-def enqueue(redis: Redis, delivery_ids: Iterable[int]) -> None:
-    """Queue a job per delivery (call after the recording transaction commits).
+def enqueue(redis: Redis, project_id: int, delivery_ids: Iterable[int]) -> None:
+    """Queue a job per delivery of the project (call after the recording transaction
+    commits).
 
     Redis being down loses nothing: the rows stay ``pending`` and :func:`requeue_lost`
     queues them later; the error is logged, not raised, so the caller's work goes on.
@@ -177,6 +180,7 @@ def enqueue(redis: Redis, delivery_ids: Iterable[int]) -> None:
             queue.enqueue(
                 deliver,
                 delivery_id,
+                project_id,
                 job_id=job_id(delivery_id),
                 retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
                 job_timeout=60,
@@ -193,11 +197,12 @@ def requeue_lost(db: Database, redis: Redis, idle_seconds: float = LOST_AFTER) -
     with Redis, never queued, or its worker died); returns their ids."""
     with db.transaction() as cur:
         candidates = store.stalled(cur, idle_seconds)
-    lost = [d for d in candidates if scheduling.job_lost(redis, job_id(d))]
+    lost = [(d, p) for d, p in candidates if scheduling.job_lost(redis, job_id(d))]
     if lost:
         log.warning("queueing %s webhook deliveries whose job was lost", len(lost))
-        enqueue(redis, lost)
-    return lost
+        for delivery_id, project_id in lost:
+            enqueue(redis, project_id, [delivery_id])
+    return [d for d, _ in lost]
 
 
 def emit_run_events(
@@ -219,7 +224,7 @@ def emit_run_events(
     chunk = store.TASKS_PER_DELIVERY
     parts = -(-len(completed) // chunk)
     typed_rows = (
-        typed.results_of(cur, [row[0] for row in completed])
+        typed.results_of(cur, project.id, [row[0] for row in completed])
         if project.type != "categorical" and completed
         else {}
     )
@@ -256,7 +261,7 @@ def emit_run_events(
         ]
         payload = {"run_id": run_id, "part": part + 1, "parts": parts, "tasks": tasks}
         ids += store.emit(cur, project.id, Event.TASK_COMPLETED, payload)
-    run = runs.get(cur, run_id)
+    run = runs.get(cur, project.id, run_id)
     assert run is not None
     summary = {**run.to_json(), "results_changed": changed}
     ids += store.emit(cur, project.id, Event.AGGREGATION_COMPLETED, summary)

@@ -61,16 +61,18 @@ def _release(cur: Cursor, condition: str, params: tuple[Any, ...]) -> int:
     cur.execute(
         f"""
         WITH stale AS (
-            SELECT id FROM assignments
+            SELECT id, project_id FROM assignments
             WHERE status = 'reserved' AND {condition}
             FOR UPDATE SKIP LOCKED
         ), gone AS (
             UPDATE assignments a SET status = 'expired' FROM stale
-            WHERE a.id = stale.id RETURNING a.task_id
+            WHERE a.id = stale.id AND a.project_id = stale.project_id
+            RETURNING a.task_id, a.project_id
         ), per_task AS (
-            SELECT task_id, count(*) AS n FROM gone GROUP BY task_id
+            SELECT task_id, project_id, count(*) AS n FROM gone GROUP BY task_id, project_id
         )
-        UPDATE tasks t SET taken = t.taken - per_task.n FROM per_task WHERE t.id = per_task.task_id
+        UPDATE tasks t SET taken = t.taken - per_task.n FROM per_task
+        WHERE t.id = per_task.task_id AND t.project_id = per_task.project_id
         """,
         params,
     )
@@ -99,14 +101,16 @@ _REGULAR_LEFT = """
                   WHERE o.project_id = $1::bigint AND o.taken < o.target AND NOT o.done
                     AND o.gold IS NULL
                     AND NOT EXISTS (SELECT 1 FROM assignments s
-                                    WHERE s.task_id = o.id AND s.worker_id = $2::bigint))"""
+                                    WHERE s.task_id = o.id AND s.worker_id = $2::bigint
+                                      AND s.project_id = $1::bigint))"""
 
 _RESERVE = """
         WITH pick AS (
             SELECT t.id, t.external_id, t.data, {proposal} AS proposal FROM tasks t
             WHERE t.project_id = $1::bigint AND {where}
               AND NOT EXISTS (
-                  SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2::bigint)
+                  SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2::bigint
+                    AND a.project_id = $1::bigint)
               {not_banned}
             ORDER BY {order}
             LIMIT 1
@@ -120,7 +124,8 @@ _RESERVE = """
             ON CONFLICT (task_id, worker_id, project_id) DO NOTHING
             RETURNING id, task_id, expires_at, proposal
         ), bump AS (
-            UPDATE tasks t SET taken = t.taken + 1 FROM ins WHERE t.id = ins.task_id
+            UPDATE tasks t SET taken = t.taken + 1 FROM ins
+            WHERE t.id = ins.task_id AND t.project_id = $1::bigint
         )
         SELECT ins.id, pick.id, pick.external_id, pick.data, ins.expires_at, ins.proposal
         FROM ins JOIN pick ON pick.id = ins.task_id
@@ -194,7 +199,8 @@ def traps_answered(cur: Cursor, project_id: int, worker_id: int, up_to: int) -> 
     project, counted up to ``up_to``: stops at that many, reading the worker's review answers
     through ``assignments_reviewed``."""
     cur.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM assignments a JOIN tasks t ON t.id = a.task_id"
+        "SELECT count(*) FROM (SELECT 1 FROM assignments a"
+        " JOIN tasks t ON t.id = a.task_id AND t.project_id = a.project_id"
         " WHERE a.project_id = %s AND a.worker_id = %s AND a.proposal IS NOT NULL"
         " AND a.status = 'answered' AND t.gold IS NOT NULL AND a.proposal <> t.gold"
         " LIMIT %s) s",
@@ -209,7 +215,7 @@ def held_by(cur: Cursor, project_id: int, worker_id: int) -> Reservation | None:
     cur.execute(
         """
         SELECT a.id, t.id, t.external_id, t.data, a.expires_at, a.proposal
-        FROM assignments a JOIN tasks t ON t.id = a.task_id
+        FROM assignments a JOIN tasks t ON t.id = a.task_id AND t.project_id = a.project_id
         WHERE a.project_id = %s AND a.worker_id = %s AND a.status = 'reserved'
           AND a.expires_at > now()
         ORDER BY a.id DESC LIMIT 1
@@ -234,13 +240,16 @@ def with_work_for(cur: Cursor, worker_id: int, project_ids: list[int]) -> set[in
                 WHERE t.project_id = p.id AND t.taken < t.target AND NOT t.done
                   AND t.gold IS NULL
                   AND NOT EXISTS (SELECT 1 FROM assignments a
-                                  WHERE a.task_id = t.id AND a.worker_id = %(worker)s))
+                                  WHERE a.task_id = t.id AND a.worker_id = %(worker)s
+                                    AND a.project_id = p.id))
            OR EXISTS (
-                SELECT 1 FROM assignments r JOIN tasks t ON t.id = r.task_id
+                SELECT 1 FROM assignments r
+                JOIN tasks t ON t.id = r.task_id AND t.project_id = r.project_id
                 WHERE r.project_id = p.id AND r.status = 'reserved' AND r.expires_at < now()
                   AND NOT t.done AND t.gold IS NULL
                   AND NOT EXISTS (SELECT 1 FROM assignments a
-                                  WHERE a.task_id = t.id AND a.worker_id = %(worker)s))
+                                  WHERE a.task_id = t.id AND a.worker_id = %(worker)s
+                                    AND a.project_id = p.id))
         """,
         {"ids": project_ids, "worker": worker_id},
     )
@@ -291,9 +300,16 @@ def lock(cur: Cursor, assignment_id: int) -> Held | None:
     return Held(*row) if row else None
 
 
-def _expire(cur: Cursor, held: Held) -> None:
-    cur.execute("UPDATE assignments SET status = 'expired' WHERE id = %s", (held.id,))
-    cur.execute("UPDATE tasks SET taken = taken - 1 WHERE id = %s", (held.task_id,))
+def _give_back(cur: Cursor, held: Held, status: str) -> None:
+    """Mark a locked reservation ``status`` (expired or skipped) and free its task's slot."""
+    cur.execute(
+        "UPDATE assignments SET status = %s WHERE id = %s AND project_id = %s",
+        (status, held.id, held.project_id),
+    )
+    cur.execute(
+        "UPDATE tasks SET taken = taken - 1 WHERE id = %s AND project_id = %s",
+        (held.task_id, held.project_id),
+    )
 
 
 def _check_open(cur: Cursor, held: Held | None, worker_id: int) -> Outcome | None:
@@ -306,7 +322,7 @@ def _check_open(cur: Cursor, held: Held | None, worker_id: int) -> Outcome | Non
     if held.status == "expired":
         return Outcome.EXPIRED
     if held.status == "reserved" and held.expired:
-        _expire(cur, held)  # committed with the 409, so the slot goes back at once
+        _give_back(cur, held, "expired")  # committed with the 409, so the slot goes back at once
         return Outcome.EXPIRED
     return None
 
@@ -328,16 +344,17 @@ def answer(
         cur,
         "crowd_answer",
         "WITH a AS (UPDATE assignments SET status = 'answered', label = $1::smallint,"
-        " answered_at = now(), answered_xid = pg_current_xact_id() WHERE id = $2::bigint)"
-        " UPDATE tasks SET answers = answers + 1 WHERE id = $3::bigint",
-        (label, held.id, held.task_id),
+        " answered_at = now(), answered_xid = pg_current_xact_id()"
+        " WHERE id = $2::bigint AND project_id = $4::bigint)"
+        " UPDATE tasks SET answers = answers + 1 WHERE id = $3::bigint AND project_id = $4::bigint",
+        (label, held.id, held.task_id, held.project_id),
     )
     if held.proposal is not None and label != held.proposal and review_cap is not None:
         # Gold tasks (traps) take any number of answers already.
         cur.execute(
-            "UPDATE tasks SET target = target + 1 WHERE id = %s AND gold IS NULL"
-            " AND NOT done AND target < %s",
-            (held.task_id, review_cap),
+            "UPDATE tasks SET target = target + 1 WHERE id = %s AND project_id = %s"
+            " AND gold IS NULL AND NOT done AND target < %s",
+            (held.task_id, held.project_id, review_cap),
         )
     return Outcome.CREATED
 
@@ -364,9 +381,9 @@ def answer_typed(
         "crowd_answer_typed",
         "WITH a AS (UPDATE assignments SET status = 'answered', label = $1::smallint,"
         " value = $4::float8, label_set = $5::smallint[], answered_at = now()"
-        " WHERE id = $2::bigint)"
-        " UPDATE tasks SET answers = answers + 1 WHERE id = $3::bigint",
-        (label, held.id, held.task_id, value, label_set),
+        " WHERE id = $2::bigint AND project_id = $6::bigint)"
+        " UPDATE tasks SET answers = answers + 1 WHERE id = $3::bigint AND project_id = $6::bigint",
+        (label, held.id, held.task_id, value, label_set, held.project_id),
     )
     return Outcome.CREATED
 
@@ -381,6 +398,5 @@ def skip(cur: Cursor, held: Held | None, worker_id: int) -> Outcome:
     assert held is not None
     if held.status == "answered":
         return Outcome.ALREADY_ANSWERED
-    cur.execute("UPDATE assignments SET status = 'skipped' WHERE id = %s", (held.id,))
-    cur.execute("UPDATE tasks SET taken = taken - 1 WHERE id = %s", (held.task_id,))
+    _give_back(cur, held, "skipped")
     return Outcome.SKIPPED

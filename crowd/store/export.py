@@ -75,7 +75,7 @@ def rows(cur: Cursor, project_id: int, batch: int = 2000) -> Iterator[list[tuple
                        pr.model AS prediction_model, pr.label AS prediction_label,
                        pr.confidence AS prediction_confidence
                 FROM tasks t JOIN projects p ON p.id = t.project_id
-                LEFT JOIN task_results r ON r.task_id = t.id
+                LEFT JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
                 {NEWEST}
                 WHERE t.project_id = %s
             ) x

@@ -27,8 +27,13 @@ class JobStatus(StrEnum):
     FAILED = "failed"
 
 
-def get(cur: Cursor, table: Table, columns: str, row_id: int) -> tuple[Any, ...] | None:
-    cur.execute(f"SELECT {columns} FROM {table} WHERE id = %s", (row_id,))
+def get(
+    cur: Cursor, table: Table, columns: str, project_id: int, row_id: int
+) -> tuple[Any, ...] | None:
+    """The project's row ``row_id``; None if it has none of that id."""
+    cur.execute(
+        f"SELECT {columns} FROM {table} WHERE id = %s AND project_id = %s", (row_id, project_id)
+    )
     row: tuple[Any, ...] | None = cur.fetchone()
     return row
 
@@ -45,22 +50,22 @@ def page(
     return list(cur.fetchall())
 
 
-def start(cur: Cursor, table: Table, row_id: int) -> bool:
+def start(cur: Cursor, table: Table, project_id: int, row_id: int) -> bool:
     """Mark a queued row running; False if it is not queued (already done, or reaped)."""
     cur.execute(
         f"UPDATE {table} SET status = 'running', started_at = now()"
-        " WHERE id = %s AND status = 'queued'",
-        (row_id,),
+        " WHERE id = %s AND project_id = %s AND status = 'queued'",
+        (row_id, project_id),
     )
     return bool(cur.rowcount == 1)
 
 
-def fail(cur: Cursor, table: Table, row_id: int, error: str) -> None:
+def fail(cur: Cursor, table: Table, project_id: int, row_id: int, error: str) -> None:
     """Mark a queued or running row failed with ``error`` (cut to :data:`ERROR_CHARS`)."""
     cur.execute(
         f"UPDATE {table} SET status = 'failed', finished_at = clock_timestamp(), error = %s"
-        " WHERE id = %s AND status IN ('queued', 'running')",
-        (error[:ERROR_CHARS], row_id),
+        " WHERE id = %s AND project_id = %s AND status IN ('queued', 'running')",
+        (error[:ERROR_CHARS], row_id, project_id),
     )
 
 

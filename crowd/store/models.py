@@ -119,8 +119,8 @@ def create(
     return ModelVersion(*row) if row else None
 
 
-def get(cur: Cursor, version_id: int) -> ModelVersion | None:
-    row = job_rows.get(cur, _TABLE, _COLUMNS, version_id)
+def get(cur: Cursor, project_id: int, version_id: int) -> ModelVersion | None:
+    row = job_rows.get(cur, _TABLE, _COLUMNS, project_id, version_id)
     return ModelVersion(*row) if row else None
 
 
@@ -130,13 +130,13 @@ def page(cur: Cursor, project_id: int, before_id: int, limit: int) -> list[Model
     return [ModelVersion(*r) for r in rows]
 
 
-def start(cur: Cursor, version_id: int) -> bool:
+def start(cur: Cursor, project_id: int, version_id: int) -> bool:
     """Mark a queued version running; False if it is not queued."""
-    return job_rows.start(cur, _TABLE, version_id)
+    return job_rows.start(cur, _TABLE, project_id, version_id)
 
 
-def fail(cur: Cursor, version_id: int, error: str) -> None:
-    job_rows.fail(cur, _TABLE, version_id, error)
+def fail(cur: Cursor, project_id: int, version_id: int, error: str) -> None:
+    job_rows.fail(cur, _TABLE, project_id, version_id, error)
 
 
 def open_versions(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
@@ -144,11 +144,12 @@ def open_versions(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
     return job_rows.open_rows(cur, _TABLE)
 
 
-def lock_if(cur: Cursor, version_id: int, status: str) -> ModelVersion | None:
+def lock_if(cur: Cursor, project_id: int, version_id: int, status: str) -> ModelVersion | None:
     """The version, row-locked until the transaction ends, if its status is ``status``."""
     cur.execute(
-        f"SELECT {_COLUMNS} FROM model_versions WHERE id = %s AND status = %s FOR UPDATE",
-        (version_id, status),
+        f"SELECT {_COLUMNS} FROM model_versions"
+        " WHERE id = %s AND project_id = %s AND status = %s FOR UPDATE",
+        (version_id, project_id, status),
     )
     row = cur.fetchone()
     return ModelVersion(*row) if row else None
@@ -156,6 +157,7 @@ def lock_if(cur: Cursor, version_id: int, status: str) -> ModelVersion | None:
 
 def record_trained(
     cur: Cursor,
+    project_id: int,
     version_id: int,
     *,
     blob: bytes,
@@ -176,7 +178,7 @@ def record_trained(
         " model = %s, kind = %s, run_id = %s, trained_tasks = %s, skipped_tasks = %s,"
         " predicted_tasks = %s, gold_tasks = %s, gold_accuracy = %s, gold_log_loss = %s,"
         " threshold = %s, auto_labelled = %s"
-        f" WHERE id = %s AND status = 'running' RETURNING {_COLUMNS}",
+        f" WHERE id = %s AND project_id = %s AND status = 'running' RETURNING {_COLUMNS}",
         (
             blob,
             kind,
@@ -190,6 +192,7 @@ def record_trained(
             threshold,
             auto_labelled,
             version_id,
+            project_id,
         ),
     )
     row = cur.fetchone()
@@ -225,7 +228,7 @@ def training_rows(
         f"""
         SELECT t.id, {_field(input_kind)}, r.posteriors
         FROM tasks t JOIN projects p ON p.id = t.project_id
-        JOIN task_results r ON r.task_id = t.id
+        JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
         WHERE t.project_id = %(project)s AND t.gold IS NULL AND NOT t.auto_labelled
           AND {COMPLETE}
         ORDER BY t.id
@@ -355,7 +358,7 @@ def write_predictions(
         )
         cur.execute(
             "UPDATE tasks t SET auto_after_run = %s FROM new_predictions n"
-            " WHERE n.stamp AND t.id = n.task_id",
-            (one(cur)[0],),
+            " WHERE n.stamp AND t.id = n.task_id AND t.project_id = %s",
+            (one(cur)[0], project_id),
         )
     return closed, stamped

@@ -34,7 +34,7 @@ BUILTIN = "builtin:"
 #: ``pr.model, pr.label, pr.confidence`` (all null when it has none).
 NEWEST = """LEFT JOIN LATERAL (
             SELECT p.model, p.label, p.confidence FROM predictions p
-            WHERE p.task_id = t.id ORDER BY p.id DESC LIMIT 1
+            WHERE p.task_id = t.id AND p.project_id = t.project_id ORDER BY p.id DESC LIMIT 1
         ) pr ON true"""
 
 
@@ -142,9 +142,9 @@ def write_builtin(cur: Cursor, project_id: int, version_id: int, table: str) -> 
     drop the older built-in versions' predictions of the same tasks."""
     name = builtin_name(version_id)
     cur.execute(
-        f"DELETE FROM predictions p USING {table} n WHERE p.task_id = n.task_id"
-        " AND p.model LIKE %s AND p.model <> %s",
-        (BUILTIN + "%", name),
+        f"DELETE FROM predictions p USING {table} n"
+        " WHERE p.project_id = %s AND p.task_id = n.task_id AND p.model LIKE %s AND p.model <> %s",
+        (project_id, BUILTIN + "%", name),
     )
     cur.execute(
         "INSERT INTO predictions (project_id, task_id, model, label, confidence)"
@@ -190,13 +190,14 @@ def count_corrections(
     cur.execute(
         """
         UPDATE predictions q SET corrected_run_id = %(run)s
-        FROM tasks t JOIN task_results r ON r.task_id = t.id
+        FROM tasks t JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
         JOIN LATERAL (
             SELECT p.id, p.label FROM predictions p
-            WHERE p.task_id = t.id ORDER BY p.id DESC LIMIT 1
+            WHERE p.task_id = t.id AND p.project_id = t.project_id ORDER BY p.id DESC LIMIT 1
         ) pr ON true
         WHERE t.id = ANY (%(ids)s::bigint[]) AND t.project_id = %(project)s
-          AND q.id = pr.id AND q.corrected_run_id IS NULL AND r.label <> pr.label
+          AND q.id = pr.id AND q.project_id = %(project)s AND q.corrected_run_id IS NULL
+          AND r.label <> pr.label
         """,
         {"run": run_id, "ids": id_array(written_task_ids), "project": project_id},
     )
@@ -243,8 +244,8 @@ def corrections_page(
                CASE WHEN t.gold IS NULL THEN r.confidence END,
                CASE WHEN t.gold IS NULL THEN 'crowd' ELSE 'gold' END
         FROM predictions p
-        JOIN tasks t ON t.id = p.task_id
-        LEFT JOIN task_results r ON r.task_id = t.id
+        JOIN tasks t ON t.id = p.task_id AND t.project_id = p.project_id
+        LEFT JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
         WHERE p.project_id = %s AND p.model = %s AND p.task_id > %s
           AND coalesce(t.gold, r.label) <> p.label
         ORDER BY p.task_id LIMIT %s

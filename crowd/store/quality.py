@@ -54,7 +54,7 @@ def unban(cur: Cursor, project_id: int, worker_id: int) -> bool:
 #: (read through ``assignments_reviewed``); ``caught``: the answer corrected the proposal.
 _TRAPS = """
     SELECT a.worker_id, count(*) AS answers, count(*) FILTER (WHERE a.label <> a.proposal) AS caught
-    FROM assignments a JOIN tasks t ON t.id = a.task_id
+    FROM assignments a JOIN tasks t ON t.id = a.task_id AND t.project_id = a.project_id
     WHERE a.project_id = %(project)s AND a.proposal IS NOT NULL AND a.status = 'answered'
       AND t.gold IS NOT NULL AND a.proposal <> t.gold
     GROUP BY a.worker_id"""

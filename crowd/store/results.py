@@ -52,12 +52,14 @@ def page(
         -- Looked up per task of the page (LIMIT 1 keeps the planner from merging the join
         -- with a scan of task_results from its first row: that made a page cost its depth).
         LEFT JOIN LATERAL (
-            SELECT * FROM task_results r WHERE r.task_id = t.id LIMIT 1
+            SELECT * FROM task_results r
+            WHERE r.task_id = t.id AND r.project_id = t.project_id LIMIT 1
         ) r ON true
         {NEWEST}
         LEFT JOIN LATERAL (
             SELECT a.label, count(*) AS n FROM assignments a
-            WHERE a.task_id = t.id AND a.status = 'answered' AND r.task_id IS NULL
+            WHERE a.task_id = t.id AND a.project_id = t.project_id AND a.status = 'answered'
+                  AND r.task_id IS NULL
                   AND t.gold IS NULL
             GROUP BY a.label ORDER BY count(*) DESC, a.label LIMIT 1
         ) v ON true
@@ -81,10 +83,12 @@ def page_tasks(since_run: int | None) -> tuple[str, str]:
     )
     if since_run is None:
         # The row comparison is the tasks_project index's own order, so the page is read
-        # through it from the cursor on, never through the ids of other projects' tasks.
+        # through it from the cursor on, never through the ids of other projects' tasks; the
+        # equality names the project, so a database distributed by project reads one node.
         source = "tasks t JOIN projects p ON p.id = t.project_id"
         where = (
-            "(t.project_id, t.id) > (%(project)s, %(after)s) AND t.project_id <= %(project)s"
+            "t.project_id = %(project)s"
+            " AND (t.project_id, t.id) > (%(project)s, %(after)s) AND t.project_id <= %(project)s"
             f" AND {kept}"
         )
     else:
@@ -97,7 +101,8 @@ def page_tasks(since_run: int | None) -> tuple[str, str]:
         source = f"""(
             SELECT DISTINCT id FROM (
                 (SELECT r.task_id AS id FROM task_results r
-                 JOIN tasks t ON t.id = r.task_id JOIN projects p ON p.id = t.project_id
+                 JOIN tasks t ON t.id = r.task_id AND t.project_id = r.project_id
+                 JOIN projects p ON p.id = t.project_id
                  WHERE r.project_id = %(project)s AND r.run_id > %(since)s
                        AND r.task_id > %(after)s AND {kept}
                  ORDER BY r.task_id LIMIT %(limit)s)
@@ -109,7 +114,9 @@ def page_tasks(since_run: int | None) -> tuple[str, str]:
             ) changed ORDER BY id LIMIT %(limit)s
         ) c
         -- Each changed task looked up by its id (LIMIT 1 keeps the join per row, not a scan).
-        CROSS JOIN LATERAL (SELECT * FROM tasks t WHERE t.id = c.id LIMIT 1) t
+        CROSS JOIN LATERAL (
+            SELECT * FROM tasks t WHERE t.id = c.id AND t.project_id = %(project)s LIMIT 1
+        ) t
         JOIN projects p ON p.id = t.project_id"""
         where = "t.project_id = %(project)s"
     return source, where
@@ -141,7 +148,7 @@ def answers_page(
     cur.execute(
         """
         SELECT a.id, a.task_id, t.external_id, a.worker_id, a.label, a.answered_at
-        FROM assignments a JOIN tasks t ON t.id = a.task_id
+        FROM assignments a JOIN tasks t ON t.id = a.task_id AND t.project_id = a.project_id
         WHERE a.project_id = %s AND a.status = 'answered' AND a.id > %s
         ORDER BY a.id LIMIT %s
         """,

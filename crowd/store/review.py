@@ -79,7 +79,7 @@ def route(cur: Cursor, project: Project, task_ids: Sequence[int] | None = None) 
             FROM tasks t
             LEFT JOIN LATERAL (
                 SELECT p.model, p.label, p.confidence FROM predictions p
-                WHERE p.task_id = t.id ORDER BY p.id DESC LIMIT 1
+                WHERE p.task_id = t.id AND p.project_id = t.project_id ORDER BY p.id DESC LIMIT 1
             ) pr ON true
             LEFT JOIN unnest(%(models)s::text[], %(thresholds)s::real[]) AS th (model, threshold)
               ON th.model = pr.model
@@ -106,6 +106,7 @@ def route(cur: Cursor, project: Project, task_ids: Sequence[int] | None = None) 
                OR new_target <> was_target
         ), locked AS (
             SELECT t.id FROM tasks t JOIN changed c ON c.id = t.id
+            WHERE t.project_id = %(project)s
             ORDER BY t.id
             FOR UPDATE OF t SKIP LOCKED
         )
@@ -119,7 +120,8 @@ def route(cur: Cursor, project: Project, task_ids: Sequence[int] | None = None) 
                    ELSE t.auto_after_run END
         FROM changed d JOIN locked l ON l.id = d.id
         -- Re-checked on the locked row: a fetch may have taken the task meanwhile.
-        WHERE t.id = d.id AND t.answers = 0 AND t.taken = 0 AND NOT t.done
+        WHERE t.id = d.id AND t.project_id = %(project)s
+          AND t.answers = 0 AND t.taken = 0 AND NOT t.done
         """,
         params,
     )
@@ -133,9 +135,10 @@ def evidence(cur: Cursor, project: Project, floor: float) -> list[tuple[str, flo
     cur.execute(
         f"""
         SELECT q.model, q.confidence, q.label = coalesce(t.gold, r.label)
-        FROM predictions q JOIN tasks t ON t.id = q.task_id
+        FROM predictions q JOIN tasks t ON t.id = q.task_id AND t.project_id = q.project_id
         JOIN projects p ON p.id = t.project_id
-        LEFT JOIN task_results r ON r.task_id = t.id AND t.gold IS NULL
+        LEFT JOIN task_results r
+          ON r.task_id = t.id AND r.project_id = t.project_id AND t.gold IS NULL
         WHERE q.project_id = %s AND q.confidence >= %s::real
           AND (t.gold IS NOT NULL OR (t.audit AND r.label IS NOT NULL AND {COMPLETE}))
         """,
@@ -202,7 +205,8 @@ def report(cur: Cursor, project: Project) -> dict[str, dict[str, int]]:
         row(model)["predictions"] = int(n)
     newest = """JOIN LATERAL (
             SELECT q.model, q.label FROM predictions q
-            WHERE q.task_id = t.id ORDER BY q.id DESC LIMIT 1) pr ON true"""
+            WHERE q.task_id = t.id AND q.project_id = t.project_id
+            ORDER BY q.id DESC LIMIT 1) pr ON true"""
     cur.execute(
         f"SELECT pr.model, count(*) FROM tasks t {newest}"
         " WHERE t.project_id = %s AND t.auto_labelled AND t.model_label = pr.label"
@@ -217,7 +221,7 @@ def report(cur: Cursor, project: Project) -> dict[str, dict[str, int]]:
                count(*) FILTER (WHERE r.label IS NOT NULL AND {COMPLETE}),
                count(*) FILTER (WHERE r.label = pr.label AND {COMPLETE})
         FROM tasks t JOIN projects p ON p.id = t.project_id {newest}
-        LEFT JOIN task_results r ON r.task_id = t.id
+        LEFT JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
         WHERE t.project_id = %s AND t.audit GROUP BY pr.model
         """,
         (project.id,),
@@ -269,9 +273,9 @@ def model_figures(cur: Cursor, project_id: int) -> dict[str, dict[str, Any]]:
                    CASE WHEN t.gold IS NULL AND NOT t.auto_labelled AND t.answers > 0
                         AND {COMPLETE} THEN r.label END AS crowd
             FROM predictions q
-            JOIN tasks t ON t.id = q.task_id
+            JOIN tasks t ON t.id = q.task_id AND t.project_id = q.project_id
             JOIN projects p ON p.id = q.project_id
-            LEFT JOIN task_results r ON r.task_id = q.task_id
+            LEFT JOIN task_results r ON r.task_id = q.task_id AND r.project_id = q.project_id
             LEFT JOIN shown s ON s.task_id = q.task_id AND s.proposal = q.label
             WHERE q.project_id = %(project)s
         )

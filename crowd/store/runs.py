@@ -117,8 +117,8 @@ def create(cur: Cursor, project_id: int, trigger: str) -> Run:
     return Run(*one(cur))
 
 
-def get(cur: Cursor, run_id: int) -> Run | None:
-    row = job_rows.get(cur, _TABLE, _COLUMNS, run_id)
+def get(cur: Cursor, project_id: int, run_id: int) -> Run | None:
+    row = job_rows.get(cur, _TABLE, _COLUMNS, project_id, run_id)
     return Run(*row) if row else None
 
 
@@ -132,20 +132,21 @@ def last_published(cur: Cursor, project_id: int) -> tuple[int | None, str | None
     (all null before one)."""
     cur.execute(
         "SELECT p.last_run_id, r.chosen_method, r.choice_reason FROM projects p"
-        " LEFT JOIN aggregation_runs r ON r.id = p.last_run_id WHERE p.id = %s",
+        " LEFT JOIN aggregation_runs r ON r.id = p.last_run_id AND r.project_id = p.id"
+        " WHERE p.id = %s",
         (project_id,),
     )
     row = cur.fetchone()
     return (row[0], row[1], row[2]) if row else (None, None, None)
 
 
-def start(cur: Cursor, run_id: int) -> bool:
+def start(cur: Cursor, project_id: int, run_id: int) -> bool:
     """Mark a queued run running; False if it is not queued (already done, or reaped)."""
-    return job_rows.start(cur, _TABLE, run_id)
+    return job_rows.start(cur, _TABLE, project_id, run_id)
 
 
-def fail(cur: Cursor, run_id: int, error: str) -> None:
-    job_rows.fail(cur, _TABLE, run_id, error)
+def fail(cur: Cursor, project_id: int, run_id: int, error: str) -> None:
+    job_rows.fail(cur, _TABLE, project_id, run_id, error)
 
 
 def open_runs(cur: Cursor) -> list[tuple[int, int, str, datetime]]:
@@ -162,7 +163,7 @@ def behind(cur: Cursor) -> list[int]:
         SELECT p.id FROM projects p
         JOIN (SELECT project_id, sum(answers) AS n FROM project_counts GROUP BY project_id) t
           ON t.project_id = p.id
-        LEFT JOIN aggregation_runs r ON r.id = p.last_run_id
+        LEFT JOIN aggregation_runs r ON r.id = p.last_run_id AND r.project_id = p.id
         WHERE t.n > coalesce(r.answers_total, 0)
           AND NOT EXISTS (SELECT 1 FROM aggregation_runs o WHERE o.project_id = p.id
                           AND o.status IN ('queued', 'running'))
@@ -173,14 +174,14 @@ def behind(cur: Cursor) -> list[int]:
 
 
 def record_load(
-    cur: Cursor, run_id: int, load: str, load_seconds: float, fit_seconds: float
+    cur: Cursor, project_id: int, run_id: int, load: str, load_seconds: float, fit_seconds: float
 ) -> None:
     """Record how a run read its answers and how long reading and fitting took (call in its
     publish transaction)."""
     cur.execute(
         "UPDATE aggregation_runs SET load = %s, load_seconds = %s, fit_seconds = %s"
-        " WHERE id = %s",
-        (load, load_seconds, fit_seconds, run_id),
+        " WHERE id = %s AND project_id = %s",
+        (load, load_seconds, fit_seconds, run_id, project_id),
     )
 
 
@@ -288,7 +289,7 @@ def publish(
         UPDATE aggregation_runs SET status = 'succeeded', finished_at = clock_timestamp(), answers = %s,
             answers_total = %s, cold_answers = %s, tasks = %s, workers = %s, iterations = %s, converged = %s, objective = %s,
             warm_start = %s, priors = %s, chosen_method = %s, choice_reason = %s, voters = %s
-        WHERE id = %s
+        WHERE id = %s AND project_id = %s
         """,
         (
             int(result.task_answers.sum()),
@@ -305,6 +306,7 @@ def publish(
             result.reason,
             Json([v.to_json() for v in result.voters]) if result.voters else None,
             run_id,
+            project.id,
         ),
     )
     cur.execute("UPDATE projects SET last_run_id = %s WHERE id = %s", (run_id, project.id))
@@ -348,7 +350,7 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
                              AND NOT (r.answers >= l.overlap AND r.decision >= %(target)s)
                              AND t.target < l.cap
                         THEN t.target + 1 ELSE t.target END AS target
-            FROM tasks t JOIN task_results r ON r.task_id = t.id
+            FROM tasks t JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
             LEFT JOIN excluded x ON x.task_id = t.id
             -- A review-lane task's minimum and cap are the review setting's.
             CROSS JOIN LATERAL (
@@ -361,7 +363,8 @@ def apply_overlap(cur: Cursor, project: Project) -> None:
         )
         UPDATE tasks t SET done = d.done, target = d.target
         FROM decided d
-        WHERE t.id = d.id AND (t.done <> d.done OR t.target <> d.target)
+        WHERE t.id = d.id AND t.project_id = %(project)s
+          AND (t.done <> d.done OR t.target <> d.target)
         """,
         {
             "overlap": project.overlap,

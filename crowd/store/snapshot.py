@@ -117,7 +117,7 @@ def load(
     )
     cur.execute(
         "SELECT r.priors, r.cold_answers, r.voters FROM projects p"
-        " JOIN aggregation_runs r ON r.id = p.last_run_id"
+        " JOIN aggregation_runs r ON r.id = p.last_run_id AND r.project_id = p.id"
         " WHERE p.id = %s",
         (project_id,),
     )

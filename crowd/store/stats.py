@@ -11,7 +11,7 @@ def confidence_histogram(cur: Cursor, project_id: int, bins: int) -> list[int]:
     cur.execute(
         """
         SELECT least(floor(r.confidence * %(bins)s)::int, %(bins)s - 1) AS bin, count(*)
-        FROM task_results r JOIN tasks t ON t.id = r.task_id
+        FROM task_results r JOIN tasks t ON t.id = r.task_id AND t.project_id = r.project_id
         WHERE r.project_id = %(project)s AND t.gold IS NULL
         GROUP BY bin
         """,

@@ -140,7 +140,7 @@ def previous(cur: Cursor, project: Project) -> Previous:
     ``projects.last_run_id``; a pairwise project's item scores from ``item_results``."""
     cur.execute(
         "SELECT r.cold_answers, r.position_bias FROM projects p"
-        " JOIN aggregation_runs r ON r.id = p.last_run_id WHERE p.id = %s",
+        " JOIN aggregation_runs r ON r.id = p.last_run_id AND r.project_id = p.id WHERE p.id = %s",
         (project.id,),
     )
     last = cur.fetchone()
@@ -299,7 +299,7 @@ def publish(
             answers = %s, answers_total = %s, cold_answers = %s, tasks = %s, workers = %s,
             iterations = %s, converged = %s, objective = %s, warm_start = %s,
             chosen_method = %s, choice_reason = %s, position_bias = %s
-        WHERE id = %s
+        WHERE id = %s AND project_id = %s
         """,
         (
             int(result.worker_answers.sum()),
@@ -315,6 +315,7 @@ def publish(
             f"the {project.type} project's method",
             result.position_bias,
             run_id,
+            project.id,
         ),
     )
     cur.execute("UPDATE projects SET last_run_id = %s WHERE id = %s", (run_id, project.id))
@@ -411,7 +412,8 @@ def page(
                t.gold_value, t.gold_set, t.data, {_RESULT_COLUMNS}
         FROM {source}
         LEFT JOIN LATERAL (
-            SELECT * FROM task_results r WHERE r.task_id = t.id LIMIT 1
+            SELECT * FROM task_results r
+            WHERE r.task_id = t.id AND r.project_id = t.project_id LIMIT 1
         ) r ON true
         WHERE {where}
         ORDER BY t.project_id, t.id LIMIT %(limit)s
@@ -442,7 +444,8 @@ def ranking_summary(cur: Cursor, project_id: int) -> tuple[int, int, float | Non
     )
     items, components = cur.fetchone()  # type: ignore[misc]
     cur.execute(
-        "SELECT r.position_bias FROM projects p JOIN aggregation_runs r ON r.id = p.last_run_id"
+        "SELECT r.position_bias FROM projects p"
+        " JOIN aggregation_runs r ON r.id = p.last_run_id AND r.project_id = p.id"
         " WHERE p.id = %s",
         (project_id,),
     )
@@ -457,7 +460,7 @@ def answers_page(cur: Cursor, project_id: int, after_id: int, limit: int) -> lis
         """
         SELECT a.id, a.task_id, t.external_id, a.worker_id, a.label, a.value, a.label_set,
                a.answered_at
-        FROM assignments a JOIN tasks t ON t.id = a.task_id
+        FROM assignments a JOIN tasks t ON t.id = a.task_id AND t.project_id = a.project_id
         WHERE a.project_id = %s AND a.status = 'answered' AND a.id > %s
         ORDER BY a.id LIMIT %s
         """,
@@ -466,12 +469,12 @@ def answers_page(cur: Cursor, project_id: int, after_id: int, limit: int) -> lis
     return list(cur.fetchall())
 
 
-def results_of(cur: Cursor, task_ids: list[int]) -> dict[int, tuple[Any, ...]]:
-    """The published result rows of ``task_ids`` (see :func:`result_json`)."""
+def results_of(cur: Cursor, project_id: int, task_ids: list[int]) -> dict[int, tuple[Any, ...]]:
+    """The published result rows of the project's ``task_ids`` (see :func:`result_json`)."""
     cur.execute(
         f"SELECT r.task_id, {_RESULT_COLUMNS} FROM task_results r"
-        " WHERE r.task_id = ANY(%s::bigint[])",
-        (task_ids,),
+        " WHERE r.project_id = %s AND r.task_id = ANY(%s::bigint[])",
+        (project_id, task_ids),
     )
     return {row[0]: row[1:] for row in cur.fetchall()}
 
@@ -516,7 +519,7 @@ def export_rows(cur: Cursor, project: Project, batch: int = 2000) -> Iterator[li
             SELECT t.id, t.external_id, t.gold, t.gold_value, t.gold_set, t.data, t.answers,
                    {COMPLETE}, r.run_id, {_RESULT_COLUMNS}
             FROM tasks t JOIN projects p ON p.id = t.project_id
-            LEFT JOIN task_results r ON r.task_id = t.id
+            LEFT JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
             WHERE t.project_id = %s ORDER BY t.id
             """,
             (project.id,),

@@ -190,27 +190,36 @@ _DELIVERY_COLUMNS = (
 
 
 def deliveries_page(
-    cur: Cursor, webhook_id: int, before_id: int, limit: int, status: str | None = None
+    cur: Cursor,
+    project_id: int,
+    webhook_id: int,
+    before_id: int,
+    limit: int,
+    status: str | None = None,
 ) -> list[Delivery]:
     """A webhook's deliveries, newest first, with ids below ``before_id``."""
     cur.execute(
         f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
-        " WHERE webhook_id = %s AND id < %s AND (%s::text IS NULL OR status = %s)"
+        " WHERE project_id = %s AND webhook_id = %s AND id < %s"
+        " AND (%s::text IS NULL OR status = %s)"
         " ORDER BY id DESC LIMIT %s",
-        (webhook_id, before_id, status, status, limit),
+        (project_id, webhook_id, before_id, status, status, limit),
     )
     return [Delivery(*r) for r in cur.fetchall()]
 
 
-def pending_target(cur: Cursor, delivery_id: int) -> tuple[Delivery, str, str] | None:
-    """``(delivery, url, secret)`` of a delivery still to send; None once it succeeded, failed
-    for good, or its webhook was deleted."""
+def pending_target(
+    cur: Cursor, project_id: int, delivery_id: int
+) -> tuple[Delivery, str, str] | None:
+    """``(delivery, url, secret)`` of the project's delivery still to send; None once it
+    succeeded, failed for good, or its webhook was deleted."""
     cur.execute(
         f"SELECT {', '.join('d.' + c.strip() for c in _DELIVERY_COLUMNS.split(','))},"
         " h.url, h.secret"
-        " FROM webhook_deliveries d JOIN webhooks h ON h.id = d.webhook_id"
-        " WHERE d.id = %s AND d.status = 'pending'",
-        (delivery_id,),
+        " FROM webhook_deliveries d"
+        " JOIN webhooks h ON h.id = d.webhook_id AND h.project_id = d.project_id"
+        " WHERE d.id = %s AND d.project_id = %s AND d.status = 'pending'",
+        (delivery_id, project_id),
     )
     row = cur.fetchone()
     if row is None:
@@ -220,6 +229,7 @@ def pending_target(cur: Cursor, delivery_id: int) -> tuple[Delivery, str, str] |
 
 def record_attempt(
     cur: Cursor,
+    project_id: int,
     delivery_id: int,
     *,
     ok: bool,
@@ -241,7 +251,7 @@ def record_attempt(
                           WHEN attempts + 1 >= %(max)s THEN 'failed' ELSE 'pending' END,
             finished_at = CASE WHEN %(ok)s OR attempts + 1 >= %(max)s
                                THEN clock_timestamp() END
-        WHERE id = %(id)s AND status = 'pending'
+        WHERE id = %(id)s AND project_id = %(project)s AND status = 'pending'
         RETURNING status, attempts
         """,
         {
@@ -250,22 +260,24 @@ def record_attempt(
             "ok": ok,
             "max": max_attempts,
             "id": delivery_id,
+            "project": project_id,
         },
     )
     row = cur.fetchone()
     return (row[0], row[1]) if row else None
 
 
-def stalled(cur: Cursor, idle_seconds: float, limit: int = 1000) -> list[int]:
-    """Pending deliveries untouched (created or last tried) for ``idle_seconds``: candidates
-    for a lost job, which the caller checks against the queue."""
+def stalled(cur: Cursor, idle_seconds: float, limit: int = 1000) -> list[tuple[int, int]]:
+    """``(delivery_id, project_id)`` of the pending deliveries untouched (created or last
+    tried) for ``idle_seconds``, of every project: candidates for a lost job, which the
+    caller checks against the queue."""
     cur.execute(
-        "SELECT id FROM webhook_deliveries WHERE status = 'pending'"
+        "SELECT id, project_id FROM webhook_deliveries WHERE status = 'pending'"
         " AND coalesce(last_attempt_at, created_at) < now() - make_interval(secs => %s)"
         " ORDER BY id LIMIT %s",
         (idle_seconds, limit),
     )
-    return [row[0] for row in cur.fetchall()]
+    return [(row[0], row[1]) for row in cur.fetchall()]
 
 
 #: Past this many written results, :func:`mark_completed_tasks` looks at every task.
@@ -312,11 +324,12 @@ def mark_completed_tasks(
                         SELECT count(*) FROM assignments a
                         JOIN project_workers pw ON pw.project_id = a.project_id
                              AND pw.worker_id = a.worker_id AND pw.status = 'banned'
-                        WHERE a.task_id = t.id AND a.status = 'answered')
+                        WHERE a.task_id = t.id AND a.project_id = t.project_id
+                          AND a.status = 'answered')
                END
         FROM tasks t
         JOIN projects p ON p.id = t.project_id
-        JOIN task_results r ON r.task_id = t.id
+        JOIN task_results r ON r.task_id = t.id AND r.project_id = t.project_id
         {NEWEST}
         WHERE t.project_id = %(project)s AND t.gold IS NULL {candidates}
         """,
@@ -328,7 +341,8 @@ def mark_completed_tasks(
     for ids, value in (([c[0] for c in completed], run_id), (reopened, None)):
         if ids:
             cur.execute(
-                "UPDATE tasks SET completed_run_id = %s WHERE id = ANY (%s::bigint[])",
-                (value, id_array(ids)),
+                "UPDATE tasks SET completed_run_id = %s"
+                " WHERE project_id = %s AND id = ANY (%s::bigint[])",
+                (value, project.id, id_array(ids)),
             )
     return completed

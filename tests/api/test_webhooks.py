@@ -152,7 +152,7 @@ def test_delete_removes_the_webhook_and_its_pending_deliveries(
     gone = client.get(f"{hooks_url(pid)}/{hid}/deliveries", headers=auth(requester))
     assert gone.status_code == 404 and "webhooks lists them" in gone.json["error"]["message"]
     with database.transaction() as cur:
-        assert webhooks.pending_target(cur, delivery) is None
+        assert webhooks.pending_target(cur, pid, delivery) is None
 
 
 def test_deliveries_filter_by_status_and_page_newest_first(
@@ -167,7 +167,9 @@ def test_deliveries_filter_by_status_and_page_newest_first(
     with database.transaction() as cur:
         ids = [webhooks.emit(cur, pid, "model.trained", {"n": n})[0] for n in range(3)]
         assert webhooks.emit(cur, pid, "task.completed", {"tasks": []}) == []  # not subscribed
-        webhooks.record_attempt(cur, ids[0], ok=True, status_code=204, error=None, max_attempts=3)
+        webhooks.record_attempt(
+            cur, pid, ids[0], ok=True, status_code=204, error=None, max_attempts=3
+        )
     base = f"{hooks_url(pid)}/{hook['id']}/deliveries"
     page = client.get(base + "?limit=2", headers=auth(requester)).json
     assert [d["id"] for d in page["deliveries"]] == [ids[2], ids[1]]

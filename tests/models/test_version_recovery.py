@@ -104,7 +104,7 @@ def test_a_dead_retry_is_not_retried_again_and_a_live_training_is_left_alone(
     redis = Redis.from_url(settings.redis_url)
     with database.transaction() as cur:
         version = models.create(cur, pid, training.RETRY, None, 0)
-        assert version is not None and models.start(cur, version.id)
+        assert version is not None and models.start(cur, version.project_id, version.id)
 
     # Its training holds the lock: slow, not dead.
     with scheduling.project_lock(database.url, pid, training.LOCK_NAMESPACE):

@@ -197,7 +197,7 @@ def test_crowd_worker_sends_deliveries_from_their_queue(
     add_hook(client, requester, pid, receiver.url, events=["model.trained"])
     with database.transaction() as cur:
         ids = store.emit(cur, pid, "model.trained", {"model_id": 1})
-    webhooks.enqueue(Redis.from_url(settings.redis_url or ""), ids)
+    webhooks.enqueue(Redis.from_url(settings.redis_url or ""), pid, ids)
 
     done = subprocess.run(
         [CROWD, "worker", "--burst"],

@@ -75,7 +75,7 @@ def _announce(database: Database, settings: Settings, pid: int) -> None:
     with database.transaction() as cur:
         ids = store.emit(cur, pid, "model.trained", {"model_id": 1})
     with Redis.from_url(settings.redis_url or "") as redis:
-        webhooks.enqueue(redis, ids)
+        webhooks.enqueue(redis, pid, ids)
 
 
 def _one_delivery(client: FlaskClient, token: str, pid: int, hid: int) -> dict[str, Any]:
