@@ -40,7 +40,8 @@ upgrade: $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --upgrade -q -o $(LOCK)
 
 lint: venv
-	$(BIN)/ruff check crowd workers tests benchmarks
+	$(BIN)/ruff check crowd workers tests benchmarks deploy
+	$(BIN)/ruff format --check crowd workers tests benchmarks deploy
 	$(BIN)/mypy
 
 # The browser tests (tests/web/) drive the system's Chromium (Debian packages); install it

@@ -146,9 +146,7 @@ def offline_active(args: argparse.Namespace, seed: int, target: float) -> list[t
         curve.append((arrays[0].size, crowd.spearman(model.scores_)))
         if curve[-1][1] >= target or arrays[0].size >= args.random:
             return curve
-        selector = ActivePairSelector(
-            reliability=crowd_reliability(model, arrays[2]), seed=step
-        )
+        selector = ActivePairSelector(reliability=crowd_reliability(model, arrays[2]), seed=step)
         step += 1
         want = min(args.batch, args.random - arrays[0].size)
         new_left, new_right = selector.select(model.scores_, model.score_std_, want)
@@ -275,8 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reliability", type=float, nargs=2, default=(0.7, 1.0))
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--every", type=int, default=1000,
-                        help="through the API, also score the ranking every this many answers")
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=1000,
+        help="through the API, also score the ranking every this many answers",
+    )
     parser.add_argument("--no-api", action="store_true", help="offline curves only")
     parser.add_argument("--port", type=int, default=8791)
     add_server_args(parser, redis_db=13)
@@ -292,8 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     log(f"target: random pairs at {args.random} comparisons reach Spearman {target:.4f}"
         f" (per seed {', '.join(f'{x:.4f}' for x in per_seed)})")  # fmt: skip
     bound = information_bound(args)
-    log(f"bound: active needs at least {bound:.2f} of random's comparisons at this spread and"
-        " noise (see the docstring)")
+    log(
+        f"bound: active needs at least {bound:.2f} of random's comparisons at this spread and"
+        " noise (see the docstring)"
+    )
     needed = []
     for seed, own in zip(args.seeds, per_seed, strict=True):
         started = time.monotonic()

@@ -163,8 +163,6 @@ def _crowd_source() -> str:
 # Setup.
 
 
-
-
 def setup_over_http(
     base: str, requester: str, kind: str, n_tasks: int, overlap: int, labels: Sequence[str],
     n_workers: int, n_items: int, seed: int,
@@ -673,9 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         poll.join(60)
         runs_all = all_runs(req, project_id)
         job_end = job_ends(rdb, [int(run["id"]) for run in runs_all])
-        phases_live = live_phases(
-            url, [int(r["id"]) for r in runs_all if r["id"] != first["id"]]
-        )
+        phases_live = live_phases(url, [int(r["id"]) for r in runs_all if r["id"] != first["id"]])
         services.stop()
         phases = (
             breakdown(url, args.redis, project_id, args.breakdown_runs)
@@ -805,9 +801,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {key:8s} {statistics.median(ph[key] for ph in phases):.2f}"
                   f"   ({', '.join(f'{ph[key]:.2f}' for ph in phases)})")  # fmt: skip
         if args.type == "categorical":  # a typed run reads every answer: no kept copy
-            print(f"  of the load, reading the published results: {statistics.median(ph['published_read'] for ph in phases):.2f}")
-            print(f"  the same load reading all answers (no kept copy): {statistics.median(ph['full_load'] for ph in phases):.2f}")
-        print(f"  loads {[ph['mode'] for ph in phases]}, answer rows read {[int(ph['read']) for ph in phases]}")
+            print(
+                f"  of the load, reading the published results: {statistics.median(ph['published_read'] for ph in phases):.2f}"
+            )
+            print(
+                f"  the same load reading all answers (no kept copy): {statistics.median(ph['full_load'] for ph in phases):.2f}"
+            )
+        print(
+            f"  loads {[ph['mode'] for ph in phases]}, answer rows read {[int(ph['read']) for ph in phases]}"
+        )
         print(f"  answers {phases[0]['answers']:.0f}, iterations"
               f" {[int(ph['iterations']) for ph in phases]}, result rows rewritten"
               f" {[int(ph['changed']) for ph in phases]}")  # fmt: skip

@@ -45,8 +45,7 @@ PREBUILD = (
     "CREATE UNIQUE INDEX CONCURRENTLY assignments_pkey_0020 ON assignments (id, project_id)",
     "CREATE UNIQUE INDEX CONCURRENTLY assignments_once_0020"
     " ON assignments (task_id, worker_id, project_id)",
-    "CREATE UNIQUE INDEX CONCURRENTLY task_results_pkey_0020"
-    " ON task_results (task_id, project_id)",
+    "CREATE UNIQUE INDEX CONCURRENTLY task_results_pkey_0020 ON task_results (task_id, project_id)",
 )
 _SIZES = (
     "SELECT c.relname, pg_relation_size(c.oid) FROM pg_index i"

@@ -168,8 +168,9 @@ class ActivePairSelector(Estimator):
             p_right = np.asarray(pending[1], dtype=np.intp).reshape(-1)
             if p_left.shape != p_right.shape:
                 raise ValueError("pending left and right must have equal length")
-            if p_left.size and (min(p_left.min(), p_right.min()) < 0 or
-                                max(p_left.max(), p_right.max()) >= n):
+            if p_left.size and (
+                min(p_left.min(), p_right.min()) < 0 or max(p_left.max(), p_right.max()) >= n
+            ):
                 raise ValueError(f"pending pairs must index the {n} items")
             _, info = pair_gain(s[p_left], s[p_right], var[p_left], var[p_right], eta)
             precision = 1.0 / var
@@ -204,4 +205,3 @@ class ActivePairSelector(Estimator):
         a, b = first[picked], second[picked]
         swap = np.random.default_rng([self.seed, 1]).random(picked.size) < 0.5
         return np.where(swap, b, a), np.where(swap, a, b)
-

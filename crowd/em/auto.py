@@ -99,8 +99,7 @@ def without_gold() -> Choice:
     """:func:`choose_method`'s choice when no gold task has answers: the label-free default
     (a caller that knows there is no such gold task can take it without passing the answers)."""
     reason = (
-        "no gold task has answers, so none can show another method better: "
-        "the label-free default"
+        "no gold task has answers, so none can show another method better: the label-free default"
     )
     return Choice(LABEL_FREE_DEFAULT, reason, 0, {})
 

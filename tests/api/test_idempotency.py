@@ -297,9 +297,7 @@ def test_a_retried_model_request_replays_the_queued_version_and_queues_no_second
 ) -> None:
     model = {"input": "features", "field": "x"}
     pid = make_project(requester, labels=["a", "b"], model=model)["id"]
-    first, again = _twice(
-        client, f"/api/v1/projects/{pid}/models", _keyed(requester, "model-1")
-    )
+    first, again = _twice(client, f"/api/v1/projects/{pid}/models", _keyed(requester, "model-1"))
     assert first.status_code == 202 and again.json == first.json
     assert first.json["model"]["status"] == "queued"
     assert _count(database, "SELECT count(*) FROM model_versions") == 1

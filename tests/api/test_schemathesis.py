@@ -114,7 +114,9 @@ def served(
     aid = post(f"/api/v1/projects/{pid}/assignments", worker["token"])["assignment_id"]
     nxt = post(f"/api/v1/assignments/{aid}/answer", worker["token"], {"label": "a", "next": True})
     run = post(f"/api/v1/projects/{pid}/aggregations", tokens["requester"])["run"]["id"]
-    hook = post(f"/api/v1/projects/{pid}/webhooks", tokens["requester"], {"url": "https://x.test/h"})
+    hook = post(
+        f"/api/v1/projects/{pid}/webhooks", tokens["requester"], {"url": "https://x.test/h"}
+    )
     ids = {
         "webhook_id": hook["id"],
         "project_id": pid,

@@ -105,7 +105,9 @@ def test_pages_walk_every_task_once_in_order(
     assert seen == ids
 
 
-def _plan_of_page(database: Database, project_id: int, **kwargs: Any) -> tuple[list[int], dict[str, int]]:
+def _plan_of_page(
+    database: Database, project_id: int, **kwargs: Any
+) -> tuple[list[int], dict[str, int]]:
     """The page's task ids and, per plan node type, the most rows any such node touched."""
     with database.transaction() as cur:
         ids = [int(r[0]) for r in results.page(cur, project_id, 0, LIMIT, **kwargs)]

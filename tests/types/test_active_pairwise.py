@@ -211,9 +211,12 @@ def test_a_run_that_fails_after_selecting_creates_nothing_and_its_retry_creates_
     (failed,) = runs(client, requester, pid)
     assert failed["status"] == "failed" and "injected fault" in failed["error"]
     assert [t for t in _tasks(database, pid) if t[3] is not None] == []
-    assert client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester)).json[  # type: ignore[index]
-        "last_run_id"
-    ] is None
+    assert (
+        client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester)).json[  # type: ignore[index]
+            "last_run_id"
+        ]
+        is None
+    )
 
     # The retry creates the batch once; a further run with all of it open creates nothing.
     for _ in range(2):

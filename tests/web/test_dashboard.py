@@ -202,7 +202,9 @@ def test_dashboard_shows_each_quality_rules_interval_probability_and_a_reversed_
     expect(bad_row.locator(".badge")).to_have_text("banned")
     expect(bad_row.locator(".flag")).to_have_count(0)
     good_row = page.locator("#worker-rows tr", has_text="good")
-    expect(good_row.locator("[data-rule=gold]")).to_contain_text("Gold 90.0% (95%: 66.4%\u201399.7%)")
+    expect(good_row.locator("[data-rule=gold]")).to_contain_text(
+        "Gold 90.0% (95%: 66.4%\u201399.7%)"
+    )
 
     # A lower bar turns the evidence around: the ban stays, flagged for the requester.
     client.patch(f"/api/v1/projects/{pid}", json={"qc_min_gold_accuracy": 0.05},
