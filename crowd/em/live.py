@@ -233,7 +233,9 @@ def held_out_correct(
     # Class-major (K, n_tasks), so that every step over the classes is a pass over
     # contiguous rows (reductions along a short last axis cost per task).
     cell = labels * n_tasks + task_index
-    votes = np.bincount(cell, lift[worker_index], n_tasks * k).reshape(k, n_tasks)
+    # (float64 even with no answers, where bincount would give int64 zeros)
+    votes = np.bincount(cell, lift[worker_index], n_tasks * k).astype(np.float64, copy=False)
+    votes = votes.reshape(k, n_tasks)
     votes += np.log(np.maximum(priors, 1e-12))[:, None]
     votes -= votes.max(axis=0)
     np.exp(votes, out=votes)  # exp of each class's score, the largest 1

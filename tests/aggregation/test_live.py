@@ -187,6 +187,24 @@ def test_a_requested_run_is_queued_once_and_warm_starts_from_the_previous_one(
     assert history[1]["iterations"] <= history[0]["iterations"]
 
 
+def test_a_run_requested_before_any_answer_succeeds_with_nothing_to_publish(
+    client, requester, make_project, settings
+) -> None:
+    """A requester may ask for a run as soon as the tasks are in (docker compose's scale check
+    does): it must succeed, not fail in the fit over no answers."""
+    pid = make_project(requester, labels=["x", "y"], overlap=1)["id"]
+    post_tasks(client, requester, pid, [{"external_id": f"t{i}"} for i in range(5)])
+    asked = client.post(f"/api/v1/projects/{pid}/aggregations", headers=auth(requester))
+    assert asked.status_code == 202, asked.json
+    drain(settings)
+    run_id = asked.json["run"]["id"]
+    polled = client.get(f"/api/v1/projects/{pid}/aggregations/{run_id}", headers=auth(requester))
+    assert polled.status_code == 200 and polled.json["status"] == "succeeded", polled.json
+    results = client.get(f"/api/v1/projects/{pid}/results", headers=auth(requester))
+    assert results.status_code == 200, results.json
+    assert [r["label"] for r in results.json["results"]] == [None] * 5  # nothing decided yet
+
+
 @pytest.mark.parametrize("large", [False, True], ids=["small project", "large project"])
 def test_a_warm_start_from_a_first_run_on_one_answer_is_never_published(
     client, requester, make_worker, make_project, settings, monkeypatch, large

@@ -45,6 +45,19 @@ def test_fit_run_maps_ids_clamps_gold_and_counts_recent_gold() -> None:
     assert run.confusion.shape == (3, 2, 2) and not run.warm_start
 
 
+def test_a_run_over_no_answers_publishes_nothing_and_does_not_fail() -> None:
+    """A project whose tasks nobody has answered yet still gets a run (a requester asks for
+    one, or only gold is in): it must succeed with nothing to publish, not fail."""
+    empty = np.array([], dtype=np.int64)
+    for method in ("ds", "auto"):
+        run = fit_run(
+            empty, empty, empty, empty, n_classes=2,
+            gold_task_ids=np.array([5]), gold_labels=np.array([1]), method=method,
+        )  # fmt: skip
+        assert run.task_ids.size == 0 and run.worker_ids.size == 0
+        assert run.posteriors.shape[0] == 0
+
+
 def test_fit_run_warm_starts_known_workers_and_gives_newcomers_the_mean() -> None:
     ids, task, worker, label = _answers()
     first = fit_run(ids, task, worker, label, n_classes=2, gold_task_ids=np.zeros(0, int),
