@@ -8,13 +8,15 @@ its work-horses) runs with ``log_statement = all`` and ``client_min_messages = l
 settings, so the server sends each statement back as a LOG message, which psycopg2 hands to
 the connection's ``notices``. (``pg_stat_statements`` would need a server restart to load.) A walk through the
 service then runs: projects, tasks, fetches, answers, a skip, runs and a retrain by the
-worker, results, export, models, predictions, stats, webhooks and their deliveries."""
+worker, results, export, models, predictions, stats, webhooks and their deliveries; then a
+numeric project, a review-lane project and an active pairwise project through their runs."""
 
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -254,8 +256,9 @@ def _walk_through(
 def _typed_and_review(
     api: FlaskClient, requester: str, make_worker: Any, settings: Settings
 ) -> None:
-    """A numeric project with dynamic overlap, and a project with the review lane on, through
-    a run each."""
+    """A numeric project with dynamic overlap, a project with the review lane on, and an
+    active pairwise project (its runs create comparisons; the second warm-starts), through
+    their runs."""
     create = {
         "name": "numeric",
         "type": "numeric",
@@ -288,7 +291,31 @@ def _typed_and_review(
     reviewer = make_worker(requester, "reviewer")
     answer_all(api, reviewer, rid, lambda t: {"label": "neg"})
     work_until_sent(settings, Database(settings.database_url or "", max_connections=1))
-    for pid in (nid, rid):
+
+    spec = {"name": "ranked", "type": "pairwise", "overlap": 1, "gold_rate": 0}
+    created = api.post(
+        "/api/v1/projects",
+        json={**spec, "active": {"budget": 4, "batch": 2}},
+        headers=auth(requester),
+    )
+    assert created.status_code == 201, created.json
+    pid_ranked = int(created.json["id"])  # type: ignore[index]
+    chain = ["A", "B", "C", "D"]
+    comparisons = [
+        {"external_id": f"{a}{b}", "left": {"id": a, "data": {}}, "right": {"id": b, "data": {}}}
+        for a, b in pairwise(chain)
+    ]
+    post_tasks(api, requester, pid_ranked, comparisons)
+    judge = make_worker(requester, "judge")
+    for _ in range(2):  # the first run creates comparisons, the second answers them
+        answer_all(api, judge, pid_ranked, lambda t: {"winner": "left"})
+        work_until_sent(settings, Database(settings.database_url or "", max_connections=1))
+    ranking = api.get(f"/api/v1/projects/{pid_ranked}/ranking", headers=auth(requester))
+    assert ranking.status_code == 200 and len(ranking.json["items"]) == 4, ranking.json
+    assert len(runs(api, requester, pid_ranked)) >= 2
+    made = [e for e in results(api, requester, pid_ranked) if e.startswith("active-")]
+    assert made, "the active runs created no comparison"
+    for pid in (nid, rid, pid_ranked):
         assert {r["status"] for r in runs(api, requester, pid)} == {"succeeded"}
         assert results(api, requester, pid)
         exported = api.get(f"/api/v1/projects/{pid}/export", headers=auth(requester))
