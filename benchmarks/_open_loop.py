@@ -174,3 +174,52 @@ def draw_answers(
         faithful = rng.random(n) < accuracy
         return Drawn(np.where(better_left[t_index] == faithful, 0, 1).tolist(), None, None)
     raise ValueError(f"unknown project type {kind!r}")
+
+
+def distinct_workers(
+    rng: np.random.Generator, n_tasks: int, n_workers: int, per_task: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(accuracy per worker, task index, worker index)`` of ``per_task`` answers per task
+    from distinct workers: worker ``start + j * stride (mod n_workers)`` for the task's
+    ``j``-th answer, with ``j * stride < n_workers``. Draws from ``rng`` in that order."""
+    accuracy = rng.uniform(0.55, 0.95, n_workers)
+    start = rng.integers(0, n_workers, n_tasks)
+    stride = rng.integers(1, max(2, n_workers // per_task + 1), n_tasks)
+    w_index = (start[:, None] + np.arange(per_task)[None, :] * stride[:, None]) % n_workers
+    return accuracy, np.repeat(np.arange(n_tasks), per_task), w_index.ravel()
+
+
+def load_drawn(
+    conn: Any,
+    project_id: int,
+    kind: str,
+    rng: np.random.Generator,
+    task_ids: np.ndarray,
+    worker_ids: np.ndarray,
+    drawn_for: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    n_labels: int,
+    per_task: int,
+    better_left: np.ndarray | None,
+) -> None:
+    """Draw ``kind`` answers for ``drawn_for`` (:func:`distinct_workers`) with
+    :func:`draw_answers`, COPY them (:func:`copy_answers`), commit, and VACUUM ANALYZE the
+    tables the service reads them from. ``conn`` is left in autocommit."""
+    accuracy, t_index, w_index = drawn_for
+    drawn = draw_answers(kind, rng, t_index, accuracy[w_index], n_labels, better_left)
+    with conn.cursor() as cur:
+        copy_answers(
+            cur,
+            project_id,
+            task_ids[t_index].tolist(),
+            worker_ids[w_index].tolist(),
+            drawn.labels,
+            per_task,
+            drawn.values,
+            drawn.label_sets,
+        )
+    conn.commit()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE tasks")
+        cur.execute("VACUUM ANALYZE assignments")

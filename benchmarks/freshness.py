@@ -99,7 +99,7 @@ import redis as redis_lib
 from crowd.client import ApiError, ConnectionFailed, RequesterClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _open_loop import ONE_ATTEMPT, SCALE, Tally, copy_answers, draw_answers, submit
+from _open_loop import ONE_ATTEMPT, SCALE, Tally, distinct_workers, load_drawn, submit
 from _service import bench_database, crowd_bin, loadavg, machine_cpu, start_services
 
 GOAL_P95 = 5.0  # seconds
@@ -216,37 +216,18 @@ def bulk_answers(
         if n_w < per_task:
             raise SystemExit(f"error: {per_task} answers per task need at least that many workers")
         rng = np.random.default_rng(seed)
-        accuracy = rng.uniform(0.55, 0.95, n_w)
-        # Distinct workers per task: start + j * stride (mod n_w), with j * stride < n_w.
-        start = rng.integers(0, n_w, n_t)
-        stride = rng.integers(1, max(2, n_w // per_task + 1), n_t)
-        w_index = (start[:, None] + np.arange(per_task)[None, :] * stride[:, None]) % n_w
-        w_index = w_index.ravel()
-        t_index = np.repeat(np.arange(n_t), per_task)
+        drawn_for = distinct_workers(rng, n_t, n_w, per_task)
         better_left = None
         if kind == "pairwise":
             score = rng.normal(0, 1, n_items)
             better_left = np.array([score[int(r[1][1:])] > score[int(r[2][1:])] for r in tasks])
-        drawn = draw_answers(kind, rng, t_index, accuracy[w_index], n_labels, better_left)
-        with conn.cursor() as cur:
-            copy_answers(
-                cur,
-                project_id,
-                task_ids[t_index].tolist(),
-                worker_ids[w_index].tolist(),
-                drawn.labels,
-                per_task,
-                drawn.values,
-                drawn.label_sets,
-            )
-        conn.commit()
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE tasks")
-            cur.execute("VACUUM ANALYZE assignments")
+        load_drawn(
+            conn, project_id, kind, rng, task_ids, worker_ids, drawn_for,
+            n_labels=n_labels, per_task=per_task, better_left=better_left,
+        )  # fmt: skip
     finally:
         conn.close()
-    return t_index.size, n_w
+    return drawn_for[1].size, n_w
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._open_loop import SCALE, copy_answers, draw_answers
+from benchmarks._open_loop import SCALE, distinct_workers, load_drawn
 from benchmarks._service import bench_database
 from crowd.background import aggregation
 from crowd.em.live import changed_rows
@@ -122,36 +122,16 @@ def bulk_answers(
             )
             worker_ids = np.array(sorted(r[0] for r in cur.fetchall()), dtype=np.int64)
         rng = np.random.default_rng(seed)
-        n_t = task_ids.size
-        accuracy = rng.uniform(0.55, 0.95, n_workers)
-        start = rng.integers(0, n_workers, n_t)
-        stride = rng.integers(1, max(2, n_workers // per_task + 1), n_t)
-        w_index = (
-            (start[:, None] + np.arange(per_task)[None, :] * stride[:, None]) % n_workers
-        ).ravel()
-        t_index = np.repeat(np.arange(n_t), per_task)
+        drawn_for = distinct_workers(rng, task_ids.size, n_workers, per_task)
         better_left = None
         if kind == "pairwise":
             score = {f"i{i}": x for i, x in enumerate(rng.normal(0, 1, 100_000))}
             better_left = np.array([score[r[1]] > score[r[2]] for r in rows])
-        drawn = draw_answers(kind, rng, t_index, accuracy[w_index], n_labels, better_left)
-        with conn.cursor() as cur:
-            copy_answers(
-                cur,
-                project_id,
-                task_ids[t_index].tolist(),
-                worker_ids[w_index].tolist(),
-                drawn.labels,
-                per_task,
-                drawn.values,
-                drawn.label_sets,
-            )
-        conn.commit()
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE tasks")
-            cur.execute("VACUUM ANALYZE assignments")
-        return t_index.size
+        load_drawn(
+            conn, project_id, kind, rng, task_ids, worker_ids, drawn_for,
+            n_labels=n_labels, per_task=per_task, better_left=better_left,
+        )  # fmt: skip
+        return int(drawn_for[1].size)
     finally:
         conn.close()
 
